@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs corio's Debian dependencies when they are missing: with apt-get when
+# run as root, otherwise prints the one command to run and fails.
+PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev wrk"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "corio: installing missing packages:$missing"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null || exit 1
+else
+  echo "corio: missing packages:$missing" >&2
+  echo "run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+  exit 1
+fi

@@ -1,0 +1,120 @@
+# corio build. `make` builds libcorio.a and libcorio.so; `make test`,
+# `make test-asan`, `make test-tsan`, `make bench`, `make install PREFIX=...`.
+# See README.md.
+
+PREFIX ?= /usr/local
+CC ?= cc
+SONAME_MAJOR := 0
+VERSION := 0.1.0
+
+BUILD ?= build
+# Flavours: normal (jemalloc), asan (ASan+UBSan), tsan. Each builds into its
+# own directory so switching flavours never mixes objects.
+SAN ?=
+ifeq ($(SAN),asan)
+  BUILD := build-asan
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
+  ALLOC_LIBS :=
+  ALLOC_DEF := -DCOR_NO_JEMALLOC
+else ifeq ($(SAN),tsan)
+  BUILD := build-tsan
+  SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -O1 -g
+  ALLOC_LIBS :=
+  ALLOC_DEF := -DCOR_NO_JEMALLOC
+else
+  SANFLAGS := -O2 -g
+  ALLOC_LIBS := -ljemalloc
+  ALLOC_DEF :=
+endif
+
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+CFLAGS_LIB := -std=c11 $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
+  -D_GNU_SOURCE -DCOR_BUILDING_LIBRARY $(ALLOC_DEF) -Iinclude -Icore -Iexecutor
+LIBS := $(ALLOC_LIBS) -lck -lpthread -ldl
+TEST_LIBS := -lcmocka $(LIBS)
+
+CORE_SRC := $(sort $(wildcard core/*.c)) $(sort $(wildcard executor/*.c))
+CORE_ASM := $(sort $(wildcard core/*.S))
+OBJS := $(CORE_SRC:%.c=$(BUILD)/%.o) $(CORE_ASM:%.S=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+PERF_SRC := $(sort $(wildcard perf/*.c))
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLES := $(EXAMPLE_SRC:%.c=%)
+
+# Each suite runs under `timeout`; stress cases are bounded inside the suite.
+TEST_TIMEOUT ?= 300
+# Under the sanitizers stress tests shrink their counts (see tests/testutil.h).
+TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
+
+.PHONY: all lib clean install test test-asan test-tsan bench deps examples check-deps
+all: lib
+lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h include/corio/*.h core/*.h executor/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -c $< -o $@
+
+$(BUILD)/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -c $< -o $@
+
+$(BUILD)/libcorio.a: $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcorio.so: $(OBJS)
+	$(CC) -shared -Wl,-soname,libcorio.so.$(SONAME_MAJOR) $(SANFLAGS) -o $(BUILD)/libcorio.so.$(VERSION) $^ $(LIBS)
+	ln -sf libcorio.so.$(VERSION) $(BUILD)/libcorio.so.$(SONAME_MAJOR)
+	ln -sf libcorio.so.$(VERSION) $@
+
+# Tests link the static library: they may reach internal (hidden) hooks.
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/testutil.h $(BUILD)/libcorio.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE $(ALLOC_DEF) -Iinclude -Icore -Iexecutor -Itests \
+	  -o $@ $< $(TEST_HELPERS) $(BUILD)/libcorio.a $(TEST_LIBS) -rdynamic
+
+check-deps:
+	@sh .ci/deps.sh
+
+test: check-deps
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: lib $(TEST_BINS)
+	@pass=0; fail=0; for t in $(TEST_BINS); do \
+	  echo "== $$t"; \
+	  if $(TEST_ENV) timeout $(TEST_TIMEOUT) $$t; then pass=$$((pass+1)); \
+	  else echo "FAILED: $$t (exit $$?)"; fail=$$((fail+1)); fi; \
+	done; echo "suites: $$pass passed, $$fail failed"; test $$fail -eq 0
+
+test-asan: check-deps
+	@$(MAKE) --no-print-directory SAN=asan run-tests
+
+test-tsan: check-deps
+	@$(MAKE) --no-print-directory SAN=tsan run-tests
+
+perf/bench: $(PERF_SRC) perf/bench.h $(BUILD)/libcorio.a
+	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude -Icore -Iexecutor -Iperf -o $@ $(PERF_SRC) $(BUILD)/libcorio.a $(LIBS) -lm
+
+bench: check-deps
+	@$(MAKE) --no-print-directory perf/bench
+	@sh perf/run_all.sh
+
+examples/%: examples/%.c $(BUILD)/libcorio.a
+	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude -o $@ $< $(BUILD)/libcorio.a $(LIBS)
+
+examples: $(EXAMPLES)
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include/corio $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/corio.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/corio/*.h $(DESTDIR)$(PREFIX)/include/corio/
+	install -m 644 $(BUILD)/libcorio.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libcorio.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libcorio.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcorio.so.$(SONAME_MAJOR)
+	ln -sf libcorio.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcorio.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' corio.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/corio.pc
+
+clean:
+	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench $(EXAMPLES)

@@ -1,0 +1,267 @@
+/* corio internal declarations for core/. Not installed. */
+#ifndef CORIO_CORE_INTERNAL_H
+#define CORIO_CORE_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <corio.h>
+
+#include <ck_pr.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COR_LIKELY(x) __builtin_expect(!!(x), 1)
+#define COR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define COR_CACHELINE 64
+#define COR_ALIGNED_CL __attribute__((aligned(COR_CACHELINE)))
+
+/* ------------------------------------------------------------ checks */
+
+/* Always on: for broken invariants and impossible syscall results. Prints
+ * the file, line and expression, then aborts. */
+#define COR_ASSERT(expr)                                                       \
+  do {                                                                         \
+    if (COR_UNLIKELY(!(expr)))                                                 \
+      cor__assert_fail(#expr, __FILE__, __LINE__, __func__);                   \
+  } while (0)
+_Noreturn void cor__assert_fail(const char *expr, const char *file, int line,
+                                const char *func);
+
+/* ------------------------------------------------------------ memory */
+
+/* The one allocation path (core/alloc.c): jemalloc's mallocx/dallocx in
+ * normal builds, the system allocator under the sanitizers. Tests inject
+ * failure with cor__alloc_fail_after. */
+void *cor__malloc(size_t n);
+void *cor__calloc(size_t n, size_t size);
+void *cor__realloc(void *p, size_t n);
+void cor__free(void *p);
+char *cor__strdup(const char *s);
+/* Test hook: the n-th allocation from now (1 = the next) fails with NULL;
+ * 0 disables. cor__alloc_count() counts calls since process start. Both
+ * act on the calling thread's allocations only, so a test can target one
+ * call without disturbing other threads. */
+void cor__alloc_fail_after(long n);
+long cor__alloc_count(void);
+
+/* ------------------------------------------------------------ logging */
+
+/* Logs with "file:line" of the corio call site only when the level passes. */
+#define COR_LOG(level, ...)                                                    \
+  do {                                                                         \
+    if (cor_log_enabled(level))                                                \
+      cor_log(level, __VA_ARGS__);                                             \
+  } while (0)
+void cor__log_init_from_env(void);
+
+/* ------------------------------------------------------------ objects */
+
+/* Every counted object starts with this header; cor_release dispatches on
+ * `type` to the destructor registered for it. */
+enum cor__obj_type {
+  COR__OBJ_NONE = 0,
+  COR__OBJ_LOOP,
+  COR__OBJ_FUTURE,
+  COR__OBJ_TASK,
+  COR__OBJ_CFUTURE,
+  COR__OBJ_EXECUTOR,
+  COR__OBJ_RUNTIME,
+  COR__OBJ_MAX
+};
+typedef struct cor__obj {
+  uint32_t type;
+  uint32_t refs; /* atomic: any thread may retain/release */
+} cor__obj;
+typedef void (*cor__obj_free_fn)(cor__obj *obj);
+void cor__obj_init(cor__obj *o, enum cor__obj_type type);
+void cor__obj_register(enum cor__obj_type type, cor__obj_free_fn fn);
+
+/* ------------------------------------------------------------ clock */
+
+uint64_t cor__now_ns(void); /* CLOCK_MONOTONIC */
+
+/* ------------------------------------------------------------ MPSC queue */
+
+/* The cross-thread queue (core/mpsc.c): a Vyukov intrusive MPSC list (one
+ * atomic exchange per push, on Concurrency Kit's ck_pr), with nodes drawn
+ * from a per-producer-thread cache so the fast path never calls malloc and a
+ * node is freed back to the thread that allocated it. */
+typedef struct cor__mpsc_node cor__mpsc_node;
+typedef struct cor__node_cache cor__node_cache;
+struct cor__mpsc_node {
+  cor__mpsc_node *next;
+  cor_callback cb;
+  void *arg;
+  cor__node_cache *owner;
+};
+typedef struct cor__mpsc {
+  /* Producers exchange on tail; the consumer owns head. Separate lines so
+   * the consumer's walk does not bounce the producers' line. */
+  cor__mpsc_node *tail COR_ALIGNED_CL;
+  cor__mpsc_node *head COR_ALIGNED_CL;
+  cor__mpsc_node stub;
+} cor__mpsc;
+
+void cor__mpsc_init(cor__mpsc *q);
+/* Gets a node from the calling thread's cache; NULL on allocation failure. */
+cor__mpsc_node *cor__mpsc_node_get(void);
+/* Any thread. Full barrier (the exchange) before it returns. */
+void cor__mpsc_push(cor__mpsc *q, cor__mpsc_node *n);
+/* Consumer only. Returns the oldest node or NULL when empty, or when a
+ * producer is between its exchange and its link (it will finish soon: the
+ * caller treats it as "not yet visible" and spins or retries). */
+cor__mpsc_node *cor__mpsc_pop(cor__mpsc *q);
+/* Consumer only: true when no node is pushed, including one mid-push. */
+bool cor__mpsc_empty(cor__mpsc *q);
+/* Returns nodes to their owning threads' caches. A batch collects
+ * consecutive nodes of one owner so returning them costs one atomic op. */
+typedef struct cor__node_batch {
+  cor__node_cache *owner;
+  cor__mpsc_node *first, *last;
+  unsigned n;
+} cor__node_batch;
+void cor__node_batch_add(cor__node_batch *b, cor__mpsc_node *n);
+void cor__node_batch_flush(cor__node_batch *b);
+
+/* ------------------------------------------------------------ poller */
+
+/* One poller contract; core/poll_epoll.c implements it. Events are reported
+ * to cor__loop_io_ready. */
+#define COR__POLL_IN 1u
+#define COR__POLL_OUT 2u
+typedef struct cor__poller {
+  int fd;
+} cor__poller;
+int cor__poller_init(cor__poller *p);
+void cor__poller_close(cor__poller *p);
+/* Sets the interest mask of fd (0 removes it); `old` is the previous mask.
+ * Returns 0 or a negated errno. */
+int cor__poller_set(cor__poller *p, int fd, unsigned old, unsigned mask);
+/* Waits at most timeout_ns (-1 = forever, 0 = no wait). Calls
+ * cor__loop_io_ready for each ready fd. Returns the number of events, or a
+ * negated errno (EINTR is reported as 0). */
+int cor__poller_wait(cor__poller *p, struct cor_loop *loop, int64_t timeout_ns);
+void cor__loop_io_ready(struct cor_loop *loop, int fd, unsigned events);
+
+/* ------------------------------------------------------------ timers */
+
+/* The timer heap (core/timer.c): a binary min-heap of (deadline, sequence,
+ * slot) kept in an array; each slot knows its heap index, so a cancel
+ * removes its timer at once and memory stays flat under cancel storms. */
+typedef struct cor__timer_ent {
+  uint64_t when;
+  uint64_t seq;
+  uint32_t slot;
+} cor__timer_ent;
+typedef struct cor__timer_heap {
+  cor__timer_ent *ents;
+  uint32_t len, cap;
+} cor__timer_heap;
+
+/* ------------------------------------------------------------ the loop */
+
+/* A scheduled callback's slot: cancellable callbacks and timers live in a
+ * per-loop slot table; handles name (index, generation). */
+enum { COR__SLOT_FREE = 0, COR__SLOT_READY, COR__SLOT_TIMER, COR__SLOT_CANCELLED };
+typedef struct cor__slot {
+  cor_callback cb;
+  void *arg;
+  uint32_t gen;
+  uint32_t state;
+  uint32_t heap_idx; /* for COR__SLOT_TIMER; next free index when FREE */
+  uint32_t pad;
+} cor__slot;
+
+/* One entry of the ready queue: slot 0 means "not cancellable". */
+typedef struct cor__ready_ent {
+  cor_callback cb;
+  void *arg;
+  uint32_t slot;
+} cor__ready_ent;
+
+typedef struct cor__io {
+  cor_callback rcb, wcb;
+  void *rarg, *warg;
+  unsigned mask;
+} cor__io;
+
+struct cor_loop {
+  cor__obj obj;
+
+  /* --- read by producer threads: kept apart from the hot consumer data */
+  /* 1 while the loop may block in the poller; a producer that exchanges it
+   * to 0 owns the one eventfd write of this sleep. */
+  int sleeping COR_ALIGNED_CL;
+  int closed; /* set once by cor_loop_close, read by producers */
+  int wakefd; /* eventfd */
+  /* Producers between winning `sleeping` and writing wakefd: close waits for
+   * them so the fd number cannot be reused under their write. */
+  int wakers;
+
+  cor__mpsc mpsc;
+
+  /* --- owner thread only from here on */
+  int running COR_ALIGNED_CL; /* atomic: CAS 0->1 by the thread that runs it */
+  int stopping;
+  int debug;
+  pthread_t owner;
+  bool has_owner;
+  unsigned ts_batch;
+  uint64_t spin_ns;
+  uint64_t now; /* clock cached at the top of each iteration */
+  uint64_t last_poll;
+  int nio;       /* fds registered by the user (readers/writers) + sigfd */
+  uint64_t ncb;  /* fd callbacks run in this iteration, for the counters */
+
+  /* ready queue: a ring of entries */
+  cor__ready_ent *ready;
+  uint32_t rhead, rlen, rcap; /* rcap is a power of two */
+
+  cor__slot *slots;
+  uint32_t nslots, slots_cap, free_slot;
+
+  cor__timer_heap timers;
+  uint64_t timer_seq;
+
+  cor__poller poller;
+  cor__io *io;
+  int io_cap;
+
+  /* signals: one signalfd for every signal this loop owns */
+  int sigfd;
+  sigset_t sigmask; /* signals this loop owns */
+  sigset_t blocked_before;
+  cor_callback sigcb[65];
+  void *sigarg[65];
+
+  /* Module parts that join later (tasks, debug) hang off here. */
+  void *tasks;
+
+  /* counters readable from any thread (relaxed atomics) */
+  uint64_t st_iterations, st_callbacks, st_polls, st_spin_wakes;
+  uint64_t st_ts_run;
+  uint64_t st_wake_written COR_ALIGNED_CL; /* producers: rare, own line */
+};
+
+/* Loop hooks that later modules set (tasks: report pending tasks at close). */
+extern void (*cor__loop_close_hook)(struct cor_loop *loop);
+
+/* timer heap (core/timer.c) */
+int cor__timers_push(struct cor_loop *loop, uint64_t when, uint32_t slot);
+void cor__timers_remove(struct cor_loop *loop, uint32_t heap_idx);
+void cor__timers_free(struct cor_loop *loop);
+
+/* signals (core/signal.c) */
+void cor__signal_read(struct cor_loop *loop);
+void cor__signal_close(struct cor_loop *loop);
+
+/* thread-local running loop */
+extern _Thread_local struct cor_loop *cor__tls_loop;
+
+#endif

@@ -1,0 +1,664 @@
+/* The event loop: ready queue, timers, the cross-thread door, and polling.
+ *
+ * One iteration (run_once):
+ *   1. decide how long to wait: not at all when callbacks are ready or the
+ *      cross-thread queue has work, until the next timer otherwise;
+ *   2. before a wait, spin a little watching the cross-thread queue, then
+ *      announce sleep, fence, check the queue once more, and poll;
+ *   3. move due timers to the ready queue;
+ *   4. run a bounded batch of cross-thread callbacks;
+ *   5. run the callbacks that were ready when the iteration began (those they
+ *      schedule run next iteration, as in asyncio).
+ * Busy iterations skip the kernel entirely when there is nothing to poll, and
+ * otherwise poll with a zero timeout at most every POLL_INTERVAL_NS, since an
+ * epoll_wait costs ~1.2 us here: polling on every iteration would cost more
+ * than the callbacks themselves. */
+#include "internal.h"
+
+#include <math.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define DEFAULT_SPIN_NS 50000u /* see cor_loop_opts.spin_seconds */
+#define DEFAULT_TS_BATCH 1024u
+/* How often a busy loop still looks at its fds (and signals). */
+#define POLL_INTERVAL_NS 100000u
+
+_Thread_local struct cor_loop *cor__tls_loop;
+void (*cor__loop_close_hook)(struct cor_loop *loop);
+
+static void loop_free(cor__obj *o);
+static void release_resources(cor_loop_t *loop);
+
+__attribute__((constructor)) static void loop_module_init(void) {
+  cor__obj_register(COR__OBJ_LOOP, loop_free);
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
+  cor_loop_opts o = {0};
+  if (opts)
+    o = *opts;
+  cor_loop_t *loop = cor__calloc(1, sizeof *loop);
+  if (loop == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  int err;
+  cor__obj_init(&loop->obj, COR__OBJ_LOOP);
+  loop->wakefd = -1;
+  loop->sigfd = -1;
+  loop->poller.fd = -1;
+  cor__mpsc_init(&loop->mpsc);
+  loop->ts_batch = o.threadsafe_batch ? o.threadsafe_batch : DEFAULT_TS_BATCH;
+  loop->spin_ns = o.spin_seconds < 0    ? 0
+                  : o.spin_seconds == 0 ? DEFAULT_SPIN_NS
+                                        : (uint64_t)(o.spin_seconds * 1e9);
+  const char *dbg = getenv("CORIO_DEBUG");
+  loop->debug = o.debug || (dbg && dbg[0] && strcmp(dbg, "0") != 0);
+  sigemptyset(&loop->sigmask);
+
+  loop->rcap = 256;
+  loop->ready = cor__malloc(loop->rcap * sizeof *loop->ready);
+  loop->slots_cap = 64;
+  loop->slots = cor__calloc(loop->slots_cap, sizeof *loop->slots);
+  loop->nslots = 1; /* index 0 is never used: handle 0 names nothing */
+  if (loop->ready == NULL || loop->slots == NULL) {
+    err = ENOMEM;
+    goto fail;
+  }
+  if ((err = -cor__poller_init(&loop->poller)) != 0)
+    goto fail;
+  loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (loop->wakefd < 0) {
+    err = errno;
+    goto fail;
+  }
+  if ((err = -cor__poller_set(&loop->poller, loop->wakefd, 0, COR__POLL_IN)) != 0)
+    goto fail;
+  return loop;
+fail:
+  release_resources(loop);
+  cor__free(loop);
+  errno = err;
+  return NULL;
+}
+
+static void drain_threadsafe(cor_loop_t *loop) {
+  cor__node_batch b = {0};
+  cor__mpsc_node *n;
+  for (;;) {
+    n = cor__mpsc_pop(&loop->mpsc);
+    if (n == NULL) {
+      if (cor__mpsc_empty(&loop->mpsc))
+        break;
+      cpu_relax(); /* a producer is between its exchange and its link */
+      continue;
+    }
+    cor__node_batch_add(&b, n);
+  }
+  cor__node_batch_flush(&b);
+}
+
+/* Frees everything but the object itself; safe on a half-built loop. */
+static void release_resources(cor_loop_t *loop) {
+  if (!sigisemptyset(&loop->sigmask) || loop->sigfd >= 0)
+    cor__signal_close(loop);
+  if (loop->wakefd >= 0) {
+    /* A producer that won the right to wake this loop may still be about
+     * to write the eventfd: wait for it before the fd number can be reused. */
+    while (ck_pr_load_int(&loop->wakers) != 0)
+      cpu_relax();
+    close(loop->wakefd);
+    loop->wakefd = -1;
+  }
+  cor__poller_close(&loop->poller);
+  cor__free(loop->ready);
+  loop->ready = NULL;
+  loop->rlen = loop->rcap = 0;
+  cor__free(loop->slots);
+  loop->slots = NULL;
+  loop->nslots = loop->slots_cap = 0;
+  cor__timers_free(loop);
+  cor__free(loop->io);
+  loop->io = NULL;
+  loop->io_cap = 0;
+  drain_threadsafe(loop);
+}
+
+int cor_loop_close(cor_loop_t *loop) {
+  if (loop == NULL)
+    return -EINVAL;
+  if (ck_pr_load_int(&loop->closed))
+    return COR_ECLOSED;
+  if (ck_pr_load_int(&loop->running))
+    return -EBUSY;
+  if (cor__loop_close_hook)
+    cor__loop_close_hook(loop);
+  /* From here producers see the loop closed; the exchange orders the flag
+   * before the queue drain in release_resources. */
+  ck_pr_fas_int(&loop->closed, 1);
+  release_resources(loop);
+  return 0;
+}
+
+static void loop_free(cor__obj *o) {
+  cor_loop_t *loop = (cor_loop_t *)o;
+  if (!ck_pr_load_int(&loop->closed)) {
+    COR_LOG(COR_LOG_WARNING,
+            "unclosed event loop <Loop running=false closed=false debug=%s>",
+            loop->debug ? "true" : "false");
+    if (cor__loop_close_hook)
+      cor__loop_close_hook(loop);
+    ck_pr_fas_int(&loop->closed, 1);
+    release_resources(loop);
+  } else {
+    drain_threadsafe(loop); /* posts that raced with close */
+  }
+  cor__free(loop);
+}
+
+bool cor_loop_is_running(const cor_loop_t *loop) {
+  return loop && ck_pr_load_int((int *)&loop->running);
+}
+bool cor_loop_is_closed(const cor_loop_t *loop) {
+  return loop && ck_pr_load_int((int *)&loop->closed);
+}
+cor_loop_t *cor_get_running_loop(void) { return cor__tls_loop; }
+
+double cor_loop_time(const cor_loop_t *loop) {
+  (void)loop;
+  return (double)cor__now_ns() / 1e9;
+}
+uint64_t cor_loop_time_ns(const cor_loop_t *loop) {
+  (void)loop;
+  return cor__now_ns();
+}
+
+int cor_loop_set_debug(cor_loop_t *loop, bool on) {
+  if (loop == NULL)
+    return -EINVAL;
+  loop->debug = on;
+  return 0;
+}
+bool cor_loop_get_debug(const cor_loop_t *loop) { return loop && loop->debug; }
+
+int cor_loop_get_stats(const cor_loop_t *loop, cor_loop_stats *out) {
+  if (loop == NULL || out == NULL)
+    return -EINVAL;
+  cor_loop_t *l = (cor_loop_t *)loop;
+  out->iterations = ck_pr_load_64(&l->st_iterations);
+  out->callbacks = ck_pr_load_64(&l->st_callbacks);
+  out->threadsafe_run = ck_pr_load_64(&l->st_ts_run);
+  out->wakeups_written = ck_pr_load_64(&l->st_wake_written);
+  out->wakeups_saved = out->threadsafe_run > out->wakeups_written
+                           ? out->threadsafe_run - out->wakeups_written
+                           : 0;
+  out->polls = ck_pr_load_64(&l->st_polls);
+  out->spin_wakes = ck_pr_load_64(&l->st_spin_wakes);
+  return 0;
+}
+
+/* ------------------------------------------------------------ slots */
+
+static int slot_alloc(cor_loop_t *loop, uint32_t *out) {
+  uint32_t i = loop->free_slot;
+  if (i != 0) {
+    loop->free_slot = loop->slots[i].heap_idx;
+  } else {
+    if (loop->nslots == loop->slots_cap) {
+      if (loop->slots_cap >= 0x7fffffffu)
+        return -ENOMEM;
+      uint32_t cap = loop->slots_cap * 2;
+      cor__slot *s = cor__realloc(loop->slots, (size_t)cap * sizeof *s);
+      if (s == NULL)
+        return -ENOMEM;
+      memset(s + loop->slots_cap, 0, (size_t)(cap - loop->slots_cap) * sizeof *s);
+      loop->slots = s;
+      loop->slots_cap = cap;
+    }
+    i = loop->nslots++;
+  }
+  *out = i;
+  return 0;
+}
+
+static inline void slot_free(cor_loop_t *loop, uint32_t i) {
+  cor__slot *s = &loop->slots[i];
+  s->gen++; /* every handle naming this use of the slot is now stale */
+  s->state = COR__SLOT_FREE;
+  s->heap_idx = loop->free_slot;
+  loop->free_slot = i;
+}
+
+static inline cor_handle_t make_handle(cor_loop_t *loop, uint32_t i) {
+  return (cor_handle_t){((uint64_t)loop->slots[i].gen << 32) | i};
+}
+
+/* ------------------------------------------------------------ ready queue */
+
+static int ready_grow(cor_loop_t *loop) {
+  uint32_t cap = loop->rcap * 2;
+  if (cap == 0 || cap > (1u << 30))
+    return -ENOMEM;
+  cor__ready_ent *r = cor__malloc((size_t)cap * sizeof *r);
+  if (r == NULL)
+    return -ENOMEM;
+  /* Unwrap the ring into the new array. */
+  uint32_t mask = loop->rcap - 1;
+  for (uint32_t k = 0; k < loop->rlen; k++)
+    r[k] = loop->ready[(loop->rhead + k) & mask];
+  cor__free(loop->ready);
+  loop->ready = r;
+  loop->rhead = 0;
+  loop->rcap = cap;
+  return 0;
+}
+
+static inline int ready_push(cor_loop_t *loop, cor_callback cb, void *arg,
+                             uint32_t slot) {
+  if (COR_UNLIKELY(loop->rlen == loop->rcap)) {
+    int err = ready_grow(loop);
+    if (err)
+      return err;
+  }
+  cor__ready_ent *e = &loop->ready[(loop->rhead + loop->rlen) & (loop->rcap - 1)];
+  e->cb = cb;
+  e->arg = arg;
+  e->slot = slot;
+  loop->rlen++;
+  return 0;
+}
+
+/* ------------------------------------------------------------ scheduling */
+
+int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
+                  cor_handle_t *out) {
+  if (COR_UNLIKELY(loop == NULL || cb == NULL))
+    return -EINVAL;
+  if (COR_UNLIKELY(loop->closed))
+    return COR_ECLOSED;
+  if (COR_LIKELY(out == NULL))
+    return ready_push(loop, cb, arg, 0);
+  uint32_t i;
+  int err = slot_alloc(loop, &i);
+  if (err)
+    return err;
+  if ((err = ready_push(loop, cb, arg, i)) != 0) {
+    slot_free(loop, i);
+    return err;
+  }
+  loop->slots[i].state = COR__SLOT_READY;
+  *out = make_handle(loop, i);
+  return 0;
+}
+
+int cor_call_at_ns(cor_loop_t *loop, uint64_t when, cor_callback cb, void *arg,
+                   cor_handle_t *out) {
+  if (loop == NULL || cb == NULL)
+    return -EINVAL;
+  if (loop->closed)
+    return COR_ECLOSED;
+  uint32_t i;
+  int err = slot_alloc(loop, &i);
+  if (err)
+    return err;
+  cor__slot *s = &loop->slots[i];
+  s->cb = cb;
+  s->arg = arg;
+  s->state = COR__SLOT_TIMER;
+  if ((err = cor__timers_push(loop, when, i)) != 0) {
+    slot_free(loop, i);
+    return err;
+  }
+  if (out)
+    *out = make_handle(loop, i);
+  return 0;
+}
+
+static uint64_t seconds_to_ns(double s) {
+  if (!(s > 0)) /* negative, zero or NaN */
+    return 0;
+  if (s > 1e10) /* ~317 years: later than anything the loop will see */
+    return (uint64_t)1e19;
+  return (uint64_t)(s * 1e9);
+}
+
+int cor_call_later(cor_loop_t *loop, double delay, cor_callback cb, void *arg,
+                   cor_handle_t *out) {
+  return cor_call_at_ns(loop, cor__now_ns() + seconds_to_ns(delay), cb, arg, out);
+}
+
+int cor_call_at(cor_loop_t *loop, double when, cor_callback cb, void *arg,
+                cor_handle_t *out) {
+  return cor_call_at_ns(loop, seconds_to_ns(when), cb, arg, out);
+}
+
+int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h) {
+  if (loop == NULL)
+    return -EINVAL;
+  if (loop->closed)
+    return COR_ECLOSED;
+  uint32_t i = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
+  if (i == 0 || i >= loop->nslots)
+    return -ENOENT;
+  cor__slot *s = &loop->slots[i];
+  if (s->gen != gen)
+    return -ENOENT;
+  switch (s->state) {
+  case COR__SLOT_TIMER:
+    cor__timers_remove(loop, s->heap_idx);
+    slot_free(loop, i);
+    return 0;
+  case COR__SLOT_READY:
+    /* Its entry sits in the ready ring: mark it, and free the slot when the
+     * entry comes up. Bumping the generation now makes a second cancel (or
+     * any stale copy of the handle) return -ENOENT. */
+    s->state = COR__SLOT_CANCELLED;
+    s->gen++;
+    return 0;
+  default:
+    return -ENOENT;
+  }
+}
+
+/* ------------------------------------------------------------ cross-thread */
+
+int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg) {
+  if (COR_UNLIKELY(loop == NULL || cb == NULL))
+    return -EINVAL;
+  if (COR_UNLIKELY(ck_pr_load_int(&loop->closed)))
+    return COR_ECLOSED;
+  cor__mpsc_node *n = cor__mpsc_node_get();
+  if (COR_UNLIKELY(n == NULL))
+    return -ENOMEM;
+  n->cb = cb;
+  n->arg = arg;
+  cor__mpsc_push(&loop->mpsc, n);
+  /* Dekker with the loop's sleep announcement: our exchange on the queue
+   * tail comes before this load (ck_pr_fence_atomic_load: free on x86, where
+   * locked instructions are full barriers); the loop's exchange on
+   * `sleeping` comes before its queue check. So either the loop sees our
+   * node, or we see it asleep. The load alone keeps the common case (loop
+   * awake) free of writes to the shared line. */
+  ck_pr_fence_atomic_load();
+  if (COR_UNLIKELY(ck_pr_load_int(&loop->sleeping))) {
+    ck_pr_inc_int(&loop->wakers);
+    /* Only the producer that flips sleeping 1 -> 0 writes: one write per
+     * sleep however many producers race here. */
+    if (ck_pr_fas_int(&loop->sleeping, 0) == 1) {
+      uint64_t one = 1;
+      ssize_t w = write(loop->wakefd, &one, sizeof one);
+      (void)w; /* EAGAIN means the counter is already non-zero: awake */
+      ck_pr_inc_64(&loop->st_wake_written);
+    }
+    ck_pr_dec_int(&loop->wakers);
+  }
+  return 0;
+}
+
+/* Runs up to ts_batch cross-thread callbacks; returns how many ran. */
+static unsigned run_threadsafe(cor_loop_t *loop) {
+  cor__node_batch b = {0};
+  unsigned n = 0;
+  while (n < loop->ts_batch) {
+    cor__mpsc_node *node = cor__mpsc_pop(&loop->mpsc);
+    if (node == NULL)
+      break; /* empty, or a producer mid-push: next iteration sees it */
+    cor_callback cb = node->cb;
+    void *arg = node->arg;
+    cor__node_batch_add(&b, node);
+    n++;
+    cb(arg);
+    if (COR_UNLIKELY(loop->closed))
+      break;
+  }
+  cor__node_batch_flush(&b);
+  return n;
+}
+
+/* ------------------------------------------------------------ fds */
+
+static int io_reserve(cor_loop_t *loop, int fd) {
+  if (fd < loop->io_cap)
+    return 0;
+  int cap = loop->io_cap ? loop->io_cap : 64;
+  while (cap <= fd)
+    cap *= 2;
+  cor__io *io = cor__realloc(loop->io, (size_t)cap * sizeof *io);
+  if (io == NULL)
+    return -ENOMEM;
+  memset(io + loop->io_cap, 0, (size_t)(cap - loop->io_cap) * sizeof *io);
+  loop->io = io;
+  loop->io_cap = cap;
+  return 0;
+}
+
+static int io_set(cor_loop_t *loop, int fd, unsigned bit, bool on,
+                  cor_callback cb, void *arg) {
+  if (loop == NULL || fd < 0 || (on && cb == NULL))
+    return -EINVAL;
+  if (loop->closed)
+    return COR_ECLOSED;
+  if (fd == loop->wakefd || fd == loop->sigfd || fd == loop->poller.fd)
+    return -EINVAL;
+  if (!on && (fd >= loop->io_cap || !(loop->io[fd].mask & bit)))
+    return -ENOENT;
+  int err = io_reserve(loop, fd);
+  if (err)
+    return err;
+  cor__io *io = &loop->io[fd];
+  unsigned old = io->mask, mask = on ? old | bit : old & ~bit;
+  if (mask != old && (err = cor__poller_set(&loop->poller, fd, old, mask)) != 0)
+    return err;
+  io->mask = mask;
+  if (bit == COR__POLL_IN) {
+    io->rcb = on ? cb : NULL;
+    io->rarg = arg;
+  } else {
+    io->wcb = on ? cb : NULL;
+    io->warg = arg;
+  }
+  if (old == 0 && mask != 0)
+    loop->nio++;
+  else if (old != 0 && mask == 0)
+    loop->nio--;
+  return 0;
+}
+
+int cor_loop_add_reader(cor_loop_t *loop, int fd, cor_callback cb, void *arg) {
+  return io_set(loop, fd, COR__POLL_IN, true, cb, arg);
+}
+int cor_loop_add_writer(cor_loop_t *loop, int fd, cor_callback cb, void *arg) {
+  return io_set(loop, fd, COR__POLL_OUT, true, cb, arg);
+}
+int cor_loop_remove_reader(cor_loop_t *loop, int fd) {
+  return io_set(loop, fd, COR__POLL_IN, false, NULL, NULL);
+}
+int cor_loop_remove_writer(cor_loop_t *loop, int fd) {
+  return io_set(loop, fd, COR__POLL_OUT, false, NULL, NULL);
+}
+
+void cor__loop_io_ready(cor_loop_t *loop, int fd, unsigned events) {
+  if (fd == loop->wakefd) {
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r; /* EAGAIN: another read already reset it */
+    return;
+  }
+  if (fd == loop->sigfd) {
+    cor__signal_read(loop);
+    return;
+  }
+  if (fd >= loop->io_cap)
+    return;
+  /* Re-read the entry before each call: a callback may remove either side
+   * (or close the loop) and the other must then not run. */
+  cor__io *io = &loop->io[fd];
+  if ((events & COR__POLL_IN) && (io->mask & COR__POLL_IN)) {
+    io->rcb(io->rarg);
+    loop->ncb++;
+    if (loop->closed || fd >= loop->io_cap)
+      return;
+    io = &loop->io[fd];
+  }
+  if ((events & COR__POLL_OUT) && (io->mask & COR__POLL_OUT)) {
+    io->wcb(io->warg);
+    loop->ncb++;
+  }
+}
+
+/* ------------------------------------------------------------ running */
+
+static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
+  int n = cor__poller_wait(&loop->poller, loop, timeout_ns);
+  COR_ASSERT(n >= 0 || n == -ENOMEM);
+  loop->last_poll = loop->now;
+  ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
+}
+
+static void run_once(cor_loop_t *loop) {
+  uint64_t now = loop->now = cor__now_ns();
+  int64_t timeout;
+  if (loop->rlen > 0 || loop->stopping || !cor__mpsc_empty(&loop->mpsc))
+    timeout = 0;
+  else if (loop->timers.len > 0)
+    timeout = loop->timers.ents[0].when > now
+                  ? (int64_t)(loop->timers.ents[0].when - now)
+                  : 0;
+  else
+    timeout = -1;
+
+  if (timeout != 0) {
+    /* Spin first: a post arriving within spin_ns costs a cache miss
+     * instead of a ~13 us eventfd wake-up. Never past the next timer. */
+    if (loop->spin_ns > 0) {
+      uint64_t until = now + loop->spin_ns, t = now;
+      if (timeout > 0 && (uint64_t)timeout < loop->spin_ns)
+        until = now + (uint64_t)timeout;
+      unsigned k = 0;
+      while (cor__mpsc_empty(&loop->mpsc)) {
+        cpu_relax();
+        if ((++k & 63) == 0 && (t = cor__now_ns()) >= until)
+          break;
+      }
+      if (!cor__mpsc_empty(&loop->mpsc)) {
+        timeout = 0;
+        loop->st_spin_wakes++;
+      } else {
+        loop->now = now = t;
+        if (timeout > 0)
+          timeout = loop->timers.ents[0].when > now
+                        ? (int64_t)(loop->timers.ents[0].when - now)
+                        : 0;
+      }
+    }
+  }
+  if (timeout != 0) {
+    /* Announce sleep, then look at the queue once more (the other half of
+     * the Dekker in cor_call_soon_threadsafe). */
+    ck_pr_fas_int(&loop->sleeping, 1);
+    ck_pr_fence_atomic_load();
+    if (!cor__mpsc_empty(&loop->mpsc))
+      timeout = 0;
+    poll_io(loop, timeout);
+    /* If a producer already flipped it, its eventfd write is (or will be)
+     * read by the poller: the fd stays registered, so nothing is lost. */
+    ck_pr_fas_int(&loop->sleeping, 0);
+    now = loop->now = cor__now_ns();
+  } else if (loop->nio > 0 && now - loop->last_poll >= POLL_INTERVAL_NS) {
+    poll_io(loop, 0);
+  }
+
+  /* Due timers join the ready queue after what is already there. */
+  while (loop->timers.len > 0 && loop->timers.ents[0].when <= now) {
+    uint32_t i = loop->timers.ents[0].slot;
+    cor__slot *s = &loop->slots[i];
+    if (ready_push(loop, s->cb, s->arg, i) != 0)
+      break; /* out of memory: the timer stays due for the next iteration */
+    cor__timers_remove(loop, 0);
+    s->state = COR__SLOT_READY;
+  }
+
+  uint64_t ncb = loop->ncb;
+  loop->ncb = 0;
+  if (!cor__mpsc_empty(&loop->mpsc)) {
+    unsigned n = run_threadsafe(loop);
+    ncb += n;
+    ck_pr_store_64(&loop->st_ts_run, loop->st_ts_run + n);
+    if (loop->closed)
+      return;
+  }
+
+  /* Only what was ready when we got here: callbacks scheduled now run on the
+   * next iteration, after the poll. */
+  uint32_t todo = loop->rlen;
+  ncb += todo;
+  while (todo-- > 0) {
+    cor__ready_ent *e = &loop->ready[loop->rhead];
+    cor_callback cb = e->cb;
+    void *arg = e->arg;
+    uint32_t slot = e->slot;
+    loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
+    loop->rlen--;
+    if (slot != 0) {
+      bool cancelled = loop->slots[slot].state == COR__SLOT_CANCELLED;
+      slot_free(loop, slot);
+      if (cancelled) {
+        ncb--;
+        continue;
+      }
+    }
+    cb(arg);
+    if (COR_UNLIKELY(loop->closed))
+      return;
+  }
+  ck_pr_store_64(&loop->st_callbacks, loop->st_callbacks + ncb);
+  ck_pr_store_64(&loop->st_iterations, loop->st_iterations + 1);
+}
+
+int cor_loop_run_forever(cor_loop_t *loop) {
+  if (loop == NULL)
+    return -EINVAL;
+  if (ck_pr_load_int(&loop->closed))
+    return COR_ECLOSED;
+  if (!ck_pr_cas_int(&loop->running, 0, 1))
+    return loop->has_owner && pthread_equal(loop->owner, pthread_self())
+               ? -EBUSY
+               : COR_ETHREAD;
+  if (cor__tls_loop != NULL) {
+    /* Another loop already runs on this thread (a nested run). */
+    ck_pr_store_int(&loop->running, 0);
+    return -EBUSY;
+  }
+  loop->owner = pthread_self();
+  loop->has_owner = true;
+  cor__tls_loop = loop;
+  for (;;) {
+    run_once(loop);
+    if (loop->stopping || loop->closed)
+      break;
+  }
+  loop->stopping = 0;
+  cor__tls_loop = NULL;
+  ck_pr_store_int(&loop->running, 0);
+  return 0;
+}
+
+int cor_loop_stop(cor_loop_t *loop) {
+  if (loop == NULL)
+    return -EINVAL;
+  if (loop->closed)
+    return COR_ECLOSED;
+  loop->stopping = 1;
+  return 0;
+}

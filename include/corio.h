@@ -1,0 +1,10 @@
+/* corio: asyncio's model of programming, in C11, for many cores.
+ * The one header to include. See README.md and ARCHITECTURE.md. */
+#ifndef CORIO_H
+#define CORIO_H
+
+#include <corio/common.h>
+#include <corio/log.h>
+#include <corio/loop.h>
+
+#endif

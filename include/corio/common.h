@@ -1,0 +1,76 @@
+/* corio: common definitions shared by every part of the public API.
+ *
+ * Conventions (see ARCHITECTURE.md):
+ *  - constructors return a pointer, or NULL with errno set;
+ *  - every other call that can fail returns 0 or a negative error code
+ *    (-EINVAL, -ENOMEM, ... or one of the COR_E* codes below);
+ *  - a call whose name ends in _threadsafe may be made from any thread; every
+ *    other loop call belongs to the loop's owning thread.
+ */
+#ifndef CORIO_COMMON_H
+#define CORIO_COMMON_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(COR_BUILDING_LIBRARY) && defined(__GNUC__)
+#define COR_EXTERN __attribute__((visibility("default")))
+#else
+#define COR_EXTERN
+#endif
+
+#if defined(__GNUC__)
+#define COR_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define COR_PRINTF(f, a)
+#endif
+
+#define COR_VERSION_MAJOR 0
+#define COR_VERSION_MINOR 1
+#define COR_VERSION_PATCH 0
+#define COR_VERSION_HEX                                                        \
+  ((COR_VERSION_MAJOR << 16) | (COR_VERSION_MINOR << 8) | COR_VERSION_PATCH)
+
+/* corio's own error codes, all below -4000 so they never collide with a
+ * negated errno value. */
+#define COR_ETHREAD (-4001) /* called from a thread that does not own the loop */
+#define COR_ENOTASK (-4002) /* needs a running task */
+#define COR_EBROKEN (-4003) /* an executor worker died */
+#define COR_ECLOSED (-4004) /* the object is already closed */
+
+/* A coroutine, a blocking job and a task body share this type: return 0 and
+ * optionally store a result, or return a negative code (the C form of
+ * raising). */
+typedef int (*cor_fn)(void *arg, void **result);
+
+/* A plain callback, as run by cor_call_soon and friends. */
+typedef void (*cor_callback)(void *arg);
+
+/* The library's version as "MAJOR.MINOR.PATCH"; any thread. */
+COR_EXTERN const char *cor_version(void);
+/* COR_VERSION_HEX of the library actually linked; any thread. */
+COR_EXTERN unsigned cor_version_hex(void);
+
+/* A human-readable message for any code corio returns (negated errno values
+ * and the COR_E* codes); never NULL, "Unknown error" for others. Any thread. */
+COR_EXTERN const char *cor_strerror(int code);
+/* The symbolic name of a code ("EINVAL", "COR_ETHREAD", "0" for success),
+ * "UNKNOWN" for codes outside the table. Any thread. */
+COR_EXTERN const char *cor_err_name(int code);
+
+/* Reference counting for every counted object (loops, futures, tasks,
+ * concurrent futures). Any thread. cor_retain returns obj; both ignore NULL.
+ * Releasing the last reference frees the object. */
+COR_EXTERN void *cor_retain(void *obj);
+COR_EXTERN void cor_release(void *obj);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
