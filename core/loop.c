@@ -632,9 +632,7 @@ int cor_loop_run_forever(cor_loop_t *loop) {
   if (ck_pr_load_int(&loop->closed))
     return COR_ECLOSED;
   if (!ck_pr_cas_int(&loop->running, 0, 1))
-    return loop->has_owner && pthread_equal(loop->owner, pthread_self())
-               ? -EBUSY
-               : COR_ETHREAD;
+    return cor__tls_loop == loop ? -EBUSY : COR_ETHREAD;
   if (cor__tls_loop != NULL) {
     /* Another loop already runs on this thread (a nested run). */
     ck_pr_store_int(&loop->running, 0);
