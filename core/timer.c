@@ -1,9 +1,14 @@
-/* The timer heap: a binary min-heap of (deadline, sequence, slot) entries in
+/* The timer heap: a 4-ary min-heap of (deadline, sequence, slot) entries in
  * one array. Ordering by sequence on equal deadlines gives asyncio's "ties in
  * scheduling order". Each slot stores its entry's index, so cancelling removes
  * the timer at once (O(log n)) instead of leaving a tombstone: a loop that
  * schedules and cancels millions of timers keeps its memory flat. */
 #include "internal.h"
+
+/* Four children per node: half the depth of a binary heap, and the
+ * children of a node sit in adjacent cache lines, so a pop from a heap of a
+ * million timers misses the cache about half as often. */
+#define ARITY 4
 
 static inline bool ent_less(const cor__timer_ent *a, const cor__timer_ent *b) {
   return a->when < b->when || (a->when == b->when && a->seq < b->seq);
@@ -18,7 +23,7 @@ static inline void place(struct cor_loop *loop, uint32_t i,
 static void sift_up(struct cor_loop *loop, uint32_t i, cor__timer_ent e) {
   cor__timer_ent *ents = loop->timers.ents;
   while (i > 0) {
-    uint32_t parent = (i - 1) / 2;
+    uint32_t parent = (i - 1) / ARITY;
     if (!ent_less(&e, &ents[parent]))
       break;
     place(loop, i, &ents[parent]);
@@ -31,11 +36,13 @@ static void sift_down(struct cor_loop *loop, uint32_t i, cor__timer_ent e) {
   cor__timer_ent *ents = loop->timers.ents;
   uint32_t len = loop->timers.len;
   for (;;) {
-    uint32_t c = 2 * i + 1;
-    if (c >= len)
+    uint32_t first = ARITY * i + 1, c = first;
+    if (first >= len)
       break;
-    if (c + 1 < len && ent_less(&ents[c + 1], &ents[c]))
-      c++;
+    uint32_t end = first + ARITY < len ? first + ARITY : len;
+    for (uint32_t k = first + 1; k < end; k++)
+      if (ent_less(&ents[k], &ents[c]))
+        c = k;
     if (!ent_less(&ents[c], &e))
       break;
     place(loop, i, &ents[c]);
@@ -65,7 +72,7 @@ void cor__timers_remove(struct cor_loop *loop, uint32_t i) {
   cor__timer_ent last = h->ents[--h->len];
   if (i == h->len)
     goto shrink;
-  if (i > 0 && ent_less(&last, &h->ents[(i - 1) / 2]))
+  if (i > 0 && ent_less(&last, &h->ents[(i - 1) / ARITY]))
     sift_up(loop, i, last);
   else
     sift_down(loop, i, last);
