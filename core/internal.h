@@ -112,6 +112,10 @@ char *cor__strdup(const char *s);
  * act on the calling thread's allocations only, so a test can target one
  * call without disturbing other threads. */
 void cor__alloc_fail_after(long n);
+/* Arrays that may grow large (slots, timers): resized in place through
+ * mremap past 1 MiB; bytes past `old` are zero. Free with the current size. */
+void *cor__array_resize(void *p, size_t old, size_t n);
+void cor__array_free(void *p, size_t size);
 long cor__alloc_count(void);
 
 /* ------------------------------------------------------------ logging */

@@ -68,9 +68,9 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
   sigemptyset(&loop->sigmask);
 
   loop->rcap = 256;
-  loop->ready = cor__malloc(loop->rcap * sizeof *loop->ready);
+  loop->ready = cor__array_resize(NULL, 0, loop->rcap * sizeof *loop->ready);
   loop->slots_cap = 64;
-  loop->slots = cor__calloc(loop->slots_cap, sizeof *loop->slots);
+  loop->slots = cor__array_resize(NULL, 0, loop->slots_cap * sizeof *loop->slots);
   loop->nslots = 1; /* index 0 is never used: handle 0 names nothing */
   if (loop->ready == NULL || loop->slots == NULL) {
     err = ENOMEM;
@@ -122,10 +122,10 @@ static void release_resources(cor_loop_t *loop) {
     loop->wakefd = -1;
   }
   cor__poller_close(&loop->poller);
-  cor__free(loop->ready);
+  cor__array_free(loop->ready, (size_t)loop->rcap * sizeof *loop->ready);
   loop->ready = NULL;
   loop->rlen = loop->rcap = 0;
-  cor__free(loop->slots);
+  cor__array_free(loop->slots, (size_t)loop->slots_cap * sizeof *loop->slots);
   loop->slots = NULL;
   loop->nslots = loop->slots_cap = 0;
   cor__timers_free(loop);
@@ -219,10 +219,10 @@ static int slot_alloc(cor_loop_t *loop, uint32_t *out) {
       if (loop->slots_cap >= 0x7fffffffu)
         return -ENOMEM;
       uint32_t cap = loop->slots_cap * 2;
-      cor__slot *s = cor__realloc(loop->slots, (size_t)cap * sizeof *s);
+      cor__slot *s = cor__array_resize(loop->slots, (size_t)loop->slots_cap * sizeof *s,
+                                       (size_t)cap * sizeof *s);
       if (s == NULL)
         return -ENOMEM;
-      memset(s + loop->slots_cap, 0, (size_t)(cap - loop->slots_cap) * sizeof *s);
       loop->slots = s;
       loop->slots_cap = cap;
     }
@@ -247,19 +247,18 @@ static inline cor_handle_t make_handle(cor_loop_t *loop, uint32_t i) {
 /* ------------------------------------------------------------ ready queue */
 
 static int ready_grow(cor_loop_t *loop) {
-  uint32_t cap = loop->rcap * 2;
+  uint32_t old = loop->rcap, cap = old * 2;
   if (cap == 0 || cap > (1u << 30))
     return -ENOMEM;
-  cor__ready_ent *r = cor__malloc((size_t)cap * sizeof *r);
+  cor__ready_ent *r = cor__array_resize(loop->ready, (size_t)old * sizeof *r,
+                                        (size_t)cap * sizeof *r);
   if (r == NULL)
     return -ENOMEM;
-  /* Unwrap the ring into the new array. */
-  uint32_t mask = loop->rcap - 1;
-  for (uint32_t k = 0; k < loop->rlen; k++)
-    r[k] = loop->ready[(loop->rhead + k) & mask];
-  cor__free(loop->ready);
+  /* The ring wrapped: the entries at [0, wrapped) follow the old end. */
+  uint32_t end = loop->rhead + loop->rlen;
+  if (end > old)
+    memcpy(r + old, r, (size_t)(end - old) * sizeof *r);
   loop->ready = r;
-  loop->rhead = 0;
   loop->rcap = cap;
   return 0;
 }

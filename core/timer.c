@@ -55,7 +55,8 @@ int cor__timers_push(struct cor_loop *loop, uint64_t when, uint32_t slot) {
   cor__timer_heap *h = &loop->timers;
   if (h->len == h->cap) {
     uint32_t cap = h->cap ? h->cap * 2 : 64;
-    cor__timer_ent *ents = cor__realloc(h->ents, (size_t)cap * sizeof *ents);
+    cor__timer_ent *ents = cor__array_resize(h->ents, (size_t)h->cap * sizeof *ents,
+                                            (size_t)cap * sizeof *ents);
     if (ents == NULL)
       return -ENOMEM;
     h->ents = ents;
@@ -79,7 +80,8 @@ void cor__timers_remove(struct cor_loop *loop, uint32_t i) {
 shrink:
   /* Give memory back after a storm: halve when a quarter full. */
   if (h->cap > 1024 && h->len < h->cap / 4) {
-    cor__timer_ent *ents = cor__realloc(h->ents, (size_t)(h->cap / 2) * sizeof *ents);
+    cor__timer_ent *ents = cor__array_resize(h->ents, (size_t)h->cap * sizeof *ents,
+                                              (size_t)(h->cap / 2) * sizeof *ents);
     if (ents != NULL) {
       h->ents = ents;
       h->cap /= 2;
@@ -88,7 +90,7 @@ shrink:
 }
 
 void cor__timers_free(struct cor_loop *loop) {
-  cor__free(loop->timers.ents);
+  cor__array_free(loop->timers.ents, (size_t)loop->timers.cap * sizeof *loop->timers.ents);
   loop->timers.ents = NULL;
   loop->timers.len = loop->timers.cap = 0;
 }

@@ -37,6 +37,9 @@ static void free_loop(cor_loop_t *loop) {
 
 /* ------------------------------------------------------------ ordering */
 
+static int ran;
+static void count_cb(void *arg) { ran++; }
+
 static void chain_cb(void *arg) {
   rec(arg);
   /* Scheduled while the iteration runs: must run after everything that was
@@ -61,6 +64,28 @@ static void test_ready_fifo(void **state) {
   assert_int_equal(cor_loop_run_forever(loop), 0);
   assert_int_equal(o.n, 6);
   assert_int_equal(o.log[5], 100);
+  free_loop(loop);
+}
+
+/* The ready ring grows while wrapped around: order must survive. */
+static int seq_next, seq_bad;
+static void seq_cb(void *arg) {
+  if ((int)(intptr_t)arg != seq_next++)
+    seq_bad++;
+}
+static void test_ready_ring_wrap_growth(void **state) {
+  cor_loop_t *loop = new_loop();
+  for (int i = 0; i < 200; i++)
+    cor_call_soon(loop, count_cb, NULL, NULL);
+  cor_loop_stop(loop);
+  assert_int_equal(cor_loop_run_forever(loop), 0); /* head now mid-ring */
+  seq_next = seq_bad = 0;
+  for (int i = 0; i < 5000; i++)
+    assert_int_equal(cor_call_soon(loop, seq_cb, (void *)(intptr_t)i, NULL), 0);
+  cor_loop_stop(loop);
+  assert_int_equal(cor_loop_run_forever(loop), 0);
+  assert_int_equal(seq_next, 5000);
+  assert_int_equal(seq_bad, 0);
   free_loop(loop);
 }
 
@@ -113,9 +138,6 @@ static void test_timer_not_early(void **state) {
 }
 
 /* ------------------------------------------------------------ handles */
-
-static int ran;
-static void count_cb(void *arg) { ran++; }
 
 static void test_handle_cancel_states(void **state) {
   cor_loop_t *loop = new_loop();
@@ -530,6 +552,7 @@ static void test_strerror(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ready_fifo),
+      cmocka_unit_test(test_ready_ring_wrap_growth),
       cmocka_unit_test(test_timer_order),
       cmocka_unit_test(test_timer_not_early),
       cmocka_unit_test(test_handle_cancel_states),
