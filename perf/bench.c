@@ -239,13 +239,12 @@ uint64_t bench_now_ns(void) {
 
 double bench_now(void) { return (double)bench_now_ns() * 1e-9; }
 
+/* The same sum as getrusage(RUSAGE_SELF) user+system, at ns resolution
+ * (getrusage rounds to us, and splits it by tick sampling). */
 uint64_t bench_cpu_ns(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) *
-             1000000000u +
-         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) *
-             1000u;
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 long bench_maxrss_kb(void) {
@@ -300,6 +299,7 @@ bool bench_thread_join_timeout(pthread_t t, double timeout_s) {
 static void *loop_thread_main(void *arg) {
   bench_loop_thread *lt = arg;
   lt->run_rc = cor_loop_run_forever(lt->loop);
+  lt->stats_rc = cor_loop_get_stats(lt->loop, &lt->stats);
   lt->close_rc = cor_loop_close(lt->loop);
   return NULL;
 }
@@ -333,6 +333,7 @@ bool bench_loop_thread_join(bench_ctx *ctx, bench_loop_thread *lt,
   if (!bench_thread_join_timeout(lt->thread, timeout_s))
     return false;
   BENCH_CHECK_RC(ctx, lt->run_rc, "cor_loop_run_forever");
+  BENCH_CHECK_RC(ctx, lt->stats_rc, "cor_loop_get_stats");
   BENCH_CHECK_RC(ctx, lt->close_rc, "cor_loop_close");
   cor_release(lt->loop);
   lt->loop = NULL;

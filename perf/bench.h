@@ -103,13 +103,14 @@ void bench_thread_start(bench_ctx *ctx, pthread_t *t, void *(*fn)(void *),
  * what was lost and calls bench_fail). */
 bool bench_thread_join_timeout(pthread_t t, double timeout_s);
 
-/* A loop run by its own thread: cor_loop_run_forever, then cor_loop_close on
- * that (owning) thread. */
+/* A loop run by its own thread: cor_loop_run_forever, then (on that owning
+ * thread) cor_loop_get_stats into `stats` and cor_loop_close. */
 typedef struct bench_loop_thread {
   cor_loop_t *loop;
   pthread_t thread;
-  int run_rc, close_rc;
-  atomic_int started; /* set by a callback the loop ran */
+  int run_rc, close_rc, stats_rc;
+  cor_loop_stats stats; /* as the loop stopped, before it was closed */
+  atomic_int started;   /* set by a callback the loop ran */
 } bench_loop_thread;
 
 /* Creates the loop with opts, starts its thread and returns once the loop
