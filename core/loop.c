@@ -16,6 +16,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -547,12 +548,18 @@ static void run_once(cor_loop_t *loop) {
       unsigned k = 0;
       while (cor__mpsc_empty(&loop->mpsc)) {
         cpu_relax();
-        if ((++k & 63) == 0 && (t = cor__now_ns()) >= until)
-          break;
+        if ((++k & 63) == 0) {
+          if ((t = cor__now_ns()) >= until)
+            break;
+          /* On a loaded machine the thread that would post to us may be
+           * waiting for this very core: offer it every few microseconds.
+           * When nothing else is runnable this returns at once. */
+          sched_yield();
+        }
       }
       if (!cor__mpsc_empty(&loop->mpsc)) {
         timeout = 0;
-        loop->st_spin_wakes++;
+        ck_pr_store_64(&loop->st_spin_wakes, loop->st_spin_wakes + 1);
       } else {
         loop->now = now = t;
         if (timeout > 0)
