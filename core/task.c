@@ -1,0 +1,811 @@
+/* Tasks: coroutines on their own stacks, scheduled by the loop.
+ *
+ * A task is resumed by a ready-queue entry (cor_call_soon(task_step, t)):
+ * task_step switches from the loop's stack to the task's, and the task
+ * switches back when it suspends (await, sleep, yield) or returns. So a task
+ * switch is a ready-queue push and pop plus two cor__ctx_switch, with no
+ * allocation: the wake-up of an awaiting task is a node embedded in the task,
+ * stacks come from the loop's pool, and coroutine objects are recycled
+ * through a per-thread list.
+ *
+ * Lifetime: the creator holds one reference, the loop one more while the
+ * task is pending. The stack goes back to the pool the moment the body
+ * returns (the scheduler reaps it on the loop's stack). Tasks still pending
+ * when the loop closes are reported and destroyed (tasks_close_hook). */
+#include "task_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+
+#ifdef COR_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef COR_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+_Thread_local struct cor_task *cor__tls_task COR__TLS_IE;
+void (*cor__run_shutdown_hook)(struct cor_loop *loop);
+
+static void task_free(cor__obj *o);
+static void tasks_close_hook(struct cor_loop *loop);
+
+__attribute__((constructor)) static void task_module_init(void) {
+  cor__obj_register(COR__OBJ_TASK, task_free);
+  cor__loop_close_hook = tasks_close_hook;
+}
+
+/* ------------------------------------------------------------ per loop */
+
+cor__tasks *cor__tasks_of(struct cor_loop *loop) {
+  cor__tasks *tl = loop->tasks;
+  if (COR_LIKELY(tl != NULL))
+    return tl;
+  tl = cor__calloc(1, sizeof *tl);
+  if (tl == NULL)
+    return NULL;
+  tl->loop = loop;
+  cor__stack_pool_init(&tl->pool, 0);
+  loop->tasks = tl;
+  return tl;
+}
+
+int cor_loop_set_task_stack_size(cor_loop_t *loop, size_t bytes) {
+  if (loop == NULL || bytes == 0 || bytes > ((size_t)1 << 40))
+    return -EINVAL;
+  if (loop->closed)
+    return COR_ECLOSED;
+  cor__tasks *tl = cor__tasks_of(loop);
+  if (tl == NULL)
+    return -ENOMEM;
+  cor__stack_pool_set_size(&tl->pool, bytes);
+  return 0;
+}
+
+size_t cor_loop_get_task_stack_size(cor_loop_t *loop) {
+  if (loop == NULL)
+    return 0;
+  cor__tasks *tl = loop->tasks;
+  return tl ? tl->pool.size : cor__stack_default_size();
+}
+
+/* ------------------------------------------------------------ coroutines */
+
+/* Consumed coroutine objects wait in a per-thread FIFO before reuse, so a
+ * second consumption of the same pointer finds it marked consumed and fails
+ * with -EINVAL instead of reading freed memory (unless QUARANTINE newer
+ * coroutines were consumed on this thread in between). It also keeps malloc
+ * off the spawn path. */
+#define QUARANTINE 1024
+static _Thread_local struct {
+  struct cor_coro *head, *tail;
+  size_t n;
+  bool keyed;
+} coro_q;
+static pthread_key_t coro_key;
+static pthread_once_t coro_once = PTHREAD_ONCE_INIT;
+
+static void coro_q_free(void *unused) {
+  (void)unused;
+  struct cor_coro *c = coro_q.head;
+  while (c) {
+    struct cor_coro *n = c->next;
+    cor__free(c);
+    c = n;
+  }
+  coro_q.head = coro_q.tail = NULL;
+  coro_q.n = 0;
+}
+static void coro_key_make(void) { pthread_key_create(&coro_key, coro_q_free); }
+
+static void coro_retire(struct cor_coro *c) {
+  c->next = NULL;
+  c->tl = NULL;
+  if (coro_q.tail)
+    coro_q.tail->next = c;
+  else
+    coro_q.head = c;
+  coro_q.tail = c;
+  coro_q.n++;
+  if (COR_UNLIKELY(!coro_q.keyed)) {
+    coro_q.keyed = true;
+    pthread_once(&coro_once, coro_key_make);
+    pthread_setspecific(coro_key, &coro_q); /* non-NULL: run the destructor */
+  }
+}
+
+static void coro_track_unlink(struct cor_coro *c) {
+  cor__tasks *tl = c->tl;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    tl->coros = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
+
+cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
+                            const char *file, int line) {
+  if (fn == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  struct cor_coro *c;
+  if (coro_q.n > QUARANTINE) {
+    c = coro_q.head;
+    coro_q.head = c->next;
+    coro_q.n--;
+  } else if ((c = cor__malloc(sizeof *c)) == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  c->fn = fn;
+  c->arg = arg;
+  c->name = name ? name : "coro";
+  c->file = file ? file : "?";
+  c->line = line;
+  c->state = COR__CORO_LIVE;
+  c->prev = c->next = NULL;
+  c->tl = NULL;
+  /* Made inside a running loop: the loop owns it until it is consumed, and
+   * reports it at close if it never is. */
+  struct cor_loop *loop = cor__tls_loop;
+  cor__tasks *tl = loop ? cor__tasks_of(loop) : NULL;
+  if (tl) {
+    c->tl = tl;
+    c->next = tl->coros;
+    if (tl->coros)
+      tl->coros->prev = c;
+    tl->coros = c;
+  }
+  return c;
+}
+
+static void coro_finish(struct cor_coro *c, uint32_t state) {
+  ck_pr_store_32(&c->state, state);
+  if (c->tl == NULL) {
+    coro_retire(c);
+  } else if (c->tl->loop == cor__tls_loop) {
+    coro_track_unlink(c);
+    coro_retire(c);
+  }
+  /* else: consumed away from its loop's thread; stays on that loop's list,
+   * marked, and is freed when the loop closes. */
+}
+
+int cor__coro_take(cor_coro_t *c, struct cor_coro *out) {
+  if (c == NULL || ck_pr_load_32(&c->state) != COR__CORO_LIVE)
+    return -EINVAL;
+  *out = *c;
+  coro_finish(c, COR__CORO_CONSUMED);
+  return 0;
+}
+
+int cor_coro_close(cor_coro_t *c) {
+  if (c == NULL || ck_pr_load_32(&c->state) != COR__CORO_LIVE)
+    return -EINVAL;
+  coro_finish(c, COR__CORO_CLOSED);
+  return 0;
+}
+
+/* ------------------------------------------------------------ switching */
+
+static inline void switch_to_task(cor__tasks *tl, struct cor_task *t) {
+#ifdef COR_ASAN
+  __sanitizer_start_switch_fiber(&tl->asan_loop_fake, t->stack->lo,
+                                 t->stack->size);
+#endif
+#ifdef COR_TSAN
+  tl->tsan_loop_fiber = __tsan_get_current_fiber();
+  __tsan_switch_to_fiber(t->stack->tsan_fiber, 0);
+#endif
+  cor__ctx_switch(&tl->loop_ctx, &t->ctx);
+#ifdef COR_ASAN
+  __sanitizer_finish_switch_fiber(tl->asan_loop_fake, NULL, NULL);
+#endif
+}
+
+/* In the task: back to the loop; returns when the task is resumed. */
+static inline void switch_to_loop(struct cor_task *t) {
+  cor__tasks *tl = t->tl;
+#ifdef COR_ASAN
+  __sanitizer_start_switch_fiber(&t->asan_fake, tl->asan_loop_bottom,
+                                 tl->asan_loop_size);
+#endif
+#ifdef COR_TSAN
+  __tsan_switch_to_fiber(tl->tsan_loop_fiber, 0);
+#endif
+  cor__ctx_switch(&t->ctx, &tl->loop_ctx);
+#ifdef COR_ASAN
+  __sanitizer_finish_switch_fiber(t->asan_fake, &tl->asan_loop_bottom,
+                                  &tl->asan_loop_size);
+#endif
+}
+
+static void registry_unlink(cor__tasks *tl, struct cor_task *t) {
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    tl->head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    tl->tail = t->prev;
+  t->prev = t->next = NULL;
+  tl->npending--;
+}
+
+/* On the loop's stack, after the body returned: the stack is free again. */
+static void task_reap(struct cor_task *t) {
+  cor__tasks *tl = t->tl;
+  cor__stack_put(&tl->pool, t->stack);
+  t->stack = NULL;
+  registry_unlink(tl, t);
+  cor_release(t); /* the loop's reference */
+}
+
+/* The ready-queue callback that runs a task until it next suspends. */
+static void task_step(void *arg) {
+  struct cor_task *t = arg;
+  COR_ASSERT(t->tstate == COR__TASK_CREATED ||
+             t->tstate == COR__TASK_SUSPENDED);
+  if (COR_UNLIKELY(!cor__stack_thread_ready))
+    cor__stack_thread_init();
+  struct cor_task *prev = cor__tls_task;
+  cor__tls_task = t;
+  cor__tls_stack = t->stack;
+  t->tstate = COR__TASK_RUNNING;
+  switch_to_task(t->tl, t);
+  cor__tls_task = prev;
+  cor__tls_stack = prev ? prev->stack : NULL;
+  if (t->tstate == COR__TASK_EXITED)
+    task_reap(t);
+}
+
+static inline void suspend(struct cor_task *t) {
+  t->tstate = COR__TASK_SUSPENDED;
+  switch_to_loop(t);
+}
+
+/* ------------------------------------------------------------ errors */
+
+static _Thread_local struct {
+  int code;
+  char *msg;
+  const char *file;
+  int line;
+} thread_err;
+
+void cor__record_error(int code, const char *msg, const char *file, int line) {
+  struct cor_task *t = cor__tls_task;
+  char *m = msg ? cor__strdup(msg) : NULL;
+  if (t) {
+    cor__free(t->err_msg);
+    t->err_code = code;
+    t->err_msg = m;
+    t->err_file = file;
+    t->err_line = line;
+  } else {
+    cor__free(thread_err.msg);
+    thread_err.code = code;
+    thread_err.msg = m;
+    thread_err.file = file;
+    thread_err.line = line;
+  }
+}
+
+bool cor__fail_take(int code, char **msg, const char **file, int *line) {
+  if (thread_err.code != code || code == 0)
+    return false;
+  *msg = thread_err.msg;
+  *file = thread_err.file;
+  *line = thread_err.line;
+  thread_err.msg = NULL;
+  thread_err.code = 0;
+  return true;
+}
+
+/* The outcome of an awaited future, handed to the awaiting task: an error
+ * with a message is recorded on the task, so that returning the same code
+ * propagates the message as re-raising would. */
+static int take_for_task(struct cor_task *t, struct cor_future *f,
+                         void **result) {
+  int rc = cor__future_take(f, result);
+  if (COR_UNLIKELY(rc < 0) && rc != -ECANCELED && (f->msg || f->file)) {
+    cor__free(t->err_msg);
+    t->err_code = rc;
+    t->err_msg = f->msg ? cor__strdup(f->msg) : NULL;
+    t->err_file = f->file;
+    t->err_line = f->line;
+  }
+  return rc;
+}
+
+/* ------------------------------------------------------------ tasks */
+
+static uint64_t next_task_id(void) {
+  /* Ids are process-wide, as asyncio's Task-N counter, but handed to each
+   * thread in blocks so that spawning does not bounce one cache line
+   * between the loops' cores. */
+  static uint64_t global_next = 1;
+  static _Thread_local uint64_t next, end;
+  if (COR_UNLIKELY(next == end)) {
+    next = ck_pr_faa_64(&global_next, 256);
+    end = next + 256;
+  }
+  return next++;
+}
+
+/* The first frame on a task's stack. */
+static void task_entry(void *arg) {
+  struct cor_task *t = arg;
+#ifdef COR_ASAN
+  __sanitizer_finish_switch_fiber(NULL, &t->tl->asan_loop_bottom,
+                                  &t->tl->asan_loop_size);
+#endif
+  void *res = NULL;
+  int rc = t->fn(t->arg, &res);
+  if (rc == 0 && t->must_cancel)
+    rc = -ECANCELED; /* cancelled right before the body returned */
+  if (rc == 0) {
+    cor__future_finish(&t->fut, COR__FUT_DONE, 0, res, NULL, NULL, 0);
+  } else if (rc == -ECANCELED) {
+    char *m = t->cancel_msg;
+    t->cancel_msg = NULL;
+    cor__future_finish(&t->fut, COR__FUT_CANCELLED, -ECANCELED, NULL, m, NULL,
+                       0);
+  } else if (rc > 0) {
+    char buf[96];
+    snprintf(buf, sizeof buf, "task body returned %d (codes are 0 or < 0)",
+             rc);
+    cor__future_finish(&t->fut, COR__FUT_DONE, -EINVAL, NULL,
+                       cor__strdup(buf), t->file, t->line);
+  } else {
+    char *m = NULL;
+    const char *file = NULL;
+    int line = 0;
+    if (t->err_code == rc) {
+      m = t->err_msg;
+      t->err_msg = NULL;
+      file = t->err_file;
+      line = t->err_line;
+    }
+    cor__future_finish(&t->fut, COR__FUT_DONE, rc, NULL, m, file, line);
+  }
+  t->tstate = COR__TASK_EXITED;
+  cor__tasks *tl = t->tl;
+#ifdef COR_ASAN
+  /* NULL: this fiber is finished; ASan frees its fake stack. */
+  __sanitizer_start_switch_fiber(NULL, tl->asan_loop_bottom,
+                                 tl->asan_loop_size);
+#endif
+#ifdef COR_TSAN
+  __tsan_switch_to_fiber(tl->tsan_loop_fiber, 0);
+#endif
+  cor__ctx_switch(&t->ctx, &tl->loop_ctx);
+  COR_ASSERT(!"a finished task was resumed");
+}
+
+static void set_errno_code(int code) { errno = -code; }
+
+cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
+                            const char *name) {
+  struct cor_coro c;
+  if (cor__coro_take(coro, &c) != 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (loop == NULL && (loop = cor__tls_loop) == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (COR_UNLIKELY(loop->closed)) {
+    set_errno_code(COR_ECLOSED);
+    return NULL;
+  }
+  cor__tasks *tl = cor__tasks_of(loop);
+  struct cor_task *t = tl ? cor__malloc(sizeof *t) : NULL;
+  if (t == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  cor__future_init(&t->fut, loop, COR__OBJ_TASK);
+  t->stack = cor__stack_get(&tl->pool);
+  if (COR_UNLIKELY(t->stack == NULL)) {
+    cor__free(t);
+    errno = ENOMEM;
+    return NULL;
+  }
+  t->tl = tl;
+  t->fn = c.fn;
+  t->arg = c.arg;
+  t->fn_name = c.name;
+  t->file = c.file;
+  t->line = c.line;
+  t->tstate = COR__TASK_CREATED;
+  t->must_cancel = false;
+  t->waiting_owned = false;
+  t->ncancel = 0;
+  t->cancel_msg = NULL;
+  t->id = next_task_id();
+  t->name = NULL;
+  t->name_buf[0] = 0;
+  t->waiting = NULL;
+  t->err_code = 0;
+  t->err_msg = NULL;
+  t->err_file = NULL;
+  t->err_line = 0;
+#ifdef COR_ASAN
+  t->asan_fake = NULL;
+#endif
+  if (name && (t->name = cor__strdup(name)) == NULL)
+    goto nomem;
+  if (COR_UNLIKELY(cor_call_soon(loop, task_step, t, NULL) != 0))
+    goto nomem;
+  t->stack->task_name = t->name;
+  t->stack->task_id = t->id;
+  cor__ctx_make(&t->ctx, t->stack->lo, t->stack->size - t->stack->color,
+                task_entry, t);
+  /* The pending registry, in creation order. */
+  t->next = NULL;
+  t->prev = tl->tail;
+  if (tl->tail)
+    tl->tail->next = t;
+  else
+    tl->head = t;
+  tl->tail = t;
+  tl->npending++;
+  t->fut.obj.refs = 2; /* the caller's and the loop's */
+  return t;
+nomem:
+  cor__stack_put(&tl->pool, t->stack);
+  cor__free(t->name);
+  cor__free(t);
+  errno = ENOMEM;
+  return NULL;
+}
+
+cor_future_t *cor_task_future(cor_task_t *t) { return t ? &t->fut : NULL; }
+
+const char *cor_task_name(cor_task_t *t) {
+  if (t == NULL)
+    return NULL;
+  if (t->name)
+    return t->name;
+  if (t->name_buf[0] == 0)
+    snprintf(t->name_buf, sizeof t->name_buf, "Task-%llu",
+             (unsigned long long)t->id);
+  return t->name_buf;
+}
+
+int cor_task_set_name(cor_task_t *t, const char *name) {
+  if (t == NULL || name == NULL)
+    return -EINVAL;
+  char *n = cor__strdup(name);
+  if (n == NULL)
+    return -ENOMEM;
+  cor__free(t->name);
+  t->name = n;
+  if (t->stack)
+    t->stack->task_name = n;
+  return 0;
+}
+
+cor_task_t *cor_current_task(void) { return cor__tls_task; }
+
+size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out, size_t cap) {
+  if (loop == NULL && (loop = cor__tls_loop) == NULL)
+    return 0;
+  cor__tasks *tl = loop->tasks;
+  if (tl == NULL)
+    return 0;
+  size_t i = 0;
+  for (struct cor_task *t = tl->head; t && i < cap; t = t->next)
+    out[i++] = cor_retain(t);
+  return tl->npending;
+}
+
+static void task_free(cor__obj *o) {
+  struct cor_task *t = (struct cor_task *)o;
+  /* A pending task is referenced by its loop, so only a finished or
+   * destroyed one gets here. */
+  COR_ASSERT(t->tstate == COR__TASK_EXITED ||
+             t->tstate == COR__TASK_DESTROYED);
+  cor__future_fini(&t->fut);
+  cor__free(t->name);
+  cor__free(t->cancel_msg);
+  cor__free(t->err_msg);
+  cor__free(t);
+}
+
+/* ------------------------------------------------------------ awaiting */
+
+static void waiter_drop(cor__fut_cb *n) {
+  /* The awaited future was freed under a waiting task (a caller's bug):
+   * forget it, so destroying the task later does not touch it. */
+  struct cor_task *t = n->arg;
+  t->waiting = NULL;
+}
+
+int cor_await(cor_future_t *f, void **result) {
+  struct cor_task *t = cor__tls_task;
+  if (COR_UNLIKELY(t == NULL))
+    return COR_ENOTASK;
+  if (COR_UNLIKELY(f == NULL))
+    return -EINVAL;
+  if (f->state != COR__FUT_PENDING)
+    return take_for_task(t, f, result);
+  if (COR_UNLIKELY(f == &t->fut || f->loop != t->tl->loop))
+    return -EINVAL;
+  if (COR_UNLIKELY(t->must_cancel)) {
+    /* A cancel request is waiting for this suspension: pass it on to what
+     * we await, as asyncio's __step does; we still wait for it to end. */
+    t->must_cancel = false;
+    cor_future_cancel(f, t->cancel_msg);
+    if (f->state != COR__FUT_PENDING)
+      return take_for_task(t, f, result);
+  }
+  t->wnode.fn = task_step;
+  t->wnode.arg = t;
+  t->wnode.drop = waiter_drop;
+  t->wnode.kind = COR__CB_EMBED;
+  cor__future_add_cb(f, &t->wnode);
+  t->waiting = f;
+  suspend(t);
+  t->waiting = NULL;
+  if (COR_UNLIKELY(t->must_cancel)) {
+    /* Cancelled after f completed but before we resumed. */
+    t->must_cancel = false;
+    return -ECANCELED;
+  }
+  return take_for_task(t, f, result);
+}
+
+int cor_await_coro(cor_coro_t *coro, void **result) {
+  struct cor_coro c;
+  if (cor__coro_take(coro, &c) != 0)
+    return -EINVAL;
+  if (cor__tls_task == NULL)
+    return COR_ENOTASK;
+  void *dummy;
+  return c.fn(c.arg, result ? result : &dummy);
+}
+
+int cor_yield(void) {
+  struct cor_task *t = cor__tls_task;
+  if (COR_UNLIKELY(t == NULL))
+    return COR_ENOTASK;
+  if (COR_UNLIKELY(t->must_cancel)) {
+    t->must_cancel = false;
+    return -ECANCELED;
+  }
+  int rc = cor_call_soon(t->tl->loop, task_step, t, NULL);
+  if (COR_UNLIKELY(rc != 0))
+    return rc;
+  suspend(t);
+  if (COR_UNLIKELY(t->must_cancel)) {
+    t->must_cancel = false;
+    return -ECANCELED;
+  }
+  return 0;
+}
+
+static void sleep_fire(void *arg) {
+  struct cor_future *f = arg;
+  if (f->state == COR__FUT_PENDING)
+    cor__future_finish(f, COR__FUT_DONE, 0, NULL, NULL, NULL, 0);
+}
+
+int cor_sleep(double seconds) {
+  struct cor_task *t = cor__tls_task;
+  if (COR_UNLIKELY(t == NULL))
+    return COR_ENOTASK;
+  if (!(seconds > 0)) /* also NaN */
+    return cor_yield();
+  if (COR_UNLIKELY(t->must_cancel)) {
+    t->must_cancel = false;
+    return -ECANCELED;
+  }
+  struct cor_loop *loop = t->tl->loop;
+  cor_future_t *f = cor_future_new(loop);
+  if (f == NULL)
+    return -ENOMEM;
+  cor_handle_t h;
+  int rc = cor_call_later(loop, seconds, sleep_fire, f, &h);
+  if (rc != 0) {
+    cor_release(f);
+    return rc;
+  }
+  t->waiting_owned = true; /* a destroyed task releases it */
+  rc = cor_await(f, NULL);
+  t->waiting_owned = false;
+  cor_handle_cancel(loop, h); /* -ENOENT when it fired: fine */
+  cor_release(f);
+  return rc;
+}
+
+/* ------------------------------------------------------------ cancelling */
+
+int cor_task_cancel(cor_task_t *t, const char *msg) {
+  if (t == NULL || t->fut.state != COR__FUT_PENDING ||
+      t->tstate >= COR__TASK_EXITED)
+    return -EINVAL;
+  t->ncancel++;
+  if (msg) {
+    char *m = cor__strdup(msg);
+    if (m) {
+      cor__free(t->cancel_msg);
+      t->cancel_msg = m;
+    }
+  }
+  if (t->waiting && cor_future_cancel(t->waiting, msg) == 0)
+    return 0;
+  t->must_cancel = true;
+  return 0;
+}
+
+int cor_task_cancelling(const cor_task_t *t) { return t ? t->ncancel : 0; }
+
+int cor_task_uncancel(cor_task_t *t) {
+  if (t == NULL)
+    return 0;
+  if (t->ncancel > 0 && --t->ncancel == 0)
+    t->must_cancel = false;
+  return t->ncancel;
+}
+
+/* ------------------------------------------------------------ close */
+
+static void report_pending(struct cor_task *t) {
+  const char *st = t->tstate == COR__TASK_CREATED ? "pending (not started)"
+                                                  : "pending";
+  if (t->waiting)
+    COR_LOG(COR_LOG_ERROR,
+            "Task was destroyed but it is pending!\ntask: <Task %s name='%s' "
+            "coro=<%s() created at %s:%d> wait_for=<%s pending>>",
+            st, cor_task_name(t), t->fn_name, t->file, t->line,
+            t->waiting->is_task ? "Task" : "Future");
+  else
+    COR_LOG(COR_LOG_ERROR,
+            "Task was destroyed but it is pending!\ntask: <Task %s name='%s' "
+            "coro=<%s() created at %s:%d>>",
+            st, cor_task_name(t), t->fn_name, t->file, t->line);
+}
+
+static void tasks_close_hook(struct cor_loop *loop) {
+  cor__tasks *tl = loop->tasks;
+  if (tl == NULL)
+    return;
+  /* 1. Detach every pending task from what it awaits, while all of them are
+   *    alive (a task may await another pending task). */
+  for (struct cor_task *t = tl->head; t; t = t->next) {
+    report_pending(t);
+    if (t->waiting) {
+      struct cor_future *w = t->waiting;
+      cor__future_remove_cb(w, &t->wnode);
+      t->waiting = NULL;
+      if (t->waiting_owned)
+        cor_release(w);
+    }
+  }
+  /* 2. Destroy them: their stacks are dropped unwound, as an un-collected
+   *    asyncio task's frame would never run its finally blocks either. */
+  while (tl->head) {
+    struct cor_task *t = tl->head;
+    registry_unlink(tl, t);
+    t->tstate = COR__TASK_DESTROYED;
+    cor__stack_put(&tl->pool, t->stack);
+    t->stack = NULL;
+    cor_release(t);
+  }
+  /* 3. Coroutines made on this loop and never consumed. */
+  while (tl->coros) {
+    struct cor_coro *c = tl->coros;
+    tl->coros = c->next;
+    if (c->state == COR__CORO_LIVE)
+      COR_LOG(COR_LOG_WARNING,
+              "coroutine '%s' was never awaited (created at %s:%d)", c->name,
+              c->file, c->line);
+    cor__free(c);
+  }
+  COR_ASSERT(tl->pool.live == 0);
+  cor__stack_pool_destroy(&tl->pool);
+  loop->tasks = NULL;
+  cor__free(tl);
+}
+
+/* ------------------------------------------------------------ cor_run */
+
+typedef struct {
+  struct cor_future *all;
+  size_t left;
+} cancel_wait;
+
+static void cancel_one_done(cor_future_t *f, void *arg) {
+  (void)f;
+  cancel_wait *w = arg;
+  if (--w->left == 0 && w->all->state == COR__FUT_PENDING)
+    cor_future_set_result(w->all, NULL);
+}
+
+/* asyncio.runners._cancel_all_tasks: cancel, then wait for every one of them
+ * to finish its clean-up; report those that ended with an error. */
+static void cancel_all_tasks(cor_loop_t *loop) {
+  size_t n = cor_all_tasks(loop, NULL, 0);
+  if (n == 0)
+    return;
+  cor_task_t **ts = cor__malloc(n * sizeof *ts);
+  cor_future_t *all = cor_future_new(loop);
+  if (ts == NULL || all == NULL) {
+    cor__free(ts);
+    cor_release(all);
+    return; /* close reports and destroys them */
+  }
+  n = cor_all_tasks(loop, ts, n);
+  cancel_wait w = {all, n};
+  for (size_t i = 0; i < n; i++) {
+    cor_task_cancel(ts[i], NULL);
+    if (cor_future_add_done_callback(&ts[i]->fut, cancel_one_done, &w) != 0)
+      w.left--;
+  }
+  if (w.left > 0)
+    cor_loop_run_until_complete(loop, all);
+  for (size_t i = 0; i < n; i++) {
+    cor_future_remove_done_callback(&ts[i]->fut, cancel_one_done, &w);
+    struct cor_future *f = &ts[i]->fut;
+    if (f->state == COR__FUT_DONE && f->code < 0) {
+      f->retrieved = 1;
+      COR_LOG(COR_LOG_ERROR,
+              "unhandled error during cor_run() shutdown\ntask: <Task "
+              "finished name='%s' coro=<%s() created at %s:%d> error=%s('%s')>",
+              cor_task_name(ts[i]), ts[i]->fn_name, ts[i]->file, ts[i]->line,
+              cor_err_name(f->code), f->msg ? f->msg : cor_strerror(f->code));
+    }
+    cor_release(ts[i]);
+  }
+  cor__free(ts);
+  cor_release(all);
+}
+
+int cor_run(cor_fn main, void *arg, const cor_run_opts *opts) {
+  if (main == NULL)
+    return -EINVAL;
+  if (cor__tls_loop != NULL)
+    return -EBUSY; /* cannot be called from a running event loop */
+  cor_loop_opts lo = {0};
+  lo.debug = opts && opts->debug;
+  cor_loop_t *loop = cor_loop_new(&lo);
+  if (loop == NULL)
+    return errno ? -errno : -ENOMEM;
+  int rc;
+  void *res = NULL;
+  if (opts && opts->stack_size &&
+      (rc = cor_loop_set_task_stack_size(loop, opts->stack_size)) != 0)
+    goto out;
+  cor_task_t *t = cor_create_task(loop, cor_coro(main, arg), NULL);
+  if (t == NULL) {
+    rc = -errno;
+    goto out;
+  }
+  rc = cor_loop_run_until_complete(loop, &t->fut);
+  if (t->fut.state == COR__FUT_DONE && t->fut.code == 0)
+    res = t->fut.result;
+  cor_release(t);
+  cancel_all_tasks(loop);
+  if (cor__run_shutdown_hook)
+    cor__run_shutdown_hook(loop);
+  /* Let callbacks already scheduled (done callbacks of the tasks above) run,
+   * so that what they own is released before the loop drops its queue. */
+  for (int i = 0; i < 16 && loop->rlen > 0; i++) {
+    cor_loop_stop(loop);
+    cor_loop_run_forever(loop);
+  }
+out:
+  cor_loop_close(loop);
+  cor_release(loop);
+  if (opts && opts->result)
+    *opts->result = res;
+  return rc;
+}

@@ -1,0 +1,175 @@
+/* Futures and tasks: the structures shared by core/future.c, core/task.c and
+ * core/compose.c. Internal. */
+#ifndef CORIO_CORE_TASK_INTERNAL_H
+#define CORIO_CORE_TASK_INTERNAL_H
+
+#include "ctx.h"
+#include "internal.h"
+#include "stack.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define COR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COR_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define COR_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COR_TSAN 1
+#endif
+#endif
+
+/* ------------------------------------------------------------ futures */
+
+enum { COR__FUT_PENDING = 0, COR__FUT_DONE, COR__FUT_CANCELLED };
+
+/* A done callback. When the future completes, each node is handed to
+ * cor_call_soon in the order added: an embedded node (a task waiting, a
+ * run_until_complete) as call_soon(fn, arg) with no allocation; a heap node
+ * (a user callback) as call_soon(run, node), keeping the future alive until
+ * it ran. */
+enum { COR__CB_EMBED = 0, COR__CB_HEAP };
+typedef struct cor__fut_cb cor__fut_cb;
+struct cor__fut_cb {
+  cor__fut_cb *next;
+  cor_callback fn; /* EMBED: what to schedule */
+  void *arg;
+  /* Called when the node is discarded unscheduled (the future freed while
+   * pending, or scheduling failed). May be NULL. */
+  void (*drop)(cor__fut_cb *n);
+  uint8_t kind;
+  /* HEAP nodes */
+  cor_future_t *fut;
+  cor_done_fn ucb;
+  void *uarg;
+};
+
+struct cor_future {
+  cor__obj obj;
+  uint8_t state;
+  uint8_t retrieved; /* the outcome was handed to user code */
+  uint8_t is_task;
+  int code; /* 0, or the error; -ECANCELED when cancelled */
+  struct cor_loop *loop;
+  void *result;
+  char *msg; /* error or cancel message, owned; may be NULL */
+  const char *file; /* cor_fail site, may be NULL */
+  int line;
+  cor__fut_cb *cbs;
+  cor__fut_cb **cbs_tail;
+};
+
+void cor__future_init(struct cor_future *f, struct cor_loop *loop,
+                      enum cor__obj_type type);
+/* Frees what a future owns (messages, unscheduled callbacks) and reports a
+ * never-retrieved error; not the object. */
+void cor__future_fini(struct cor_future *f);
+/* Completes a pending future: state DONE (code 0 or < 0) or CANCELLED;
+ * takes ownership of msg; schedules the callbacks. */
+void cor__future_finish(struct cor_future *f, int state, int code,
+                        void *result, char *msg, const char *file, int line);
+void cor__future_add_cb(struct cor_future *f, cor__fut_cb *n);
+/* Unlinks n if it is still in f's list; true if it was. */
+bool cor__future_remove_cb(struct cor_future *f, cor__fut_cb *n);
+/* Adds a heap callback with a drop hook for its argument (compose.c). */
+int cor__future_add_done_callback_drop(struct cor_future *f, cor_done_fn cb,
+                                       void *arg, void (*drop)(cor__fut_cb *));
+/* The outcome handed to user code: marks it retrieved. */
+int cor__future_take(struct cor_future *f, void **result);
+
+/* ------------------------------------------------------------ coroutines */
+
+enum { COR__CORO_LIVE = 0x434f524f, COR__CORO_CONSUMED = 1, COR__CORO_CLOSED };
+struct cor__tasks;
+struct cor_coro {
+  cor_fn fn;
+  void *arg;
+  const char *name, *file;
+  int line;
+  uint32_t state;
+  struct cor__tasks *tl; /* the loop that tracks it while unconsumed */
+  struct cor_coro *prev, *next;
+};
+/* Consumes a coroutine: copies it to *out and marks it consumed. -EINVAL when
+ * c is NULL or already consumed (or closed). */
+int cor__coro_take(cor_coro_t *c, struct cor_coro *out);
+
+/* ------------------------------------------------------------ tasks */
+
+enum {
+  COR__TASK_CREATED = 0, /* scheduled, not run yet */
+  COR__TASK_RUNNING,
+  COR__TASK_SUSPENDED,
+  COR__TASK_EXITED,    /* body returned; reaped at once by the scheduler */
+  COR__TASK_DESTROYED, /* pending when its loop closed */
+};
+
+struct cor_task {
+  struct cor_future fut; /* a task is a future: first member */
+  cor__ctx ctx;
+  cor__stack *stack;
+  struct cor__tasks *tl;
+  cor_fn fn;
+  void *arg;
+  const char *fn_name, *file; /* where cor_coro was called */
+  int line;
+  uint8_t tstate;
+  bool must_cancel;   /* deliver -ECANCELED at the next suspension */
+  bool waiting_owned; /* `waiting` is a future the task made (sleep) */
+  int ncancel;        /* cancel requests not uncancelled (3.11) */
+  char *cancel_msg;
+  char *name; /* NULL: "Task-<id>" */
+  uint64_t id;
+  struct cor_future *waiting; /* the future the task is suspended on */
+  cor__fut_cb wnode;          /* its node in waiting's callbacks */
+  struct cor_task *prev, *next; /* the loop's pending tasks */
+  /* Last cor_fail in this task: taken by the task's future when the body
+   * returns the same code. */
+  int err_code;
+  char *err_msg;
+  const char *err_file;
+  int err_line;
+#ifdef COR_ASAN
+  void *asan_fake;
+#endif
+  char name_buf[28];
+};
+
+/* Per-loop task state (loop->tasks). */
+typedef struct cor__tasks {
+  struct cor_loop *loop;
+  cor__ctx loop_ctx; /* where the loop runs while a task does */
+  cor__stack_pool pool;
+  struct cor_task *head, *tail; /* pending tasks, in creation order */
+  size_t npending;
+  struct cor_coro *coros; /* created on this loop, not consumed yet */
+#ifdef COR_ASAN
+  const void *asan_loop_bottom;
+  size_t asan_loop_size;
+  void *asan_loop_fake;
+#endif
+#ifdef COR_TSAN
+  void *tsan_loop_fiber;
+#endif
+} cor__tasks;
+
+/* initial-exec: read on every switch; the default model in a shared
+ * library would call __tls_get_addr each time. */
+#define COR__TLS_IE __attribute__((tls_model("initial-exec")))
+extern _Thread_local struct cor_task *cor__tls_task COR__TLS_IE;
+/* The loop's task state, made on first use; NULL on ENOMEM. */
+cor__tasks *cor__tasks_of(struct cor_loop *loop);
+/* Records code/message on the running task (or the thread) like cor_fail. */
+void cor__record_error(int code, const char *msg, const char *file, int line);
+/* Takes the calling thread's last cor_fail outside any task when its code
+ * is `code`: the message (owned by the caller) and site. For executors. */
+bool cor__fail_take(int code, char **msg, const char **file, int *line);
+
+/* Set by the executor module: cor_run calls it before closing the loop, to
+ * shut the loop's default executor down. */
+extern void (*cor__run_shutdown_hook)(struct cor_loop *loop);
+
+#endif

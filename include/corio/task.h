@@ -1,0 +1,187 @@
+/* corio: coroutines and tasks, as asyncio's, on their own stacks.
+ *
+ * A coroutine object (cor_coro) is a function and its argument, waiting to
+ * run. A task runs one on a stack of its own, scheduled by the loop: inside
+ * it, cor_await suspends the task (not the thread) until a future is done.
+ * Every call here belongs to the loop's owning thread.
+ *
+ * Cancellation is asyncio's: cor_task_cancel makes the await the task is
+ * suspended in return -ECANCELED (and cancels what it awaited); a task may
+ * clean up and return, and ends cancelled when its body returns -ECANCELED.
+ */
+#ifndef CORIO_TASK_H
+#define CORIO_TASK_H
+
+#include <corio/common.h>
+#include <corio/future.h>
+#include <corio/loop.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cor_coro cor_coro_t;
+typedef struct cor_task cor_task_t;
+typedef struct cor_taskgroup cor_taskgroup_t;
+
+/* ------------------------------------------------------------ coroutines */
+
+/* A coroutine object for fn(arg), recording "fn", the file and the line. It
+ * must be consumed exactly once: by cor_create_task, cor_await_coro,
+ * cor_taskgroup_spawn or cor_run_coroutine_threadsafe (each consumes it even
+ * when it fails); consuming it again returns -EINVAL (NULL/EINVAL for the
+ * constructors). One created while a loop runs on this thread belongs to
+ * that loop until consumed: closing the loop reports and frees it ("never
+ * awaited"). Returns NULL with errno EINVAL (fn NULL) or ENOMEM. Any thread. */
+#define cor_coro(fn, arg) cor_coro_new_at((fn), (arg), #fn, __FILE__, __LINE__)
+COR_EXTERN cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
+                                       const char *file, int line);
+/* Discards a coroutine without running it (asyncio's coro.close()). Returns
+ * 0, or -EINVAL when already consumed or closed. Thread that made it. */
+COR_EXTERN int cor_coro_close(cor_coro_t *coro);
+
+/* ------------------------------------------------------------ tasks */
+
+/* Schedules coro as a task on its own stack (from the loop's pool) on `loop`
+ * (NULL: the loop running on this thread); it starts on a later iteration.
+ * `name` is copied; NULL gives "Task-N". The caller holds one reference; the
+ * loop holds another while the task is pending, so releasing yours at once
+ * is fine (fire and forget). Returns NULL with errno EINVAL (coro NULL or
+ * already consumed, no loop), ENOMEM (no memory or no stack), or 4004
+ * (-COR_ECLOSED: the loop is closed). Owner thread. */
+COR_EXTERN cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
+                                       const char *name);
+
+/* The task as a future (a task is a future: same object, same reference;
+ * nothing is handed over). Never NULL for a task. */
+COR_EXTERN cor_future_t *cor_task_future(cor_task_t *task);
+
+/* The task's name (valid while the caller holds the task). */
+COR_EXTERN const char *cor_task_name(cor_task_t *task);
+/* Renames it (copied). 0, -EINVAL, -ENOMEM. */
+COR_EXTERN int cor_task_set_name(cor_task_t *task, const char *name);
+
+/* The task running on this thread (borrowed), NULL outside a task. */
+COR_EXTERN cor_task_t *cor_current_task(void);
+
+/* The loop's pending (not done) tasks (NULL: the running loop), in creation
+ * order. Stores at most cap of them in out, each a new reference the caller
+ * releases, and returns how many are pending (which may exceed cap). */
+COR_EXTERN size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out,
+                                size_t cap);
+
+/* ------------------------------------------------------------ awaiting */
+
+/* Inside a task: suspends it until fut is done, then returns fut's code, its
+ * result in *result (result may be NULL) and marks it retrieved. A done
+ * future returns at once without suspending. Returns -ECANCELED when the
+ * awaiting task is cancelled (the cancellation is passed on to fut); -EINVAL
+ * (NULL, a future of another loop, the task awaiting itself); COR_ENOTASK
+ * outside a task. */
+COR_EXTERN int cor_await(cor_future_t *fut, void **result);
+#define cor_await_task(task, result) cor_await(cor_task_future(task), (result))
+
+/* Inside a task: runs the coroutine to completion on the current task's
+ * stack (as `await coro()`) and returns its code and result. Consumes coro.
+ * -EINVAL (NULL or consumed); COR_ENOTASK outside a task (coro consumed). */
+COR_EXTERN int cor_await_coro(cor_coro_t *coro, void **result);
+
+/* Inside a task: suspends for `seconds` (<= 0: as cor_yield). Returns 0,
+ * -ECANCELED when cancelled, COR_ENOTASK outside a task. */
+COR_EXTERN int cor_sleep(double seconds);
+/* Inside a task: lets every ready callback and task run once, then resumes
+ * (asyncio's sleep(0)). 0, -ECANCELED, COR_ENOTASK. */
+COR_EXTERN int cor_yield(void);
+
+/* ------------------------------------------------------------ cancelling */
+
+/* Requests cancellation: the await (or sleep, yield) the task is suspended
+ * in returns -ECANCELED, and the future it awaited is cancelled too; a task
+ * not yet started or running now sees -ECANCELED at its next suspension.
+ * The task may catch it, clean up and return anything; if its body returns
+ * -ECANCELED the task ends cancelled. Each request counts (see
+ * cor_task_cancelling). msg (copied, may be NULL) becomes the cancelled
+ * future's message. Returns 0, or -EINVAL when the task is done (asyncio's
+ * False) or NULL. Owner thread. */
+COR_EXTERN int cor_task_cancel(cor_task_t *task, const char *msg);
+/* The number of cancel requests not withdrawn by cor_task_uncancel. */
+COR_EXTERN int cor_task_cancelling(const cor_task_t *task);
+/* Withdraws one request (for code that turns a cancellation into something
+ * else, as wait_for does); when none is left, a request not yet delivered is
+ * dropped. Returns the number left. */
+COR_EXTERN int cor_task_uncancel(cor_task_t *task);
+
+/* ------------------------------------------------------------ composing */
+
+/* Inside a task: awaits fut for at most `timeout` seconds (INFINITY: no
+ * limit; <= 0: only what is done by the next iteration). On time-out
+ * cancels fut, waits until it finished its clean-up, and returns -ETIMEDOUT;
+ * otherwise as cor_await. If the waiting task itself is cancelled, returns
+ * -ECANCELED. COR_ENOTASK outside a task. */
+COR_EXTERN int cor_wait_for(cor_future_t *fut, double timeout, void **result);
+
+/* A future that completes as fut does, but whose cancellation leaves fut
+ * running (asyncio.shield). The caller holds one reference. When fut is
+ * already done, returns fut itself (a new reference). NULL with errno
+ * EINVAL, ENOMEM. Owner thread. */
+COR_EXTERN cor_future_t *cor_shield(cor_future_t *fut);
+
+/* Inside a task: waits until every one of the n futures is done and stores
+ * each one's code in codes[i] and result in results[i] (either array may be
+ * NULL), marking them retrieved (asyncio's return_exceptions=True). Returns
+ * 0 once all are done, whatever their codes. If the gathering task is
+ * cancelled, every child still pending is cancelled, their clean-up is
+ * awaited, and it returns -ECANCELED. -EINVAL (NULL futs with n > 0);
+ * COR_ENOTASK outside a task. */
+COR_EXTERN int cor_gather(cor_future_t **futs, size_t n, int *codes,
+                          void **results);
+
+/* A task group (asyncio.TaskGroup), made inside a task (its parent): tasks
+ * spawned in it are awaited by cor_taskgroup_wait. The first child to fail
+ * (an error other than cancellation) cancels every other child and, if the
+ * parent is not yet in cor_taskgroup_wait, the parent too (its current await
+ * returns -ECANCELED: it should go on to cor_taskgroup_wait, which withdraws
+ * that request). Nothing outlives the group: wait returns only when every
+ * child is done. NULL with errno 4002 (-COR_ENOTASK) outside a task,
+ * ENOMEM. */
+COR_EXTERN cor_taskgroup_t *cor_taskgroup_new(void);
+/* Creates a task in the group (consumes coro) and returns a reference to it
+ * (release it when done with it; the group keeps its own). NULL with errno
+ * EINVAL (NULL group or coro, group already waited), ECANCELED (the group
+ * is shutting down after a failure), or as cor_create_task. */
+COR_EXTERN cor_task_t *cor_taskgroup_spawn(cor_taskgroup_t *group,
+                                           cor_coro_t *coro, const char *name);
+/* In the parent task: waits until every child is done, then frees the
+ * group. Returns 0; the first child's error code (its message is recorded
+ * on the parent as by cor_fail); -ECANCELED when the parent was cancelled
+ * from outside (the children are cancelled and awaited first); -EINVAL
+ * (NULL, or not the parent task); COR_ENOTASK outside a task. */
+COR_EXTERN int cor_taskgroup_wait(cor_taskgroup_t *group);
+
+/* ------------------------------------------------------------ running */
+
+/* Usable bytes of the stacks of tasks created on `loop` from now on (rounded
+ * up to pages; at least 16 KiB); a PROT_NONE guard page sits below each.
+ * Default 64 KiB (4x under ASan, 2x under TSan): see ARCHITECTURE.md. Only
+ * touched pages cost memory. Returns 0, -EINVAL, -ENOMEM. Owner thread. */
+COR_EXTERN int cor_loop_set_task_stack_size(cor_loop_t *loop, size_t bytes);
+COR_EXTERN size_t cor_loop_get_task_stack_size(cor_loop_t *loop);
+
+typedef struct cor_run_opts {
+  bool debug;        /* debug mode for the loop */
+  size_t stack_size; /* task stacks; 0 = default */
+  void **result;     /* if not NULL, receives main's result */
+} cor_run_opts;
+
+/* asyncio.run: makes a loop, runs main(arg) as a task until it returns,
+ * cancels every task still pending and runs the loop until they finished
+ * their clean-up (errors they end with are reported), shuts the default
+ * executor down, closes and frees the loop. Returns main's code (its result
+ * in *opts->result); -EBUSY when a loop already runs on this thread; -ENOMEM
+ * and the like when the loop cannot be made. opts may be NULL. */
+COR_EXTERN int cor_run(cor_fn main, void *arg, const cor_run_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
