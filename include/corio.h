@@ -6,5 +6,7 @@
 #include <corio/common.h>
 #include <corio/log.h>
 #include <corio/loop.h>
+#include <corio/future.h>
+#include <corio/task.h>
 
 #endif
