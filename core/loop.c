@@ -527,7 +527,12 @@ static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
 }
 
 static void run_once(cor_loop_t *loop) {
-  uint64_t now = loop->now = cor__now_ns();
+  /* A busy loop with no timers and no fds has no use for the time: skip the
+   * clock read (~28 ns, more than a task switch). It is read below before
+   * any wait, and every scheduling call reads the clock itself. */
+  uint64_t now = loop->now;
+  if (loop->timers.len > 0 || loop->nio > 0 || loop->rlen == 0)
+    now = loop->now = cor__now_ns();
   int64_t timeout;
   if (loop->rlen > 0 || loop->stopping || !cor__mpsc_empty(&loop->mpsc))
     timeout = 0;
