@@ -141,7 +141,8 @@ static cor__stack *stack_map(size_t size) {
   s->cfg_size = size;
   /* 32 colours, one cache line apart: 2 KiB of spread, so the top frames of
    * an idle task still fit the stack's first page. */
-  static unsigned next_color; /* racy across loops: any value will do */
+  /* Per thread: loops run on their own threads, and any value will do. */
+  static _Thread_local unsigned next_color;
   s->color = (size_t)(next_color++ & 31u) * 64u;
 #ifdef COR_TSAN
   s->tsan_fiber = __tsan_create_fiber(0);

@@ -1,0 +1,578 @@
+/* Concurrent futures (concurrent.futures.Future) and the two bridges
+ * between them and the loops: run_coroutine_threadsafe (a coroutine on a
+ * loop, its outcome in a cfuture) and await_cfuture (a task on any loop
+ * waiting for a cfuture without blocking its loop).
+ *
+ * A cfuture's state word is also the futex its blocked waiters sleep on. A
+ * waiter first spins (a result that comes back within ~20 us costs no
+ * syscall on either side), then announces itself in `sleepers` and sleeps;
+ * the completer exchanges the state (a full barrier) and calls futex_wake
+ * only when it then sees a sleeper. The mutex guards state changes and the
+ * callback list only; waiting never takes it. */
+#include "internal.h"
+
+#include <math.h>
+#include <sched.h>
+
+/* How long cor_cfuture_result spins before it sleeps. A run_coroutine_
+ * threadsafe round trip to an awake loop takes a few us; sleeping and being
+ * woken costs ~13 us plus a futex_wake syscall on the loop's side. */
+#define WAIT_SPIN_NS 20000u
+
+int cor__forked_child;
+
+static void cfuture_free(cor__obj *o);
+
+__attribute__((constructor)) static void cfuture_module_init(void) {
+  cor__obj_register(COR__OBJ_CFUTURE, cfuture_free);
+}
+
+int cor__fork_error(const char *call) {
+  static int logged;
+  if (ck_pr_fas_int(&logged, 1) == 0)
+    COR_LOG(COR_LOG_ERROR,
+            "%s: this process was forked while a corio runtime was running; "
+            "its loop threads do not exist in the child, so every call on the "
+            "runtime, its loops and concurrent futures fails with COR_ECLOSED. "
+            "Create runtimes after fork, or exec.",
+            call);
+  return COR_ECLOSED;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+cor_cfuture_t *cor__cfuture_alloc(size_t size) {
+  if (cor__in_forked_child()) {
+    cor__fork_error("cor_cfuture");
+    errno = -COR_ECLOSED;
+    return NULL;
+  }
+  COR_ASSERT(size >= sizeof(struct cor_cfuture));
+  cor_cfuture_t *cf = cor__malloc(size);
+  if (cf == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  cor__obj_init(&cf->obj, COR__OBJ_CFUTURE);
+  cf->state = COR__CF_PENDING;
+  cf->sleepers = 0;
+  pthread_mutex_init(&cf->lock, NULL);
+  cf->code = 0;
+  cf->result = NULL;
+  cf->msg = NULL;
+  cf->file = NULL;
+  cf->line = 0;
+  cf->cbs = NULL;
+  cf->cbs_tail = &cf->cbs;
+  cf->loop = NULL;
+  cf->cancel_fn = NULL;
+  cf->cancel_arg = NULL;
+  cf->fini = NULL;
+  return cf;
+}
+
+static void cfuture_free(cor__obj *o) {
+  cor_cfuture_t *cf = (cor_cfuture_t *)o;
+  /* Nodes still linked belong to a cfuture freed while pending: they never
+   * ran, so they are dropped. */
+  cor__cf_cb *n = cf->cbs;
+  while (n) {
+    cor__cf_cb *next = n->next;
+    if (n->drop)
+      n->drop(n);
+    n = next;
+  }
+  if (cf->fini)
+    cf->fini(cf);
+  cor__free(cf->msg);
+  pthread_mutex_destroy(&cf->lock);
+  cor__free(cf);
+}
+
+void cor__cfuture_set_cancel_fn(cor_cfuture_t *cf, cor__cf_cancel_fn fn,
+                                void *arg) {
+  cf->cancel_fn = fn;
+  cf->cancel_arg = arg;
+}
+
+/* ------------------------------------------------------------ completing */
+
+/* With cf->lock held and cf not done: records the outcome, publishes the
+ * state and hands back the callbacks to run once the lock is dropped. */
+static cor__cf_cb *finish_locked(cor_cfuture_t *cf, int state, int code,
+                                 void *result, char *msg, const char *file,
+                                 int line) {
+  cf->code = code;
+  cf->result = result;
+  cf->msg = msg;
+  cf->file = file;
+  cf->line = line;
+  cor__cf_cb *cbs = cf->cbs;
+  cf->cbs = NULL;
+  cf->cbs_tail = &cf->cbs;
+  /* The exchange is a full barrier: the outcome above is visible before the
+   * state (waiters read the state without the lock), and our read of
+   * `sleepers` in wake_and_run cannot move before it (Dekker with the
+   * waiter's increment then state check). */
+  ck_pr_fas_int(&cf->state, state);
+  return cbs;
+}
+
+static void wake_and_run(cor_cfuture_t *cf, cor__cf_cb *cbs) {
+  if (ck_pr_load_int(&cf->sleepers) != 0)
+    cor__futex_wake_all(&cf->state);
+  while (cbs) {
+    cor__cf_cb *next = cbs->next; /* fn may free its node */
+    cbs->fn(cf, cbs);
+    cbs = next;
+  }
+}
+
+static int complete(cor_cfuture_t *cf, int state, int code, void *result,
+                    const char *msg, const char *file, int line) {
+  char *m = msg ? cor__strdup(msg) : NULL; /* NULL on ENOMEM: no message */
+  pthread_mutex_lock(&cf->lock);
+  if (cf->state >= COR__CF_DONE) {
+    pthread_mutex_unlock(&cf->lock);
+    cor__free(m);
+    return -EINVAL;
+  }
+  cor__cf_cb *cbs = finish_locked(cf, state, code, result, m, file, line);
+  pthread_mutex_unlock(&cf->lock);
+  wake_and_run(cf, cbs);
+  return 0;
+}
+
+int cor__cfuture_set_result(cor_cfuture_t *cf, void *value) {
+  return complete(cf, COR__CF_DONE, 0, value, NULL, NULL, 0);
+}
+
+int cor__cfuture_set_error(cor_cfuture_t *cf, int code, const char *msg,
+                           const char *file, int line) {
+  if (code >= 0)
+    return -EINVAL;
+  if (code == -ECANCELED)
+    return cor__cfuture_set_cancelled(cf, msg);
+  return complete(cf, COR__CF_DONE, code, NULL, msg, file, line);
+}
+
+int cor__cfuture_set_cancelled(cor_cfuture_t *cf, const char *msg) {
+  return complete(cf, COR__CF_CANCELLED, -ECANCELED, NULL, msg, NULL, 0);
+}
+
+bool cor__cfuture_set_running(cor_cfuture_t *cf) {
+  pthread_mutex_lock(&cf->lock);
+  bool ok = cf->state == COR__CF_PENDING;
+  if (ok)
+    ck_pr_store_int(&cf->state, COR__CF_RUNNING);
+  pthread_mutex_unlock(&cf->lock);
+  return ok;
+}
+
+void cor__cfuture_add_cb(cor_cfuture_t *cf, cor__cf_cb *n) {
+  n->next = NULL;
+  pthread_mutex_lock(&cf->lock);
+  if (cf->state < COR__CF_DONE) {
+    *cf->cbs_tail = n;
+    cf->cbs_tail = &n->next;
+    pthread_mutex_unlock(&cf->lock);
+    return;
+  }
+  pthread_mutex_unlock(&cf->lock);
+  n->fn(cf, n);
+}
+
+/* ------------------------------------------------------------ public */
+
+int cor_cfuture_cancel(cor_cfuture_t *cf) {
+  if (cf == NULL)
+    return -EINVAL;
+  if (cor__in_forked_child())
+    return cor__fork_error("cor_cfuture_cancel");
+  pthread_mutex_lock(&cf->lock);
+  if (cf->state >= COR__CF_DONE) {
+    pthread_mutex_unlock(&cf->lock);
+    return -EINVAL;
+  }
+  if (cf->state == COR__CF_RUNNING) {
+    pthread_mutex_unlock(&cf->lock);
+    return -EBUSY;
+  }
+  cor__cf_cb *cbs =
+      finish_locked(cf, COR__CF_CANCELLED, -ECANCELED, NULL, NULL, NULL, 0);
+  pthread_mutex_unlock(&cf->lock);
+  /* Tell the source first (the task's cancellation is posted to its loop),
+   * then the waiters and callbacks, as concurrent.futures does. The caller's
+   * reference keeps cf alive throughout. */
+  if (cf->cancel_fn)
+    cf->cancel_fn(cf, cf->cancel_arg);
+  wake_and_run(cf, cbs);
+  return 0;
+}
+
+bool cor_cfuture_done(const cor_cfuture_t *cf) {
+  return cf && ck_pr_load_int((int *)&cf->state) >= COR__CF_DONE;
+}
+
+bool cor_cfuture_cancelled(const cor_cfuture_t *cf) {
+  return cf && ck_pr_load_int((int *)&cf->state) == COR__CF_CANCELLED;
+}
+
+const char *cor_cfuture_message(const cor_cfuture_t *cf) {
+  if (!cor_cfuture_done(cf))
+    return NULL;
+  ck_pr_fence_acquire();
+  return cf->msg;
+}
+
+static void user_cb_run(cor_cfuture_t *cf, cor__cf_cb *n) {
+  n->ucb(cf, n->uarg);
+  cor__free(n);
+}
+static void user_cb_drop(cor__cf_cb *n) { cor__free(n); }
+
+int cor_cfuture_add_done_callback(cor_cfuture_t *cf, cor_cfuture_done_fn cb,
+                                  void *arg) {
+  if (cf == NULL || cb == NULL)
+    return -EINVAL;
+  if (cor__in_forked_child())
+    return cor__fork_error("cor_cfuture_add_done_callback");
+  cor__cf_cb *n = cor__malloc(sizeof *n);
+  if (n == NULL)
+    return -ENOMEM;
+  n->fn = user_cb_run;
+  n->drop = user_cb_drop;
+  n->ucb = cb;
+  n->uarg = arg;
+  cor__cfuture_add_cb(cf, n);
+  return 0;
+}
+
+/* The outcome, once done (after an acquire load of the state). */
+static int take(cor_cfuture_t *cf, void **result) {
+  ck_pr_fence_acquire(); /* the outcome was written before the state */
+  if (cf->code == 0 && result)
+    *result = cf->result;
+  return cf->code;
+}
+
+int cor_cfuture_result(cor_cfuture_t *cf, double timeout, void **result) {
+  if (cf == NULL)
+    return -EINVAL;
+  if (cor__in_forked_child())
+    return cor__fork_error("cor_cfuture_result");
+  if (ck_pr_load_int(&cf->state) >= COR__CF_DONE)
+    return take(cf, result);
+  if (cf->loop != NULL && cf->loop == cor__tls_loop)
+    return COR_ETHREAD; /* the loop that must complete it is this thread */
+  if (timeout == 0)
+    return -ETIMEDOUT;
+  uint64_t deadline = isinf(timeout) ? UINT64_MAX : cor__deadline_after(timeout);
+  /* Spin first, reading the clock every 64 pauses only. */
+  uint64_t now = cor__now_ns();
+  uint64_t spin_end = now + WAIT_SPIN_NS;
+  if (spin_end > deadline)
+    spin_end = deadline;
+  for (unsigned k = 1;; k++) {
+    if (ck_pr_load_int(&cf->state) >= COR__CF_DONE)
+      return take(cf, result);
+    cor__cpu_relax();
+    if ((k & 63) == 0) {
+      if ((now = cor__now_ns()) >= spin_end)
+        break;
+      /* More threads than cores (plain waiters plus loop threads): the
+       * thread that will complete us may be waiting for this very core.
+       * Offer it; with nothing else runnable this returns at once. */
+      sched_yield();
+    }
+  }
+  for (;;) {
+    /* Announce, then look once more (the other half of the Dekker in
+     * finish_locked/wake_and_run): either the completer sees us and wakes
+     * us, or we see the state it published. The increment is a full
+     * barrier. */
+    ck_pr_inc_int(&cf->sleepers);
+    int s = ck_pr_load_int(&cf->state);
+    int rc = 0;
+    if (s < COR__CF_DONE)
+      rc = cor__futex_wait(&cf->state, s, deadline);
+    ck_pr_dec_int(&cf->sleepers);
+    if (ck_pr_load_int(&cf->state) >= COR__CF_DONE)
+      return take(cf, result);
+    if (rc == -ETIMEDOUT || (deadline != UINT64_MAX && cor__now_ns() >= deadline))
+      return -ETIMEDOUT;
+    if (cor__in_forked_child())
+      return cor__fork_error("cor_cfuture_result");
+  }
+}
+
+/* ------------------------------------------------------------ await */
+
+/* A task waiting for a cfuture: its node in the cfuture's list and the
+ * loop-bound future the task awaits. Owned by the cfuture's list until the
+ * node runs (or is dropped); freed on the awaiting loop's thread. */
+typedef struct awaiter {
+  cor__cf_cb node; /* first */
+  cor_future_t *f;
+  cor_loop_t *loop;
+} awaiter;
+
+static void aw_wake(void *p) {
+  awaiter *a = p;
+  /* The task may have been cancelled meanwhile: f is then done already. */
+  if (!cor_future_done(a->f))
+    cor_future_set_result(a->f, NULL);
+  cor_release(a->f);
+  cor__free(a);
+}
+
+static void aw_fire(cor_cfuture_t *cf, cor__cf_cb *n) {
+  (void)cf;
+  awaiter *a = (awaiter *)n;
+  if (a->loop == cor__tls_loop) {
+    aw_wake(a); /* completed on the awaiting loop itself */
+    return;
+  }
+  /* The loop's cross-thread door: no syscall while that loop is awake. */
+  if (cor_call_soon_threadsafe(a->loop, aw_wake, a) != 0) {
+    /* The loop is closed: its tasks are gone, nobody will look at f. */
+    cor_release(a->f);
+    cor__free(a);
+  }
+}
+
+static void aw_drop(cor__cf_cb *n) {
+  awaiter *a = (awaiter *)n;
+  cor_release(a->f);
+  cor__free(a);
+}
+
+int cor_await_cfuture(cor_cfuture_t *cf, void **result) {
+  if (cor__tls_task == NULL)
+    return COR_ENOTASK;
+  if (cf == NULL)
+    return -EINVAL;
+  if (cor__in_forked_child())
+    return cor__fork_error("cor_await_cfuture");
+  if (ck_pr_load_int(&cf->state) < COR__CF_DONE) {
+    cor_loop_t *loop = cor__tls_loop;
+    cor_future_t *f = cor_future_new(loop);
+    awaiter *a = f ? cor__malloc(sizeof *a) : NULL;
+    if (a == NULL) {
+      cor_release(f);
+      return -ENOMEM;
+    }
+    a->node.fn = aw_fire;
+    a->node.drop = aw_drop;
+    a->f = cor_retain(f);
+    a->loop = loop;
+    cor__cfuture_add_cb(cf, &a->node);
+    int rc = cor_await(f, NULL);
+    cor_release(f);
+    if (rc != 0) {
+      /* Cancelled while waiting: pass it on, as asyncio's wrap_future. */
+      cor_cfuture_cancel(cf);
+      return rc;
+    }
+  }
+  int rc = take(cf, result);
+  if (rc < 0 && rc != -ECANCELED && (cf->msg || cf->file))
+    cor__record_error(rc, cf->msg, cf->file, cf->line); /* re-raise as is */
+  return rc;
+}
+
+/* ------------------------------------------------------------ run_coroutine */
+
+/* The bridge of one run_coroutine_threadsafe: lives in the cfuture's own
+ * allocation. The coroutine is consumed on the caller's thread (so its
+ * object is recycled there) and re-made on the loop's thread for the task.
+ * References on the cfuture: the caller's, and the bridge's until the task
+ * ended (or never started). */
+typedef struct rct {
+  struct cor_cfuture cf; /* first */
+  struct cor_loop *loop; /* a reference, dropped with the cfuture */
+  cor__rt_loop *rl;      /* the runtime's part of loop, or NULL */
+  cor_fn fn;
+  void *arg;
+  const char *fname, *file;
+  int line;
+  char *name;            /* copied task name, or NULL */
+  struct cor_task *task; /* loop thread only: the task while it runs */
+} rct;
+
+static void rct_fini(cor_cfuture_t *cf) {
+  rct *r = (rct *)cf;
+  cor__free(r->name);
+  cor_release(r->loop);
+}
+
+/* The task's place in its loop's load is given back before its cfuture
+ * completes, so whoever sees the outcome also sees the load drop. */
+static void rct_unload(rct *r) {
+  if (r->rl) {
+    cor__rt_task_ended(r->rl);
+    r->rl = NULL;
+  }
+}
+
+static void rct_end(rct *r) {
+  rct_unload(r);
+  cor_release(&r->cf); /* the bridge's reference */
+}
+
+/* The task's done callback (a heap node: it keeps the task alive until it
+ * ran), on the loop's thread. */
+static void rct_task_done(cor_future_t *f, void *arg) {
+  rct *r = arg;
+  r->task = NULL;
+  void *res = NULL;
+  int code = cor__future_take(f, &res); /* retrieved: no "never retrieved" */
+  rct_unload(r);
+  if (f->state == COR__FUT_CANCELLED)
+    cor__cfuture_set_cancelled(&r->cf, f->msg);
+  else if (code == 0)
+    cor__cfuture_set_result(&r->cf, res);
+  else
+    cor__cfuture_set_error(&r->cf, code, f->msg, f->file, f->line);
+  rct_end(r);
+}
+
+/* The task was destroyed pending (its loop closed): the callback never ran. */
+static void rct_task_drop(cor__fut_cb *n) {
+  rct *r = n->uarg;
+  r->task = NULL;
+  rct_unload(r);
+  cor__cfuture_set_error(&r->cf, COR_ECLOSED,
+                         "the loop closed before the task finished", NULL, 0);
+  rct_end(r);
+}
+
+/* On the loop's thread: make the task. */
+static void rct_start(void *p) {
+  rct *r = p;
+  if (ck_pr_load_int(&r->cf.state) != COR__CF_PENDING) {
+    rct_end(r); /* cancelled before it started: never runs, as asyncio */
+    return;
+  }
+  if (r->rl && !cor__rt_accepting(r->rl)) {
+    /* Admitted when posted, but the runtime began shutting down since: a
+     * task cancelled before it starts never runs. */
+    rct_unload(r);
+    cor__cfuture_set_cancelled(&r->cf, "the runtime is shutting down");
+    rct_end(r);
+    return;
+  }
+  cor_coro_t *co = cor_coro_new_at(r->fn, r->arg, r->fname, r->file, r->line);
+  cor_task_t *t = co ? cor_create_task(r->loop, co, r->name) : NULL;
+  if (t == NULL) {
+    int e = errno ? errno : ENOMEM;
+    rct_unload(r);
+    cor__cfuture_set_error(&r->cf, -e, "cannot create the task", NULL, 0);
+    rct_end(r);
+    return;
+  }
+  int rc = cor__future_add_done_callback_drop(&t->fut, rct_task_done, r,
+                                              rct_task_drop);
+  if (rc != 0) {
+    /* Nobody would see its outcome: stop it before it starts. */
+    cor_task_cancel(t, NULL);
+    cor_release(t);
+    rct_unload(r);
+    cor__cfuture_set_error(&r->cf, rc, "cannot watch the task", NULL, 0);
+    rct_end(r);
+    return;
+  }
+  r->task = t;
+  cor_release(t); /* the loop keeps it while pending, the callback after */
+}
+
+/* On the loop's thread: cfuture cancelled -> cancel the task. */
+static void rct_cancel_task(void *p) {
+  rct *r = p;
+  if (r->task)
+    cor_task_cancel(r->task, "cancelled through its concurrent future");
+  cor_release(&r->cf);
+}
+
+static void rct_cancelled(cor_cfuture_t *cf, void *arg) {
+  (void)arg;
+  rct *r = (rct *)cf;
+  cor_retain(cf);
+  if (r->loop == cor__tls_loop)
+    rct_cancel_task(r);
+  else if (cor_call_soon_threadsafe(r->loop, rct_cancel_task, r) != 0)
+    cor_release(cf); /* loop closed: its task is gone already */
+}
+
+cor_cfuture_t *cor__rct_submit(cor_coro_t *coro, struct cor_loop *loop,
+                               cor__rt_loop *rl, const char *name) {
+  struct cor_coro c;
+  int err;
+  if (cor__coro_take(coro, &c) != 0 || loop == NULL) {
+    err = EINVAL;
+    goto fail;
+  }
+  rct *r = (rct *)cor__cfuture_alloc(sizeof *r);
+  if (r == NULL) {
+    err = errno;
+    goto fail;
+  }
+  r->name = NULL;
+  if (name && (r->name = cor__strdup(name)) == NULL) {
+    cor__free(r);
+    err = ENOMEM;
+    goto fail;
+  }
+  r->cf.loop = loop;
+  r->cf.fini = rct_fini;
+  cor__cfuture_set_cancel_fn(&r->cf, rct_cancelled, NULL);
+  r->loop = cor_retain(loop);
+  r->rl = rl;
+  r->fn = c.fn;
+  r->arg = c.arg;
+  r->fname = c.name;
+  r->file = c.file;
+  r->line = c.line;
+  r->task = NULL;
+  r->cf.obj.refs = 2; /* the caller's and the bridge's */
+  if (loop == cor__tls_loop) {
+    rct_start(r);
+    return &r->cf;
+  }
+  int rc = cor_call_soon_threadsafe(loop, rct_start, r);
+  if (rc != 0) {
+    r->cf.obj.refs = 1;
+    r->rl = NULL;
+    cor_release(&r->cf);
+    err = -rc;
+    goto fail;
+  }
+  return &r->cf;
+fail:
+  if (rl)
+    cor__rt_task_ended(rl);
+  errno = err;
+  return NULL;
+}
+
+cor_cfuture_t *cor_run_coroutine_threadsafe(cor_coro_t *coro,
+                                            cor_loop_t *loop) {
+  if (cor__in_forked_child()) {
+    cor_coro_close(coro);
+    cor__fork_error("cor_run_coroutine_threadsafe");
+    errno = -COR_ECLOSED;
+    return NULL;
+  }
+  if (loop != NULL && ck_pr_load_int(&loop->closed)) {
+    cor_coro_close(coro);
+    errno = -COR_ECLOSED;
+    return NULL;
+  }
+  cor__rt_loop *rl = loop ? loop->runtime : NULL;
+  if (rl && !cor__rt_task_admit(rl)) {
+    cor_coro_close(coro);
+    errno = -COR_ECLOSED;
+    return NULL;
+  }
+  return cor__rct_submit(coro, loop, rl, NULL);
+}
