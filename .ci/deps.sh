@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs corio's Debian dependencies when they are missing: with apt-get when
 # run as root, otherwise prints the one command to run and fails.
-PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev wrk"
+PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev wrk"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

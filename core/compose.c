@@ -75,6 +75,7 @@ cor_future_t *cor_shield(cor_future_t *inner) {
     errno = EINVAL;
     return NULL;
   }
+  COR__CHECK_THREAD_PTR(inner->loop, "cor_shield");
   if (inner->state != COR__FUT_PENDING)
     return cor_retain(inner);
   cor_future_t *outer = cor_future_new(inner->loop);

@@ -52,7 +52,10 @@
   XX(COR_ETHREAD, "COR_ETHREAD", "Called from a thread that does not own the loop") \
   XX(COR_ENOTASK, "COR_ENOTASK", "Needs a running task")                      \
   XX(COR_EBROKEN, "COR_EBROKEN", "Executor worker died")                       \
-  XX(COR_ECLOSED, "COR_ECLOSED", "Already closed")
+  XX(COR_ECLOSED, "COR_ECLOSED", "Already closed")                             \
+  XX(-ENOTSOCK, "ENOTSOCK", "Not a socket")                                    \
+  XX(COR_ELIMIT, "COR_ELIMIT", "Separator not found within the stream limit")  \
+  XX(COR_EINCOMPLETE, "COR_EINCOMPLETE", "EOF before the read completed")
 
 const char *cor_strerror(int code) {
   switch (code) {

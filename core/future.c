@@ -28,6 +28,7 @@ void cor__future_init(struct cor_future *f, struct cor_loop *loop,
   f->line = 0;
   f->cbs = NULL;
   f->cbs_tail = &f->cbs;
+  f->bt = NULL; /* set by the constructors in debug mode */
 }
 
 cor_future_t *cor_future_new(cor_loop_t *loop) {
@@ -37,12 +38,15 @@ cor_future_t *cor_future_new(cor_loop_t *loop) {
     errno = EINVAL;
     return NULL;
   }
+  COR__CHECK_THREAD_PTR(loop, "cor_future_new");
   struct cor_future *f = cor__malloc(sizeof *f);
   if (f == NULL) {
     errno = ENOMEM;
     return NULL;
   }
   cor__future_init(f, loop, COR__OBJ_FUTURE);
+  if (COR_UNLIKELY(loop->debug))
+    f->bt = cor__bt_new(__builtin_return_address(0));
   /* A plain future may outlive everything else that names its loop. */
   cor_retain(loop);
   return f;
@@ -151,6 +155,9 @@ int cor__future_add_done_callback_drop(struct cor_future *f, cor_done_fn cb,
 }
 
 int cor_future_add_done_callback(cor_future_t *f, cor_done_fn cb, void *arg) {
+  if (f == NULL)
+    return -EINVAL;
+  COR__CHECK_THREAD(f->loop, "cor_future_add_done_callback");
   return cor__future_add_done_callback_drop(f, cb, arg, NULL);
 }
 
@@ -158,6 +165,7 @@ int cor_future_remove_done_callback(cor_future_t *f, cor_done_fn cb,
                                     void *arg) {
   if (f == NULL || cb == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(f->loop, "cor_future_remove_done_callback");
   int removed = 0;
   cor__fut_cb **pp = &f->cbs;
   while (*pp) {
@@ -181,14 +189,20 @@ static char *dup_msg(const char *msg) {
 }
 
 int cor_future_set_result(cor_future_t *f, void *value) {
-  if (f == NULL || f->is_task || f->state != COR__FUT_PENDING)
+  if (f == NULL)
+    return -EINVAL;
+  COR__CHECK_THREAD(f->loop, "cor_future_set_result");
+  if (f->is_task || f->state != COR__FUT_PENDING)
     return -EINVAL;
   cor__future_finish(f, COR__FUT_DONE, 0, value, NULL, NULL, 0);
   return 0;
 }
 
 int cor_future_set_error(cor_future_t *f, int code, const char *msg) {
-  if (f == NULL || f->is_task || f->state != COR__FUT_PENDING || code >= 0)
+  if (f == NULL)
+    return -EINVAL;
+  COR__CHECK_THREAD(f->loop, "cor_future_set_error");
+  if (f->is_task || f->state != COR__FUT_PENDING || code >= 0)
     return -EINVAL;
   cor__future_finish(f, COR__FUT_DONE, code, NULL, dup_msg(msg), NULL, 0);
   return 0;
@@ -197,6 +211,7 @@ int cor_future_set_error(cor_future_t *f, int code, const char *msg) {
 int cor_future_cancel(cor_future_t *f, const char *msg) {
   if (f == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(f->loop, "cor_future_cancel");
   if (f->is_task)
     return cor_task_cancel((cor_task_t *)f, msg);
   if (f->state != COR__FUT_PENDING)
@@ -224,6 +239,7 @@ int cor__future_take(struct cor_future *f, void **result) {
 int cor_future_result(cor_future_t *f, void **value) {
   if (f == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(f->loop, "cor_future_result");
   if (f->state == COR__FUT_PENDING)
     return -EAGAIN;
   return cor__future_take(f, value);
@@ -250,28 +266,94 @@ cor_loop_t *cor_future_loop(const cor_future_t *f) {
 
 /* ------------------------------------------------------------ lifetime */
 
-void cor__future_fini(struct cor_future *f) {
-  if (f->state == COR__FUT_DONE && f->code < 0 && !f->retrieved) {
-    /* asyncio logs this when the future is collected; the debug module
-     * (issue 4) routes it to the loop's exception handler. */
-    if (f->is_task) {
-      cor_task_t *t = (cor_task_t *)f;
-      char site[300] = "";
-      if (f->file)
-        snprintf(site, sizeof site, " raised at %s:%d", f->file, f->line);
-      COR_LOG(COR_LOG_ERROR,
-              "Task exception was never retrieved\nfuture: <Task finished "
-              "name='%s' coro=<%s() done, defined at %s:%d> error=%s('%s')%s>",
-              cor_task_name(t), t->fn_name, t->file, t->line,
-              cor_err_name(f->code), f->msg ? f->msg : cor_strerror(f->code),
-              site);
-    } else {
-      COR_LOG(COR_LOG_ERROR,
-              "Future exception was never retrieved\nfuture: <Future "
-              "finished error=%s('%s')>",
-              cor_err_name(f->code), f->msg ? f->msg : cor_strerror(f->code));
-    }
+/* asyncio's __del__ report: through the loop's exception handler. */
+static void report_never_retrieved(struct cor_future *f) {
+  char repr[1024], src[3000];
+  cor__buf r = {repr, 0, sizeof repr};
+  repr[0] = src[0] = 0;
+  if (f->is_task)
+    cor__task_repr((struct cor_task *)f, &r);
+  else
+    cor__future_repr(f, &r);
+  if (f->bt) {
+    cor__buf sb = {src, 0, sizeof src};
+    cor__bt_format(&sb, f->bt->pc, f->bt->n);
   }
+  cor_exception_context ctx = {
+      .message = f->is_task ? "Task exception was never retrieved"
+                            : "Future exception was never retrieved",
+      .level = COR_LOG_ERROR,
+      .code = f->code,
+      .error_msg = f->msg,
+      .error_file = f->file,
+      .error_line = f->line,
+      .future = f,
+      .task = f->is_task ? (cor_task_t *)f : NULL,
+      .object_key = "future",
+      .object_repr = repr,
+      .source_traceback = src[0] ? src : NULL,
+  };
+  cor_loop_call_exception_handler(f->loop, &ctx);
+}
+
+static const char *state_name(struct cor_future *f) {
+  return f->state == COR__FUT_PENDING   ? "pending"
+         : f->state == COR__FUT_DONE    ? "finished"
+                                        : "cancelled";
+}
+
+/* The callbacks part of a pending future's repr: cb=[task_step(Task-3)]. */
+static void cbs_repr(struct cor_future *f, cor__buf *out) {
+  if (f->cbs == NULL)
+    return;
+  cor__buf_printf(out, " cb=[");
+  int i = 0;
+  for (cor__fut_cb *n = f->cbs; n && i < 4; n = n->next, i++) {
+    char fn[128];
+    if (i)
+      cor__buf_printf(out, ", ");
+    if (n->kind == COR__CB_EMBED && cor__is_task_step(n->fn))
+      cor__buf_printf(out, "<wakeup %s>",
+                      cor_task_name((cor_task_t *)n->arg));
+    else if (n->kind == COR__CB_EMBED)
+      cor__buf_printf(out, "%s()",
+                      cor__fn_name((const void *)(uintptr_t)n->fn, fn,
+                                   sizeof fn));
+    else
+      cor__buf_printf(out, "%s()",
+                      cor__fn_name((const void *)(uintptr_t)n->ucb, fn,
+                                   sizeof fn));
+  }
+  if (i == 4 && f->cbs)
+    cor__buf_printf(out, ", ...");
+  cor__buf_printf(out, "]");
+}
+
+void cor__future_repr(struct cor_future *f, cor__buf *out) {
+  if (f->is_task) {
+    cor__task_repr((struct cor_task *)f, out);
+    return;
+  }
+  cor__buf_printf(out, "<Future %s", state_name(f));
+  if (f->state == COR__FUT_PENDING)
+    cbs_repr(f, out);
+  else if (f->state == COR__FUT_DONE && f->code < 0)
+    cor__buf_printf(out, " exception=%s('%s')", cor_err_name(f->code),
+                    f->msg ? f->msg : cor_strerror(f->code));
+  else if (f->state == COR__FUT_DONE)
+    cor__buf_printf(out, " result=%p", f->result);
+  if (f->bt && f->bt->n > 0) {
+    char at[300];
+    /* pc[0] is the call of cor_future_new: "created at" as asyncio. */
+    if (cor__site(f->bt->pc[0], at, sizeof at)[0])
+      cor__buf_printf(out, " created at %s", at);
+  }
+  cor__buf_printf(out, ">");
+}
+
+void cor__future_fini(struct cor_future *f) {
+  if (f->state == COR__FUT_DONE && f->code < 0 && !f->retrieved)
+    report_never_retrieved(f);
   cor__fut_cb *n = f->cbs;
   f->cbs = NULL;
   f->cbs_tail = &f->cbs;
@@ -285,6 +367,8 @@ void cor__future_fini(struct cor_future *f) {
   }
   cor__free(f->msg);
   f->msg = NULL;
+  cor__free(f->bt);
+  f->bt = NULL;
 }
 
 static void future_free(cor__obj *o) {
@@ -302,6 +386,7 @@ static void stop_loop_cb(void *loop) { cor_loop_stop(loop); }
 int cor_loop_run_until_complete(cor_loop_t *loop, cor_future_t *f) {
   if (loop == NULL || f == NULL || f->loop != loop)
     return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_loop_run_until_complete");
   if (f->state == COR__FUT_PENDING) {
     cor__fut_cb n = {.fn = stop_loop_cb, .arg = loop, .kind = COR__CB_EMBED};
     cor__future_add_cb(f, &n);

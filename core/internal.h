@@ -203,6 +203,15 @@ void cor__node_batch_flush(cor__node_batch *b);
  * to cor__loop_io_ready. */
 #define COR__POLL_IN 1u
 #define COR__POLL_OUT 2u
+/* Edge-triggered registration (streams, core/stream.c): reported once per
+ * readiness change, so the owner reads/writes until EAGAIN or a short count
+ * and never re-arms. Only set through cor__loop_io_et_add. */
+#define COR__POLL_ET 4u
+/* Reported with IN for edge-triggered fds when the peer hung up or the fd
+ * has an error (EPOLLRDHUP/HUP/ERR): a short read then does not mean
+ * "drained", since no further edge will come for the EOF. Edge callbacks
+ * read it from loop->io_events. */
+#define COR__POLL_HUP 8u
 typedef struct cor__poller {
   int fd;
 } cor__poller;
@@ -271,13 +280,43 @@ struct cor_loop {
   /* Producers between winning `sleeping` and writing wakefd: close waits for
    * them so the fd number cannot be reused under their write. */
   int wakers;
+  /* Set by executor/runtime.c before the loop first runs, read-only after,
+   * so they share this producer-read line at no cost. ts_count: producers
+   * count their posts in ts_pushed (queue depth = ts_pushed - st_ts_run).
+   * ts_limit: the bounded door's limit (0 = none; only
+   * cor_try_call_soon_threadsafe and _wait honour it). runtime: the
+   * runtime's part of this loop (cor__rt_loop), NULL for a lone loop. */
+  int ts_count;
+  uint64_t ts_limit;
+  void *runtime;
 
   cor__mpsc mpsc;
+
+  /* Bounded door (executor/runtime.c): posts counted by producers while
+   * ts_count is set, on a line of its own so counting never touches the
+   * consumer's lines; producers waiting for room sleep on ts_space_seq,
+   * which the loop bumps (and futex-wakes) after a batch when
+   * ts_space_waiters is non-zero. */
+  uint64_t ts_pushed COR_ALIGNED_CL;
+  int ts_space_waiters;
+  int ts_space_seq;
 
   /* --- owner thread only from here on */
   int running COR_ALIGNED_CL; /* atomic: CAS 0->1 by the thread that runs it */
   int stopping;
   int debug;
+  /* cor_call_soon's one check: COR__CF_CLOSED | COR__CF_DEBUG. Kept with
+   * the owner's hot data, so debug mode costs the fast path no extra load. */
+  int callflags;
+  /* core/debug.c: gettid() of the thread running the loop, 0 when none
+   * (atomic: read by wrong-thread reports from other threads). */
+  int owner_tid;
+  uint64_t slow_ns; /* slow_callback_duration */
+  /* The exception handler: read with __atomic loads from any thread (a
+   * future may be freed anywhere); set by the owner. */
+  cor_exception_handler exc_fn;
+  void *exc_arg;
+  struct cor__dbg *dbg; /* debug-mode state (core/debug.c), NULL when off */
   pthread_t owner;
   bool has_owner;
   unsigned ts_batch;
@@ -300,6 +339,7 @@ struct cor_loop {
   cor__poller poller;
   cor__io *io;
   int io_cap;
+  unsigned io_events; /* events of the fd being dispatched (COR__POLL_*) */
 
   /* signals: one signalfd for every signal this loop owns */
   int sigfd;
@@ -314,8 +354,27 @@ struct cor_loop {
   /* counters readable from any thread (relaxed atomics) */
   uint64_t st_iterations, st_callbacks, st_polls, st_spin_wakes;
   uint64_t st_ts_run;
+  /* For executor/runtime.c's cor_loop_counters: ready callbacks as the last
+   * iteration ended, and time spent spinning idle or asleep. */
+  uint64_t st_ready, st_idle_ns;
   uint64_t st_wake_written COR_ALIGNED_CL; /* producers: rare, own line */
 };
+
+/* The bounded door (core/loop.c, for executor/runtime.c): posts cb(arg)
+ * without counting it in ts_pushed (the caller reserved its place there).
+ * Same returns as cor_call_soon_threadsafe. */
+int cor__loop_post_reserved(struct cor_loop *loop, cor_callback cb, void *arg);
+
+/* Edge-triggered fds (core/stream.c and the other net files): registers fd
+ * for both directions at once, edge-triggered, with rcb(arg) run when it
+ * becomes readable (or hangs up / errors) and wcb(arg) when it becomes
+ * writable. One epoll_ctl for the fd's whole life; the level-triggered
+ * add_reader/add_writer of the same fd are refused (-EEXIST) meanwhile.
+ * cor__loop_io_et_del unregisters (call it before closing the fd). Owner
+ * thread. 0, -EEXIST, -ENOMEM, a negated epoll errno, COR_ECLOSED. */
+int cor__loop_io_et_add(struct cor_loop *loop, int fd, cor_callback rcb,
+                        cor_callback wcb, void *arg);
+int cor__loop_io_et_del(struct cor_loop *loop, int fd);
 
 /* Loop hooks that later modules set (tasks: report pending tasks at close). */
 extern void (*cor__loop_close_hook)(struct cor_loop *loop);
@@ -329,7 +388,99 @@ void cor__timers_free(struct cor_loop *loop);
 void cor__signal_read(struct cor_loop *loop);
 void cor__signal_close(struct cor_loop *loop);
 
-/* thread-local running loop */
-extern _Thread_local struct cor_loop *cor__tls_loop;
+/* thread-local running loop. initial-exec: read by the wrong-thread check
+ * of every owner-thread call; the default model in a shared library would
+ * call __tls_get_addr each time. */
+extern _Thread_local struct cor_loop *cor__tls_loop
+    __attribute__((tls_model("initial-exec")));
+
+/* ------------------------------------------------------------ debug */
+
+/* loop->callflags */
+#define COR__CF_CLOSED 1
+#define COR__CF_DEBUG 2
+
+/* Backtraces (core/backtrace.c): capture with backtrace(), symbolize with
+ * libdw. */
+#define COR__BT_MAX 32
+typedef struct cor__sym {
+  char func[128];
+  char file[256];
+  int line;
+} cor__sym;
+typedef struct cor__buf {
+  char *s;
+  size_t len, cap;
+} cor__buf;
+void cor__bt_warm(void);
+/* The calling thread's frames, skipping `skip` below the caller. */
+int cor__bt_capture(void **pcs, int max, int skip);
+bool cor__symbolize(const void *pc, bool is_return, cor__sym *out);
+/* Where a function is defined (DW_AT_decl_file/line of its DWARF entry). */
+bool cor__fn_decl(const void *fn, cor__sym *out);
+void cor__buf_printf(cor__buf *b, const char *fmt, ...) COR_PRINTF(2, 3);
+/* "  File \"x.c\", line 9, in main\n" per frame, outermost first. */
+void cor__bt_format(cor__buf *b, void *const *pcs, int n);
+/* A function's name, or its address. */
+const char *cor__fn_name(const void *fn, char *buf, size_t n);
+/* "file.c:12" of a return address, or "" when unknown. */
+const char *cor__site(const void *ra, char *buf, size_t n);
+
+/* A recorded backtrace (debug mode: creation of tasks, coroutines, loops). */
+typedef struct cor__bt {
+  int n;
+  void *pc[];
+} cor__bt;
+/* Captures the calling thread's stack from the frame whose return address
+ * is `from` (pass __builtin_return_address(0) of the public call). NULL on
+ * ENOMEM. */
+cor__bt *cor__bt_new(const void *from);
+
+/* Wrong-thread check (core/debug.c). True (after an ERROR record naming the
+ * call, the loop and both threads) when `loop` runs on another thread. The
+ * fast path is one thread-local load and compare. */
+bool cor__wrong_thread(struct cor_loop *loop, const char *call);
+#define COR__CHECK_THREAD(loop, call)                                          \
+  do {                                                                         \
+    if (COR_UNLIKELY(cor__tls_loop != (loop)) && (loop) != NULL &&             \
+        cor__wrong_thread((loop), (call)))                                     \
+      return COR_ETHREAD;                                                      \
+  } while (0)
+/* For calls that return a pointer: NULL with errno 4001 (-COR_ETHREAD). */
+#define COR__CHECK_THREAD_PTR(loop, call)                                      \
+  do {                                                                         \
+    if (COR_UNLIKELY(cor__tls_loop != (loop)) && (loop) != NULL &&             \
+        cor__wrong_thread((loop), (call))) {                                   \
+      errno = -COR_ETHREAD;                                                    \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+/* Debug mode on or off for a loop (what cor_loop_set_debug does, for the
+ * runtime's cor_runtime_opts.debug too). Any thread while the loop is not
+ * running; its own thread while it is. Returns 0 or -ENOMEM. */
+int cor__loop_debug_apply(struct cor_loop *loop, bool on);
+/* Loop life (core/debug.c): the registry cor_dump_tasks walks. */
+void cor__debug_loop_new(struct cor_loop *loop, const void *from);
+void cor__debug_loop_free(struct cor_loop *loop);
+/* Debug mode: a callback's site (slot table) and the slow callback check. */
+void cor__debug_set_site(struct cor_loop *loop, uint32_t slot, void *ra);
+void *cor__debug_site(struct cor_loop *loop, uint32_t slot);
+void cor__debug_slow_callback(struct cor_loop *loop, cor_callback cb,
+                              void *arg, void *site, uint64_t ns);
+void cor__debug_poll_begin(struct cor_loop *loop);
+void cor__debug_slow_poll(struct cor_loop *loop, int64_t timeout_ns,
+                          uint64_t start, uint64_t end);
+/* Watchdog and dump signal: a callback starts / ends (debug variant). */
+void cor__debug_cb_begin(struct cor_loop *loop, cor_callback cb, void *arg);
+void cor__debug_cb_end(struct cor_loop *loop);
+/* Tasks (core/task.c) for debug reports: a task step's repr, and the task
+ * dump of one loop. */
+bool cor__is_task_step(cor_callback cb);
+void cor__task_repr(struct cor_task *t, cor__buf *out);
+void cor__future_repr(struct cor_future *f, cor__buf *out);
+int cor__tasks_dump(struct cor_loop *loop, cor__buf *out);
+/* A loop's repr: <Loop running=false closed=false debug=true>. */
+void cor__loop_repr(struct cor_loop *loop, cor__buf *out);
 
 #endif

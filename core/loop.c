@@ -16,8 +16,11 @@
 #include "internal.h"
 
 #include <math.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define DEFAULT_SPIN_NS 50000u /* see cor_loop_opts.spin_seconds */
@@ -25,7 +28,8 @@
 /* How often a busy loop still looks at its fds (and signals). */
 #define POLL_INTERVAL_NS 100000u
 
-_Thread_local struct cor_loop *cor__tls_loop;
+_Thread_local struct cor_loop *cor__tls_loop
+    __attribute__((tls_model("initial-exec")));
 void (*cor__loop_close_hook)(struct cor_loop *loop);
 
 static void loop_free(cor__obj *o);
@@ -65,7 +69,8 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
                   : o.spin_seconds == 0 ? DEFAULT_SPIN_NS
                                         : (uint64_t)(o.spin_seconds * 1e9);
   const char *dbg = getenv("CORIO_DEBUG");
-  loop->debug = o.debug || (dbg && dbg[0] && strcmp(dbg, "0") != 0);
+  bool debug = o.debug || (dbg && dbg[0] && strcmp(dbg, "0") != 0);
+  loop->slow_ns = 100000000u; /* asyncio's slow_callback_duration, 0.1 s */
   sigemptyset(&loop->sigmask);
 
   loop->rcap = 256;
@@ -86,6 +91,11 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
   }
   if ((err = -cor__poller_set(&loop->poller, loop->wakefd, 0, COR__POLL_IN)) != 0)
     goto fail;
+  if (debug && cor__loop_debug_apply(loop, true) != 0) {
+    err = ENOMEM;
+    goto fail;
+  }
+  cor__debug_loop_new(loop, __builtin_return_address(0));
   return loop;
 fail:
   release_resources(loop);
@@ -141,6 +151,7 @@ int cor_loop_close(cor_loop_t *loop) {
     return -EINVAL;
   if (ck_pr_load_int(&loop->closed))
     return COR_ECLOSED;
+  COR__CHECK_THREAD(loop, "cor_loop_close");
   if (ck_pr_load_int(&loop->running))
     return -EBUSY;
   if (cor__loop_close_hook)
@@ -148,16 +159,16 @@ int cor_loop_close(cor_loop_t *loop) {
   /* From here producers see the loop closed; the exchange orders the flag
    * before the queue drain in release_resources. */
   ck_pr_fas_int(&loop->closed, 1);
+  loop->callflags |= COR__CF_CLOSED;
   release_resources(loop);
   return 0;
 }
 
 static void loop_free(cor__obj *o) {
   cor_loop_t *loop = (cor_loop_t *)o;
+  /* Out of the registry first: cor_dump_tasks must not find it half gone. */
+  cor__debug_loop_free(loop);
   if (!ck_pr_load_int(&loop->closed)) {
-    COR_LOG(COR_LOG_WARNING,
-            "unclosed event loop <Loop running=false closed=false debug=%s>",
-            loop->debug ? "true" : "false");
     if (cor__loop_close_hook)
       cor__loop_close_hook(loop);
     ck_pr_fas_int(&loop->closed, 1);
@@ -165,6 +176,7 @@ static void loop_free(cor__obj *o) {
   } else {
     drain_threadsafe(loop); /* posts that raced with close */
   }
+  cor__loop_debug_apply(loop, false); /* frees the debug state */
   cor__free(loop);
 }
 
@@ -188,8 +200,8 @@ uint64_t cor_loop_time_ns(const cor_loop_t *loop) {
 int cor_loop_set_debug(cor_loop_t *loop, bool on) {
   if (loop == NULL)
     return -EINVAL;
-  loop->debug = on;
-  return 0;
+  COR__CHECK_THREAD(loop, "cor_loop_set_debug");
+  return cor__loop_debug_apply(loop, on);
 }
 bool cor_loop_get_debug(const cor_loop_t *loop) { return loop && loop->debug; }
 
@@ -281,12 +293,37 @@ static inline int ready_push(cor_loop_t *loop, cor_callback cb, void *arg,
 
 /* ------------------------------------------------------------ scheduling */
 
+/* Closed, or debug mode: every scheduled callback takes a slot, where debug
+ * mode records the site that scheduled it (for slow callback reports). */
+static __attribute__((noinline)) int
+call_soon_slow(cor_loop_t *loop, cor_callback cb, void *arg, cor_handle_t *out,
+               void *site) {
+  if (loop->closed)
+    return COR_ECLOSED;
+  uint32_t i;
+  int err = slot_alloc(loop, &i);
+  if (err)
+    return err;
+  if ((err = ready_push(loop, cb, arg, i)) != 0) {
+    slot_free(loop, i);
+    return err;
+  }
+  loop->slots[i].state = COR__SLOT_READY;
+  cor__debug_set_site(loop, i, site);
+  if (out)
+    *out = make_handle(loop, i);
+  return 0;
+}
+
 int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
                   cor_handle_t *out) {
   if (COR_UNLIKELY(loop == NULL || cb == NULL))
     return -EINVAL;
-  if (COR_UNLIKELY(loop->closed))
-    return COR_ECLOSED;
+  COR__CHECK_THREAD(loop, "cor_call_soon");
+  /* One flag word for "closed" and "debug": debug mode costs the fast path
+   * nothing more than the closed check it always had. */
+  if (COR_UNLIKELY(loop->callflags))
+    return call_soon_slow(loop, cb, arg, out, __builtin_return_address(0));
   if (COR_LIKELY(out == NULL))
     return ready_push(loop, cb, arg, 0);
   uint32_t i;
@@ -302,10 +339,12 @@ int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
   return 0;
 }
 
-int cor_call_at_ns(cor_loop_t *loop, uint64_t when, cor_callback cb, void *arg,
-                   cor_handle_t *out) {
+static int call_at_site(cor_loop_t *loop, uint64_t when, cor_callback cb,
+                        void *arg, cor_handle_t *out, const char *call,
+                        void *site) {
   if (loop == NULL || cb == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(loop, call);
   if (loop->closed)
     return COR_ECLOSED;
   uint32_t i;
@@ -320,9 +359,17 @@ int cor_call_at_ns(cor_loop_t *loop, uint64_t when, cor_callback cb, void *arg,
     slot_free(loop, i);
     return err;
   }
+  if (COR_UNLIKELY(loop->callflags & COR__CF_DEBUG))
+    cor__debug_set_site(loop, i, site);
   if (out)
     *out = make_handle(loop, i);
   return 0;
+}
+
+int cor_call_at_ns(cor_loop_t *loop, uint64_t when, cor_callback cb, void *arg,
+                   cor_handle_t *out) {
+  return call_at_site(loop, when, cb, arg, out, "cor_call_at_ns",
+                      __builtin_return_address(0));
 }
 
 static uint64_t seconds_to_ns(double s) {
@@ -335,17 +382,20 @@ static uint64_t seconds_to_ns(double s) {
 
 int cor_call_later(cor_loop_t *loop, double delay, cor_callback cb, void *arg,
                    cor_handle_t *out) {
-  return cor_call_at_ns(loop, cor__now_ns() + seconds_to_ns(delay), cb, arg, out);
+  return call_at_site(loop, cor__now_ns() + seconds_to_ns(delay), cb, arg, out,
+                      "cor_call_later", __builtin_return_address(0));
 }
 
 int cor_call_at(cor_loop_t *loop, double when, cor_callback cb, void *arg,
                 cor_handle_t *out) {
-  return cor_call_at_ns(loop, seconds_to_ns(when), cb, arg, out);
+  return call_at_site(loop, seconds_to_ns(when), cb, arg, out, "cor_call_at",
+                      __builtin_return_address(0));
 }
 
 int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h) {
   if (loop == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_handle_cancel");
   if (loop->closed)
     return COR_ECLOSED;
   uint32_t i = (uint32_t)h.id, gen = (uint32_t)(h.id >> 32);
@@ -373,7 +423,10 @@ int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h) {
 
 /* ------------------------------------------------------------ cross-thread */
 
-int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg) {
+/* `count`: add the post to ts_pushed when the loop counts its queue depth
+ * (runtime loops); the bounded door reserved its place already. */
+static inline __attribute__((always_inline)) int
+post_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
   if (COR_UNLIKELY(loop == NULL || cb == NULL))
     return -EINVAL;
   if (COR_UNLIKELY(ck_pr_load_int(&loop->closed)))
@@ -381,6 +434,11 @@ int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg) {
   cor__mpsc_node *n = cor__mpsc_node_get();
   if (COR_UNLIKELY(n == NULL))
     return -ENOMEM;
+  /* Counted before the push, so the depth (ts_pushed - st_ts_run) may read
+   * one high for a moment but never wraps below zero. ts_count sits on the
+   * line `closed` was just read from: one predictable branch otherwise. */
+  if (count && COR_UNLIKELY(loop->ts_count))
+    ck_pr_inc_64(&loop->ts_pushed);
   n->cb = cb;
   n->arg = arg;
   cor__mpsc_push(&loop->mpsc, n);
@@ -404,6 +462,27 @@ int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg) {
     ck_pr_dec_int(&loop->wakers);
   }
   return 0;
+}
+
+int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg) {
+  return post_threadsafe(loop, cb, arg, true);
+}
+
+int cor__loop_post_reserved(cor_loop_t *loop, cor_callback cb, void *arg) {
+  return post_threadsafe(loop, cb, arg, false);
+}
+
+/* After a batch on a loop with a bounded door: wake the producers waiting
+ * for room (cor_call_soon_threadsafe_wait). The fence orders our store of
+ * st_ts_run before the load of ts_space_waiters (Dekker with the waiter's
+ * increment, then its depth check); only bounded loops pay it. */
+static void door_space_wake(cor_loop_t *loop) {
+  ck_pr_fence_memory();
+  if (ck_pr_load_int(&loop->ts_space_waiters) != 0) {
+    ck_pr_inc_int(&loop->ts_space_seq);
+    syscall(SYS_futex, &loop->ts_space_seq, FUTEX_WAKE_PRIVATE, INT_MAX,
+            NULL, NULL, 0);
+  }
 }
 
 /* Runs up to ts_batch cross-thread callbacks; returns how many ran. */
@@ -447,6 +526,10 @@ static int io_set(cor_loop_t *loop, int fd, unsigned bit, bool on,
                   cor_callback cb, void *arg) {
   if (loop == NULL || fd < 0 || (on && cb == NULL))
     return -EINVAL;
+  COR__CHECK_THREAD(loop, on ? (bit == COR__POLL_IN ? "cor_loop_add_reader"
+                                                    : "cor_loop_add_writer")
+                             : (bit == COR__POLL_IN ? "cor_loop_remove_reader"
+                                                    : "cor_loop_remove_writer"));
   if (loop->closed)
     return COR_ECLOSED;
   if (fd == loop->wakefd || fd == loop->sigfd || fd == loop->poller.fd)
@@ -457,6 +540,8 @@ static int io_set(cor_loop_t *loop, int fd, unsigned bit, bool on,
   if (err)
     return err;
   cor__io *io = &loop->io[fd];
+  if (io->mask & COR__POLL_ET)
+    return on ? -EEXIST : -ENOENT; /* owned by a stream */
   unsigned old = io->mask, mask = on ? old | bit : old & ~bit;
   if (mask != old && (err = cor__poller_set(&loop->poller, fd, old, mask)) != 0)
     return err;
@@ -473,6 +558,43 @@ static int io_set(cor_loop_t *loop, int fd, unsigned bit, bool on,
   else if (old != 0 && mask == 0)
     loop->nio--;
   return 0;
+}
+
+int cor__loop_io_et_add(cor_loop_t *loop, int fd, cor_callback rcb,
+                        cor_callback wcb, void *arg) {
+  if (loop == NULL || fd < 0 || rcb == NULL || wcb == NULL)
+    return -EINVAL;
+  if (loop->closed)
+    return COR_ECLOSED;
+  int err = io_reserve(loop, fd);
+  if (err)
+    return err;
+  cor__io *io = &loop->io[fd];
+  if (io->mask != 0)
+    return -EEXIST;
+  unsigned mask = COR__POLL_IN | COR__POLL_OUT | COR__POLL_ET;
+  if ((err = cor__poller_set(&loop->poller, fd, 0, mask)) != 0)
+    return err;
+  io->mask = mask;
+  io->rcb = rcb;
+  io->wcb = wcb;
+  io->rarg = io->warg = arg;
+  loop->nio++;
+  return 0;
+}
+
+int cor__loop_io_et_del(cor_loop_t *loop, int fd) {
+  if (loop == NULL || fd < 0)
+    return -EINVAL;
+  if (loop->closed)
+    return COR_ECLOSED;
+  if (fd >= loop->io_cap || !(loop->io[fd].mask & COR__POLL_ET))
+    return -ENOENT;
+  cor__io *io = &loop->io[fd];
+  int err = cor__poller_set(&loop->poller, fd, io->mask, 0);
+  memset(io, 0, sizeof *io);
+  loop->nio--;
+  return err;
 }
 
 int cor_loop_add_reader(cor_loop_t *loop, int fd, cor_callback cb, void *arg) {
@@ -504,15 +626,41 @@ void cor__loop_io_ready(cor_loop_t *loop, int fd, unsigned events) {
   /* Re-read the entry before each call: a callback may remove either side
    * (or close the loop) and the other must then not run. */
   cor__io *io = &loop->io[fd];
+  loop->io_events = events; /* for edge-triggered callbacks (COR__POLL_HUP) */
   if ((events & COR__POLL_IN) && (io->mask & COR__POLL_IN)) {
-    io->rcb(io->rarg);
+    if (COR_UNLIKELY(loop->debug)) {
+      /* Debug mode: timed like every other callback. */
+      uint64_t t0 = cor__now_ns();
+      cor__debug_cb_begin(loop, io->rcb, io->rarg);
+      cor_callback cb = io->rcb;
+      void *arg = io->rarg;
+      cb(arg);
+      cor__debug_cb_end(loop);
+      uint64_t t1 = cor__now_ns();
+      if (t1 - t0 >= loop->slow_ns)
+        cor__debug_slow_callback(loop, cb, arg, NULL, t1 - t0);
+    } else {
+      io->rcb(io->rarg);
+    }
     loop->ncb++;
     if (loop->closed || fd >= loop->io_cap)
       return;
     io = &loop->io[fd];
   }
   if ((events & COR__POLL_OUT) && (io->mask & COR__POLL_OUT)) {
-    io->wcb(io->warg);
+    if (COR_UNLIKELY(loop->debug)) {
+      uint64_t t0 = cor__now_ns();
+      cor__debug_cb_begin(loop, io->wcb, io->warg);
+      cor_callback cb = io->wcb;
+      void *arg = io->warg;
+      cb(arg);
+      cor__debug_cb_end(loop);
+      uint64_t t1 = cor__now_ns();
+      if (t1 - t0 >= loop->slow_ns)
+        cor__debug_slow_callback(loop, cb, arg, NULL, t1 - t0);
+    } else {
+      io->wcb(io->warg);
+    }
     loop->ncb++;
   }
 }
@@ -520,10 +668,66 @@ void cor__loop_io_ready(cor_loop_t *loop, int fd, unsigned events) {
 /* ------------------------------------------------------------ running */
 
 static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
+  if (COR_UNLIKELY(loop->debug)) {
+    /* Debug mode: time the wait itself (slow polls). The events are
+     * dispatched inside cor__poller_wait: the time their callbacks took is
+     * counted by cor__debug_cb_end and left out (cor__debug_slow_poll). */
+    uint64_t t0 = cor__now_ns();
+    cor__debug_poll_begin(loop);
+    int n = cor__poller_wait(&loop->poller, loop, timeout_ns);
+    COR_ASSERT(n >= 0 || n == -ENOMEM);
+    cor__debug_slow_poll(loop, timeout_ns, t0, cor__now_ns());
+    loop->last_poll = loop->now;
+    ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
+    return;
+  }
   int n = cor__poller_wait(&loop->poller, loop, timeout_ns);
   COR_ASSERT(n >= 0 || n == -ENOMEM);
   loop->last_poll = loop->now;
   ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
+}
+
+/* Debug mode's variant of the ready loop: each callback timed (slow
+ * callbacks), its site known, the watchdog told. Returns how many entries
+ * were cancelled. */
+static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
+                                                          uint32_t todo) {
+  uint32_t skipped = 0;
+  while (todo-- > 0) {
+    cor__ready_ent *e = &loop->ready[loop->rhead];
+    cor_callback cb = e->cb;
+    void *arg = e->arg;
+    uint32_t slot = e->slot;
+    void *site = NULL;
+    loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
+    loop->rlen--;
+    if (slot != 0) {
+      bool cancelled = loop->slots[slot].state == COR__SLOT_CANCELLED;
+      site = cor__debug_site(loop, slot);
+      slot_free(loop, slot);
+      if (cancelled) {
+        skipped++;
+        continue;
+      }
+    }
+    /* A task step may free its task (the body returned): hold it, so its
+     * repr can be printed after the step. */
+    bool step = cor__is_task_step(cb);
+    if (step)
+      cor_retain(arg);
+    uint64_t t0 = cor__now_ns();
+    cor__debug_cb_begin(loop, cb, arg);
+    cb(arg);
+    cor__debug_cb_end(loop);
+    uint64_t t1 = cor__now_ns();
+    if (COR_UNLIKELY(t1 - t0 >= loop->slow_ns))
+      cor__debug_slow_callback(loop, cb, arg, site, t1 - t0);
+    if (step)
+      cor_release(arg);
+    if (COR_UNLIKELY(loop->closed))
+      break;
+  }
+  return skipped;
 }
 
 static void run_once(cor_loop_t *loop) {
@@ -566,6 +770,8 @@ static void run_once(cor_loop_t *loop) {
         timeout = 0;
         ck_pr_store_64(&loop->st_spin_wakes, loop->st_spin_wakes + 1);
       } else {
+        /* A spin that found nothing counts as idle (cor_loop_counters). */
+        ck_pr_store_64(&loop->st_idle_ns, loop->st_idle_ns + (t - now));
         loop->now = now = t;
         if (timeout > 0)
           timeout = loop->timers.ents[0].when > now
@@ -577,6 +783,7 @@ static void run_once(cor_loop_t *loop) {
   if (timeout != 0) {
     /* Announce sleep, then look at the queue once more (the other half of
      * the Dekker in cor_call_soon_threadsafe). */
+    const uint64_t sleep_from = now; /* for st_idle_ns */
     ck_pr_fas_int(&loop->sleeping, 1);
     ck_pr_fence_atomic_load();
     if (!cor__mpsc_empty(&loop->mpsc))
@@ -586,6 +793,7 @@ static void run_once(cor_loop_t *loop) {
      * read by the poller: the fd stays registered, so nothing is lost. */
     ck_pr_fas_int(&loop->sleeping, 0);
     now = loop->now = cor__now_ns();
+    ck_pr_store_64(&loop->st_idle_ns, loop->st_idle_ns + (now - sleep_from));
   } else if (loop->nio > 0 && now - loop->last_poll >= POLL_INTERVAL_NS) {
     poll_io(loop, 0);
   }
@@ -606,6 +814,8 @@ static void run_once(cor_loop_t *loop) {
     unsigned n = run_threadsafe(loop);
     ncb += n;
     ck_pr_store_64(&loop->st_ts_run, loop->st_ts_run + n);
+    if (COR_UNLIKELY(loop->ts_limit != 0))
+      door_space_wake(loop);
     if (loop->closed)
       return;
   }
@@ -614,6 +824,12 @@ static void run_once(cor_loop_t *loop) {
    * next iteration, after the poll. */
   uint32_t todo = loop->rlen;
   ncb += todo;
+  if (COR_UNLIKELY(loop->debug)) {
+    ncb -= run_ready_debug(loop, todo);
+    if (loop->closed)
+      return;
+    todo = 0;
+  }
   while (todo-- > 0) {
     cor__ready_ent *e = &loop->ready[loop->rhead];
     cor_callback cb = e->cb;
@@ -635,6 +851,7 @@ static void run_once(cor_loop_t *loop) {
   }
   ck_pr_store_64(&loop->st_callbacks, loop->st_callbacks + ncb);
   ck_pr_store_64(&loop->st_iterations, loop->st_iterations + 1);
+  ck_pr_store_64(&loop->st_ready, loop->rlen);
 }
 
 int cor_loop_run_forever(cor_loop_t *loop) {
@@ -651,6 +868,7 @@ int cor_loop_run_forever(cor_loop_t *loop) {
   }
   loop->owner = pthread_self();
   loop->has_owner = true;
+  ck_pr_store_int(&loop->owner_tid, (int)gettid());
   cor__tls_loop = loop;
   for (;;) {
     run_once(loop);
@@ -659,6 +877,7 @@ int cor_loop_run_forever(cor_loop_t *loop) {
   }
   loop->stopping = 0;
   cor__tls_loop = NULL;
+  ck_pr_store_int(&loop->owner_tid, 0);
   ck_pr_store_int(&loop->running, 0);
   return 0;
 }
@@ -666,6 +885,7 @@ int cor_loop_run_forever(cor_loop_t *loop) {
 int cor_loop_stop(cor_loop_t *loop) {
   if (loop == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_loop_stop");
   if (loop->closed)
     return COR_ECLOSED;
   loop->stopping = 1;

@@ -30,6 +30,8 @@ int cor__poller_set(cor__poller *p, int fd, unsigned old, unsigned mask) {
     ev.events |= EPOLLIN;
   if (mask & COR__POLL_OUT)
     ev.events |= EPOLLOUT;
+  if (mask & COR__POLL_ET)
+    ev.events |= EPOLLET | EPOLLRDHUP;
   int op = mask == 0 ? EPOLL_CTL_DEL : old == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
   if (epoll_ctl(p->fd, op, fd, &ev) < 0) {
     /* The fd was closed and reopened behind our back: re-add it. */
@@ -73,6 +75,8 @@ int cor__poller_wait(cor__poller *p, struct cor_loop *loop, int64_t timeout_ns) 
       e |= COR__POLL_IN;
     if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
       e |= COR__POLL_OUT;
+    if (evs[i].events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+      e |= COR__POLL_HUP;
     cor__loop_io_ready(loop, evs[i].data.fd, e);
   }
   return n;

@@ -61,6 +61,7 @@ int cor_loop_add_signal_handler(cor_loop_t *loop, int signum, cor_callback cb,
   if (loop == NULL || cb == NULL || signum <= 0 || signum >= NSIG_MAX ||
       signum == SIGKILL || signum == SIGSTOP)
     return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_loop_add_signal_handler");
   if (loop->closed)
     return COR_ECLOSED;
   int err = 0;
@@ -127,6 +128,7 @@ static void remove_locked(cor_loop_t *loop, int signum) {
 int cor_loop_remove_signal_handler(cor_loop_t *loop, int signum) {
   if (loop == NULL || signum <= 0 || signum >= NSIG_MAX)
     return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_loop_remove_signal_handler");
   if (loop->closed)
     return COR_ECLOSED;
   int err = 0;

@@ -54,6 +54,7 @@ cor__tasks *cor__tasks_of(struct cor_loop *loop) {
 int cor_loop_set_task_stack_size(cor_loop_t *loop, size_t bytes) {
   if (loop == NULL || bytes == 0 || bytes > ((size_t)1 << 40))
     return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_loop_set_task_stack_size");
   if (loop->closed)
     return COR_ECLOSED;
   cor__tasks *tl = cor__tasks_of(loop);
@@ -100,6 +101,8 @@ static void coro_q_free(void *unused) {
 static void coro_key_make(void) { pthread_key_create(&coro_key, coro_q_free); }
 
 static void coro_retire(struct cor_coro *c) {
+  cor__free(c->bt);
+  c->bt = NULL;
   c->next = NULL;
   c->tl = NULL;
   if (coro_q.tail)
@@ -149,11 +152,14 @@ cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
   c->state = COR__CORO_LIVE;
   c->prev = c->next = NULL;
   c->tl = NULL;
+  c->bt = NULL;
   /* Made inside a running loop: the loop owns it until it is consumed, and
    * reports it at close if it never is. */
   struct cor_loop *loop = cor__tls_loop;
   cor__tasks *tl = loop ? cor__tasks_of(loop) : NULL;
   if (tl) {
+    if (COR_UNLIKELY(loop->debug))
+      c->bt = cor__bt_new(__builtin_return_address(0));
     c->tl = tl;
     c->next = tl->coros;
     if (tl->coros)
@@ -179,6 +185,7 @@ int cor__coro_take(cor_coro_t *c, struct cor_coro *out) {
   if (c == NULL || ck_pr_load_32(&c->state) != COR__CORO_LIVE)
     return -EINVAL;
   *out = *c;
+  out->bt = NULL; /* freed with the object: consumers do not keep it */
   coro_finish(c, COR__CORO_CONSUMED);
   return 0;
 }
@@ -263,6 +270,8 @@ static void task_step(void *arg) {
   if (t->tstate == COR__TASK_EXITED)
     task_reap(t);
 }
+
+bool cor__is_task_step(cor_callback cb) { return cb == task_step; }
 
 static inline void suspend(struct cor_task *t) {
   t->tstate = COR__TASK_SUSPENDED;
@@ -349,6 +358,12 @@ static void task_entry(void *arg) {
   int rc = t->fn(t->arg, &res);
   if (rc == 0 && t->must_cancel)
     rc = -ECANCELED; /* cancelled right before the body returned */
+  if (COR_UNLIKELY(rc != 0 && rc != -ECANCELED)) {
+    /* It may be reported as never retrieved after its loop was released:
+     * the report goes to that loop's exception handler. */
+    t->holds_loop = true;
+    cor_retain(t->tl->loop);
+  }
   if (rc == 0) {
     cor__future_finish(&t->fut, COR__FUT_DONE, 0, res, NULL, NULL, 0);
   } else if (rc == -ECANCELED) {
@@ -401,6 +416,7 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
     errno = EINVAL;
     return NULL;
   }
+  COR__CHECK_THREAD_PTR(loop, "cor_create_task");
   if (COR_UNLIKELY(loop->closed)) {
     set_errno_code(COR_ECLOSED);
     return NULL;
@@ -437,6 +453,11 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
   t->err_msg = NULL;
   t->err_file = NULL;
   t->err_line = 0;
+  t->await_ra = NULL;
+  t->wait_since = 0;
+  t->holds_loop = false;
+  if (COR_UNLIKELY(loop->debug))
+    t->fut.bt = cor__bt_new(__builtin_return_address(0));
 #ifdef COR_ASAN
   t->asan_fake = NULL;
 #endif
@@ -462,6 +483,7 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
 nomem:
   cor__stack_put(&tl->pool, t->stack);
   cor__free(t->name);
+  cor__free(t->fut.bt);
   cor__free(t);
   errno = ENOMEM;
   return NULL;
@@ -483,6 +505,7 @@ const char *cor_task_name(cor_task_t *t) {
 int cor_task_set_name(cor_task_t *t, const char *name) {
   if (t == NULL || name == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(t->fut.loop, "cor_task_set_name");
   char *n = cor__strdup(name);
   if (n == NULL)
     return -ENOMEM;
@@ -514,10 +537,12 @@ static void task_free(cor__obj *o) {
   COR_ASSERT(t->tstate == COR__TASK_EXITED ||
              t->tstate == COR__TASK_DESTROYED);
   cor__future_fini(&t->fut);
+  struct cor_loop *held = t->holds_loop ? t->fut.loop : NULL;
   cor__free(t->name);
   cor__free(t->cancel_msg);
   cor__free(t->err_msg);
   cor__free(t);
+  cor_release(held);
 }
 
 /* ------------------------------------------------------------ awaiting */
@@ -530,6 +555,11 @@ static void waiter_drop(cor__fut_cb *n) {
 }
 
 int cor_await(cor_future_t *f, void **result) {
+  return cor__await_at(f, result, __builtin_return_address(0));
+}
+
+/* `ra`: the caller's return address, kept for "running at file.c:N". */
+int cor__await_at(cor_future_t *f, void **result, void *ra) {
   struct cor_task *t = cor__tls_task;
   if (COR_UNLIKELY(t == NULL))
     return COR_ENOTASK;
@@ -553,6 +583,8 @@ int cor_await(cor_future_t *f, void **result) {
   t->wnode.kind = COR__CB_EMBED;
   cor__future_add_cb(f, &t->wnode);
   t->waiting = f;
+  t->await_ra = ra;
+  t->wait_since = t->tl->loop->now;
   suspend(t);
   t->waiting = NULL;
   if (COR_UNLIKELY(t->must_cancel)) {
@@ -584,6 +616,7 @@ int cor_yield(void) {
   int rc = cor_call_soon(t->tl->loop, task_step, t, NULL);
   if (COR_UNLIKELY(rc != 0))
     return rc;
+  t->await_ra = __builtin_return_address(0);
   suspend(t);
   if (COR_UNLIKELY(t->must_cancel)) {
     t->must_cancel = false;
@@ -619,7 +652,7 @@ int cor_sleep(double seconds) {
     return rc;
   }
   t->waiting_owned = true; /* a destroyed task releases it */
-  rc = cor_await(f, NULL);
+  rc = cor__await_at(f, NULL, __builtin_return_address(0));
   t->waiting_owned = false;
   cor_handle_cancel(loop, h); /* -ENOENT when it fired: fine */
   cor_release(f);
@@ -629,8 +662,10 @@ int cor_sleep(double seconds) {
 /* ------------------------------------------------------------ cancelling */
 
 int cor_task_cancel(cor_task_t *t, const char *msg) {
-  if (t == NULL || t->fut.state != COR__FUT_PENDING ||
-      t->tstate >= COR__TASK_EXITED)
+  if (t == NULL)
+    return -EINVAL;
+  COR__CHECK_THREAD(t->fut.loop, "cor_task_cancel");
+  if (t->fut.state != COR__FUT_PENDING || t->tstate >= COR__TASK_EXITED)
     return -EINVAL;
   t->ncancel++;
   if (msg) {
@@ -658,20 +693,161 @@ int cor_task_uncancel(cor_task_t *t) {
 
 /* ------------------------------------------------------------ close */
 
-static void report_pending(struct cor_task *t) {
-  const char *st = t->tstate == COR__TASK_CREATED ? "pending (not started)"
-                                                  : "pending";
-  if (t->waiting)
-    COR_LOG(COR_LOG_ERROR,
-            "Task was destroyed but it is pending!\ntask: <Task %s name='%s' "
-            "coro=<%s() created at %s:%d> wait_for=<%s pending>>",
-            st, cor_task_name(t), t->fn_name, t->file, t->line,
-            t->waiting->is_task ? "Task" : "Future");
+/* ------------------------------------------------------------ reports */
+
+/* asyncio's Task repr: <Task pending name='Task-3' coro=<kill_me() running
+ * at test.c:5> wait_for=<Future pending cb=[<wakeup Task-3>]> created at
+ * test.c:40>. "defined at" is the first line of the body function (from
+ * the debug info), or failing that where cor_coro was called; "running at"
+ * is where the task last suspended; "created at" (debug mode) is where
+ * cor_create_task was called. Symbolizing happens here, on reports only. */
+static void task_repr_depth(struct cor_task *t, cor__buf *out, int depth) {
+  const char *st = t->fut.state == COR__FUT_CANCELLED ? "cancelled"
+                   : t->fut.state == COR__FUT_DONE    ? "finished"
+                                                      : "pending";
+  cor__buf_printf(out, "<Task %s name='%s'", st, cor_task_name(t));
+  if (depth > 0) {
+    cor__buf_printf(out, ">");
+    return;
+  }
+  char def[300], at[300];
+  cor__sym sym;
+  if (cor__fn_decl((const void *)(uintptr_t)t->fn, &sym) ||
+      (cor__symbolize((const void *)(uintptr_t)t->fn, false, &sym) &&
+       sym.file[0]))
+    snprintf(def, sizeof def, "%s:%d", sym.file, sym.line);
   else
-    COR_LOG(COR_LOG_ERROR,
-            "Task was destroyed but it is pending!\ntask: <Task %s name='%s' "
-            "coro=<%s() created at %s:%d>>",
-            st, cor_task_name(t), t->fn_name, t->file, t->line);
+    snprintf(def, sizeof def, "%s:%d", t->file, t->line);
+  if (t->fut.state != COR__FUT_PENDING)
+    cor__buf_printf(out, " coro=<%s() done, defined at %s>", t->fn_name, def);
+  else if (t->await_ra && cor__site(t->await_ra, at, sizeof at)[0])
+    cor__buf_printf(out, " coro=<%s() running at %s>", t->fn_name, at);
+  else
+    cor__buf_printf(out, " coro=<%s() running at %s>", t->fn_name, def);
+  if (t->fut.state == COR__FUT_DONE && t->fut.code < 0)
+    cor__buf_printf(out, " exception=%s('%s')", cor_err_name(t->fut.code),
+                    t->fut.msg ? t->fut.msg : cor_strerror(t->fut.code));
+  else if (t->fut.state == COR__FUT_DONE)
+    cor__buf_printf(out, " result=%p", t->fut.result);
+  if (t->waiting) {
+    cor__buf_printf(out, " wait_for=");
+    if (t->waiting->is_task)
+      task_repr_depth((struct cor_task *)t->waiting, out, depth + 1);
+    else
+      cor__future_repr(t->waiting, out);
+  }
+  if (t->fut.bt && t->fut.bt->n > 0 &&
+      cor__site(t->fut.bt->pc[0], at, sizeof at)[0])
+    cor__buf_printf(out, " created at %s", at);
+  cor__buf_printf(out, ">");
+}
+
+void cor__task_repr(struct cor_task *t, cor__buf *out) {
+  task_repr_depth(t, out, 0);
+}
+
+static void report_pending(struct cor_task *t) {
+  char repr[1024], src[3000];
+  cor__buf r = {repr, 0, sizeof repr};
+  repr[0] = src[0] = 0;
+  cor__task_repr(t, &r);
+  if (t->fut.bt) {
+    cor__buf sb = {src, 0, sizeof src};
+    cor__bt_format(&sb, t->fut.bt->pc, t->fut.bt->n);
+  }
+  cor_exception_context ctx = {
+      .message = "Task was destroyed but it is pending!",
+      .level = COR_LOG_ERROR,
+      .future = &t->fut,
+      .task = t,
+      .object_key = "task",
+      .object_repr = repr,
+      .source_traceback = src[0] ? src : NULL,
+      .file = t->file,
+      .line = t->line,
+  };
+  cor_loop_call_exception_handler(t->tl->loop, &ctx);
+}
+
+/* The seed's "test.py:7: RuntimeWarning: coroutine 'test' was never
+ * awaited", and in debug mode "Coroutine created at (most recent call
+ * last)" with the stack that made it. */
+static void report_never_awaited(struct cor_loop *loop, struct cor_coro *c) {
+  char msg[3500], repr[300];
+  cor__buf b = {msg, 0, sizeof msg};
+  cor__buf_printf(&b, "%s:%d: RuntimeWarning: coroutine '%s' was never awaited",
+                  c->file, c->line, c->name);
+  if (c->bt) {
+    cor__buf_printf(&b, "\nCoroutine created at (most recent call last)\n");
+    cor__bt_format(&b, c->bt->pc, c->bt->n);
+    while (b.len > 0 && msg[b.len - 1] == '\n')
+      msg[--b.len] = 0;
+  }
+  snprintf(repr, sizeof repr, "<coroutine %s() created at %s:%d>", c->name,
+           c->file, c->line);
+  /* The repr is for handlers; the default one prints the message only, as
+   * Python's warning does (it names the site already). */
+  cor_exception_context ctx = {
+      .message = msg,
+      .level = COR_LOG_WARNING,
+      .object_repr = repr,
+      .file = c->file,
+      .line = c->line,
+  };
+  cor_loop_call_exception_handler(loop, &ctx);
+}
+
+/* cor_dump_tasks' part for one loop (on its thread, or while nobody runs
+ * it): each pending task, what it awaits as a chain, and since when. */
+int cor__tasks_dump(struct cor_loop *loop, cor__buf *out) {
+  cor__tasks *tl = loop->tasks;
+  if (tl == NULL) {
+    cor__buf_printf(out, "  (no tasks)\n");
+    return 0;
+  }
+  uint64_t now = cor__now_ns();
+  int n = 0;
+  for (struct cor_task *t = tl->head; t; t = t->next, n++) {
+    char at[300];
+    const char *st = t->tstate == COR__TASK_CREATED   ? "not started"
+                     : t->tstate == COR__TASK_RUNNING ? "running"
+                                                      : "suspended";
+    cor__buf_printf(out, "  Task '%s' (%s) coro=%s() created at %s:%d",
+                    cor_task_name(t), st, t->fn_name, t->file, t->line);
+    if (t->fut.bt && t->fut.bt->n > 0 &&
+        cor__site(t->fut.bt->pc[0], at, sizeof at)[0])
+      cor__buf_printf(out, " (task made at %s)", at);
+    cor__buf_printf(out, "\n");
+    if (t->waiting == NULL)
+      continue;
+    if (t->await_ra && cor__site(t->await_ra, at, sizeof at)[0])
+      cor__buf_printf(out, "    awaiting at %s for %.3f s: ", at,
+                      t->wait_since && now > t->wait_since
+                          ? (double)(now - t->wait_since) / 1e9
+                          : 0.0);
+    else
+      cor__buf_printf(out, "    awaiting for %.3f s: ",
+                      t->wait_since && now > t->wait_since
+                          ? (double)(now - t->wait_since) / 1e9
+                          : 0.0);
+    /* The chain: each awaited task's own awaited future, as pstree. */
+    struct cor_future *w = t->waiting;
+    for (int depth = 0; w && depth < 16; depth++) {
+      if (depth)
+        cor__buf_printf(out, " -> ");
+      if (w->is_task) {
+        struct cor_task *wt = (struct cor_task *)w;
+        cor__buf_printf(out, "Task '%s' (%s() created at %s:%d)",
+                        cor_task_name(wt), wt->fn_name, wt->file, wt->line);
+        w = wt->waiting;
+      } else {
+        cor__future_repr(w, out);
+        w = NULL;
+      }
+    }
+    cor__buf_printf(out, "\n");
+  }
+  return n;
 }
 
 static void tasks_close_hook(struct cor_loop *loop) {
@@ -705,9 +881,8 @@ static void tasks_close_hook(struct cor_loop *loop) {
     struct cor_coro *c = tl->coros;
     tl->coros = c->next;
     if (c->state == COR__CORO_LIVE)
-      COR_LOG(COR_LOG_WARNING,
-              "coroutine '%s' was never awaited (created at %s:%d)", c->name,
-              c->file, c->line);
+      report_never_awaited(loop, c);
+    cor__free(c->bt);
     cor__free(c);
   }
   COR_ASSERT(tl->pool.live == 0);
@@ -757,11 +932,23 @@ static void cancel_all_tasks(cor_loop_t *loop) {
     struct cor_future *f = &ts[i]->fut;
     if (f->state == COR__FUT_DONE && f->code < 0) {
       f->retrieved = 1;
-      COR_LOG(COR_LOG_ERROR,
-              "unhandled error during cor_run() shutdown\ntask: <Task "
-              "finished name='%s' coro=<%s() created at %s:%d> error=%s('%s')>",
-              cor_task_name(ts[i]), ts[i]->fn_name, ts[i]->file, ts[i]->line,
-              cor_err_name(f->code), f->msg ? f->msg : cor_strerror(f->code));
+      char repr[1024];
+      cor__buf r = {repr, 0, sizeof repr};
+      repr[0] = 0;
+      cor__task_repr(ts[i], &r);
+      cor_exception_context ctx = {
+          .message = "unhandled exception during cor_run() shutdown",
+          .level = COR_LOG_ERROR,
+          .code = f->code,
+          .error_msg = f->msg,
+          .error_file = f->file,
+          .error_line = f->line,
+          .future = f,
+          .task = ts[i],
+          .object_key = "task",
+          .object_repr = repr,
+      };
+      cor_loop_call_exception_handler(loop, &ctx);
     }
     cor_release(ts[i]);
   }

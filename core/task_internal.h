@@ -60,6 +60,7 @@ struct cor_future {
   int line;
   cor__fut_cb *cbs;
   cor__fut_cb **cbs_tail;
+  cor__bt *bt; /* debug mode: where it was created */
 };
 
 void cor__future_init(struct cor_future *f, struct cor_loop *loop,
@@ -92,6 +93,7 @@ struct cor_coro {
   uint32_t state;
   struct cor__tasks *tl; /* the loop that tracks it while unconsumed */
   struct cor_coro *prev, *next;
+  cor__bt *bt; /* debug mode: where it was created; handed to its task */
 };
 /* Consumes a coroutine: copies it to *out and marks it consumed. -EINVAL when
  * c is NULL or already consumed (or closed). */
@@ -132,6 +134,13 @@ struct cor_task {
   char *err_msg;
   const char *err_file;
   int err_line;
+  /* Where the task last suspended (a return address, symbolized only for
+   * reports: "running at file.c:N") and since when (loop time). */
+  void *await_ra;
+  uint64_t wait_since;
+  /* A task that ended with an error holds its loop until freed, so the
+   * never-retrieved report can reach the loop's exception handler. */
+  bool holds_loop;
 #ifdef COR_ASAN
   void *asan_fake;
 #endif
@@ -167,6 +176,9 @@ void cor__record_error(int code, const char *msg, const char *file, int line);
 /* Takes the calling thread's last cor_fail outside any task when its code
  * is `code`: the message (owned by the caller) and site. For executors. */
 bool cor__fail_take(int code, char **msg, const char **file, int *line);
+
+/* cor_await with the caller's return address ("running at file.c:N"). */
+int cor__await_at(cor_future_t *f, void **result, void *ra);
 
 /* Set by the executor module: cor_run calls it before closing the loop, to
  * shut the loop's default executor down. */

@@ -8,5 +8,9 @@
 #include <corio/loop.h>
 #include <corio/future.h>
 #include <corio/task.h>
+#include <corio/debug.h>
+#include <corio/runtime.h>
+#include <corio/executor.h>
+#include <corio/stream.h>
 
 #endif

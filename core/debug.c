@@ -1,0 +1,809 @@
+/* Debug mode and diagnostics: the exception handler and its default, the
+ * wrong-thread check's slow path, slow callbacks and polls, the registry of
+ * live loops and cor_dump_tasks, the dump signal and the stall watchdog.
+ *
+ * Production mode pays for none of this: the loop consults one flag word
+ * (loop->callflags) on cor_call_soon's path where it consulted `closed`
+ * before, and one flag per iteration to choose the debug variant of its
+ * callback loop (core/loop.c). Everything here runs on reports, in debug
+ * mode, or on a thread of its own (the watchdog, the dump thread). */
+#include "task_internal.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct cor__dbg {
+  bool on; /* debug mode (loop->debug mirrors it) */
+  /* Per slot: the return address of the call that scheduled it. */
+  void **sites;
+  uint32_t sites_cap;
+  cor__bt *created; /* the loop's creation, debug mode */
+  /* Time the io callbacks took inside the current poll. */
+  uint64_t poll_cb_ns, cb_t0;
+  bool in_poll;
+  /* Watchdog (any mode) */
+  uint64_t wd_ns;          /* threshold; 0 = off */
+  pthread_t wd_thread;
+  bool wd_running;
+  pthread_mutex_t wd_mu;
+  pthread_cond_t wd_cv;
+  bool wd_stop;
+  /* Filled by the signal handler on the loop's thread. */
+  void *wd_pcs[COR__BT_MAX];
+  int wd_n;     /* atomic: -1 requested, >= 0 filled */
+  /* What runs now (debug mode), for the watchdog's report. */
+  cor_callback cur_cb;
+  void *cur_arg;
+};
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+typedef struct reg_ent {
+  struct cor_loop *loop;
+  struct reg_ent *next;
+} reg_ent;
+static reg_ent *reg_head;
+
+static int gettid_(void) { return (int)syscall(SYS_gettid); }
+
+/* ------------------------------------------------------------ backtraces */
+
+cor__bt *cor__bt_new(const void *from) {
+  void *pcs[COR__BT_MAX];
+  cor__bt_warm();
+  int n = cor__bt_capture(pcs, COR__BT_MAX, 0);
+  /* Start at `from` (our caller's return address): counting frames to skip
+   * breaks as soon as the compiler inlines or tail-calls differently. */
+  int first = 0;
+  for (int i = 0; i < n; i++)
+    if (pcs[i] == from) {
+      first = i;
+      break;
+    }
+  n -= first;
+  memmove(pcs, pcs + first, (size_t)n * sizeof *pcs);
+  cor__bt *bt = cor__malloc(sizeof *bt + (size_t)n * sizeof(void *));
+  if (bt == NULL)
+    return NULL;
+  bt->n = n;
+  memcpy(bt->pc, pcs, (size_t)n * sizeof(void *));
+  return bt;
+}
+
+/* ------------------------------------------------------------ debug state */
+
+static struct cor__dbg *dbg_of(struct cor_loop *loop) {
+  if (loop->dbg)
+    return loop->dbg;
+  struct cor__dbg *d = cor__calloc(1, sizeof *d);
+  if (d == NULL)
+    return NULL;
+  pthread_mutex_init(&d->wd_mu, NULL);
+  pthread_cond_init(&d->wd_cv, NULL);
+  loop->dbg = d;
+  return d;
+}
+
+int cor__loop_debug_apply(struct cor_loop *loop, bool on) {
+  struct cor__dbg *d = loop->dbg;
+  if (on) {
+    if ((d = dbg_of(loop)) == NULL)
+      return -ENOMEM;
+    d->on = true;
+    cor__bt_warm();
+    loop->debug = 1;
+    loop->callflags |= COR__CF_DEBUG;
+    return 0;
+  }
+  loop->debug = 0;
+  loop->callflags &= ~COR__CF_DEBUG;
+  if (d == NULL)
+    return 0;
+  d->on = false;
+  cor__free(d->sites);
+  d->sites = NULL;
+  d->sites_cap = 0;
+  if (!d->wd_running && ck_pr_load_32(&loop->obj.refs) == 0) {
+    /* The loop is being freed: the watchdog was stopped already. */
+    cor__free(d->created);
+    pthread_mutex_destroy(&d->wd_mu);
+    pthread_cond_destroy(&d->wd_cv);
+    cor__free(d);
+    loop->dbg = NULL;
+  }
+  return 0;
+}
+
+void cor__debug_set_site(struct cor_loop *loop, uint32_t slot, void *ra) {
+  struct cor__dbg *d = loop->dbg;
+  if (d == NULL || !d->on)
+    return;
+  if (slot >= d->sites_cap) {
+    uint32_t cap = loop->slots_cap > slot ? loop->slots_cap : slot + 1;
+    void **s = cor__realloc(d->sites, (size_t)cap * sizeof *s);
+    if (s == NULL)
+      return;
+    memset(s + d->sites_cap, 0, (size_t)(cap - d->sites_cap) * sizeof *s);
+    d->sites = s;
+    d->sites_cap = cap;
+  }
+  d->sites[slot] = ra;
+}
+
+void *cor__debug_site(struct cor_loop *loop, uint32_t slot) {
+  struct cor__dbg *d = loop->dbg;
+  if (d == NULL || slot >= d->sites_cap)
+    return NULL;
+  void *s = d->sites[slot];
+  d->sites[slot] = NULL;
+  return s;
+}
+
+void cor__loop_repr(struct cor_loop *loop, cor__buf *out) {
+  cor__buf_printf(out, "<Loop running=%s closed=%s debug=%s>",
+                  ck_pr_load_int(&loop->running) ? "true" : "false",
+                  ck_pr_load_int(&loop->closed) ? "true" : "false",
+                  loop->debug ? "true" : "false");
+}
+
+/* ------------------------------------------------------------ handler */
+
+int cor_loop_set_exception_handler(cor_loop_t *loop,
+                                   cor_exception_handler handler, void *arg) {
+  if (loop == NULL)
+    return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_loop_set_exception_handler");
+  /* arg first: a reader that sees the new handler sees its argument. */
+  __atomic_store_n(&loop->exc_arg, arg, __ATOMIC_RELEASE);
+  __atomic_store_n(&loop->exc_fn, handler, __ATOMIC_RELEASE);
+  return 0;
+}
+
+void cor_loop_default_exception_handler(cor_loop_t *loop,
+                                        const cor_exception_context *ctx) {
+  (void)loop;
+  if (ctx == NULL)
+    return;
+  int level = ctx->level ? ctx->level : COR_LOG_ERROR;
+  if (!cor_log_enabled(level))
+    return;
+  char text[4000];
+  cor__buf b = {text, 0, sizeof text};
+  text[0] = 0;
+  cor__buf_printf(&b, "%s", ctx->message ? ctx->message
+                                         : "Unhandled error in event loop");
+  if (ctx->object_key && ctx->object_repr)
+    cor__buf_printf(&b, "\n%s: %s", ctx->object_key, ctx->object_repr);
+  if (ctx->source_traceback && ctx->source_traceback[0]) {
+    cor__buf_printf(&b,
+                    "\nsource_traceback: Object created at (most recent call "
+                    "last):\n%s",
+                    ctx->source_traceback);
+    while (b.len > 0 && text[b.len - 1] == '\n')
+      text[--b.len] = 0;
+  }
+  if (ctx->code < 0) {
+    if (ctx->error_file)
+      cor__buf_printf(&b,
+                      "\nTraceback (most recent call last):\n  File \"%s\", "
+                      "line %d",
+                      ctx->error_file, ctx->error_line);
+    cor__buf_printf(&b, "\n%s: %s", cor_err_name(ctx->code),
+                    ctx->error_msg ? ctx->error_msg : cor_strerror(ctx->code));
+  }
+  /* Python's format ends lines with the traceback's newline: drop ours. */
+  while (b.len > 0 && text[b.len - 1] == '\n')
+    text[--b.len] = 0;
+  cor_log(level, "%s", text);
+}
+
+void cor_loop_call_exception_handler(cor_loop_t *loop,
+                                     const cor_exception_context *ctx) {
+  cor_exception_handler fn =
+      loop ? __atomic_load_n(&loop->exc_fn, __ATOMIC_ACQUIRE) : NULL;
+  if (fn) {
+    fn(loop, ctx, __atomic_load_n(&loop->exc_arg, __ATOMIC_ACQUIRE));
+    return;
+  }
+  cor_loop_default_exception_handler(loop, ctx);
+}
+
+/* ------------------------------------------------------------ wrong thread */
+
+static void thread_name(int tid, char *buf, size_t n) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+  FILE *f = fopen(path, "re");
+  buf[0] = 0;
+  if (f) {
+    if (fgets(buf, (int)n, f) == NULL)
+      buf[0] = 0;
+    fclose(f);
+  }
+  size_t l = strlen(buf);
+  if (l > 0 && buf[l - 1] == '\n')
+    buf[l - 1] = 0;
+}
+
+bool cor__wrong_thread(struct cor_loop *loop, const char *call) {
+  /* A loop nobody runs may be used by any one thread at a time, as asyncio
+   * checks only once the loop has a running thread. */
+  if (!ck_pr_load_int(&loop->running))
+    return false;
+  int owner = ck_pr_load_int(&loop->owner_tid), me = gettid_();
+  if (owner == me)
+    return false;
+  if (cor_log_enabled(COR_LOG_ERROR)) {
+    char text[3500], on[32], mn[32], repr[96];
+    cor__buf r = {repr, 0, sizeof repr};
+    cor__loop_repr(loop, &r);
+    thread_name(owner, on, sizeof on);
+    thread_name(me, mn, sizeof mn);
+    cor__buf b = {text, 0, sizeof text};
+    cor__buf_printf(&b,
+                    "Non-thread-safe operation %s() invoked on an event loop "
+                    "other than the current one: loop %s is owned by thread "
+                    "%d '%s', called from thread %d '%s' (use "
+                    "cor_call_soon_threadsafe)",
+                    call, repr, owner, on, me, mn);
+    if (loop->debug) {
+      void *pcs[COR__BT_MAX];
+      int n = cor__bt_capture(pcs, COR__BT_MAX, 1);
+      cor__buf_printf(&b, "\nStack (most recent call last):\n");
+      cor__bt_format(&b, pcs, n);
+      while (b.len > 0 && text[b.len - 1] == '\n')
+        text[--b.len] = 0;
+    }
+    cor_log(COR_LOG_ERROR, "%s", text);
+  }
+  return true;
+}
+
+/* ------------------------------------------------------------ slow */
+
+int cor_loop_set_slow_callback_duration(cor_loop_t *loop, double seconds) {
+  if (loop == NULL || !(seconds >= 0) || seconds > 1e9)
+    return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_loop_set_slow_callback_duration");
+  loop->slow_ns = (uint64_t)(seconds * 1e9);
+  return 0;
+}
+
+double cor_loop_get_slow_callback_duration(const cor_loop_t *loop) {
+  return loop ? (double)loop->slow_ns / 1e9 : 0;
+}
+
+void cor__debug_slow_callback(struct cor_loop *loop, cor_callback cb,
+                              void *arg, void *site, uint64_t ns) {
+  if (!cor_log_enabled(COR_LOG_WARNING))
+    return;
+  char repr[1024];
+  cor__buf b = {repr, 0, sizeof repr};
+  repr[0] = 0;
+  if (cor__is_task_step(cb)) {
+    cor__task_repr(arg, &b);
+  } else {
+    char fn[128], at[300];
+    cor__fn_name((const void *)(uintptr_t)cb, fn, sizeof fn);
+    cor__site(site, at, sizeof at);
+    if (at[0])
+      cor__buf_printf(&b, "<Handle %s() created at %s>", fn, at);
+    else
+      cor__buf_printf(&b, "<Handle %s()>", fn);
+  }
+  (void)loop;
+  cor_log(COR_LOG_WARNING, "Executing %s took %.3f seconds", repr,
+          (double)ns / 1e9);
+}
+
+void cor__debug_poll_begin(struct cor_loop *loop) {
+  struct cor__dbg *d = loop->dbg;
+  if (d) {
+    d->poll_cb_ns = 0;
+    d->in_poll = true;
+  }
+}
+
+/* The useful version of asyncio's selector timing (dropped from CPython in
+ * 3.8 as noise): a wait that overslept its deadline by more than 10 ms (the
+ * thread was not scheduled, or the timer slack is large), or a zero-timeout
+ * poll that took more than 1 ms (a huge ready list, a contended epoll). */
+#define OVERSLEEP_NS 10000000u
+#define ZERO_POLL_NS 1000000u
+void cor__debug_slow_poll(struct cor_loop *loop, int64_t timeout_ns,
+                          uint64_t start, uint64_t end) {
+  struct cor__dbg *d = loop->dbg;
+  uint64_t took = end - start;
+  if (d) {
+    took = took > d->poll_cb_ns ? took - d->poll_cb_ns : 0;
+    d->in_poll = false;
+  }
+  if (timeout_ns == 0 && took > ZERO_POLL_NS)
+    COR_LOG(COR_LOG_WARNING,
+            "poll with a zero timeout took %.3f ms (expected < %.3f ms)",
+            (double)took / 1e6, ZERO_POLL_NS / 1e6);
+  else if (timeout_ns > 0 && took > (uint64_t)timeout_ns + OVERSLEEP_NS)
+    COR_LOG(COR_LOG_WARNING,
+            "poll overslept its deadline by %.3f ms (timeout %.3f ms, took "
+            "%.3f ms)",
+            (double)(took - (uint64_t)timeout_ns) / 1e6,
+            (double)timeout_ns / 1e6, (double)took / 1e6);
+}
+
+void cor__debug_cb_begin(struct cor_loop *loop, cor_callback cb, void *arg) {
+  struct cor__dbg *d = loop->dbg;
+  if (d == NULL)
+    return;
+  __atomic_store_n(&d->cur_cb, cb, __ATOMIC_RELAXED);
+  __atomic_store_n(&d->cur_arg, arg, __ATOMIC_RELAXED);
+  if (d->in_poll)
+    d->cb_t0 = cor__now_ns();
+}
+
+void cor__debug_cb_end(struct cor_loop *loop) {
+  struct cor__dbg *d = loop->dbg;
+  if (d == NULL)
+    return;
+  __atomic_store_n(&d->cur_cb, NULL, __ATOMIC_RELAXED);
+  if (d->in_poll)
+    d->poll_cb_ns += cor__now_ns() - d->cb_t0;
+}
+
+/* ------------------------------------------------------------ registry */
+
+static void dump_signal_install(void);
+
+void cor__debug_loop_new(struct cor_loop *loop, const void *from) {
+  if (loop->debug && loop->dbg)
+    loop->dbg->created = cor__bt_new(from);
+  reg_ent *e = cor__malloc(sizeof *e);
+  if (e) {
+    e->loop = loop;
+    pthread_mutex_lock(&reg_mu);
+    e->next = reg_head;
+    reg_head = e;
+    pthread_mutex_unlock(&reg_mu);
+  }
+  dump_signal_install();
+}
+
+static void watchdog_stop(struct cor_loop *loop);
+
+void cor__debug_loop_free(struct cor_loop *loop) {
+  pthread_mutex_lock(&reg_mu);
+  for (reg_ent **pp = &reg_head; *pp; pp = &(*pp)->next) {
+    if ((*pp)->loop == loop) {
+      reg_ent *e = *pp;
+      *pp = e->next;
+      cor__free(e);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&reg_mu);
+  watchdog_stop(loop);
+  if (!ck_pr_load_int(&loop->closed)) {
+    /* asyncio's ResourceWarning, with where the loop was made in debug
+     * mode. */
+    char text[3000], repr[96];
+    cor__buf r = {repr, 0, sizeof repr};
+    cor__loop_repr(loop, &r);
+    cor__buf b = {text, 0, sizeof text};
+    cor__buf_printf(&b, "unclosed event loop %s", repr);
+    struct cor__dbg *d = loop->dbg;
+    if (d && d->created) {
+      cor__buf_printf(&b, "\nObject allocated at (most recent call last):\n");
+      cor__bt_format(&b, d->created->pc, d->created->n);
+      while (b.len > 0 && text[b.len - 1] == '\n')
+        text[--b.len] = 0;
+    }
+    cor_exception_context ctx = {.message = text,
+                                 .level = COR_LOG_WARNING};
+    /* The loop's own handler: the object is still whole here. */
+    cor_loop_call_exception_handler(loop, &ctx);
+  }
+}
+
+/* "Retain if not already being freed": the registry may still list a loop
+ * whose last reference is gone and whose free is about to unlist it. */
+static bool try_retain(struct cor_loop *loop) {
+  uint32_t r = ck_pr_load_32(&loop->obj.refs);
+  while (r != 0) {
+    if (__atomic_compare_exchange_n(&loop->obj.refs, &r, r + 1, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+      return true;
+  }
+  return false;
+}
+
+/* ------------------------------------------------------------ dump */
+
+typedef struct dump_req {
+  struct cor_loop *loop;
+  cor__buf out;
+  int ntasks;
+  int refs; /* the waiter and the posted callback */
+  bool done;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} dump_req;
+
+static void dump_req_put(dump_req *r) {
+  if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    cor__free(r->out.s);
+    cor__free(r);
+  }
+}
+
+static void dump_loop_into(struct cor_loop *loop, cor__buf *b, int *ntasks) {
+  char repr[96];
+  cor__buf r = {repr, 0, sizeof repr};
+  cor__loop_repr(loop, &r);
+  cor__buf_printf(b, "Loop %p %s thread %d\n", (void *)loop, repr,
+                  ck_pr_load_int(&loop->owner_tid));
+  *ntasks += cor__tasks_dump(loop, b);
+}
+
+static void dump_cb(void *arg) {
+  dump_req *r = arg;
+  pthread_mutex_lock(&r->mu);
+  dump_loop_into(r->loop, &r->out, &r->ntasks);
+  r->done = true;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  dump_req_put(r);
+}
+
+#define DUMP_BUF (256 * 1024)
+
+static int write_all(int fd, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int cor_dump_tasks(int fd) {
+  pthread_mutex_lock(&reg_mu);
+  size_t n = 0;
+  for (reg_ent *e = reg_head; e; e = e->next)
+    n++;
+  struct cor_loop **loops = cor__calloc(n ? n : 1, sizeof *loops);
+  size_t k = 0;
+  if (loops)
+    for (reg_ent *e = reg_head; e; e = e->next)
+      if (try_retain(e->loop))
+        loops[k++] = e->loop;
+  pthread_mutex_unlock(&reg_mu);
+  if (loops == NULL)
+    return -ENOMEM;
+  int total = 0, err = 0;
+  for (size_t i = 0; i < k; i++) {
+    struct cor_loop *loop = loops[i];
+    dump_req *r = cor__calloc(1, sizeof *r);
+    char *s = cor__malloc(DUMP_BUF);
+    if (r == NULL || s == NULL) {
+      cor__free(r);
+      cor__free(s);
+      cor_release(loop);
+      err = -ENOMEM;
+      continue;
+    }
+    r->loop = loop;
+    r->out = (cor__buf){s, 0, DUMP_BUF};
+    s[0] = 0;
+    r->refs = 1;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (cor__tls_loop == loop || !ck_pr_load_int(&loop->running) ||
+        ck_pr_load_int(&loop->closed)) {
+      /* Our own loop, or one nobody runs: read it here. */
+      dump_loop_into(loop, &r->out, &r->ntasks);
+      r->done = true;
+    } else {
+      r->refs = 2;
+      if (cor_call_soon_threadsafe(loop, dump_cb, r) != 0) {
+        r->refs = 1;
+        cor__buf_printf(&r->out, "Loop %p: closed while dumping\n",
+                        (void *)loop);
+        r->done = true;
+      } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_mutex_lock(&r->mu);
+        while (!r->done)
+          if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0)
+            break;
+        if (!r->done)
+          cor__buf_printf(&r->out,
+                          "Loop %p thread %d: no safe point within 1 s (a "
+                          "callback is stuck?): not dumped\n",
+                          (void *)loop, ck_pr_load_int(&loop->owner_tid));
+        pthread_mutex_unlock(&r->mu);
+      }
+    }
+    pthread_mutex_lock(&r->mu);
+    int rc = write_all(fd, r->out.s, r->out.len);
+    total += r->ntasks;
+    pthread_mutex_unlock(&r->mu);
+    if (rc < 0)
+      err = rc;
+    dump_req_put(r);
+    cor_release(loop);
+  }
+  cor__free(loops);
+  return err < 0 ? err : total;
+}
+
+/* CORIO_DUMP_SIGNAL: the handler writes one byte to a pipe; a thread of our
+ * own reads it and calls cor_dump_tasks(2), which reads each running loop
+ * at a safe point of its own (a posted callback). */
+static int dump_pipe[2] = {-1, -1};
+
+static void dump_sig_handler(int sig) {
+  (void)sig;
+  int e = errno;
+  char c = 1;
+  ssize_t w = write(dump_pipe[1], &c, 1);
+  (void)w;
+  errno = e;
+}
+
+static void *dump_thread(void *arg) {
+  (void)arg;
+  char c;
+  for (;;) {
+    ssize_t r = read(dump_pipe[0], &c, 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return NULL;
+    cor_dump_tasks(2);
+  }
+}
+
+static int parse_signal(const char *s) {
+  if (s == NULL || s[0] == 0)
+    return 0;
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*end == 0)
+    return v > 0 && v < NSIG ? (int)v : 0;
+  if (strncmp(s, "SIG", 3) == 0)
+    s += 3;
+  static const struct {
+    const char *n;
+    int s;
+  } names[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT},
+               {"HUP", SIGHUP},   {"WINCH", SIGWINCH}, {"PWR", SIGPWR}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(s, names[i].n) == 0)
+      return names[i].s;
+  return 0;
+}
+
+static void dump_signal_once(void) {
+  int sig = parse_signal(getenv("CORIO_DUMP_SIGNAL"));
+  if (sig == 0)
+    return;
+  if (pipe2(dump_pipe, O_CLOEXEC) != 0)
+    return;
+  pthread_t th;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  /* The dump thread must never take the signals the loops own. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&th, &a, dump_thread, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&a);
+  if (rc != 0)
+    return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = dump_sig_handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+
+static void dump_signal_install(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, dump_signal_once);
+}
+
+/* ------------------------------------------------------------ watchdog */
+
+/* The signal the watchdog sends the stuck loop's thread: a real-time one
+ * near the top, away from glibc's (SIGRTMIN) and the ones applications
+ * usually take first. Its handler records the thread's backtrace. */
+#define WD_SIGNAL (SIGRTMAX - 3)
+#define WD_REPORTS_PER_MIN 5
+
+static void wd_handler(int sig, siginfo_t *si, void *uc) {
+  (void)sig;
+  (void)uc;
+  struct cor_loop *loop = si->si_value.sival_ptr;
+  if (loop == NULL || cor__tls_loop != loop || loop->dbg == NULL)
+    return;
+  struct cor__dbg *d = loop->dbg;
+  /* Only when asked: the acquire pairs with the watchdog's release of -1,
+   * which it made after reading the previous capture. */
+  if (__atomic_load_n(&d->wd_n, __ATOMIC_ACQUIRE) != -1)
+    return;
+  int e = errno;
+  /* backtrace() was warmed when the watchdog started: no allocation. */
+  int n = cor__bt_capture(d->wd_pcs, COR__BT_MAX, 1);
+  __atomic_store_n(&d->wd_n, n, __ATOMIC_RELEASE);
+  errno = e;
+}
+
+static void wd_install(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = wd_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(WD_SIGNAL, &sa, NULL);
+}
+
+/* Process-wide rate limit: at most 5 reports in any minute. */
+static pthread_mutex_t wd_rate_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t wd_times[WD_REPORTS_PER_MIN];
+static bool wd_rate_ok(uint64_t now) {
+  pthread_mutex_lock(&wd_rate_mu);
+  int oldest = 0;
+  for (int i = 1; i < WD_REPORTS_PER_MIN; i++)
+    if (wd_times[i] < wd_times[oldest])
+      oldest = i;
+  bool ok = wd_times[oldest] == 0 || now - wd_times[oldest] >= 60000000000ull;
+  if (ok)
+    wd_times[oldest] = now;
+  pthread_mutex_unlock(&wd_rate_mu);
+  return ok;
+}
+
+static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
+                      uint64_t stuck_ns) {
+  if (!wd_rate_ok(cor__now_ns()))
+    return;
+  int tid = ck_pr_load_int(&loop->owner_tid);
+  __atomic_store_n(&d->wd_n, -1, __ATOMIC_RELEASE);
+  union sigval v = {.sival_ptr = loop};
+  bool have = false;
+  /* rt_tgsigqueueinfo, not sigqueue: the signal must reach the stuck
+   * thread itself, with the loop as its value. */
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  si.si_signo = WD_SIGNAL;
+  si.si_code = SI_QUEUE;
+  si.si_pid = getpid();
+  si.si_uid = getuid();
+  si.si_value = v;
+  if (tid != 0 &&
+      syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, WD_SIGNAL, &si) == 0) {
+    for (int i = 0; i < 200; i++) { /* up to 200 ms */
+      if (__atomic_load_n(&d->wd_n, __ATOMIC_ACQUIRE) >= 0) {
+        have = true;
+        break;
+      }
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  char text[4000], repr[96];
+  cor__buf r = {repr, 0, sizeof repr};
+  cor__loop_repr(loop, &r);
+  cor__buf b = {text, 0, sizeof text};
+  cor__buf_printf(&b, "loop %s (thread %d) stuck for %.3f seconds", repr, tid,
+                  (double)stuck_ns / 1e9);
+  cor_callback cb = __atomic_load_n(&d->cur_cb, __ATOMIC_RELAXED);
+  if (cb) {
+    char fn[128];
+    cor__buf_printf(&b, " in %s()",
+                    cor__fn_name((const void *)(uintptr_t)cb, fn, sizeof fn));
+  }
+  if (have) {
+    cor__buf_printf(&b, "; its stack (most recent call last):\n");
+    cor__bt_format(&b, d->wd_pcs, __atomic_load_n(&d->wd_n, __ATOMIC_ACQUIRE));
+    while (b.len > 0 && text[b.len - 1] == '\n')
+      text[--b.len] = 0;
+  }
+  cor_log(COR_LOG_WARNING, "%s", text);
+}
+
+static void *wd_main(void *arg) {
+  struct cor_loop *loop = arg;
+  struct cor__dbg *d = loop->dbg;
+  uint64_t last_iter = ck_pr_load_64(&loop->st_iterations);
+  uint64_t since = cor__now_ns();
+  int reported = 0; /* 0, 1 (1x), 2 (2x), 3 (4x) */
+  pthread_mutex_lock(&d->wd_mu);
+  while (!d->wd_stop) {
+    uint64_t period = d->wd_ns / 4;
+    if (period < 1000000)
+      period = 1000000;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+                 period;
+    ts.tv_sec = (time_t)(t / 1000000000ull);
+    ts.tv_nsec = (long)(t % 1000000000ull);
+    pthread_cond_timedwait(&d->wd_cv, &d->wd_mu, &ts);
+    if (d->wd_stop)
+      break;
+    uint64_t it = ck_pr_load_64(&loop->st_iterations);
+    uint64_t now = cor__now_ns();
+    /* Stuck: running, awake (not in the poller), and no iteration ended
+     * since we last looked. */
+    if (it != last_iter || !ck_pr_load_int(&loop->running) ||
+        ck_pr_load_int(&loop->sleeping)) {
+      last_iter = it;
+      since = now;
+      reported = 0;
+      continue;
+    }
+    uint64_t stuck = now - since;
+    uint64_t next = d->wd_ns << (reported == 0 ? 0 : reported == 1 ? 1 : 2);
+    if (reported < 3 && stuck >= next) {
+      reported++;
+      pthread_mutex_unlock(&d->wd_mu);
+      wd_report(loop, d, stuck);
+      pthread_mutex_lock(&d->wd_mu);
+    }
+  }
+  pthread_mutex_unlock(&d->wd_mu);
+  return NULL;
+}
+
+int cor_loop_set_watchdog(cor_loop_t *loop, double seconds) {
+  if (loop == NULL || !(seconds >= 0) || seconds > 1e6)
+    return -EINVAL;
+  COR__CHECK_THREAD(loop, "cor_loop_set_watchdog");
+  watchdog_stop(loop);
+  if (seconds == 0)
+    return 0;
+  struct cor__dbg *d = dbg_of(loop);
+  if (d == NULL)
+    return -ENOMEM;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  cor__bt_warm();
+  pthread_once(&once, wd_install);
+  d->wd_ns = (uint64_t)(seconds * 1e9);
+  d->wd_stop = false;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&d->wd_thread, NULL, wd_main, loop);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0)
+    return -rc;
+  d->wd_running = true;
+  return 0;
+}
+
+static void watchdog_stop(struct cor_loop *loop) {
+  struct cor__dbg *d = loop->dbg;
+  if (d == NULL || !d->wd_running)
+    return;
+  pthread_mutex_lock(&d->wd_mu);
+  d->wd_stop = true;
+  pthread_cond_signal(&d->wd_cv);
+  pthread_mutex_unlock(&d->wd_mu);
+  pthread_join(d->wd_thread, NULL);
+  d->wd_running = false;
+}

@@ -1,0 +1,608 @@
+/* Servers: listening sockets, accepting, one task per connection.
+ *
+ * A server is one listener per loop (a single-loop server has one; a
+ * runtime server one per loop, all bound to the same port with
+ * SO_REUSEPORT so the kernel spreads connections over cores). A listener is
+ * a level-triggered reader on its loop that accepts up to ACCEPT_BATCH
+ * connections per readiness, and for each one makes a stream and a task
+ * running the handler. Everything about a listener and its connections is
+ * touched only by its loop's thread; the server object itself is shared
+ * (reference count, the connection count, the wait_closed condition).
+ *
+ * Running out of fds (EMFILE/ENFILE) in accept would leave the listener
+ * readable forever and spin the loop: the listener stops watching for
+ * 100 ms instead and logs a WARNING once per server. */
+#include "stream_internal.h"
+
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64
+#define EMFILE_PAUSE 0.1     /* seconds without accepting after EMFILE */
+#define DEFAULT_LINGER 30.0  /* bound on flushing a finished connection */
+#define DEFAULT_BACKLOG 4096
+
+struct cor__conn {
+  struct cor__srv_loop *sl;
+  cor_stream_t *s;
+  cor_task_t *task;
+  struct cor__conn *prev, *next;
+};
+
+struct cor__srv_loop {
+  struct cor_server *srv;
+  struct cor_loop *loop;
+  int lfd;
+  int family;
+  bool watching;  /* the listener is registered as a reader */
+  bool paused;    /* EMFILE pause or max_connections */
+  bool closed;    /* the listener is closed */
+  cor_handle_t resume;
+  unsigned nconn, max;
+  struct cor__conn *conns;
+  /* single-loop wait_closed */
+  struct cor_future wfut;
+  bool wwait;
+};
+
+struct cor_server {
+  cor_server_opts opts;
+  char *host, *path;
+  cor_fn handler;
+  int port;
+  int refs;           /* atomic: the user's + one per live connection */
+  unsigned nconn;     /* atomic: live connections over every loop */
+  int warned_emfile;  /* atomic */
+  bool closed;        /* cor_server_close was called */
+  bool multi;         /* a runtime server */
+  unsigned nloops;
+  unsigned listeners_open; /* atomic (runtime): listeners not yet closed */
+  struct cor__srv_loop *loops;
+  pthread_mutex_t mu; /* runtime servers: wait_closed and barriers */
+  pthread_cond_t cv;
+};
+
+/* ------------------------------------------------------------ lifetime */
+
+static void server_unref(struct cor_server *srv) {
+  if (__atomic_sub_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL) != 0)
+    return;
+  pthread_mutex_destroy(&srv->mu);
+  pthread_cond_destroy(&srv->cv);
+  if (srv->path && srv->path[0] != '@')
+    unlink(srv->path);
+  cor__free(srv->loops);
+  cor__free(srv->host);
+  cor__free(srv->path);
+  cor__free(srv);
+}
+
+/* Something wait_closed waits for changed. */
+static void server_signal(struct cor_server *srv, struct cor__srv_loop *sl) {
+  if (srv->multi) {
+    pthread_mutex_lock(&srv->mu);
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+  } else if (sl->wwait && sl->closed && sl->nconn == 0) {
+    cor__wake_embedded(&sl->wfut, true, 0);
+  }
+}
+
+/* ------------------------------------------------------------ accepting */
+
+static void on_accept(void *arg);
+
+static void watch(struct cor__srv_loop *sl, bool on) {
+  if (sl->closed || sl->watching == on)
+    return;
+  int rc = on ? cor_loop_add_reader(sl->loop, sl->lfd, on_accept, sl)
+              : cor_loop_remove_reader(sl->loop, sl->lfd);
+  if (rc == 0 || !on)
+    sl->watching = on;
+  else
+    COR_LOG(COR_LOG_ERROR, "server: cannot watch the listener: %s",
+            cor_strerror(rc));
+}
+
+static void resume_cb(void *arg) {
+  struct cor__srv_loop *sl = arg;
+  sl->resume.id = 0;
+  sl->paused = false;
+  if (sl->max == 0 || sl->nconn < sl->max)
+    watch(sl, true);
+}
+
+static void close_listener(struct cor__srv_loop *sl) {
+  if (sl->closed)
+    return;
+  watch(sl, false);
+  if (sl->resume.id) {
+    cor_handle_cancel(sl->loop, sl->resume);
+    sl->resume.id = 0;
+  }
+  close(sl->lfd);
+  sl->lfd = -1;
+  sl->closed = true;
+  struct cor_server *srv = sl->srv;
+  if (srv->multi)
+    __atomic_sub_fetch(&srv->listeners_open, 1, __ATOMIC_ACQ_REL);
+  server_signal(srv, sl);
+}
+
+static bool benign(int rc) {
+  return rc == 0 || rc == -ECONNRESET || rc == -EPIPE || rc == -ETIMEDOUT ||
+         rc == -ECANCELED || rc == COR_ECLOSED || rc == COR_EINCOMPLETE ||
+         rc == -ENOTCONN;
+}
+
+static int conn_main(void *arg, void **result) {
+  struct cor__conn *c = arg;
+  struct cor__srv_loop *sl = c->sl;
+  struct cor_server *srv = sl->srv;
+  cor_stream_t *s = c->s;
+  int rc = srv->handler(s, result);
+  if (!benign(rc))
+    COR_LOG(COR_LOG_ERROR, "server: connection handler failed: %s (%s)",
+            cor_err_name(rc), cor_strerror(rc));
+  /* Flush what the handler wrote, bounded so a peer that stopped reading
+   * cannot keep the connection (and its memory) forever. */
+  if (!s->closing)
+    cor_stream_close(s);
+  if (!s->fd_closed && rc != -ECANCELED) {
+    if (s->idle_to == 0)
+      s->idle_to = (uint64_t)(DEFAULT_LINGER * 1e9);
+    cor_stream_wait_closed(s);
+  }
+  /* Unlink and free: this runs on the task's stack, which is fine: none of
+   * it is the task. */
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    sl->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  cor_stream_free(s);
+  cor_release(c->task); /* ours; the loop keeps its own until we return */
+  cor__free(c);
+  sl->nconn--;
+  __atomic_sub_fetch(&srv->nconn, 1, __ATOMIC_RELAXED);
+  if (!sl->closed && !sl->paused && sl->max && sl->nconn < sl->max)
+    watch(sl, true);
+  server_signal(srv, sl);
+  server_unref(srv);
+  return 0;
+}
+
+static void start_conn(struct cor__srv_loop *sl, int fd) {
+  struct cor_server *srv = sl->srv;
+  cor__set_nodelay(fd, sl->family);
+  struct cor__conn *c = cor__malloc(sizeof *c);
+  if (c == NULL) {
+    close(fd);
+    return;
+  }
+  /* Clients of request/response protocols write first: try reading at once
+   * rather than waiting for the first edge. */
+  cor_stream_t *s = cor__stream_new(sl->loop, fd, COR__STREAM_SOCK, true);
+  if (s == NULL) {
+    cor__free(c);
+    return;
+  }
+  if (srv->opts.limit)
+    s->limit = srv->opts.limit;
+  cor_stream_set_timeouts(s, srv->opts.read_timeout, srv->opts.idle_timeout);
+  s->srv = sl;
+  s->conn = c;
+  c->sl = sl;
+  c->s = s;
+  c->task = cor_create_task(sl->loop, cor_coro(conn_main, c), NULL);
+  if (c->task == NULL) {
+    COR_LOG(COR_LOG_ERROR, "server: cannot start a handler task: %s",
+            strerror(errno));
+    cor_stream_free(s);
+    cor__free(c);
+    return;
+  }
+  c->prev = NULL;
+  c->next = sl->conns;
+  if (sl->conns)
+    sl->conns->prev = c;
+  sl->conns = c;
+  sl->nconn++;
+  __atomic_add_fetch(&srv->nconn, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+static void on_accept(void *arg) {
+  struct cor__srv_loop *sl = arg;
+  struct cor_server *srv = sl->srv;
+  for (int i = 0; i < ACCEPT_BATCH && !sl->closed; i++) {
+    if (sl->max && sl->nconn >= sl->max && !srv->opts.close_excess) {
+      /* Excess connections wait in the kernel's backlog. */
+      watch(sl, false);
+      return;
+    }
+    int fd = accept4(sl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      switch (errno) {
+      case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+      case EWOULDBLOCK:
+#endif
+        return;
+      case EINTR:
+      case ECONNABORTED:
+      case EPROTO:
+      case EPERM:
+        continue;
+      case EMFILE:
+      case ENFILE:
+      case ENOBUFS:
+      case ENOMEM: {
+        int e = errno;
+        if (__atomic_exchange_n(&srv->warned_emfile, 1, __ATOMIC_RELAXED) == 0)
+          COR_LOG(COR_LOG_WARNING,
+                  "server: accept() failed with %s (%s): pausing accepting "
+                  "for %g s at a time (logged once per server)",
+                  e == EMFILE ? "EMFILE" : e == ENFILE ? "ENFILE" : "ENOMEM",
+                  strerror(e), EMFILE_PAUSE);
+        watch(sl, false);
+        sl->paused = true;
+        if (sl->resume.id == 0 &&
+            cor_call_later(sl->loop, EMFILE_PAUSE, resume_cb, sl,
+                           &sl->resume) != 0)
+          resume_cb(sl);
+        return;
+      }
+      default:
+        COR_LOG(COR_LOG_ERROR, "server: accept() failed: %s", strerror(errno));
+        return;
+      }
+    }
+    if (sl->max && sl->nconn >= sl->max) { /* close_excess */
+      close(fd);
+      continue;
+    }
+    start_conn(sl, fd);
+  }
+}
+
+/* ------------------------------------------------------------ listening */
+
+/* Makes a listening socket for opts (shared by every loop of a runtime
+ * server: bound once per loop with SO_REUSEPORT). Returns the fd or -errno;
+ * sets *port to the bound port (port 0: the kernel's choice). */
+static int make_listener(const cor_server_opts *o, const char *host,
+                         const char *path, int port, bool reuseport,
+                         int *family, int *bound_port) {
+  cor__addr a;
+  int rc;
+  if (path) {
+    rc = cor__addr_unix(path, &a);
+  } else {
+    rc = cor__addr_numeric(host, port, &a);
+    if (rc != 0) {
+      /* A name: resolved once, blocking, when the server starts. */
+      struct addrinfo hints = {0}, *res = NULL;
+      char ps[16];
+      snprintf(ps, sizeof ps, "%d", port);
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
+      if (getaddrinfo(host, ps, &hints, &res) == 0 && res &&
+          res->ai_addrlen <= sizeof a.ss) {
+        memcpy(&a.ss, res->ai_addr, res->ai_addrlen);
+        a.len = res->ai_addrlen;
+        rc = 0;
+      } else {
+        rc = -EADDRNOTAVAIL;
+      }
+      if (res)
+        freeaddrinfo(res);
+    }
+  }
+  if (rc != 0)
+    return rc;
+  int fd = cor__socket(a.ss.ss_family, SOCK_STREAM);
+  if (fd < 0)
+    return fd;
+  int one = 1;
+  if (!path) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+      rc = -errno;
+      goto fail;
+    }
+    if (a.ss.ss_family == AF_INET6)
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  } else if (path[0] != '@') {
+    unlink(path); /* a stale socket file from an earlier run */
+  }
+  if (bind(fd, (struct sockaddr *)&a.ss, a.len) < 0 ||
+      listen(fd, o->backlog > 0 ? o->backlog : DEFAULT_BACKLOG) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  *family = a.ss.ss_family;
+  *bound_port = -1;
+  if (!path) {
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &l) == 0)
+      *bound_port = ntohs(ss.ss_family == AF_INET
+                              ? ((struct sockaddr_in *)&ss)->sin_port
+                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  return fd;
+fail:
+  close(fd);
+  return rc;
+}
+
+struct cor_server *cor__server_alloc(const cor_server_opts *opts, cor_fn handler,
+                                     unsigned nloops) {
+  struct cor_server *srv = cor__calloc(1, sizeof *srv);
+  if (srv == NULL)
+    return NULL;
+  srv->opts = *opts;
+  srv->handler = handler;
+  srv->refs = 1;
+  srv->nloops = nloops;
+  srv->loops = cor__calloc(nloops, sizeof *srv->loops);
+  srv->host = cor__strdup(opts->host ? opts->host : "127.0.0.1");
+  srv->path = opts->path ? cor__strdup(opts->path) : NULL;
+  pthread_mutex_init(&srv->mu, NULL);
+  pthread_cond_init(&srv->cv, NULL);
+  if (srv->loops == NULL || srv->host == NULL || (opts->path && !srv->path)) {
+    server_unref(srv);
+    return NULL;
+  }
+  srv->opts.host = srv->host;
+  srv->opts.path = srv->path;
+  return srv;
+}
+
+/* Opens listener i (on any thread: no loop state is touched). */
+int cor__server_listen(struct cor_server *srv, unsigned i, struct cor_loop *loop,
+                       bool reuseport) {
+  struct cor__srv_loop *sl = &srv->loops[i];
+  sl->srv = srv;
+  sl->loop = loop;
+  sl->lfd = -1;
+  sl->closed = true;
+  int port = srv->port > 0 ? srv->port : srv->opts.port;
+  int fd = make_listener(&srv->opts, srv->host, srv->path, port, reuseport,
+                         &sl->family, &port);
+  if (fd < 0)
+    return fd;
+  sl->lfd = fd;
+  sl->closed = false;
+  srv->port = port;
+  if (srv->opts.max_connections)
+    sl->max = (srv->opts.max_connections + srv->nloops - 1) / srv->nloops;
+  return 0;
+}
+
+/* On listener i's loop thread: starts accepting. */
+int cor__server_start_loop(struct cor_server *srv, unsigned i) {
+  struct cor__srv_loop *sl = &srv->loops[i];
+  if (srv->opts.stack_size)
+    cor_loop_set_task_stack_size(sl->loop, srv->opts.stack_size);
+  int rc = cor_loop_add_reader(sl->loop, sl->lfd, on_accept, sl);
+  if (rc == 0)
+    sl->watching = true;
+  return rc;
+}
+
+/* Closes listeners that never started (setup failure). */
+void cor__server_abort(struct cor_server *srv) {
+  for (unsigned i = 0; i < srv->nloops; i++)
+    if (srv->loops[i].lfd >= 0 && !srv->loops[i].watching) {
+      close(srv->loops[i].lfd);
+      srv->loops[i].lfd = -1;
+      srv->loops[i].closed = true;
+    }
+  server_unref(srv);
+}
+
+cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
+                               cor_fn handler) {
+  cor_server_opts o = {0};
+  if (opts)
+    o = *opts;
+  if (loop == NULL)
+    loop = cor__tls_loop;
+  if (loop == NULL || handler == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (loop->closed) {
+    errno = -COR_ECLOSED;
+    return NULL;
+  }
+  struct cor_server *srv = cor__server_alloc(&o, handler, 1);
+  if (srv == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  int rc = cor__server_listen(srv, 0, loop, o.reuseport);
+  if (rc == 0)
+    rc = cor__server_start_loop(srv, 0);
+  if (rc != 0) {
+    cor__server_abort(srv);
+    errno = -rc;
+    return NULL;
+  }
+  return srv;
+}
+
+/* ------------------------------------------------------------ queries */
+
+int cor_server_port(const cor_server_t *srv) {
+  return srv ? (srv->path ? -1 : srv->port) : -1;
+}
+
+void *cor_server_handler_arg(const cor_stream_t *s) {
+  return s && s->srv ? s->srv->srv->opts.arg : NULL;
+}
+
+unsigned cor_server_connections(const cor_server_t *srv) {
+  return srv ? __atomic_load_n(&srv->nconn, __ATOMIC_RELAXED) : 0;
+}
+
+/* ------------------------------------------------------------ closing */
+
+static void cancel_clients(struct cor__srv_loop *sl) {
+  for (struct cor__conn *c = sl->conns; c; c = c->next)
+    cor_task_cancel(c->task, "server closing its clients");
+}
+
+/* For runtime servers: run fn(sl) on each listener's loop thread; wait for
+ * them unless the caller is one of those loops. */
+typedef struct {
+  struct cor__srv_loop *sl;
+  void (*fn)(struct cor__srv_loop *);
+  int *left;
+  struct cor_server *srv;
+} loop_job;
+
+static void loop_job_run(void *arg) {
+  loop_job *j = arg;
+  j->fn(j->sl);
+  struct cor_server *srv = j->srv;
+  pthread_mutex_lock(&srv->mu);
+  if (j->left && --*j->left == 0)
+    pthread_cond_broadcast(&srv->cv);
+  pthread_mutex_unlock(&srv->mu);
+  cor__free(j);
+  server_unref(srv);
+}
+
+static void on_each_loop(struct cor_server *srv,
+                         void (*fn)(struct cor__srv_loop *)) {
+  if (!srv->multi) {
+    fn(&srv->loops[0]);
+    return;
+  }
+  bool on_loop = false;
+  for (unsigned i = 0; i < srv->nloops; i++)
+    if (srv->loops[i].loop == cor__tls_loop)
+      on_loop = true;
+  int left = (int)srv->nloops;
+  for (unsigned i = 0; i < srv->nloops; i++) {
+    struct cor__srv_loop *sl = &srv->loops[i];
+    if (sl->loop == cor__tls_loop) {
+      fn(sl);
+      pthread_mutex_lock(&srv->mu);
+      left--;
+      pthread_mutex_unlock(&srv->mu);
+      continue;
+    }
+    loop_job *j = cor__malloc(sizeof *j);
+    if (j) {
+      j->sl = sl;
+      j->fn = fn;
+      j->left = on_loop ? NULL : &left;
+      j->srv = srv;
+      __atomic_add_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL);
+    }
+    if (j == NULL || cor_call_soon_threadsafe(sl->loop, loop_job_run, j) != 0) {
+      if (j) {
+        cor__free(j);
+        __atomic_sub_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL);
+      }
+      /* the loop is gone: nothing runs there any more */
+      pthread_mutex_lock(&srv->mu);
+      left--;
+      pthread_mutex_unlock(&srv->mu);
+    } else if (on_loop) {
+      pthread_mutex_lock(&srv->mu);
+      left--;
+      pthread_mutex_unlock(&srv->mu);
+    }
+  }
+  if (!on_loop) {
+    pthread_mutex_lock(&srv->mu);
+    while (left > 0)
+      pthread_cond_wait(&srv->cv, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
+  }
+}
+
+int cor_server_close(cor_server_t *srv) {
+  if (srv == NULL)
+    return -EINVAL;
+  if (__atomic_exchange_n(&srv->closed, true, __ATOMIC_ACQ_REL))
+    return COR_ECLOSED;
+  on_each_loop(srv, close_listener);
+  return 0;
+}
+
+int cor_server_close_clients(cor_server_t *srv) {
+  if (srv == NULL)
+    return -EINVAL;
+  on_each_loop(srv, cancel_clients);
+  return 0;
+}
+
+int cor_server_wait_closed(cor_server_t *srv, double timeout) {
+  if (srv == NULL)
+    return -EINVAL;
+  if (!__atomic_load_n(&srv->closed, __ATOMIC_ACQUIRE))
+    return -EINVAL;
+  bool forever = !(timeout >= 0) || isinf(timeout);
+  if (!srv->multi) {
+    struct cor__srv_loop *sl = &srv->loops[0];
+    uint64_t dl = forever ? 0 : cor__now_ns() + (uint64_t)(timeout * 1e9);
+    if (!forever && dl == 0)
+      dl = 1;
+    while (!(sl->closed && sl->nconn == 0)) {
+      int rc = cor__wait_embedded(sl->loop, &sl->wfut, &sl->wwait, dl);
+      if (rc != 0)
+        return rc;
+    }
+    return 0;
+  }
+  for (unsigned i = 0; i < srv->nloops; i++)
+    if (srv->loops[i].loop == cor__tls_loop)
+      return COR_ETHREAD;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (!forever) {
+    double end = (double)ts.tv_sec + ts.tv_nsec / 1e9 + timeout;
+    ts.tv_sec = (time_t)end;
+    ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+  }
+  int rc = 0;
+  pthread_mutex_lock(&srv->mu);
+  while (__atomic_load_n(&srv->nconn, __ATOMIC_ACQUIRE) != 0 ||
+         __atomic_load_n(&srv->listeners_open, __ATOMIC_ACQUIRE) != 0) {
+    if (forever) {
+      pthread_cond_wait(&srv->cv, &srv->mu);
+    } else if (pthread_cond_timedwait(&srv->cv, &srv->mu, &ts) == ETIMEDOUT) {
+      rc = -ETIMEDOUT;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&srv->mu);
+  return rc;
+}
+
+void cor_server_free(cor_server_t *srv) {
+  if (srv == NULL)
+    return;
+  cor_server_close(srv);
+  if (__atomic_load_n(&srv->nconn, __ATOMIC_ACQUIRE) != 0)
+    cor_server_close_clients(srv);
+  server_unref(srv);
+}
+
+/* For core/server_runtime.c. */
+void cor__server_set_multi(struct cor_server *srv, bool multi) {
+  srv->multi = multi;
+  srv->listeners_open = srv->nloops;
+}

@@ -1,0 +1,102 @@
+/* cor_runtime_start_server: one listener per loop of a runtime.
+ *
+ * Kept apart from core/server.c so that programs using single-loop servers
+ * do not link the runtime. The listening sockets are made and bound on the
+ * calling thread (SO_REUSEPORT, the first one picks the port when port is
+ * 0); each loop then registers its own listener on its own thread, and the
+ * caller waits until every loop listens. */
+#include "stream_internal.h"
+
+struct cor_server *cor__server_alloc(const cor_server_opts *opts, cor_fn handler,
+                                     unsigned nloops);
+int cor__server_listen(struct cor_server *srv, unsigned i, struct cor_loop *loop,
+                       bool reuseport);
+int cor__server_start_loop(struct cor_server *srv, unsigned i);
+void cor__server_abort(struct cor_server *srv);
+void cor__server_set_multi(struct cor_server *srv, bool multi);
+
+typedef struct {
+  struct cor_server *srv;
+  unsigned i;
+  pthread_mutex_t *mu;
+  pthread_cond_t *cv;
+  int *left;
+  int *err;
+} start_job;
+
+static void start_on_loop(void *arg) {
+  start_job *j = arg;
+  int rc = cor__server_start_loop(j->srv, j->i);
+  pthread_mutex_lock(j->mu);
+  if (rc != 0 && *j->err == 0)
+    *j->err = rc;
+  if (--*j->left == 0)
+    pthread_cond_broadcast(j->cv);
+  pthread_mutex_unlock(j->mu);
+}
+
+cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
+                                       const cor_server_opts *opts,
+                                       cor_fn handler) {
+  cor_server_opts o = {0};
+  if (opts)
+    o = *opts;
+  unsigned n = cor_runtime_nloops(rt);
+  if (rt == NULL || handler == NULL || n == 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  for (unsigned i = 0; i < n; i++)
+    if (cor_runtime_loop(rt, i) == cor__tls_loop) {
+      errno = EDEADLK;
+      return NULL;
+    }
+  o.reuseport = o.path == NULL; /* Unix sockets cannot share a path */
+  struct cor_server *srv = cor__server_alloc(&o, handler, o.path ? 1 : n);
+  if (srv == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  cor__server_set_multi(srv, true);
+  unsigned nl = o.path ? 1 : n;
+  int rc = 0;
+  for (unsigned i = 0; i < nl && rc == 0; i++)
+    rc = cor__server_listen(srv, i, cor_runtime_loop(rt, i), o.reuseport);
+  if (rc != 0) {
+    cor__server_abort(srv);
+    errno = -rc;
+    return NULL;
+  }
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+  int left = (int)nl, err = 0;
+  start_job *jobs = cor__calloc(nl, sizeof *jobs);
+  if (jobs == NULL) {
+    cor__server_abort(srv);
+    errno = ENOMEM;
+    return NULL;
+  }
+  for (unsigned i = 0; i < nl; i++) {
+    jobs[i] = (start_job){srv, i, &mu, &cv, &left, &err};
+    int prc = cor_call_soon_threadsafe(cor_runtime_loop(rt, i), start_on_loop,
+                                       &jobs[i]);
+    if (prc != 0) {
+      pthread_mutex_lock(&mu);
+      if (err == 0)
+        err = prc;
+      left--;
+      pthread_mutex_unlock(&mu);
+    }
+  }
+  pthread_mutex_lock(&mu);
+  while (left > 0)
+    pthread_cond_wait(&cv, &mu);
+  pthread_mutex_unlock(&mu);
+  cor__free(jobs);
+  if (err != 0) {
+    cor_server_free(srv);
+    errno = err == COR_ECLOSED ? -COR_ECLOSED : -err;
+    return NULL;
+  }
+  return srv;
+}

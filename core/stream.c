@@ -1,0 +1,777 @@
+/* Streams: buffered, task-suspending reads and writes over a socket or pipe.
+ *
+ * One edge-triggered epoll registration for the stream's whole life (one
+ * epoll_ctl). The two edge callbacks only set a flag and wake the task that
+ * waits (by completing a future embedded in the stream: no allocation per
+ * wait). Reading: recv straight into the stream's buffer; a short read means
+ * the socket is drained, so the next read waits for the next edge instead of
+ * paying a syscall for EAGAIN. Writing: tried at once with send
+ * (MSG_NOSIGNAL); only what the kernel did not take is copied into the write
+ * buffer, which the writable-edge callback flushes from the loop with no task
+ * involved. drain() is the back-pressure point.
+ *
+ * Memory: an empty read buffer goes back to a small per-thread cache while
+ * its task waits for data, so an idle connection holds no read buffer; the
+ * write buffer exists only while the kernel is behind. */
+#include "stream_internal.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RBUF_SIZE (16u * 1024u) /* read chunk; one recv fills at most this */
+#define RBUF_CACHE 64u          /* empty read buffers kept per thread */
+#define WBUF_MIN (4u * 1024u)
+
+/* ------------------------------------------------------------ buffers */
+
+/* Per-thread cache of RBUF_SIZE buffers: a stream lives on one loop (one
+ * thread), so a buffer is always freed where it was allocated. LIFO keeps
+ * the most recently used (cache-warm) buffer on top. */
+static _Thread_local struct {
+  void *head;
+  unsigned n;
+} rcache;
+
+static char *rbuf_get(void) {
+  void *b = rcache.head;
+  if (b) {
+    rcache.head = *(void **)b;
+    rcache.n--;
+    return b;
+  }
+  return cor__malloc(RBUF_SIZE);
+}
+
+static void rbuf_put(char *b, size_t cap) {
+  if (cap == RBUF_SIZE && rcache.n < RBUF_CACHE) {
+    *(void **)b = rcache.head;
+    rcache.head = b;
+    rcache.n++;
+    return;
+  }
+  cor__free(b);
+}
+
+/* An empty read buffer is not needed while the task waits for the edge. */
+static void rbuf_release_if_empty(cor_stream_t *s) {
+  if (s->rbuf && s->rpos == s->rend) {
+    rbuf_put(s->rbuf, s->rcap);
+    s->rbuf = NULL;
+    s->rcap = s->rpos = s->rend = 0;
+  }
+}
+
+/* Room for at least one more byte at the end of the read buffer, growing it
+ * up to `want` buffered bytes (readuntil needs the whole limit). */
+static int rbuf_room(cor_stream_t *s, size_t want) {
+  if (s->rbuf == NULL) {
+    if ((s->rbuf = rbuf_get()) == NULL)
+      return -ENOMEM;
+    s->rcap = RBUF_SIZE;
+    s->rpos = s->rend = 0;
+    return 0;
+  }
+  if (s->rpos == s->rend)
+    s->rpos = s->rend = 0;
+  if (s->rend < s->rcap)
+    return 0;
+  size_t used = s->rend - s->rpos;
+  if (s->rpos > 0 && (used < s->rcap / 2 || used < want)) {
+    /* compact when it frees a good part, or before growing */
+    memmove(s->rbuf, s->rbuf + s->rpos, used);
+    s->rpos = 0;
+    s->rend = used;
+    if (s->rend < s->rcap)
+      return 0;
+  }
+  size_t cap = s->rcap * 2;
+  while (cap < want + 1)
+    cap *= 2;
+  char *nb = cor__malloc(cap);
+  if (nb == NULL)
+    return -ENOMEM;
+  memcpy(nb, s->rbuf + s->rpos, used);
+  rbuf_put(s->rbuf, s->rcap);
+  s->rbuf = nb;
+  s->rcap = cap;
+  s->rpos = 0;
+  s->rend = used;
+  return 0;
+}
+
+static int wbuf_append(cor_stream_t *s, const char *p, size_t n) {
+  size_t used = s->wend - s->wpos;
+  if (s->wpos > 0 && s->wend + n > s->wcap) {
+    memmove(s->wbuf, s->wbuf + s->wpos, used);
+    s->wpos = 0;
+    s->wend = used;
+  }
+  if (s->wend + n > s->wcap) {
+    size_t cap = s->wcap ? s->wcap : WBUF_MIN;
+    while (cap < s->wend + n)
+      cap *= 2;
+    char *nb = cor__realloc(s->wbuf, cap);
+    if (nb == NULL)
+      return -ENOMEM;
+    s->wbuf = nb;
+    s->wcap = cap;
+  }
+  memcpy(s->wbuf + s->wend, p, n);
+  s->wend += n;
+  return 0;
+}
+
+/* ------------------------------------------------------------ waiting */
+
+static void wait_timeout_cb(void *arg) {
+  struct cor_future *f = arg;
+  if (f->state == COR__FUT_PENDING)
+    cor__future_finish(f, COR__FUT_DONE, -ETIMEDOUT, NULL, NULL, NULL, 0);
+}
+
+int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
+                       uint64_t deadline_ns) {
+  if (COR_UNLIKELY(cor__tls_task == NULL))
+    return COR_ENOTASK;
+  if (COR_UNLIKELY(cor__tls_loop != loop))
+    return COR_ETHREAD;
+  if (COR_UNLIKELY(*flag))
+    return -EBUSY;
+  cor__future_init(f, loop, COR__OBJ_FUTURE);
+  cor_handle_t h = {0};
+  if (deadline_ns) {
+    int rc = cor_call_at_ns(loop, deadline_ns, wait_timeout_cb, f, &h);
+    if (rc != 0) {
+      cor__future_fini(f);
+      return rc;
+    }
+  }
+  *flag = true;
+  int rc = cor_await(f, NULL);
+  *flag = false;
+  if (deadline_ns)
+    cor_handle_cancel(loop, h); /* -ENOENT when it fired: fine */
+  if (f->state == COR__FUT_PENDING) {
+    /* cor_await failed before suspending (it never does for a pending
+     * future of this loop, but stay safe): detach the task's node. */
+    cor__future_finish(f, COR__FUT_CANCELLED, -ECANCELED, NULL, NULL, NULL, 0);
+  }
+  cor__future_fini(f);
+  return rc;
+}
+
+void cor__wake_embedded(struct cor_future *f, bool flag, int code) {
+  if (flag && f->state == COR__FUT_PENDING)
+    cor__future_finish(f, COR__FUT_DONE, code, NULL, NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------ syscalls */
+
+static ssize_t pipe_write(int fd, const void *p, size_t n) {
+  /* write(2) on a pipe whose reader is gone raises SIGPIPE (there is no
+   * MSG_NOSIGNAL for pipes): hold it blocked around the write and consume
+   * the one the write raised. Only pipe streams pay these syscalls. */
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  ssize_t w = write(fd, p, n);
+  int err = errno;
+  if (w < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = err;
+  return w;
+}
+
+static inline ssize_t do_send(cor_stream_t *s, const void *p, size_t n) {
+  ssize_t w;
+  do {
+    w = s->kind == COR__STREAM_SOCK ? send(s->fd, p, n, MSG_NOSIGNAL)
+                                    : pipe_write(s->fd, p, n);
+  } while (w < 0 && errno == EINTR);
+  return w;
+}
+
+static void close_fd(cor_stream_t *s);
+
+/* Sends what the write buffer holds until it is empty or the kernel stops
+ * taking bytes. Records a write error. */
+static void flush(cor_stream_t *s) {
+  while (s->wend > s->wpos && s->writable && !s->werr) {
+    ssize_t w = do_send(s, s->wbuf + s->wpos, s->wend - s->wpos);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        s->writable = false;
+      else
+        s->werr = -errno;
+      break;
+    }
+    s->last_io = s->loop->now;
+    if ((size_t)w < s->wend - s->wpos)
+      s->writable = false; /* the kernel's buffer is full: wait for the edge */
+    s->wpos += (size_t)w;
+  }
+  if (s->wpos == s->wend) {
+    s->wpos = s->wend = 0;
+    if (s->wcap > 4 * WBUF_MIN) {
+      /* a burst is over: do not keep its buffer on an idle connection */
+      cor__free(s->wbuf);
+      s->wbuf = NULL;
+      s->wcap = 0;
+    }
+  }
+}
+
+/* After the buffer moved (flush) or an error: the deferred actions. */
+static void after_flush(cor_stream_t *s) {
+  size_t left = s->wend - s->wpos;
+  if (left == 0 && s->shut_req && !s->shut_done && !s->fd_closed) {
+    s->shut_done = true;
+    if (s->kind == COR__STREAM_SOCK)
+      shutdown(s->fd, SHUT_WR);
+  }
+  if (s->closing && !s->fd_closed && (left == 0 || s->werr))
+    close_fd(s);
+  if (s->wwait && (left <= s->lowat || s->werr || s->fd_closed))
+    cor__wake_embedded(&s->wfut, true, 0);
+}
+
+/* ------------------------------------------------------------ edges */
+
+static void on_readable(void *arg) {
+  cor_stream_t *s = arg;
+  s->readable = true;
+  if (s->loop->io_events & COR__POLL_HUP)
+    s->hup = true; /* read until EOF/error: no edge will follow */
+  if (s->rwait)
+    cor__wake_embedded(&s->rfut, true, 0);
+}
+
+static void on_writable(void *arg) {
+  cor_stream_t *s = arg;
+  s->writable = true;
+  if (s->wend > s->wpos) {
+    flush(s);
+    after_flush(s);
+  } else if (s->wwait) {
+    cor__wake_embedded(&s->wfut, true, 0);
+  }
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+cor_stream_t *cor__stream_new(struct cor_loop *loop, int fd, int kind,
+                              bool readable) {
+  cor_stream_t *s = cor__calloc(1, sizeof *s);
+  if (s == NULL) {
+    close(fd);
+    errno = ENOMEM;
+    return NULL;
+  }
+  s->loop = loop;
+  s->fd = fd;
+  s->kind = (uint8_t)kind;
+  s->readable = readable;
+  s->writable = true;
+  s->limit = COR_STREAM_DEFAULT_LIMIT;
+  s->hiwat = COR_STREAM_DEFAULT_HIGH_WATER;
+  s->lowat = COR_STREAM_DEFAULT_LOW_WATER;
+  s->last_io = loop->now ? loop->now : cor__now_ns();
+  int rc = cor__loop_io_et_add(loop, fd, on_readable, on_writable, s);
+  if (rc != 0) {
+    close(fd);
+    cor__free(s);
+    errno = rc == COR_ECLOSED ? -COR_ECLOSED : -rc;
+    return NULL;
+  }
+  s->registered = true;
+  return s;
+}
+
+cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd) {
+  if (loop == NULL)
+    loop = cor__tls_loop;
+  if (loop == NULL || fd < 0) {
+    if (fd >= 0)
+      close(fd);
+    errno = EINVAL;
+    return NULL;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return NULL;
+  }
+  int type;
+  socklen_t tl = sizeof type;
+  int kind = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0
+                 ? COR__STREAM_SOCK
+                 : COR__STREAM_PIPE;
+  return cor__stream_new(loop, fd, kind, true);
+}
+
+static void close_fd(cor_stream_t *s) {
+  if (s->fd_closed)
+    return;
+  if (s->registered) {
+    cor__loop_io_et_del(s->loop, s->fd);
+    s->registered = false;
+  }
+  close(s->fd);
+  s->fd = -1;
+  s->fd_closed = true;
+  cor__free(s->wbuf);
+  s->wbuf = NULL;
+  s->wcap = s->wpos = s->wend = 0;
+  if (s->wwait)
+    cor__wake_embedded(&s->wfut, true, 0);
+}
+
+int cor_stream_close(cor_stream_t *s) {
+  if (s == NULL)
+    return -EINVAL;
+  if (s->closing)
+    return COR_ECLOSED;
+  s->closing = true;
+  if (s->rwait)
+    cor__wake_embedded(&s->rfut, true, COR_ECLOSED);
+  if (s->wend == s->wpos || s->werr || s->fd_closed)
+    close_fd(s);
+  else if (s->writable) {
+    flush(s);
+    after_flush(s);
+  }
+  return 0;
+}
+
+int cor_stream_wait_closed(cor_stream_t *s) {
+  if (s == NULL || !s->closing)
+    return -EINVAL;
+  while (!s->fd_closed) {
+    uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
+    int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d);
+    if (rc == -ETIMEDOUT && s->idle_to &&
+        cor__now_ns() < s->last_io + s->idle_to)
+      continue; /* bytes moved meanwhile: the idle clock restarted */
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+void cor_stream_free(cor_stream_t *s) {
+  if (s == NULL)
+    return;
+  if (s->rwait || s->wwait) {
+    COR_LOG(COR_LOG_ERROR,
+            "cor_stream_free: a task still waits on the stream (fd %d); "
+            "leaking it rather than freeing memory in use",
+            s->fd);
+    return;
+  }
+  close_fd(s);
+  if (s->rbuf)
+    rbuf_put(s->rbuf, s->rcap);
+  cor__free(s->wbuf);
+  cor__free(s);
+}
+
+/* ------------------------------------------------------------ reading */
+
+static inline uint64_t call_deadline(cor_stream_t *s) {
+  return s->read_to ? cor__now_ns() + s->read_to : 0;
+}
+
+/* The deadline of one wait: the call's, or the idle time-out's if sooner. */
+static inline uint64_t wait_deadline(cor_stream_t *s, uint64_t call_dl) {
+  if (s->idle_to) {
+    uint64_t i = s->last_io + s->idle_to;
+    if (call_dl == 0 || i < call_dl)
+      return i;
+  }
+  return call_dl;
+}
+
+/* Buffers at least one more byte (growing toward `want` buffered bytes).
+ * Returns 1, 0 at EOF, or a negative code. */
+static int more(cor_stream_t *s, size_t want, uint64_t call_dl) {
+  for (;;) {
+    if (COR_UNLIKELY(s->closing))
+      return COR_ECLOSED;
+    if (s->rerr)
+      return s->rerr;
+    if (s->eof)
+      return 0;
+    if (s->readable) {
+      int rc = rbuf_room(s, want);
+      if (rc != 0)
+        return rc;
+      size_t space = s->rcap - s->rend;
+      ssize_t n = s->kind == COR__STREAM_SOCK
+                      ? recv(s->fd, s->rbuf + s->rend, space, 0)
+                      : read(s->fd, s->rbuf + s->rend, space);
+      if (n > 0) {
+        s->rend += (size_t)n;
+        /* Short: the socket is drained; the next edge says when to read
+         * again (no syscall spent on EAGAIN). */
+        if ((size_t)n < space && !s->hup)
+          s->readable = false;
+        s->last_io = s->loop->now;
+        return 1;
+      }
+      if (n == 0) {
+        s->eof = true;
+        return 0;
+      }
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        s->readable = false;
+      } else {
+        s->rerr = -errno;
+        return s->rerr;
+      }
+    }
+    rbuf_release_if_empty(s);
+    uint64_t d = wait_deadline(s, call_dl);
+    int rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d);
+    if (rc == -ETIMEDOUT) {
+      uint64_t now = cor__now_ns();
+      if ((call_dl == 0 || now < call_dl) &&
+          (s->idle_to == 0 || now < s->last_io + s->idle_to))
+        continue; /* bytes moved meanwhile: the idle clock restarted */
+    }
+    if (rc != 0)
+      return rc;
+  }
+}
+
+static inline void take(cor_stream_t *s, void *buf, size_t n) {
+  memcpy(buf, s->rbuf + s->rpos, n);
+  s->rpos += n;
+}
+
+ssize_t cor_stream_read(cor_stream_t *s, void *buf, size_t n) {
+  if (s == NULL || (buf == NULL && n > 0))
+    return -EINVAL;
+  if (n == 0)
+    return 0;
+  if (s->rpos == s->rend) {
+    int rc = more(s, 0, call_deadline(s));
+    if (rc <= 0)
+      return rc;
+  }
+  size_t k = s->rend - s->rpos;
+  if (k > n)
+    k = n;
+  take(s, buf, k);
+  return (ssize_t)k;
+}
+
+ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf, size_t n,
+                               size_t *partial) {
+  if (s == NULL || (buf == NULL && n > 0))
+    return -EINVAL;
+  if (partial)
+    *partial = 0;
+  uint64_t dl = call_deadline(s);
+  size_t got = 0;
+  while (got < n) {
+    size_t k = s->rend - s->rpos;
+    if (k > 0) {
+      if (k > n - got)
+        k = n - got;
+      take(s, (char *)buf + got, k);
+      got += k;
+      continue;
+    }
+    int rc = more(s, 0, dl);
+    if (rc == 0) {
+      if (partial)
+        *partial = got;
+      return COR_EINCOMPLETE;
+    }
+    if (rc < 0) {
+      if (partial)
+        *partial = got;
+      return rc;
+    }
+  }
+  return (ssize_t)n;
+}
+
+ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep, size_t seplen,
+                             void *buf, size_t cap, size_t *partial) {
+  if (s == NULL || sep == NULL || seplen == 0 || (buf == NULL && cap > 0))
+    return -EINVAL;
+  if (partial)
+    *partial = 0;
+  size_t lim = s->limit < cap ? s->limit : cap;
+  uint64_t dl = 0;
+  bool dl_set = false;
+  size_t scanned = 0; /* bytes of the buffer known not to start a match */
+  for (;;) {
+    size_t avail = s->rend - s->rpos;
+    if (avail >= seplen) {
+      const char *base = s->rbuf + s->rpos;
+      const char *p = memmem(base + scanned, avail - scanned, sep, seplen);
+      if (p) {
+        size_t len = (size_t)(p - base) + seplen;
+        if (len > lim)
+          return COR_ELIMIT; /* the bytes stay buffered */
+        take(s, buf, len);
+        return (ssize_t)len;
+      }
+      scanned = avail - seplen + 1;
+    }
+    if (avail >= lim)
+      return COR_ELIMIT;
+    if (!dl_set) {
+      dl = call_deadline(s);
+      dl_set = true;
+    }
+    size_t before = s->rpos;
+    int rc = more(s, lim, dl);
+    (void)before;
+    if (rc > 0) {
+      /* the buffer may have been compacted: scanned counts from rpos */
+      continue;
+    }
+    if (rc == 0) {
+      avail = s->rend - s->rpos;
+      if (avail > cap)
+        avail = cap;
+      if (avail)
+        take(s, buf, avail);
+      if (partial)
+        *partial = avail;
+      return COR_EINCOMPLETE;
+    }
+    return rc;
+  }
+}
+
+ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap) {
+  size_t part = 0;
+  ssize_t n = cor_stream_readuntil(s, "\n", 1, buf, cap, &part);
+  if (n == COR_EINCOMPLETE)
+    return (ssize_t)part;
+  return n;
+}
+
+ssize_t cor_stream_peek(cor_stream_t *s, size_t min, const char **data) {
+  if (s == NULL || data == NULL)
+    return -EINVAL;
+  if (min == 0)
+    min = 1;
+  if (min > s->limit && min > RBUF_SIZE)
+    return COR_ELIMIT;
+  uint64_t dl = 0;
+  bool dl_set = false;
+  while (s->rend - s->rpos < min) {
+    if (!dl_set) {
+      dl = call_deadline(s);
+      dl_set = true;
+    }
+    int rc = more(s, min, dl);
+    if (rc == 0)
+      break;
+    if (rc < 0)
+      return rc;
+  }
+  *data = s->rbuf ? s->rbuf + s->rpos : "";
+  return (ssize_t)(s->rend - s->rpos);
+}
+
+void cor_stream_consume(cor_stream_t *s, size_t n) {
+  if (s == NULL)
+    return;
+  size_t k = s->rend - s->rpos;
+  s->rpos += n < k ? n : k;
+}
+
+size_t cor_stream_buffered(const cor_stream_t *s) {
+  return s ? s->rend - s->rpos : 0;
+}
+
+bool cor_stream_at_eof(const cor_stream_t *s) {
+  return s && s->eof && s->rend == s->rpos;
+}
+
+/* ------------------------------------------------------------ writing */
+
+int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
+  if (COR_UNLIKELY(s == NULL || (buf == NULL && n > 0)))
+    return -EINVAL;
+  if (COR_UNLIKELY(s->werr))
+    return s->werr;
+  if (COR_UNLIKELY(s->closing || s->shut_req || s->fd_closed))
+    return COR_ECLOSED;
+  if (n == 0)
+    return 0;
+  const char *p = buf;
+  if (s->writable) {
+    ssize_t w;
+    size_t queued = s->wend - s->wpos;
+    if (COR_LIKELY(queued == 0)) {
+      w = do_send(s, p, n);
+    } else {
+      /* Queued bytes go first: one writev for both instead of a copy. */
+      struct iovec iov[2] = {{s->wbuf + s->wpos, queued}, {(void *)p, n}};
+      if (s->kind == COR__STREAM_SOCK) {
+        struct msghdr mh = {0};
+        mh.msg_iov = iov;
+        mh.msg_iovlen = 2;
+        do
+          w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+      } else {
+        w = do_send(s, iov[0].iov_base, queued); /* pipes: rare, simple */
+      }
+      if (w > 0) {
+        size_t from_q = (size_t)w < queued ? (size_t)w : queued;
+        s->wpos += from_q;
+        w -= (ssize_t)from_q;
+        if (s->wpos == s->wend)
+          s->wpos = s->wend = 0;
+        if (s->wend > s->wpos) {
+          /* the kernel took part of the queue only */
+          s->writable = false;
+          return wbuf_append(s, p, n);
+        }
+      }
+    }
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        s->werr = -errno;
+        return s->werr;
+      }
+      w = 0;
+    }
+    s->last_io = s->loop->now;
+    if ((size_t)w == n)
+      return 0;
+    s->writable = false;
+    p += w;
+    n -= (size_t)w;
+  }
+  return wbuf_append(s, p, n);
+}
+
+int cor_stream_drain(cor_stream_t *s) {
+  if (s == NULL)
+    return -EINVAL;
+  for (;;) {
+    if (s->werr)
+      return s->werr;
+    if (s->fd_closed)
+      return s->closing ? COR_ECLOSED : 0;
+    if (s->wend - s->wpos <= s->hiwat)
+      return 0;
+    uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
+    int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d);
+    if (rc == -ETIMEDOUT && s->idle_to &&
+        cor__now_ns() < s->last_io + s->idle_to)
+      continue;
+    if (rc != 0)
+      return rc;
+    if (s->wend - s->wpos <= s->lowat && !s->werr)
+      return 0;
+  }
+}
+
+size_t cor_stream_write_buffered(const cor_stream_t *s) {
+  return s ? s->wend - s->wpos : 0;
+}
+
+int cor_stream_write_eof(cor_stream_t *s) {
+  if (s == NULL)
+    return -EINVAL;
+  if (s->closing || s->fd_closed || s->shut_req)
+    return COR_ECLOSED;
+  if (s->kind != COR__STREAM_SOCK)
+    return -ENOTSOCK;
+  s->shut_req = true;
+  if (s->wend == s->wpos) {
+    s->shut_done = true;
+    if (shutdown(s->fd, SHUT_WR) < 0)
+      return -errno;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ settings */
+
+int cor_stream_set_limit(cor_stream_t *s, size_t limit) {
+  if (s == NULL)
+    return -EINVAL;
+  s->limit = limit ? limit : COR_STREAM_DEFAULT_LIMIT;
+  return 0;
+}
+
+int cor_stream_set_write_buffer_limits(cor_stream_t *s, size_t high,
+                                       size_t low) {
+  if (s == NULL || low > high)
+    return -EINVAL;
+  if (high == 0 && low == 0) {
+    high = COR_STREAM_DEFAULT_HIGH_WATER;
+    low = COR_STREAM_DEFAULT_LOW_WATER;
+  }
+  s->hiwat = high;
+  s->lowat = low;
+  return 0;
+}
+
+static int to_ns(double sec, uint64_t *out) {
+  if (isnan(sec) || sec < 0)
+    return -EINVAL;
+  *out = sec == 0 ? 0 : sec > 1e9 ? (uint64_t)1e18 : (uint64_t)(sec * 1e9);
+  if (sec > 0 && *out == 0)
+    *out = 1;
+  return 0;
+}
+
+int cor_stream_set_timeouts(cor_stream_t *s, double read_timeout,
+                            double idle_timeout) {
+  uint64_t r, i;
+  if (s == NULL || to_ns(read_timeout, &r) || to_ns(idle_timeout, &i))
+    return -EINVAL;
+  s->read_to = r;
+  s->idle_to = i;
+  return 0;
+}
+
+int cor_stream_fd(const cor_stream_t *s) { return s ? s->fd : -1; }
+
+int cor_stream_sockname(const cor_stream_t *s, struct sockaddr *sa,
+                        unsigned *len) {
+  if (s == NULL || sa == NULL || len == NULL)
+    return -EINVAL;
+  socklen_t l = *len;
+  if (getsockname(s->fd, sa, &l) < 0)
+    return -errno;
+  *len = l;
+  return 0;
+}
+
+int cor_stream_peername(const cor_stream_t *s, struct sockaddr *sa,
+                        unsigned *len) {
+  if (s == NULL || sa == NULL || len == NULL)
+    return -EINVAL;
+  socklen_t l = *len;
+  if (getpeername(s->fd, sa, &l) < 0)
+    return -errno;
+  *len = l;
+  return 0;
+}

@@ -1,0 +1,83 @@
+/* Streams, servers, datagrams and subprocesses: what core/stream.c,
+ * core/server.c, core/net.c, core/datagram.c and core/subprocess.c share.
+ * Internal. */
+#ifndef CORIO_CORE_STREAM_INTERNAL_H
+#define CORIO_CORE_STREAM_INTERNAL_H
+
+#include "task_internal.h"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+enum { COR__STREAM_SOCK = 0, COR__STREAM_PIPE };
+
+struct cor_server;
+struct cor__srv_loop;
+
+struct cor_stream {
+  struct cor_loop *loop;
+  int fd;
+  uint8_t kind;    /* COR__STREAM_SOCK / _PIPE */
+  bool readable;   /* no short read/EAGAIN since the last readable edge */
+  bool writable;   /* no short write/EAGAIN since the last writable edge */
+  bool eof;        /* the peer finished sending */
+  bool hup;        /* the peer hung up (or an error): read until EOF */
+  bool closing;    /* cor_stream_close was called */
+  bool fd_closed;  /* the fd is closed (after close, or on free) */
+  bool shut_req;   /* write_eof asked; done once the buffer is flushed */
+  bool shut_done;
+  bool registered; /* edge-triggered registration in the loop */
+  bool rwait, wwait; /* a task waits on rfut / wfut */
+  int rerr, werr;  /* sticky errors of each direction */
+  /* read buffer: unread bytes are [rpos, rend) of rbuf (capacity rcap) */
+  char *rbuf;
+  size_t rcap, rpos, rend;
+  /* write buffer: unsent bytes are [wpos, wend) of wbuf (capacity wcap) */
+  char *wbuf;
+  size_t wcap, wpos, wend;
+  size_t limit, hiwat, lowat;
+  uint64_t read_to, idle_to; /* ns, 0 = none */
+  uint64_t last_io;          /* loop clock of the last byte in or out */
+  /* Embedded futures a waiting task awaits: one allocation-free wait per
+   * suspension (re-initialised each time), cancellable as any future. */
+  struct cor_future rfut, wfut;
+  /* set when the stream belongs to a server connection */
+  struct cor__srv_loop *srv;
+  struct cor__conn *conn;
+};
+
+/* Wraps fd (non-blocking already) as a stream of `kind` on loop and
+ * registers it; the stream owns fd from now on, even on failure (NULL with
+ * errno). `readable`: whether to try reading before the first edge. */
+struct cor_stream *cor__stream_new(struct cor_loop *loop, int fd, int kind,
+                                   bool readable);
+
+/* Waits (in a task) for f, an embedded future, to be completed by an event,
+ * or until deadline_ns (0: none; then -ETIMEDOUT). *flag is true while
+ * waiting. Returns the future's code: 0, -ETIMEDOUT, -ECANCELED, or what
+ * the waker set. -EBUSY when *flag is already set; COR_ENOTASK. */
+int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
+                       uint64_t deadline_ns);
+/* Completes an embedded future a task may be waiting on, with code. */
+void cor__wake_embedded(struct cor_future *f, bool flag, int code);
+
+/* core/net.c: addresses and sockets */
+typedef struct cor__addr {
+  struct sockaddr_storage ss;
+  socklen_t len;
+} cor__addr;
+/* Parses a numeric IPv4/IPv6 address and a port; -EINVAL otherwise. */
+int cor__addr_numeric(const char *host, int port, cor__addr *out);
+/* Unix-domain address ('@' = abstract); -ENAMETOOLONG, -EINVAL. */
+int cor__addr_unix(const char *path, cor__addr *out);
+/* Resolves host:port in a task without blocking the loop (numeric fast
+ * path; names on a helper thread). *out is an array of *n addresses the
+ * caller frees with cor__free. deadline_ns 0 = none. */
+int cor__resolve(const char *host, const char *port, int socktype,
+                 uint64_t deadline_ns, cor__addr **out, size_t *n);
+/* A non-blocking CLOEXEC socket; -errno. */
+int cor__socket(int family, int type);
+/* TCP_NODELAY on a TCP socket (no-op for others). */
+void cor__set_nodelay(int fd, int family);
+
+#endif

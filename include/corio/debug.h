@@ -1,0 +1,112 @@
+/* corio: debug mode and diagnostics, as asyncio's "Developing with asyncio".
+ *
+ * Debug mode is on for a loop when CORIO_DEBUG=1 is in the environment when
+ * it is made, when cor_loop_opts.debug, cor_run_opts.debug or
+ * cor_runtime_opts.debug asks for it, or after cor_loop_set_debug(loop,
+ * true). It never changes the logger's level. In debug mode:
+ *  - the creation backtrace of every task and coroutine is recorded and
+ *    printed (symbolized: function, file, line) with the reports about them;
+ *  - a callback or task step that runs longer than the slow callback
+ *    duration is logged (WARNING "Executing <Handle cb() created at f.c:12>
+ *    took 0.153 seconds");
+ *  - a poll that overslept its deadline by more than 10 ms, or a
+ *    zero-timeout poll that took more than 1 ms, is logged (WARNING);
+ *  - a call from a wrong thread also logs the caller's backtrace.
+ * Always on, debug mode or not: the wrong-thread check of every call that
+ * belongs to the loop's thread (COR_ETHREAD and an ERROR record), and the
+ * reports of never-retrieved errors, pending tasks destroyed and coroutines
+ * never awaited, which go to the loop's exception handler.
+ */
+#ifndef CORIO_DEBUG_H
+#define CORIO_DEBUG_H
+
+#include <corio/common.h>
+#include <corio/future.h>
+#include <corio/loop.h>
+#include <corio/task.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What asyncio passes to an exception handler as a dict. Every pointer is
+ * borrowed for the duration of the handler call only; any may be NULL. */
+typedef struct cor_exception_context {
+  const char *message;   /* "Task exception was never retrieved", ... */
+  int level;             /* the level the default handler logs at (ERROR;
+                            WARNING for "coroutine ... was never awaited") */
+  int code;              /* the error ('exception'): < 0, or 0 when none */
+  const char *error_msg; /* the error's message (cor_fail's text), or NULL */
+  const char *error_file; /* where the error was raised (cor_fail) */
+  int error_line;
+  cor_future_t *future; /* 'future' (a task's future for a task) */
+  cor_task_t *task;     /* 'task' */
+  cor_callback callback; /* 'handle': the callback and its argument */
+  void *callback_arg;
+  /* The object's repr, under its key: key "future", "task", "handle",
+   * "coroutine" or "loop"; repr "<Task finished name='Task-2' coro=<...>>". */
+  const char *object_key;
+  const char *object_repr;
+  /* Debug mode: where the object was created, formatted as Python's
+   * "  File "x.c", line 9, in main" lines, most recent call last. */
+  const char *source_traceback;
+  /* The site the object was created at (a coroutine: its cor_coro call). */
+  const char *file;
+  int line;
+} cor_exception_context;
+
+typedef void (*cor_exception_handler)(cor_loop_t *loop,
+                                      const cor_exception_context *ctx,
+                                      void *arg);
+
+/* Sets the loop's exception handler (NULL restores the default). It is
+ * called for every error nobody handles: never-retrieved errors, pending
+ * tasks destroyed, coroutines never awaited. It may be called from the
+ * thread that drops the last reference to a failed future, which need not
+ * be the loop's, and after the loop is closed (until it is freed). Returns
+ * 0, -EINVAL, COR_ETHREAD. Owner thread. */
+COR_EXTERN int cor_loop_set_exception_handler(cor_loop_t *loop,
+                                              cor_exception_handler handler,
+                                              void *arg);
+/* The default handler: logs ctx on the "corio" logger at ctx->level (ERROR
+ * when 0): the message, then "key: repr", the site of the error as a
+ * "Traceback (most recent call last):" and, in debug mode,
+ * "source_traceback: Object created at (most recent call last):". A custom
+ * handler may call it. Any thread. */
+COR_EXTERN void cor_loop_default_exception_handler(
+    cor_loop_t *loop, const cor_exception_context *ctx);
+/* Calls the loop's handler (or the default one) with ctx; a loop of NULL
+ * uses the default handler. Any thread. */
+COR_EXTERN void cor_loop_call_exception_handler(
+    cor_loop_t *loop, const cor_exception_context *ctx);
+
+/* Callbacks (and task steps) running longer than this are logged in debug
+ * mode. Default 0.1 s. Returns 0, -EINVAL (negative or NaN). Owner thread. */
+COR_EXTERN int cor_loop_set_slow_callback_duration(cor_loop_t *loop,
+                                                   double seconds);
+COR_EXTERN double cor_loop_get_slow_callback_duration(const cor_loop_t *loop);
+
+/* Writes every task of every live loop to fd: for each loop, its thread
+ * and state; for each pending task, its name, state, where it was created,
+ * what it awaits as a chain through the tasks it awaits ("Task-1 -> Task-2
+ * -> <Future pending>", as python -m asyncio pstree), and for how long. A
+ * running loop's tasks are read on its own thread at a safe point (a
+ * callback posted with cor_call_soon_threadsafe, waited for at most 1 s);
+ * a loop that is not running is read directly. Returns the number of tasks
+ * written, or a negated errno from write(2). Any thread; not from a signal
+ * handler (CORIO_DUMP_SIGNAL=<number or name> in the environment installs a
+ * handler that dumps each loop at its next iteration, to stderr). */
+COR_EXTERN int cor_dump_tasks(int fd);
+
+/* The stall watchdog: while one callback or task step of this loop runs
+ * longer than `seconds`, a watchdog thread has the loop's thread record its
+ * backtrace (a signal) and logs it (WARNING "loop ... stuck in ..."), again
+ * at 2x and 4x the threshold, at most 5 reports a minute for the process.
+ * 0 turns it off (the default, debug mode or not). Returns 0, -EINVAL,
+ * -ENOMEM, COR_ETHREAD. Owner thread. */
+COR_EXTERN int cor_loop_set_watchdog(cor_loop_t *loop, double seconds);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,371 @@
+/* corio: streams, servers, datagrams and subprocesses (asyncio's streams).
+ *
+ * A stream is a connected byte pipe (TCP over IPv4/IPv6, a Unix-domain
+ * socket, or a subprocess pipe) bound to the loop that made it. Reading and
+ * waiting calls suspend the calling task, never the loop: they must be made
+ * from a task running on that loop (COR_ENOTASK outside a task, COR_ETHREAD
+ * from another loop's thread). At most one task reads and one task writes a
+ * stream at a time (a second concurrent reader gets -EBUSY).
+ *
+ * Under the hood: one edge-triggered epoll registration per stream, reads
+ * straight into the stream's buffer, writes tried at once and buffered only
+ * for what the kernel did not take, TCP_NODELAY by default, and no SIGPIPE
+ * ever (MSG_NOSIGNAL on sockets; SIGPIPE held for pipe writes).
+ */
+#ifndef CORIO_STREAM_H
+#define CORIO_STREAM_H
+
+#include <corio/common.h>
+#include <corio/loop.h>
+#include <corio/task.h>
+
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sockaddr;
+
+typedef struct cor_stream cor_stream_t;
+typedef struct cor_server cor_server_t;
+typedef struct cor_datagram cor_datagram_t;
+typedef struct cor_process cor_process_t;
+struct cor_runtime;
+
+/* A readuntil/readline whose separator was not found within the limit
+ * (asyncio's LimitOverrunError): the bytes stay buffered and readable. */
+#define COR_ELIMIT (-4101)
+/* readexactly/readuntil hit EOF before completing (asyncio's
+ * IncompleteReadError); the partial count is reported through *partial. */
+#define COR_EINCOMPLETE (-4102)
+
+/* Default limit of readuntil/readline: 64 KiB, as asyncio's. */
+#define COR_STREAM_DEFAULT_LIMIT (64 * 1024)
+/* Default write-buffer high-water mark (drain waits above it) and low-water
+ * mark (drain resumes at or below it). */
+#define COR_STREAM_DEFAULT_HIGH_WATER (64 * 1024)
+#define COR_STREAM_DEFAULT_LOW_WATER (16 * 1024)
+
+/* ------------------------------------------------------------ connecting */
+
+/* Options of a client connection; a zeroed struct (or NULL) = defaults. */
+typedef struct cor_connect_opts {
+  /* Seconds for resolving and connecting together; 0 = no limit. On expiry
+   * the call returns -ETIMEDOUT. */
+  double timeout;
+  /* readuntil/readline limit; 0 = COR_STREAM_DEFAULT_LIMIT. */
+  size_t limit;
+  /* Leave Nagle's algorithm on (TCP_NODELAY is set by default). */
+  bool no_nodelay;
+} cor_connect_opts;
+
+/* Inside a task: connects to host:port over TCP (IPv4 or IPv6) and stores a
+ * new stream in *out, which the caller owns (cor_stream_close, then
+ * cor_stream_free). host is a numeric address ("127.0.0.1", "::1") or a name;
+ * names are resolved on a helper thread, never blocking the loop; each
+ * resolved address is tried in turn. port is a number or a service name.
+ * Returns 0; -EINVAL (NULL arguments); -ECONNREFUSED and other connect
+ * errors (negated errno); -ETIMEDOUT (opts->timeout); -ENOENT when the name
+ * does not resolve; -ECANCELED when the task is cancelled; COR_ENOTASK
+ * outside a task; -ENOMEM. */
+COR_EXTERN int cor_open_connection(const char *host, const char *port,
+                                   cor_stream_t **out);
+COR_EXTERN int cor_open_connection_opts(const char *host, const char *port,
+                                        const cor_connect_opts *opts,
+                                        cor_stream_t **out);
+/* Inside a task: as cor_open_connection, to a Unix-domain socket at path
+ * (a leading '@' names an abstract socket). -ENAMETOOLONG for long paths. */
+COR_EXTERN int cor_open_unix_connection(const char *path,
+                                        const cor_connect_opts *opts,
+                                        cor_stream_t **out);
+
+/* Wraps an fd the caller opened (a connected socket or a pipe end) in a
+ * stream on `loop` (NULL: the running loop); the stream owns the fd from
+ * then on, even on failure. The fd is made non-blocking. NULL with errno
+ * EINVAL, ENOMEM, or an epoll error (EPERM for regular files). Owner
+ * thread. */
+COR_EXTERN cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd);
+
+/* ------------------------------------------------------------ reading */
+
+/* Inside a task: reads up to n bytes (at least 1, waiting if none is
+ * buffered). Returns the count, 0 at EOF (and for n == 0), or a negative
+ * code: -ECONNRESET and other socket errors, -ETIMEDOUT (read or idle
+ * time-out: see cor_stream_set_timeouts), -ECANCELED, -EBUSY (another task
+ * is reading), COR_ECLOSED after cor_stream_close, COR_ENOTASK. */
+COR_EXTERN ssize_t cor_stream_read(cor_stream_t *s, void *buf, size_t n);
+
+/* Inside a task: reads exactly n bytes. Returns n; on EOF first returns
+ * COR_EINCOMPLETE and stores the bytes read so far (which are consumed and
+ * copied into buf) in *partial (partial may be NULL); otherwise as
+ * cor_stream_read. */
+COR_EXTERN ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf,
+                                          size_t n, size_t *partial);
+
+/* Inside a task: reads up to and including the first occurrence of the
+ * separator sep[0..seplen) and copies it to buf (capacity cap). Returns the
+ * count (separator included). Errors:
+ *  - COR_ELIMIT when no separator is found within the stream's limit
+ *    (cor_stream_set_limit) or within cap bytes: nothing is consumed, the
+ *    bytes stay buffered (read them with cor_stream_read);
+ *  - COR_EINCOMPLETE at EOF before a separator: the partial bytes are
+ *    consumed, copied to buf (up to cap) and counted in *partial;
+ *  - otherwise as cor_stream_read. -EINVAL for an empty separator. */
+COR_EXTERN ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep,
+                                        size_t seplen, void *buf, size_t cap,
+                                        size_t *partial);
+/* As readuntil with "\n", except that at EOF the partial line is returned
+ * as a success (0 when nothing was left), as asyncio's readline. */
+COR_EXTERN ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap);
+
+/* Zero-copy reading, inside a task: waits until at least `min` bytes are
+ * buffered (or EOF), then stores a pointer to the buffered bytes in *data
+ * and returns how many are buffered (possibly fewer than min at EOF, 0 at
+ * EOF with nothing left). The bytes stay valid until the next call on the
+ * stream; consume them with cor_stream_consume. min is capped by the limit
+ * (a larger min returns COR_ELIMIT). Errors as cor_stream_read. */
+COR_EXTERN ssize_t cor_stream_peek(cor_stream_t *s, size_t min,
+                                   const char **data);
+/* Drops n buffered bytes (n <= what peek reported). Owner thread. */
+COR_EXTERN void cor_stream_consume(cor_stream_t *s, size_t n);
+/* Bytes buffered and not yet read; no syscall. */
+COR_EXTERN size_t cor_stream_buffered(const cor_stream_t *s);
+/* True once EOF was seen and every buffered byte was read. */
+COR_EXTERN bool cor_stream_at_eof(const cor_stream_t *s);
+
+/* ------------------------------------------------------------ writing */
+
+/* Writes n bytes: what the kernel takes at once is sent now (one send), the
+ * rest is copied to the stream's write buffer and sent as the socket drains
+ * (no task needed). Never blocks, never waits: call cor_stream_drain to
+ * apply back-pressure. Returns 0, or the stream's error: -EPIPE or
+ * -ECONNRESET once the peer is gone (never SIGPIPE), COR_ECLOSED after
+ * close or write_eof, -ENOMEM. Owner thread (any task or callback). */
+COR_EXTERN int cor_stream_write(cor_stream_t *s, const void *buf, size_t n);
+/* Inside a task: waits while the write buffer holds more than the
+ * high-water mark, until it is at or below the low-water mark (see
+ * cor_stream_set_write_buffer_limits); returns at once otherwise. Returns
+ * 0, the stream's write error (-EPIPE, -ECONNRESET), -ETIMEDOUT (idle
+ * time-out), -ECANCELED, COR_ENOTASK. */
+COR_EXTERN int cor_stream_drain(cor_stream_t *s);
+/* Bytes in the write buffer (not yet taken by the kernel). */
+COR_EXTERN size_t cor_stream_write_buffered(const cor_stream_t *s);
+/* Shuts the write side down once the buffer is flushed (TCP FIN); reading
+ * stays possible. 0, COR_ECLOSED, -ENOTSOCK for pipes (use close). */
+COR_EXTERN int cor_stream_write_eof(cor_stream_t *s);
+
+/* ------------------------------------------------------------ settings */
+
+/* The readuntil/readline limit (0: the default). Returns 0, -EINVAL. */
+COR_EXTERN int cor_stream_set_limit(cor_stream_t *s, size_t limit);
+/* Write-buffer marks: drain waits above high, resumes at or below low
+ * (low <= high; 0, 0: the defaults). 0, -EINVAL. */
+COR_EXTERN int cor_stream_set_write_buffer_limits(cor_stream_t *s,
+                                                  size_t high, size_t low);
+/* Time-outs in seconds, 0 = none (the default):
+ *  - read_timeout bounds each reading call (read, readexactly, readuntil,
+ *    readline, peek) from its start, so a peer that sends one byte a minute
+ *    cannot hold a readuntil forever;
+ *  - idle_timeout bounds the time without any byte received or sent while
+ *    a task waits on the stream (reading or draining).
+ * A call that runs out returns -ETIMEDOUT; the stream stays usable.
+ * Returns 0, -EINVAL (negative or NaN). */
+COR_EXTERN int cor_stream_set_timeouts(cor_stream_t *s, double read_timeout,
+                                       double idle_timeout);
+
+/* The socket or pipe fd (for setsockopt and the like; do not close it). */
+COR_EXTERN int cor_stream_fd(const cor_stream_t *s);
+/* The local and peer addresses of a socket stream: copies up to *len bytes
+ * and sets *len as getsockname/getpeername do. 0 or a negated errno. */
+COR_EXTERN int cor_stream_sockname(const cor_stream_t *s, struct sockaddr *sa,
+                                   unsigned *len);
+COR_EXTERN int cor_stream_peername(const cor_stream_t *s, struct sockaddr *sa,
+                                   unsigned *len);
+
+/* ------------------------------------------------------------ closing */
+
+/* Closes the stream: no more reads or writes (they return COR_ECLOSED); a
+ * task waiting on the stream is woken with COR_ECLOSED; buffered writes are
+ * still sent, and the fd is closed once they are (or at once when there are
+ * none, or on an error). Idempotent: 0, then COR_ECLOSED. Owner thread. */
+COR_EXTERN int cor_stream_close(cor_stream_t *s);
+/* Inside a task: waits until the fd is closed after cor_stream_close (the
+ * buffered writes were flushed or failed). 0, -ETIMEDOUT (idle time-out),
+ * -ECANCELED, -EINVAL when close was not called, COR_ENOTASK. */
+COR_EXTERN int cor_stream_wait_closed(cor_stream_t *s);
+/* Frees the stream, closing it at once if it is still open (buffered
+ * writes are dropped). A stream handed to a server handler belongs to the
+ * server: do not free it. No task may be waiting on it. Owner thread. */
+COR_EXTERN void cor_stream_free(cor_stream_t *s);
+
+/* ------------------------------------------------------------ servers */
+
+/* Server options; a zeroed struct gives the defaults. */
+typedef struct cor_server_opts {
+  /* Address to listen on: a numeric IPv4/IPv6 address or a name (resolved
+   * with getaddrinfo: blocking, once, at start). NULL = "127.0.0.1". */
+  const char *host;
+  /* Port; 0 = any free port (see cor_server_port). */
+  int port;
+  /* A Unix-domain socket path instead of host/port ('@' = abstract). A
+   * stale socket file at path is removed first. */
+  const char *path;
+  /* listen() backlog; 0 = 4096 (capped by the kernel's somaxconn). */
+  int backlog;
+  /* SO_REUSEPORT, so that several listeners (one per loop) share the port
+   * and the kernel spreads connections among them. */
+  bool reuseport;
+  /* Most concurrent connections (handlers running); 0 = no limit. Past it,
+   * new connections wait in the kernel backlog, or are accepted and closed
+   * at once when close_excess is set. */
+  unsigned max_connections;
+  bool close_excess;
+  /* Per-connection time-outs (see cor_stream_set_timeouts); 0 = none. */
+  double idle_timeout;
+  double read_timeout;
+  /* readuntil/readline limit of each connection; 0 = the default. */
+  size_t limit;
+  /* Task stack of each handler; 0 = the loop's default. */
+  size_t stack_size;
+  /* Passed to the handler: cor_server_handler_arg(stream) returns it. */
+  void *arg;
+} cor_server_opts;
+
+/* Starts listening on `loop` (NULL: the running loop) and, for each
+ * accepted connection, runs handler(stream, &result) as a new task with the
+ * connection's stream as its argument. The stream belongs to the server:
+ * when the handler returns, the server flushes and closes it (bounded by
+ * the idle time-out, else 30 s) and frees it. A handler's error code other
+ * than the peer's ordinary ways of leaving (-ECONNRESET, -EPIPE,
+ * -ETIMEDOUT, -ECANCELED, COR_ECLOSED, COR_EINCOMPLETE) is logged as an
+ * ERROR. Running out of fds in accept (EMFILE, ENFILE) pauses accepting for
+ * 100 ms and logs one WARNING per server. Returns the server, NULL with
+ * errno EINVAL (NULL handler, no loop), EADDRINUSE and other bind/listen
+ * errors, ENOMEM. Owner thread. */
+COR_EXTERN cor_server_t *cor_start_server(cor_loop_t *loop,
+                                          const cor_server_opts *opts,
+                                          cor_fn handler);
+/* A listener on every loop of the runtime (opts->reuseport is forced on),
+ * each accepting on its own loop, so the kernel spreads connections over
+ * cores. Returns once every loop listens. NULL with errno as
+ * cor_start_server, or EINVAL (NULL runtime). Any thread but a loop thread
+ * of rt (it would wait for itself: errno EDEADLK). */
+COR_EXTERN cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
+                                                  const cor_server_opts *opts,
+                                                  cor_fn handler);
+
+/* The port the server listens on (useful with port 0), or -1 for Unix
+ * sockets. Any thread. */
+COR_EXTERN int cor_server_port(const cor_server_t *srv);
+/* opts->arg of the server a handler's stream belongs to (NULL otherwise). */
+COR_EXTERN void *cor_server_handler_arg(const cor_stream_t *s);
+/* Live connections (handlers running); any thread (relaxed read). */
+COR_EXTERN unsigned cor_server_connections(const cor_server_t *srv);
+
+/* Stops accepting and closes the listening socket(s) (asyncio's
+ * Server.close): live connections go on. Idempotent: 0, then COR_ECLOSED.
+ * Owner thread; for a runtime server any thread (the listeners are closed
+ * on their own loops before it returns, except when called from one of
+ * them, where they close soon after). */
+COR_EXTERN int cor_server_close(cor_server_t *srv);
+/* Cancels every running handler (asyncio's Server.abort_clients): each
+ * sees -ECANCELED from the call it waits in. Same threads as close. */
+COR_EXTERN int cor_server_close_clients(cor_server_t *srv);
+/* Inside a task (single-loop server, its loop) or on any thread that is
+ * not one of the runtime's loops (runtime server): waits until the server
+ * is closed and every handler returned, for at most `timeout` seconds
+ * (< 0 or INFINITY: no limit). 0, -ETIMEDOUT, -EINVAL (close not called),
+ * -ECANCELED, COR_ENOTASK. */
+COR_EXTERN int cor_server_wait_closed(cor_server_t *srv, double timeout);
+/* Frees a server. One still open is closed first; handlers still running
+ * are cancelled and the memory is freed when the last one returned. Same
+ * threads as close. */
+COR_EXTERN void cor_server_free(cor_server_t *srv);
+
+/* ------------------------------------------------------------ datagrams */
+
+typedef struct cor_datagram_opts {
+  /* Local address to bind (NULL: none, or "0.0.0.0"/"::" to match remote). */
+  const char *local_host;
+  int local_port;
+  /* Remote address to connect to (NULL: unconnected; pass an address to
+   * cor_datagram_sendto). Numeric addresses only. */
+  const char *remote_host;
+  int remote_port;
+  bool reuseport;
+} cor_datagram_opts;
+
+/* A UDP endpoint on `loop` (NULL: the running loop). NULL with errno
+ * EINVAL (no address at all, non-numeric host), bind/connect errors,
+ * ENOMEM. Owner thread. */
+COR_EXTERN cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
+                                             const cor_datagram_opts *opts);
+/* Inside a task: receives one datagram (truncated to n bytes), waiting for
+ * one if none is queued; stores the sender in from/fromlen when given.
+ * Returns its length, -ETIMEDOUT after `timeout` seconds (0 = no limit),
+ * -ECANCELED, COR_ECLOSED, COR_ENOTASK, or a negated errno (-ECONNREFUSED
+ * after an ICMP error on a connected endpoint). */
+COR_EXTERN ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
+                                     struct sockaddr *from, unsigned *fromlen,
+                                     double timeout);
+/* Sends one datagram to the connected peer (to NULL) or to `to`. Never
+ * waits: a full socket buffer drops the datagram and returns -EAGAIN, as
+ * UDP may. 0 or a negated errno; COR_ECLOSED. Owner thread. */
+COR_EXTERN int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
+                                 const struct sockaddr *to, unsigned tolen);
+/* The bound port. */
+COR_EXTERN int cor_datagram_port(const cor_datagram_t *d);
+/* Closes and frees it; a task waiting in recv gets COR_ECLOSED... so close
+ * it only when none waits. Owner thread. */
+COR_EXTERN void cor_datagram_close(cor_datagram_t *d);
+
+/* ------------------------------------------------------------ processes */
+
+enum {
+  COR_STDIO_INHERIT = 0, /* the child shares the parent's fd */
+  COR_STDIO_PIPE,        /* a pipe; the parent's end is a stream */
+  COR_STDIO_DEVNULL,     /* /dev/null */
+  COR_STDIO_STDOUT,      /* stderr only: into the same place as stdout */
+};
+
+typedef struct cor_subprocess_opts {
+  int stdin_mode, stdout_mode, stderr_mode; /* COR_STDIO_*; 0 = inherit */
+  const char *cwd;                          /* NULL: the parent's */
+  char *const *envp;                        /* NULL: the parent's environ */
+} cor_subprocess_opts;
+
+/* Starts argv[0] (searched in PATH when it has no '/') with arguments argv
+ * (NULL-terminated) on the running loop. Must be called from a task or
+ * callback of a running loop (any loop, any thread). Stores the process in
+ * *out. Returns 0; -ENOENT (no such program: detected before returning),
+ * -EACCES and other exec errors; -EINVAL; -ENOMEM; COR_ENOTASK when no loop
+ * runs on this thread. The child's exit is watched through a pidfd: no
+ * SIGCHLD handler is installed and no other child is reaped. */
+COR_EXTERN int cor_subprocess_exec(const char *const argv[],
+                                   const cor_subprocess_opts *opts,
+                                   cor_process_t **out);
+/* The parent's ends of the pipes asked for, or NULL. Owned by the process
+ * object (freed with it); closing them is fine (cor_stream_close). */
+COR_EXTERN cor_stream_t *cor_process_stdin(cor_process_t *p);
+COR_EXTERN cor_stream_t *cor_process_stdout(cor_process_t *p);
+COR_EXTERN cor_stream_t *cor_process_stderr(cor_process_t *p);
+COR_EXTERN int cor_process_pid(const cor_process_t *p);
+/* Inside a task: waits for the child to exit and stores its status in
+ * *status: the exit code (0-255), or -N when killed by signal N (as
+ * asyncio's returncode). Returns 0, -ETIMEDOUT after `timeout` seconds (0 =
+ * no limit), -ECANCELED, COR_ENOTASK. Returns at once once exited. */
+COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
+/* Sends sig to the child (SIGKILL for kill, SIGTERM for terminate) through
+ * its pidfd: never a recycled pid. 0, -ESRCH once it exited and was
+ * reaped. Owner thread. */
+COR_EXTERN int cor_process_kill(cor_process_t *p, int sig);
+/* Frees the process object and its pipe streams. One whose child still
+ * runs logs a WARNING ("subprocess N is still running"), as asyncio's
+ * ResourceWarning; the child is left running and is not reaped. */
+COR_EXTERN void cor_process_free(cor_process_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
