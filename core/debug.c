@@ -233,6 +233,10 @@ bool cor__wrong_thread(struct cor_loop *loop, const char *call) {
    * checks only once the loop has a running thread. */
   if (!ck_pr_load_int(&loop->running))
     return false;
+  /* Closed wins, as asyncio checks it first: a forked child's loops are
+   * marked closed with their threads gone. */
+  if (ck_pr_load_int(&loop->closed))
+    return false;
   int owner = ck_pr_load_int(&loop->owner_tid), me = gettid_();
   if (owner == me)
     return false;

@@ -1,0 +1,629 @@
+/* Debug mode and diagnostics: the traps of "Developing with asyncio" in C.
+ * Each test triggers a trap and checks the records the "corio" logger
+ * received (level, text, and this file's name and line), in debug mode and
+ * out of it. */
+#include "testutil.h"
+
+#include <corio.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define F "tests/test_debug.c"
+
+/* ------------------------------------------------------------ capture */
+
+#define NREC 64
+static struct {
+  int level;
+  char msg[4096];
+} recs[NREC];
+static int nrec;
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void sink(void *arg, int level, const char *logger, const char *msg) {
+  (void)arg;
+  (void)logger;
+  pthread_mutex_lock(&rec_mu);
+  if (nrec < NREC) {
+    recs[nrec].level = level;
+    snprintf(recs[nrec].msg, sizeof recs[nrec].msg, "%s", msg);
+    nrec++;
+  }
+  pthread_mutex_unlock(&rec_mu);
+}
+
+/* The record containing every needle (NULL-terminated), or -1. */
+static int find(const char *n1, const char *n2, const char *n3) {
+  pthread_mutex_lock(&rec_mu);
+  int found = -1;
+  for (int i = 0; i < nrec && found < 0; i++)
+    if (strstr(recs[i].msg, n1) && (!n2 || strstr(recs[i].msg, n2)) &&
+        (!n3 || strstr(recs[i].msg, n3)))
+      found = i;
+  pthread_mutex_unlock(&rec_mu);
+  return found;
+}
+
+static void dump_recs(void) {
+  for (int i = 0; i < nrec; i++)
+    print_message("record %d (%d): %s\n", i, recs[i].level, recs[i].msg);
+}
+
+#define EXPECT(level_, n1, n2, n3)                                             \
+  do {                                                                         \
+    int i_ = find((n1), (n2), (n3));                                           \
+    if (i_ < 0)                                                                \
+      dump_recs();                                                             \
+    assert_true(i_ >= 0);                                                      \
+    assert_int_equal(recs[i_].level, (level_));                                \
+  } while (0)
+#define EXPECT_NONE(n1)                                                        \
+  do {                                                                         \
+    if (find((n1), NULL, NULL) >= 0)                                           \
+      dump_recs();                                                             \
+    assert_int_equal(find((n1), NULL, NULL), -1);                              \
+  } while (0)
+
+static char at_buf[8][64];
+static int at_i;
+/* "tests/test_debug.c:123" */
+static const char *at(int line) {
+  char *b = at_buf[at_i++ & 7];
+  snprintf(b, 64, F ":%d", line);
+  return b;
+}
+/* "File "tests/test_debug.c", line 123, in fn" */
+static const char *frame(int line, const char *fn) {
+  char *b = at_buf[at_i++ & 7];
+  snprintf(b, 64, "File \"" F "\", line %d, in %s", line, fn);
+  return b;
+}
+
+static int setup(void **state) {
+  (void)state;
+  nrec = 0;
+  unsetenv("CORIO_DEBUG");
+  cor_log_set_sink(sink, NULL);
+  return 0;
+}
+static int teardown(void **state) {
+  (void)state;
+  cor_log_set_sink(NULL, NULL);
+  return 0;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ turning on */
+
+static void test_turning_on(void **state) {
+  (void)state;
+  cor_loop_t *l = cor_loop_new(NULL);
+  assert_false(cor_loop_get_debug(l));
+  assert_int_equal(cor_loop_set_debug(l, true), 0);
+  assert_true(cor_loop_get_debug(l));
+  assert_int_equal(cor_loop_set_debug(l, false), 0);
+  assert_false(cor_loop_get_debug(l));
+  assert_true(cor_loop_get_slow_callback_duration(l) == 0.1);
+  assert_int_equal(cor_loop_set_slow_callback_duration(l, -1), -EINVAL);
+  cor_loop_close(l);
+  cor_release(l);
+  setenv("CORIO_DEBUG", "1", 1);
+  l = cor_loop_new(NULL);
+  assert_true(cor_loop_get_debug(l));
+  cor_loop_close(l);
+  cor_release(l);
+  unsetenv("CORIO_DEBUG");
+  cor_loop_opts o = {.debug = true};
+  l = cor_loop_new(&o);
+  assert_true(cor_loop_get_debug(l));
+  cor_loop_close(l);
+  cor_release(l);
+  /* Debug mode leaves the logger's level alone. */
+  assert_int_equal(cor_log_get_level(), COR_LOG_INFO);
+}
+
+/* ------------------------------------------------------------ seeds */
+
+/* Seed 1: async def test(): ...; async def main(): test() */
+static int never_line;
+static int test_coro(void *arg, void **r) { return 0; }
+static int main_never(void *arg, void **r) {
+  never_line = __LINE__; cor_coro(test_coro, NULL);
+  return 0;
+}
+
+static void never_awaited(bool debug) {
+  cor_run_opts o = {.debug = debug};
+  assert_int_equal(cor_run(main_never, NULL, &o), 0);
+  EXPECT(COR_LOG_WARNING, at(never_line),
+         ": RuntimeWarning: coroutine 'test_coro' was never awaited", NULL);
+  if (debug)
+    EXPECT(COR_LOG_WARNING, "Coroutine created at (most recent call last)\n",
+           frame(never_line, "main_never"), NULL);
+  else
+    EXPECT_NONE("Coroutine created at");
+}
+static void test_never_awaited(void **state) {
+  (void)state;
+  never_awaited(false);
+}
+static void test_never_awaited_debug(void **state) {
+  (void)state;
+  never_awaited(true);
+}
+
+/* Seed 2: async def bug(): raise Exception("not consumed") */
+static int bug_fail_line, bug_create_line;
+static int bug(void *arg, void **r) {
+  bug_fail_line = __LINE__; return cor_fail(-EIO, "not consumed");
+}
+static int main_bug(void *arg, void **r) {
+  bug_create_line = __LINE__; cor_task_t *t = cor_create_task(NULL, cor_coro(bug, NULL), NULL);
+  cor_release(t);
+  return 0;
+}
+
+static void never_retrieved(bool debug) {
+  cor_run_opts o = {.debug = debug};
+  assert_int_equal(cor_run(main_bug, NULL, &o), 0);
+  char tb[200];
+  snprintf(tb, sizeof tb,
+           "Traceback (most recent call last):\n  File \"" F "\", line %d\n"
+           "EIO: not consumed",
+           bug_fail_line);
+  EXPECT(COR_LOG_ERROR, "Task exception was never retrieved\nfuture: <Task "
+                        "finished name='Task-",
+         "coro=<bug() done, defined at " F ":", tb);
+  EXPECT(COR_LOG_ERROR, "exception=EIO('not consumed')", NULL, NULL);
+  if (debug) {
+    EXPECT(COR_LOG_ERROR,
+           "source_traceback: Object created at (most recent call last):\n",
+           frame(bug_create_line, "main_bug"), NULL);
+    EXPECT(COR_LOG_ERROR, "exception=EIO('not consumed') created at ",
+           at(bug_create_line), NULL);
+  } else {
+    EXPECT_NONE("source_traceback");
+  }
+}
+static void test_never_retrieved(void **state) {
+  (void)state;
+  never_retrieved(false);
+}
+static void test_never_retrieved_debug(void **state) {
+  (void)state;
+  never_retrieved(true);
+}
+
+static void future_never_retrieved(bool debug) {
+  cor_loop_opts o = {.debug = debug};
+  cor_loop_t *l = cor_loop_new(&o);
+  int line = __LINE__; cor_future_t *f = cor_future_new(l);
+  cor_future_set_error(f, -EPIPE, "boom");
+  cor_release(f);
+  EXPECT(COR_LOG_ERROR,
+         "Future exception was never retrieved\nfuture: <Future finished "
+         "exception=EPIPE('boom')",
+         NULL, NULL);
+  if (debug)
+    EXPECT(COR_LOG_ERROR, at(line), frame(line, "future_never_retrieved"),
+           "source_traceback: Object created at");
+  else
+    EXPECT_NONE("created at");
+  cor_loop_close(l);
+  cor_release(l);
+}
+static void test_future_never_retrieved(void **state) {
+  (void)state;
+  future_never_retrieved(false);
+  nrec = 0;
+  future_never_retrieved(true);
+}
+
+/* Pending task destroyed: kill_me awaits a future nobody completes. */
+static volatile int no_tail;
+static int kill_await_line, kill_create_line;
+static int kill_me(void *arg, void **r) {
+  /* Not a tail call: the await must return here to name this line. */
+  kill_await_line = __LINE__; int rc = cor_await(arg, NULL);
+  no_tail = rc;
+  return rc;
+}
+static void stop_cb(void *l) { cor_loop_stop(l); }
+
+static void pending_destroyed(bool debug) {
+  cor_loop_opts o = {.debug = debug};
+  cor_loop_t *l = cor_loop_new(&o);
+  cor_future_t *f = cor_future_new(l);
+  kill_create_line = __LINE__; cor_task_t *t = cor_create_task(l, cor_coro(kill_me, f), "killme");
+  cor_release(t);
+  cor_call_later(l, 0.01, stop_cb, l, NULL);
+  cor_loop_run_forever(l);
+  cor_loop_close(l);
+  char want[300];
+  snprintf(want, sizeof want,
+           "task: <Task pending name='killme' coro=<kill_me() running at %s> "
+           "wait_for=<Future pending cb=[<wakeup killme>]",
+           at(kill_await_line));
+  EXPECT(COR_LOG_ERROR, "Task was destroyed but it is pending!\n", want, NULL);
+  if (debug)
+    EXPECT(COR_LOG_ERROR, "source_traceback: Object created at",
+           frame(kill_create_line, "pending_destroyed"),
+           at(kill_create_line));
+  else
+    EXPECT_NONE("source_traceback");
+  cor_release(f);
+  cor_release(l);
+}
+static void test_pending_destroyed(void **state) {
+  (void)state;
+  pending_destroyed(false);
+  nrec = 0;
+  pending_destroyed(true);
+}
+
+/* ------------------------------------------------------------ handler */
+
+static int handled;
+static cor_exception_context last;
+static char last_msg[200];
+static void handler(cor_loop_t *loop, const cor_exception_context *ctx,
+                    void *arg) {
+  handled++;
+  last = *ctx;
+  snprintf(last_msg, sizeof last_msg, "%s", ctx->message);
+  *(cor_loop_t **)arg = loop;
+}
+
+static void test_exception_handler(void **state) {
+  (void)state;
+  cor_loop_t *l = cor_loop_new(NULL), *seen = NULL;
+  assert_int_equal(cor_loop_set_exception_handler(l, handler, &seen), 0);
+  cor_future_t *f = cor_future_new(l);
+  cor_future_set_error(f, -EIO, "x");
+  cor_release(f);
+  assert_int_equal(handled, 1);
+  assert_ptr_equal(seen, l);
+  assert_string_equal(last_msg, "Future exception was never retrieved");
+  assert_int_equal(last.code, -EIO);
+  assert_string_equal(last.object_key, "future");
+  assert_int_equal(nrec, 0); /* the handler replaced the default */
+  /* The default handler, called by hand, logs at ERROR. */
+  cor_exception_context c = {.message = "custom", .code = -EPIPE};
+  cor_loop_default_exception_handler(l, &c);
+  EXPECT(COR_LOG_ERROR, "custom\nEPIPE: ", NULL, NULL);
+  assert_int_equal(cor_loop_set_exception_handler(l, NULL, NULL), 0);
+  cor_loop_call_exception_handler(l, &c);
+  assert_int_equal(handled, 1);
+  assert_int_equal(nrec, 2);
+  cor_loop_close(l);
+  cor_release(l);
+}
+
+/* ------------------------------------------------------------ slow */
+
+static void slow_cb(void *arg) { sleep_ms(60); }
+static int slow_task(void *arg, void **r) {
+  sleep_ms(60);
+  return 0;
+}
+
+static void slow_callbacks(bool debug) {
+  cor_loop_opts o = {.debug = debug};
+  cor_loop_t *l = cor_loop_new(&o);
+  assert_int_equal(cor_loop_set_slow_callback_duration(l, 0.03), 0);
+  int line = __LINE__; cor_call_soon(l, slow_cb, NULL, NULL);
+  cor_task_t *t = cor_create_task(l, cor_coro(slow_task, NULL), "slowpoke");
+  cor_loop_run_until_complete(l, cor_task_future(t));
+  cor_release(t);
+  if (debug) {
+    char want[200];
+    snprintf(want, sizeof want, "Executing <Handle slow_cb() created at %s> took 0.0",
+             at(line));
+    EXPECT(COR_LOG_WARNING, want, " seconds", NULL);
+    EXPECT(COR_LOG_WARNING, "Executing <Task ", "name='slowpoke' coro=<slow_task()",
+           " seconds");
+  } else {
+    EXPECT_NONE("Executing");
+  }
+  cor_loop_close(l);
+  cor_release(l);
+}
+static void test_slow_callbacks(void **state) {
+  (void)state;
+  slow_callbacks(false);
+  slow_callbacks(true);
+}
+
+/* ------------------------------------------------------------ unclosed */
+
+static void test_unclosed_loop(void **state) {
+  (void)state;
+  cor_loop_t *l = cor_loop_new(NULL);
+  cor_release(l);
+  EXPECT(COR_LOG_WARNING,
+         "unclosed event loop <Loop running=false closed=false debug=false>",
+         NULL, NULL);
+  EXPECT_NONE("allocated at");
+  nrec = 0;
+  cor_loop_opts o = {.debug = true};
+  int line = __LINE__; l = cor_loop_new(&o);
+  cor_release(l);
+  EXPECT(COR_LOG_WARNING,
+         "unclosed event loop <Loop running=false closed=false debug=true>\n"
+         "Object allocated at (most recent call last):",
+         frame(line, "test_unclosed_loop"), NULL);
+}
+
+/* ------------------------------------------------------------ wrong thread */
+
+typedef struct {
+  cor_loop_t *loop;
+  pthread_t th;
+  int started;
+} runner;
+
+static void mark_started(void *arg) {
+  __atomic_store_n(&((runner *)arg)->started, 1, __ATOMIC_RELEASE);
+}
+static void *run_loop(void *arg) {
+  runner *r = arg;
+  cor_call_soon(r->loop, mark_started, r, NULL);
+  cor_loop_run_forever(r->loop);
+  return NULL;
+}
+static void runner_start(runner *r, cor_loop_t *l) {
+  r->loop = l;
+  r->started = 0;
+  pthread_create(&r->th, NULL, run_loop, r);
+  while (!__atomic_load_n(&r->started, __ATOMIC_ACQUIRE))
+    sleep_ms(1);
+}
+static void runner_stop(runner *r) {
+  cor_call_soon_threadsafe(r->loop, stop_cb, r->loop);
+  pthread_join(r->th, NULL);
+}
+
+static cor_future_t *wt_fut;
+static cor_task_t *wt_task;
+static void nop(void *arg) {}
+static void nop_done(cor_future_t *f, void *arg) {}
+static void wt_handler(cor_loop_t *l, const cor_exception_context *c, void *a) {}
+static int idle_task(void *arg, void **r) { return cor_await(arg, NULL); }
+
+#define PTR_CALL(expr) ((expr) == NULL && errno == -COR_ETHREAD ? COR_ETHREAD : 0)
+static int c_call_soon(cor_loop_t *l) { return cor_call_soon(l, nop, NULL, NULL); }
+static int c_call_later(cor_loop_t *l) { return cor_call_later(l, 1, nop, NULL, NULL); }
+static int c_call_at(cor_loop_t *l) { return cor_call_at(l, 1, nop, NULL, NULL); }
+static int c_call_at_ns(cor_loop_t *l) { return cor_call_at_ns(l, 1, nop, NULL, NULL); }
+static int c_handle_cancel(cor_loop_t *l) { return cor_handle_cancel(l, (cor_handle_t){1}); }
+static int c_stop(cor_loop_t *l) { return cor_loop_stop(l); }
+static int c_close(cor_loop_t *l) { return cor_loop_close(l); }
+static int c_add_reader(cor_loop_t *l) { return cor_loop_add_reader(l, 0, nop, NULL); }
+static int c_add_writer(cor_loop_t *l) { return cor_loop_add_writer(l, 1, nop, NULL); }
+static int c_remove_reader(cor_loop_t *l) { return cor_loop_remove_reader(l, 0); }
+static int c_remove_writer(cor_loop_t *l) { return cor_loop_remove_writer(l, 1); }
+static int c_set_debug(cor_loop_t *l) { return cor_loop_set_debug(l, true); }
+static int c_set_handler(cor_loop_t *l) { return cor_loop_set_exception_handler(l, wt_handler, NULL); }
+static int c_set_slow(cor_loop_t *l) { return cor_loop_set_slow_callback_duration(l, 1); }
+static int c_set_watchdog(cor_loop_t *l) { return cor_loop_set_watchdog(l, 1); }
+static int c_stack_size(cor_loop_t *l) { return cor_loop_set_task_stack_size(l, 1 << 16); }
+static int c_run_until(cor_loop_t *l) { return cor_loop_run_until_complete(l, wt_fut); }
+static int c_future_new(cor_loop_t *l) { return PTR_CALL(cor_future_new(l)); }
+static int c_set_result(cor_loop_t *l) { return cor_future_set_result(wt_fut, NULL); }
+static int c_set_error(cor_loop_t *l) { return cor_future_set_error(wt_fut, -EIO, NULL); }
+static int c_fcancel(cor_loop_t *l) { return cor_future_cancel(wt_fut, NULL); }
+static int c_result(cor_loop_t *l) { return cor_future_result(wt_fut, NULL); }
+static int c_add_done(cor_loop_t *l) { return cor_future_add_done_callback(wt_fut, nop_done, NULL); }
+static int c_remove_done(cor_loop_t *l) { return cor_future_remove_done_callback(wt_fut, nop_done, NULL); }
+static int c_create_task(cor_loop_t *l) { return PTR_CALL(cor_create_task(l, cor_coro(idle_task, wt_fut), NULL)); }
+static int c_task_cancel(cor_loop_t *l) { return cor_task_cancel(wt_task, NULL); }
+static int c_task_set_name(cor_loop_t *l) { return cor_task_set_name(wt_task, "x"); }
+static int c_shield(cor_loop_t *l) { return PTR_CALL(cor_shield(wt_fut)); }
+static int c_signal(cor_loop_t *l) { return cor_loop_add_signal_handler(l, SIGUSR2, nop, NULL); }
+
+static const struct {
+  const char *name;
+  int (*call)(cor_loop_t *);
+} wt_calls[] = {
+    {"cor_call_soon", c_call_soon},
+    {"cor_call_later", c_call_later},
+    {"cor_call_at", c_call_at},
+    {"cor_call_at_ns", c_call_at_ns},
+    {"cor_handle_cancel", c_handle_cancel},
+    {"cor_loop_stop", c_stop},
+    {"cor_loop_close", c_close},
+    {"cor_loop_add_reader", c_add_reader},
+    {"cor_loop_add_writer", c_add_writer},
+    {"cor_loop_remove_reader", c_remove_reader},
+    {"cor_loop_remove_writer", c_remove_writer},
+    {"cor_loop_set_debug", c_set_debug},
+    {"cor_loop_set_exception_handler", c_set_handler},
+    {"cor_loop_set_slow_callback_duration", c_set_slow},
+    {"cor_loop_set_watchdog", c_set_watchdog},
+    {"cor_loop_set_task_stack_size", c_stack_size},
+    {"cor_loop_run_until_complete", c_run_until},
+    {"cor_future_new", c_future_new},
+    {"cor_future_set_result", c_set_result},
+    {"cor_future_set_error", c_set_error},
+    {"cor_future_cancel", c_fcancel},
+    {"cor_future_result", c_result},
+    {"cor_future_add_done_callback", c_add_done},
+    {"cor_future_remove_done_callback", c_remove_done},
+    {"cor_create_task", c_create_task},
+    {"cor_task_cancel", c_task_cancel},
+    {"cor_task_set_name", c_task_set_name},
+    {"cor_shield", c_shield},
+    {"cor_loop_add_signal_handler", c_signal},
+};
+
+static void wrong_thread(bool debug) {
+  cor_loop_opts o = {.debug = debug};
+  cor_loop_t *l = cor_loop_new(&o);
+  /* Made before the loop runs: any thread may, as in asyncio. */
+  wt_fut = cor_future_new(l);
+  wt_task = cor_create_task(l, cor_coro(idle_task, wt_fut), "idle");
+  runner r;
+  runner_start(&r, l);
+  for (size_t i = 0; i < sizeof wt_calls / sizeof wt_calls[0]; i++) {
+    nrec = 0;
+    int rc = wt_calls[i].call(l);
+    if (rc != COR_ETHREAD)
+      print_message("%s returned %d\n", wt_calls[i].name, rc);
+    assert_int_equal(rc, COR_ETHREAD);
+    char want[128];
+    snprintf(want, sizeof want, "Non-thread-safe operation %s() invoked",
+             wt_calls[i].name);
+    EXPECT(COR_LOG_ERROR, want, "is owned by thread", "called from thread");
+    if (debug)
+      EXPECT(COR_LOG_ERROR, want, "Stack (most recent call last):",
+             "in wrong_thread");
+    else
+      EXPECT_NONE("Stack (most recent call last)");
+  }
+  /* The threadsafe door still works, and the owner's calls too. */
+  runner_stop(&r);
+  nrec = 0;
+  assert_int_equal(cor_task_cancel(wt_task, NULL), 0);
+  cor_loop_run_until_complete(l, cor_task_future(wt_task));
+  cor_release(wt_task);
+  cor_release(wt_fut);
+  assert_int_equal(cor_loop_close(l), 0);
+  cor_release(l);
+  EXPECT_NONE("Non-thread-safe");
+}
+static void test_wrong_thread(void **state) {
+  (void)state;
+  wrong_thread(false);
+  wrong_thread(true);
+}
+
+/* ------------------------------------------------------------ dump */
+
+static int inner_line, outer_line;
+static int inner_body(void *arg, void **r) {
+  /* Not a tail call: the await must return here to name this line. */
+  inner_line = __LINE__; int rc = cor_await(arg, NULL);
+  no_tail = rc;
+  return rc;
+}
+static int outer_body(void *arg, void **r) {
+  /* Not a tail call: the await must return here to name this line. */
+  outer_line = __LINE__; int rc = cor_await(arg, NULL);
+  no_tail = rc;
+  return rc;
+}
+
+static void test_dump_tasks(void **state) {
+  (void)state;
+  cor_loop_t *l = cor_loop_new(NULL);
+  cor_future_t *f = cor_future_new(l);
+  cor_task_t *in = cor_create_task(l, cor_coro(inner_body, f), "inner");
+  cor_task_t *out = cor_create_task(l, cor_coro(outer_body, cor_task_future(in)), "outer");
+  runner r;
+  runner_start(&r, l);
+  sleep_ms(20);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int n = cor_dump_tasks(p[1]);
+  close(p[1]);
+  static char buf[65536];
+  ssize_t got = 0, k;
+  while ((k = read(p[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+    got += k;
+  buf[got] = 0;
+  close(p[0]);
+  if (n < 2 || !strstr(buf, "Task 'outer' (suspended)"))
+    print_message("%s\n", buf);
+  assert_true(n >= 2);
+  assert_non_null(strstr(buf, "Task 'outer' (suspended) coro=outer_body()"));
+  char want[128];
+  snprintf(want, sizeof want, "awaiting at %s for ", at(outer_line));
+  assert_non_null(strstr(buf, want));
+  assert_non_null(strstr(buf, "Task 'inner' (inner_body() created at"));
+  assert_non_null(strstr(buf, "-> <Future pending cb=[<wakeup inner>]>"));
+  runner_stop(&r);
+  cor_task_cancel(out, NULL);
+  cor_loop_run_until_complete(l, cor_task_future(out));
+  cor_loop_run_until_complete(l, cor_task_future(in));
+  cor_release(in);
+  cor_release(out);
+  cor_release(f);
+  cor_loop_close(l);
+  cor_release(l);
+}
+
+/* ------------------------------------------------------------ watchdog */
+
+static void stuck_cb(void *arg) {
+  uint64_t end = cor_loop_time_ns(NULL) + 400000000ull;
+  while (cor_loop_time_ns(NULL) < end) {
+  }
+}
+
+static void test_watchdog(void **state) {
+  (void)state;
+  cor_loop_opts o = {.debug = true};
+  cor_loop_t *l = cor_loop_new(&o);
+  assert_int_equal(cor_loop_set_watchdog(l, 0.1), 0);
+  cor_call_soon(l, stuck_cb, NULL, NULL);
+  cor_call_soon(l, stop_cb, l, NULL);
+  cor_loop_run_forever(l);
+  EXPECT(COR_LOG_WARNING, "stuck for 0.", "in stuck_cb()", NULL);
+  EXPECT(COR_LOG_WARNING, "its stack (most recent call last):", "in stuck_cb",
+         NULL);
+  assert_int_equal(cor_loop_set_watchdog(l, 0), 0);
+  cor_loop_close(l);
+  cor_release(l);
+}
+
+/* ------------------------------------------------------------ production */
+
+static void test_production_logs_no_debug_records(void **state) {
+  (void)state;
+  cor_loop_t *l = cor_loop_new(NULL);
+  cor_loop_set_slow_callback_duration(l, 0.001);
+  cor_call_soon(l, slow_cb, NULL, NULL);
+  cor_call_soon(l, stop_cb, l, NULL);
+  cor_loop_run_forever(l);
+  cor_loop_close(l);
+  cor_release(l);
+  cor_run(main_never, NULL, NULL);
+  cor_run(main_bug, NULL, NULL);
+  EXPECT_NONE("Executing");
+  EXPECT_NONE("poll");
+  EXPECT_NONE("source_traceback");
+  EXPECT_NONE("Coroutine created at");
+  EXPECT_NONE("stuck");
+  /* The always-on reports are there. */
+  EXPECT(COR_LOG_WARNING, "was never awaited", NULL, NULL);
+  EXPECT(COR_LOG_ERROR, "Task exception was never retrieved", NULL, NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_turning_on, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_never_awaited, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_never_awaited_debug, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_never_retrieved, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_never_retrieved_debug, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_future_never_retrieved, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_destroyed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_exception_handler, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slow_callbacks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unclosed_loop, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_wrong_thread, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dump_tasks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_production_logs_no_debug_records, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
