@@ -322,6 +322,10 @@ struct cor_loop {
   unsigned ts_batch;
   uint64_t spin_ns;
   uint64_t now; /* clock cached at the top of each iteration */
+  /* Ready entries of the current batch not yet run. A suspending task may
+   * take the next one itself (a task-to-task hand-off, core/task.c), so it
+   * lives here rather than in a local of run_once. */
+  uint32_t todo;
   uint64_t last_poll;
   int nio;       /* fds registered by the user (readers/writers) + sigfd */
   uint64_t ncb;  /* fd callbacks run in this iteration, for the counters */

@@ -839,7 +839,9 @@ static void run_once(cor_loop_t *loop) {
       return;
     todo = 0;
   }
-  while (todo-- > 0) {
+  loop->todo = todo;
+  while (loop->todo > 0) {
+    loop->todo--;
     cor__ready_ent *e = &loop->ready[loop->rhead];
     cor_callback cb = e->cb;
     void *arg = e->arg;

@@ -151,6 +151,9 @@ struct cor_task {
 typedef struct cor__tasks {
   struct cor_loop *loop;
   cor__ctx loop_ctx; /* where the loop runs while a task does */
+  /* The task running now: after a hand-off it is not the one the loop's
+   * task_step switched to, and task_step must reap the one that returned. */
+  struct cor_task *cur;
   cor__stack_pool pool;
   struct cor_task *head, *tail; /* pending tasks, in creation order */
   size_t npending;

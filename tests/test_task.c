@@ -862,9 +862,71 @@ static void test_close_destroys_pending(void **state) {
   cor_release(f); /* after its waiter was destroyed */
 }
 
+/* Task-to-task hand-off keeps asyncio's order exactly: a task that yields
+ * runs the next ready step of the same batch, plain callbacks included in
+ * their place; tasks that exit after a hand-off are reaped. */
+static char ho_log[64][4];
+static int ho_n;
+static void ho_note(const char *s) { snprintf(ho_log[ho_n++], 4, "%s", s); }
+static void ho_plain(void *arg) { ho_note("x"); }
+static int ho_body(void *arg, void **result) {
+  const char *name = arg;
+  char buf[4];
+  for (int i = 0; i < 3; i++) {
+    snprintf(buf, sizeof buf, "%s%d", name, i);
+    ho_note(buf);
+    if (i < 2) {
+      int rc = cor_yield();
+      if (rc != 0)
+        return rc;
+    }
+  }
+  *result = arg;
+  return 0;
+}
+static int ho_count;
+static int ho_exit(void *arg, void **result) {
+  int rc = cor_yield();
+  ho_count++;
+  return rc;
+}
+static void test_handoff_order(void **state) {
+  cor_loop_t *loop = cor_loop_new(NULL);
+  ho_n = 0;
+  cor_task_t *a = cor_create_task(loop, cor_coro(ho_body, "A"), "A");
+  assert_int_equal(cor_call_soon(loop, ho_plain, NULL, NULL), 0);
+  cor_task_t *b = cor_create_task(loop, cor_coro(ho_body, "B"), "B");
+  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(b)), 0);
+  const char *want[] = {"A0", "x", "B0", "A1", "B1", "A2", "B2"};
+  assert_int_equal(ho_n, 7);
+  for (int i = 0; i < 7; i++)
+    assert_string_equal(ho_log[i], want[i]);
+  void *r;
+  assert_int_equal(cor_future_result(cor_task_future(a), &r), 0);
+  assert_string_equal(r, "A");
+  cor_release(a);
+  cor_release(b);
+  /* A chain of tasks that hand off to each other and exit. */
+  ho_count = 0;
+  enum { N = 1000 };
+  cor_task_t *t[N];
+  for (int i = 0; i < N; i++)
+    assert_non_null(t[i] = cor_create_task(loop, cor_coro(ho_exit, NULL), NULL));
+  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(t[N - 1])), 0);
+  assert_int_equal(ho_count, N);
+  for (int i = 0; i < N; i++) {
+    assert_true(cor_future_done(cor_task_future(t[i])));
+    cor_release(t[i]);
+  }
+  assert_int_equal(cor_all_tasks(loop, NULL, 0), 0);
+  assert_int_equal(cor_loop_close(loop), 0);
+  cor_release(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_create_and_result, setup, teardown),
+      cmocka_unit_test(test_handoff_order),
       cmocka_unit_test_setup_teardown(test_outside_task, setup, teardown),
       cmocka_unit_test_setup_teardown(test_coro_consumed_twice, setup, teardown),
       cmocka_unit_test_setup_teardown(test_chain_buggy, setup, teardown),
