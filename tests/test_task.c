@@ -871,9 +871,9 @@ static void ho_note(const char *s) { snprintf(ho_log[ho_n++], 4, "%s", s); }
 static void ho_plain(void *arg) { ho_note("x"); }
 static int ho_body(void *arg, void **result) {
   const char *name = arg;
-  char buf[4];
+  char buf[4] = {name[0], 0, 0, 0};
   for (int i = 0; i < 3; i++) {
-    snprintf(buf, sizeof buf, "%s%d", name, i);
+    buf[1] = (char)('0' + i);
     ho_note(buf);
     if (i < 2) {
       int rc = cor_yield();
