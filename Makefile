@@ -28,7 +28,7 @@ else
 endif
 
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
-CFLAGS_LIB := -std=c11 $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
+CFLAGS_LIB := -std=c11 $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition \
   -D_GNU_SOURCE -DCOR_BUILDING_LIBRARY $(ALLOC_DEF) -Iinclude -Icore -Iexecutor
 LIBS := $(ALLOC_LIBS) -lck -lpthread -ldl -ldw
 TEST_LIBS := -lcmocka $(LIBS)
@@ -41,7 +41,12 @@ TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 PERF_SRC := $(sort $(wildcard perf/*.c))
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
-EXAMPLES := $(EXAMPLE_SRC:%.c=%)
+# Examples follow the library flavour: the normal build puts them in
+# examples/<name>; SAN=asan/tsan builds put them in $(BUILD)/examples/<name>
+# (instrumented like the library), so tests/test_examples.c runs examples
+# of its own flavour and never overwrites the ones perf/ drives.
+EXAMPLE_DIR := $(if $(SAN),$(BUILD)/examples,examples)
+EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(EXAMPLE_DIR)/%)
 
 # Each suite runs under `timeout`; stress cases are bounded inside the suite.
 TEST_TIMEOUT ?= 300
@@ -101,8 +106,9 @@ bench: check-deps
 	@$(MAKE) --no-print-directory perf/bench
 	@sh perf/run_all.sh
 
-examples/%: examples/%.c $(BUILD)/libcorio.a
-	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude -o $@ $< $(BUILD)/libcorio.a $(LIBS)
+$(EXAMPLE_DIR)/%: examples/%.c $(BUILD)/libcorio.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -o $@ $< $(BUILD)/libcorio.a $(LIBS)
 
 examples: $(EXAMPLES)
 
