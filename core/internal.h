@@ -10,6 +10,22 @@
 
 #include <ck_pr.h>
 
+/* Which sanitizer this build runs under (fiber annotations, test scales). */
+#if defined(__SANITIZE_ADDRESS__)
+#define COR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COR_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define COR_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COR_TSAN 1
+#endif
+#endif
+
 /* ThreadSanitizer cannot see ck_pr's inline assembly and would report every
  * hand-off through it as a race. In TSan builds only, the ck_pr calls corio
  * uses are routed to compiler atomics with the same (or stronger) ordering,

@@ -619,6 +619,21 @@ int cor_loop_remove_writer(cor_loop_t *loop, int fd) {
   return io_set(loop, fd, COR__POLL_OUT, false, NULL, NULL);
 }
 
+/* An fd callback; in debug mode timed like every other callback. */
+static inline void run_io_cb(cor_loop_t *loop, cor_callback cb, void *arg) {
+  if (COR_LIKELY(!loop->debug)) {
+    cb(arg);
+    return;
+  }
+  uint64_t t0 = cor__now_ns();
+  cor__debug_cb_begin(loop, cb, arg);
+  cb(arg);
+  cor__debug_cb_end(loop);
+  uint64_t t1 = cor__now_ns();
+  if (t1 - t0 >= loop->slow_ns)
+    cor__debug_slow_callback(loop, cb, arg, NULL, t1 - t0);
+}
+
 void cor__loop_io_ready(cor_loop_t *loop, int fd, unsigned events) {
   if (fd == loop->wakefd) {
     uint64_t v;
@@ -637,39 +652,14 @@ void cor__loop_io_ready(cor_loop_t *loop, int fd, unsigned events) {
   cor__io *io = &loop->io[fd];
   loop->io_events = events; /* for edge-triggered callbacks (COR__POLL_HUP) */
   if ((events & COR__POLL_IN) && (io->mask & COR__POLL_IN)) {
-    if (COR_UNLIKELY(loop->debug)) {
-      /* Debug mode: timed like every other callback. */
-      uint64_t t0 = cor__now_ns();
-      cor__debug_cb_begin(loop, io->rcb, io->rarg);
-      cor_callback cb = io->rcb;
-      void *arg = io->rarg;
-      cb(arg);
-      cor__debug_cb_end(loop);
-      uint64_t t1 = cor__now_ns();
-      if (t1 - t0 >= loop->slow_ns)
-        cor__debug_slow_callback(loop, cb, arg, NULL, t1 - t0);
-    } else {
-      io->rcb(io->rarg);
-    }
+    run_io_cb(loop, io->rcb, io->rarg);
     loop->ncb++;
     if (loop->closed || fd >= loop->io_cap)
       return;
     io = &loop->io[fd];
   }
   if ((events & COR__POLL_OUT) && (io->mask & COR__POLL_OUT)) {
-    if (COR_UNLIKELY(loop->debug)) {
-      uint64_t t0 = cor__now_ns();
-      cor__debug_cb_begin(loop, io->wcb, io->warg);
-      cor_callback cb = io->wcb;
-      void *arg = io->warg;
-      cb(arg);
-      cor__debug_cb_end(loop);
-      uint64_t t1 = cor__now_ns();
-      if (t1 - t0 >= loop->slow_ns)
-        cor__debug_slow_callback(loop, cb, arg, NULL, t1 - t0);
-    } else {
-      io->wcb(io->warg);
-    }
+    run_io_cb(loop, io->wcb, io->warg);
     loop->ncb++;
   }
 }

@@ -7,20 +7,6 @@
 #include "internal.h"
 #include "stack.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define COR_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COR_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define COR_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define COR_TSAN 1
-#endif
-#endif
 
 /* ------------------------------------------------------------ futures */
 
