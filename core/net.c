@@ -78,8 +78,10 @@ int cor__addr_unix(const char *path, cor__addr *out) {
 
 /* ------------------------------------------------------------ resolution */
 
-/* One request shared by the waiting task and the helper thread: two
- * references, the last one frees it (the task may be cancelled first). */
+/* One request shared by the waiting task, the helper thread and the
+ * callback it posts: three references, the last one frees it (the task may
+ * be cancelled or time out first). The thread keeps its own until its post
+ * returned, so the loop reference the request holds outlives the post. */
 typedef struct resolve_req {
   int refs; /* atomic */
   struct cor_loop *loop;
@@ -138,6 +140,7 @@ static void *resolve_thread(void *arg) {
   }
   if (cor_call_soon_threadsafe(r->loop, resolve_done, r) != 0)
     req_unref(r); /* the loop is closed: nobody waits any more */
+  req_unref(r);   /* the thread's own */
   return NULL;
 }
 
@@ -176,7 +179,7 @@ int cor__resolve(const char *host, const char *port, int socktype,
   resolve_req *r = cor__calloc(1, sizeof *r);
   if (r == NULL)
     return -ENOMEM;
-  r->refs = 2;
+  r->refs = 3;
   r->loop = cor_retain(loop);
   r->socktype = socktype;
   r->host = cor__strdup(host ? host : "localhost");
@@ -203,6 +206,8 @@ int cor__resolve(const char *host, const char *port, int socktype,
     req_unref(r);
     return -e;
   }
+  /* From here the thread owns two of the references (its own and the
+   * post's); cor__wait_embedded never fails before suspending here. */
   /* The wake may come before we wait: resolve_done runs on this loop,
    * only after we suspend, so `waiting` is set in time. */
   rc = cor__wait_embedded(loop, &r->fut, &r->waiting, deadline_ns);

@@ -74,6 +74,8 @@ static void server_unref(struct cor_server *srv) {
   pthread_cond_destroy(&srv->cv);
   if (srv->path && srv->path[0] != '@')
     unlink(srv->path);
+  for (unsigned i = 0; i < srv->nloops; i++)
+    cor_release(srv->loops[i].loop); /* NULL for listeners never made */
   cor__free(srv->loops);
   cor__free(srv->host);
   cor__free(srv->path);
@@ -371,7 +373,9 @@ int cor__server_listen(struct cor_server *srv, unsigned i, struct cor_loop *loop
                        bool reuseport) {
   struct cor__srv_loop *sl = &srv->loops[i];
   sl->srv = srv;
-  sl->loop = loop;
+  /* Held until the server is freed: a runtime may be shut down (its loops
+   * closed) before the server is, and the server still posts to them. */
+  sl->loop = cor_retain(loop);
   sl->lfd = -1;
   sl->closed = true;
   int port = srv->port > 0 ? srv->port : srv->opts.port;
@@ -510,12 +514,16 @@ static void on_each_loop(struct cor_server *srv,
       j->srv = srv;
       __atomic_add_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL);
     }
-    if (j == NULL || cor_call_soon_threadsafe(sl->loop, loop_job_run, j) != 0) {
+    int prc = j ? cor_call_soon_threadsafe(sl->loop, loop_job_run, j) : -ENOMEM;
+    if (prc != 0) {
       if (j) {
         cor__free(j);
         __atomic_sub_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL);
       }
-      /* the loop is gone: nothing runs there any more */
+      /* A closed loop runs nothing any more, so its listener is ours to
+       * touch: close it here rather than leak the fd. */
+      if (prc == COR_ECLOSED)
+        fn(sl);
       pthread_mutex_lock(&srv->mu);
       left--;
       pthread_mutex_unlock(&srv->mu);

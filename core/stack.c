@@ -28,12 +28,16 @@ _Thread_local int cor__stack_thread_ready
     __attribute__((tls_model("initial-exec")));
 
 static size_t page_size(void) {
+  /* Loops on several threads may make their first stack pool at once:
+   * relaxed atomics (they all store the same value) keep that race-free. */
   static size_t ps;
-  if (ps == 0) {
-    long v = sysconf(_SC_PAGESIZE);
-    ps = v > 0 ? (size_t)v : 4096;
+  size_t v = __atomic_load_n(&ps, __ATOMIC_RELAXED);
+  if (v == 0) {
+    long s = sysconf(_SC_PAGESIZE);
+    v = s > 0 ? (size_t)s : 4096;
+    __atomic_store_n(&ps, v, __ATOMIC_RELAXED);
   }
-  return ps;
+  return v;
 }
 
 size_t cor__stack_default_size(void) {

@@ -35,7 +35,22 @@
 static _Thread_local struct {
   void *head;
   unsigned n;
+  bool keyed;
 } rcache;
+static pthread_key_t rcache_key;
+static pthread_once_t rcache_once = PTHREAD_ONCE_INIT;
+
+/* At thread exit: the cached buffers go back to the allocator. */
+static void rcache_free(void *unused) {
+  (void)unused;
+  while (rcache.head) {
+    void *b = rcache.head;
+    rcache.head = *(void **)b;
+    cor__free(b);
+  }
+  rcache.n = 0;
+}
+static void rcache_key_make(void) { pthread_key_create(&rcache_key, rcache_free); }
 
 static char *rbuf_get(void) {
   void *b = rcache.head;
@@ -49,6 +64,11 @@ static char *rbuf_get(void) {
 
 static void rbuf_put(char *b, size_t cap) {
   if (cap == RBUF_SIZE && rcache.n < RBUF_CACHE) {
+    if (COR_UNLIKELY(!rcache.keyed)) {
+      rcache.keyed = true;
+      pthread_once(&rcache_once, rcache_key_make);
+      pthread_setspecific(rcache_key, &rcache); /* non-NULL: destructor runs */
+    }
     *(void **)b = rcache.head;
     rcache.head = b;
     rcache.n++;

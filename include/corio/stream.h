@@ -218,7 +218,8 @@ typedef struct cor_server_opts {
   bool reuseport;
   /* Most concurrent connections (handlers running); 0 = no limit. Past it,
    * new connections wait in the kernel backlog, or are accepted and closed
-   * at once when close_excess is set. */
+   * at once when close_excess is set. A runtime server gives each loop's
+   * listener its share (max_connections / loops, rounded up). */
   unsigned max_connections;
   bool close_excess;
   /* Per-connection time-outs (see cor_stream_set_timeouts); 0 = none. */
@@ -316,8 +317,9 @@ COR_EXTERN int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
                                  const struct sockaddr *to, unsigned tolen);
 /* The bound port. */
 COR_EXTERN int cor_datagram_port(const cor_datagram_t *d);
-/* Closes and frees it; a task waiting in recv gets COR_ECLOSED... so close
- * it only when none waits. Owner thread. */
+/* Closes the socket and frees the endpoint. A task waiting in recv wakes
+ * with COR_ECLOSED (the object is then leaked, not freed under it, and an
+ * ERROR is logged): close it when no task waits. Owner thread. */
 COR_EXTERN void cor_datagram_close(cor_datagram_t *d);
 
 /* ------------------------------------------------------------ processes */

@@ -1,0 +1,231 @@
+/* Subprocesses: posix_spawn, pipes as streams, exit through a pidfd.
+ *
+ * The child's exit is watched with a pidfd (Linux 5.3+) registered as a
+ * reader on the loop that started it, and reaped with waitid(P_PIDFD): no
+ * SIGCHLD handler, no waitpid(-1), so corio never steals another part of
+ * the program's children, and it works from any loop's thread. Signals are
+ * sent through the pidfd, so a recycled pid is never hit. The child starts
+ * with an empty signal mask and default dispositions (loop threads block
+ * signals; the application may ignore SIGPIPE). */
+#include "stream_internal.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+struct cor_process {
+  struct cor_loop *loop;
+  pid_t pid;
+  int pidfd;
+  bool exited;
+  int status; /* exit code, or -signal */
+  cor_stream_t *in, *out, *err;
+  struct cor_future wfut;
+  bool wwait;
+};
+
+static void on_exit_ready(void *arg) {
+  cor_process_t *p = arg;
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  if (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0) {
+    if (errno == EINTR)
+      return;
+    /* ECHILD: someone else reaped it (waitpid(-1) elsewhere): the status
+     * is lost; report 255 rather than hang. */
+    COR_LOG(COR_LOG_WARNING, "subprocess %d: waitid failed: %s", (int)p->pid,
+            strerror(errno));
+    si.si_pid = p->pid;
+    si.si_code = CLD_EXITED;
+    si.si_status = 255;
+  }
+  if (si.si_pid == 0)
+    return; /* not yet (spurious readiness) */
+  p->exited = true;
+  p->status = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
+  cor_loop_remove_reader(p->loop, p->pidfd);
+  close(p->pidfd);
+  p->pidfd = -1;
+  if (p->wwait)
+    cor__wake_embedded(&p->wfut, true, 0);
+}
+
+static void close_pair(int fds[2]) {
+  if (fds[0] >= 0)
+    close(fds[0]);
+  if (fds[1] >= 0)
+    close(fds[1]);
+  fds[0] = fds[1] = -1;
+}
+
+int cor_subprocess_exec(const char *const argv[],
+                        const cor_subprocess_opts *opts, cor_process_t **out) {
+  if (argv == NULL || argv[0] == NULL || out == NULL)
+    return -EINVAL;
+  struct cor_loop *loop = cor__tls_loop;
+  if (loop == NULL)
+    return COR_ENOTASK;
+  cor_subprocess_opts o = {0};
+  if (opts)
+    o = *opts;
+  int modes[3] = {o.stdin_mode, o.stdout_mode, o.stderr_mode};
+  if (modes[0] == COR_STDIO_STDOUT || modes[1] == COR_STDIO_STDOUT)
+    return -EINVAL;
+  for (int i = 0; i < 3; i++)
+    if (modes[i] < COR_STDIO_INHERIT || modes[i] > COR_STDIO_STDOUT)
+      return -EINVAL;
+  cor_process_t *p = cor__calloc(1, sizeof *p);
+  if (p == NULL)
+    return -ENOMEM;
+  p->loop = loop;
+  p->pidfd = -1;
+  int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+  int rc = 0;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  for (int i = 0; i < 3 && rc == 0; i++) {
+    if (modes[i] == COR_STDIO_PIPE) {
+      if (pipe2(pipes[i], O_CLOEXEC) < 0) {
+        rc = -errno;
+        break;
+      }
+      /* the child's end: read end for stdin, write end for the others */
+      int child_end = i == 0 ? pipes[i][0] : pipes[i][1];
+      rc = -posix_spawn_file_actions_adddup2(&fa, child_end, i);
+    } else if (modes[i] == COR_STDIO_DEVNULL) {
+      rc = -posix_spawn_file_actions_addopen(&fa, i, "/dev/null",
+                                             i == 0 ? O_RDONLY : O_WRONLY, 0);
+    } else if (modes[i] == COR_STDIO_STDOUT) {
+      rc = -posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    }
+  }
+  if (rc == 0 && o.cwd)
+    rc = -posix_spawn_file_actions_addchdir_np(&fa, o.cwd);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  if (rc == 0) {
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int e = posix_spawnp(&pid, argv[0], &fa, &at, (char *const *)argv,
+                         o.envp ? o.envp : environ);
+    if (e != 0)
+      rc = -e;
+    else
+      p->pid = pid;
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  if (rc != 0) {
+    for (int i = 0; i < 3; i++)
+      close_pair(pipes[i]);
+    cor__free(p);
+    return rc;
+  }
+  /* The child exists from here on: failures below kill and reap it. */
+  p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+  if (p->pidfd < 0)
+    rc = -errno;
+  else
+    rc = cor_loop_add_reader(loop, p->pidfd, on_exit_ready, p);
+  cor_stream_t **ends[3] = {&p->in, &p->out, &p->err};
+  for (int i = 0; i < 3; i++) {
+    if (pipes[i][0] < 0)
+      continue;
+    int mine = i == 0 ? pipes[i][1] : pipes[i][0];
+    int theirs = i == 0 ? pipes[i][0] : pipes[i][1];
+    close(theirs);
+    if (rc != 0) {
+      close(mine);
+      continue;
+    }
+    int fl = fcntl(mine, F_GETFL);
+    fcntl(mine, F_SETFL, fl | O_NONBLOCK);
+    *ends[i] = cor__stream_new(loop, mine, COR__STREAM_PIPE, i != 0);
+    if (*ends[i] == NULL)
+      rc = -errno;
+  }
+  if (rc != 0) {
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->exited = true;
+    if (p->pidfd >= 0) {
+      cor_loop_remove_reader(loop, p->pidfd);
+      close(p->pidfd);
+      p->pidfd = -1;
+    }
+    cor_process_free(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+cor_stream_t *cor_process_stdin(cor_process_t *p) { return p ? p->in : NULL; }
+cor_stream_t *cor_process_stdout(cor_process_t *p) { return p ? p->out : NULL; }
+cor_stream_t *cor_process_stderr(cor_process_t *p) { return p ? p->err : NULL; }
+int cor_process_pid(const cor_process_t *p) { return p ? (int)p->pid : -1; }
+
+int cor_process_wait(cor_process_t *p, double timeout, int *status) {
+  if (p == NULL)
+    return -EINVAL;
+  uint64_t dl = timeout > 0 ? cor__now_ns() + (uint64_t)(timeout * 1e9) : 0;
+  while (!p->exited) {
+    int rc = cor__wait_embedded(p->loop, &p->wfut, &p->wwait, dl);
+    if (rc != 0)
+      return rc;
+  }
+  if (status)
+    *status = p->status;
+  return 0;
+}
+
+int cor_process_kill(cor_process_t *p, int sig) {
+  if (p == NULL)
+    return -EINVAL;
+  if (p->exited || p->pidfd < 0)
+    return -ESRCH;
+  if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0)
+    return -errno;
+  return 0;
+}
+
+void cor_process_free(cor_process_t *p) {
+  if (p == NULL)
+    return;
+  if (!p->exited) {
+    COR_LOG(COR_LOG_WARNING,
+            "subprocess %d is still running: freed its process object "
+            "(ResourceWarning); it is left running and will not be reaped",
+            (int)p->pid);
+    if (p->pidfd >= 0) {
+      cor_loop_remove_reader(p->loop, p->pidfd);
+      close(p->pidfd);
+    }
+  }
+  cor_stream_free(p->in);
+  cor_stream_free(p->out);
+  cor_stream_free(p->err);
+  cor__free(p);
+}

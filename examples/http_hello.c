@@ -1,0 +1,338 @@
+/* http_hello: an HTTP/1.1 server on every core answering `GET /` with
+ * "hello, world\n".
+ *
+ *   examples/http_hello [--port N] [--loops N]
+ *
+ * One listener per loop (SO_REUSEPORT), one task per connection. Keep-alive
+ * and pipelining: requests already buffered are answered together with one
+ * write. A malformed request gets 400 and the connection is closed.
+ * Prints "listening on 127.0.0.1:PORT" once every loop listens; SIGINT or
+ * SIGTERM stops it cleanly. */
+#include <corio.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_HEAD 8192
+
+static const char OK_KEEP[] = "HTTP/1.1 200 OK\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "Content-Length: 13\r\n"
+                              "\r\n"
+                              "hello, world\n";
+static const char OK_KEEP10[] = "HTTP/1.1 200 OK\r\n"
+                                "Content-Type: text/plain\r\n"
+                                "Content-Length: 13\r\n"
+                                "Connection: keep-alive\r\n"
+                                "\r\n"
+                                "hello, world\n";
+static const char OK_CLOSE[] = "HTTP/1.1 200 OK\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 13\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "hello, world\n";
+static const char NOT_FOUND[] = "HTTP/1.1 404 Not Found\r\n"
+                                "Content-Length: 0\r\n"
+                                "\r\n";
+static const char BAD_METHOD[] = "HTTP/1.1 405 Method Not Allowed\r\n"
+                                 "Allow: GET, HEAD\r\n"
+                                 "Content-Length: 0\r\n"
+                                 "\r\n";
+static const char BAD_REQUEST[] = "HTTP/1.1 400 Bad Request\r\n"
+                                  "Content-Length: 0\r\n"
+                                  "Connection: close\r\n"
+                                  "\r\n";
+
+typedef struct {
+  bool keep_alive;
+  bool http10;
+  bool head;
+  int status; /* 200, 404, 405 */
+  long content_length;
+} request;
+
+/* RFC 9110 token characters, as a table: the parser looks at every byte
+ * of every header name. */
+static bool tchar[256];
+static void tchar_init(void) {
+  for (int c = 0; c < 256; c++)
+    tchar[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               (c >= '0' && c <= '9') ||
+               (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+static inline bool is_tchar(unsigned char c) { return tchar[c]; }
+
+/* Header name equality, ASCII case-insensitive; `lower` is lower case. */
+static inline bool name_is(const char *p, size_t n, const char *lower,
+                           size_t ln) {
+  if (n != ln)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if ((p[i] | 0x20) != lower[i])
+      return false;
+  return true;
+}
+
+/* Does the comma-separated header value contain `token`? */
+static bool has_token(const char *v, size_t n, const char *token) {
+  size_t tl = strlen(token);
+  size_t i = 0;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+      i++;
+    size_t j = i;
+    while (j < n && v[j] != ',')
+      j++;
+    size_t k = j;
+    while (k > i && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+      k--;
+    if (k - i == tl && strncasecmp(v + i, token, tl) == 0)
+      return true;
+    i = j;
+  }
+  return false;
+}
+
+/* Parses the request head d[0..n) (ending with CRLF CRLF). 0 or -1 when
+ * malformed. */
+static int parse(const char *d, size_t n, request *r) {
+  const char *p = d, *end = d + n - 2; /* the last CRLF ends the head */
+  /* request line */
+  const char *sp = p;
+  while (sp < end && is_tchar((unsigned char)*sp))
+    sp++;
+  if (sp == p || sp >= end || *sp != ' ')
+    return -1;
+  size_t mlen = (size_t)(sp - p);
+  r->head = mlen == 4 && memcmp(p, "HEAD", 4) == 0;
+  bool get = mlen == 3 && memcmp(p, "GET", 3) == 0;
+  const char *t = sp + 1, *te = t;
+  while (te < end && (unsigned char)*te > ' ' && *te != 0x7f)
+    te++;
+  if (te == t || te >= end || *te != ' ')
+    return -1;
+  const char *v = te + 1;
+  if (end - v < 10 || memcmp(v, "HTTP/1.", 7) != 0 || v[8] != '\r' ||
+      v[9] != '\n')
+    return -1;
+  if (v[7] == '1')
+    r->http10 = false;
+  else if (v[7] == '0')
+    r->http10 = true;
+  else
+    return -1;
+  r->keep_alive = !r->http10;
+  r->status = !(get || r->head)                      ? 405
+              : (te - t == 1 && t[0] == '/') ? 200
+                                                     : 404;
+  r->content_length = 0;
+  bool host = false;
+  p = v + 10;
+  /* headers */
+  while (p < end) {
+    const char *le = memchr(p, '\r', (size_t)(end + 2 - p));
+    if (le == NULL || le + 1 >= end + 2 || le[1] != '\n')
+      return -1;
+    const char *c = p;
+    while (c < le && is_tchar((unsigned char)*c))
+      c++;
+    if (c == p || c >= le || *c != ':')
+      return -1; /* no name, or obsolete line folding */
+    size_t nl = (size_t)(c - p);
+    const char *val = c + 1;
+    while (val < le && (*val == ' ' || *val == '\t'))
+      val++;
+    size_t vl = (size_t)(le - val);
+    for (size_t i = 0; i < vl; i++)
+      if ((unsigned char)val[i] < ' ' && val[i] != '\t')
+        return -1;
+    if (name_is(p, nl, "host", 4)) {
+      if (host)
+        return -1;
+      host = true;
+    } else if (name_is(p, nl, "connection", 10)) {
+      if (has_token(val, vl, "close"))
+        r->keep_alive = false;
+      else if (has_token(val, vl, "keep-alive"))
+        r->keep_alive = true;
+    } else if (name_is(p, nl, "content-length", 14)) {
+      long cl = 0;
+      size_t i = 0;
+      while (i < vl && val[i] >= '0' && val[i] <= '9' && cl < 1000000000)
+        cl = cl * 10 + (val[i++] - '0');
+      while (i < vl && (val[i] == ' ' || val[i] == '\t'))
+        i++;
+      if (i != vl || vl == 0 || cl >= 1000000000)
+        return -1;
+      r->content_length = cl;
+    } else if (name_is(p, nl, "transfer-encoding", 17)) {
+      return -1; /* no request bodies of unknown length here */
+    }
+    p = le + 2;
+  }
+  if (!r->http10 && !host)
+    return -1; /* RFC 9112: a 1.1 request without Host is a 400 */
+  return 0;
+}
+
+static int handler(void *arg, void **res) {
+  cor_stream_t *s = arg;
+  /* Responses to requests that arrived together leave in one write. */
+  char out[4096];
+  size_t outlen = 0;
+  for (;;) {
+    const char *d;
+    ssize_t avail;
+    const char *hend;
+    size_t min = 1;
+    for (;;) {
+      if (outlen && cor_stream_buffered(s) < min) {
+        /* about to wait for the peer: send what is ready first */
+        int rc = cor_stream_write(s, out, outlen);
+        outlen = 0;
+        if (rc == 0)
+          rc = cor_stream_drain(s);
+        if (rc != 0)
+          return rc;
+      }
+      avail = cor_stream_peek(s, min, &d);
+      if (avail < 0)
+        return (int)avail;
+      if ((size_t)avail < min)
+        return 0; /* EOF (a partial request is dropped) */
+      size_t from = min > 4 ? min - 4 : 0;
+      hend = memmem(d + from, (size_t)avail - from, "\r\n\r\n", 4);
+      if (hend)
+        break;
+      if (avail >= MAX_HEAD) {
+        cor_stream_write(s, BAD_REQUEST, sizeof BAD_REQUEST - 1);
+        return 0;
+      }
+      min = (size_t)avail + 1;
+    }
+    size_t hlen = (size_t)(hend - d) + 4;
+    request r;
+    if (parse(d, hlen, &r) != 0) {
+      if (outlen)
+        cor_stream_write(s, out, outlen);
+      cor_stream_write(s, BAD_REQUEST, sizeof BAD_REQUEST - 1);
+      return 0;
+    }
+    cor_stream_consume(s, hlen);
+    /* a body we do not use: skip it */
+    for (long left = r.content_length; left > 0;) {
+      ssize_t n = cor_stream_peek(s, 1, &d);
+      if (n <= 0)
+        return (int)n;
+      size_t k = (size_t)n < (size_t)left ? (size_t)n : (size_t)left;
+      cor_stream_consume(s, k);
+      left -= (long)k;
+    }
+    const char *resp;
+    size_t rlen;
+    if (r.status == 405) {
+      resp = BAD_METHOD;
+      rlen = sizeof BAD_METHOD - 1;
+    } else if (r.status == 404) {
+      resp = NOT_FOUND;
+      rlen = sizeof NOT_FOUND - 1;
+    } else if (!r.keep_alive) {
+      resp = OK_CLOSE;
+      rlen = sizeof OK_CLOSE - 1;
+    } else if (r.http10) {
+      resp = OK_KEEP10;
+      rlen = sizeof OK_KEEP10 - 1;
+    } else {
+      resp = OK_KEEP;
+      rlen = sizeof OK_KEEP - 1;
+    }
+    if (r.head && r.status == 200)
+      rlen -= 13; /* the headers only */
+    if (outlen + rlen > sizeof out) {
+      int rc = cor_stream_write(s, out, outlen);
+      outlen = 0;
+      if (rc != 0)
+        return rc;
+    }
+    memcpy(out + outlen, resp, rlen);
+    outlen += rlen;
+    if (!r.keep_alive) {
+      cor_stream_write(s, out, outlen);
+      return 0; /* the server flushes and closes */
+    }
+  }
+}
+
+static void usage(const char *argv0) {
+  fprintf(stderr, "usage: %s [--port N] [--loops N]\n", argv0);
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  tchar_init();
+  int port = 8080;
+  unsigned loops = 0;
+  int pin = 0; /* the runtime's default: loop i on the i-th CPU */
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+      port = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--loops") == 0 && i + 1 < argc)
+      loops = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "--no-pin") == 0)
+      pin = -1;
+    else
+      usage(argv[0]);
+  }
+  /* SIGINT/SIGTERM are taken by sigwait on this thread; block them before
+   * any thread starts so none of them gets the default action. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+  cor_runtime_opts ro = {0};
+  ro.nloops = loops;
+  ro.pin = pin;
+  /* A server's loops sleep in epoll when idle instead of spinning: the
+   * spin only pays off for cross-thread hand-offs, not for sockets. */
+  ro.spin_seconds = -1;
+  cor_runtime_t *rt = cor_runtime_new(&ro);
+  if (rt == NULL) {
+    perror("cor_runtime_new");
+    return 1;
+  }
+  cor_server_opts so = {0};
+  so.host = "127.0.0.1";
+  so.port = port;
+  so.stack_size = 32 * 1024;
+  cor_server_t *srv = cor_runtime_start_server(rt, &so, handler);
+  if (srv == NULL) {
+    fprintf(stderr, "cannot listen on 127.0.0.1:%d: %s\n", port,
+            strerror(errno));
+    cor_runtime_shutdown(rt, 1);
+    cor_release(rt);
+    return 1;
+  }
+  printf("listening on 127.0.0.1:%d (%u loops)\n", cor_server_port(srv),
+         cor_runtime_nloops(rt));
+  fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop, &sig);
+  /* Stop accepting, give keep-alive clients a moment, then cancel the
+   * handlers still waiting for requests. */
+  cor_server_close(srv);
+  if (cor_server_wait_closed(srv, 0.2) != 0) {
+    cor_server_close_clients(srv);
+    cor_server_wait_closed(srv, 5);
+  }
+  cor_server_free(srv);
+  int rc = cor_runtime_shutdown(rt, 5);
+  cor_release(rt);
+  return rc == 0 ? 0 : 1;
+}

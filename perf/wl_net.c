@@ -1,0 +1,494 @@
+/* Network workloads: http_hello, tcp_echo (shared/perf-workloads.md) and
+ * http_idle (10,000 idle keep-alive connections: the server's RSS).
+ *
+ * The servers are the examples (examples/http_hello, examples/echo_server,
+ * built by `make examples`), started as child processes on every core's
+ * loop; the harness reads their address from their first line, warms them
+ * with a few short connections, drives them (wrk, or examples/tcp_client
+ * --bench: a client process with loops of its own), then stops them with
+ * SIGTERM and takes their CPU time from wait4's rusage:
+ * SERVER_CPU_NS_PER_OP = server user+system CPU / OPS. Each run checks its
+ * work: no non-2xx answer and no socket error from wrk, every echo matched,
+ * the server exited 0. */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ children */
+
+typedef struct {
+  pid_t pid;
+  int out; /* its stdout */
+} child;
+
+static child spawn(bench_ctx *ctx, char *const argv[]) {
+  if (access(argv[0], X_OK) != 0 && strchr(argv[0], '/') != NULL)
+    bench_fail(ctx, "%s: not built (run `make examples`)", argv[0]);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0)
+    bench_fail(ctx, "pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0)
+    bench_fail(ctx, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a killed harness */
+    dup2(p[1], 1);
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  close(p[1]);
+  return (child){pid, p[0]};
+}
+
+/* Reads the child's output until EOF or `timeout` seconds; returns it
+ * (malloc'd, NUL-terminated). With `line`, stops after the first line. */
+static char *read_out(bench_ctx *ctx, int fd, double timeout, bool line) {
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  double end = bench_now() + timeout;
+  for (;;) {
+    double left = end - bench_now();
+    if (left <= 0)
+      bench_fail(ctx, "child output timed out (so far: %.*s)", (int)len, buf);
+    struct pollfd pf = {fd, POLLIN, 0};
+    if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0)
+      continue;
+    if (len + 4096 > cap)
+      buf = realloc(buf, cap *= 2);
+    ssize_t n = read(fd, buf + len, line ? 1 : cap - len - 1);
+    if (n <= 0)
+      break;
+    len += (size_t)n;
+    if (line && buf[len - 1] == '\n')
+      break;
+  }
+  buf[len] = 0;
+  return buf;
+}
+
+/* `make bench` builds the harness, not the examples: bring them up to date
+ * (a no-op when they are), outside any outer make's jobserver. */
+static void build_examples(bench_ctx *ctx) {
+  static bool done;
+  if (done)
+    return;
+  if (system("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s "
+             "--no-print-directory examples >&2") != 0)
+    bench_fail(ctx, "`make examples` failed");
+  done = true;
+}
+
+static int server_start(bench_ctx *ctx, const char *path, long loops,
+                        child *c) {
+  build_examples(ctx);
+  char lp[32];
+  snprintf(lp, sizeof lp, "%ld", loops);
+  char *argv[] = {(char *)path, "--port", "0", "--loops", lp, NULL};
+  *c = spawn(ctx, argv);
+  char *l = read_out(ctx, c->out, 10, true);
+  const char *p = strstr(l, "127.0.0.1:");
+  if (p == NULL)
+    bench_fail(ctx, "%s did not print its address: '%s'", path, l);
+  int port = atoi(p + 10);
+  free(l);
+  return port;
+}
+
+static void server_stop(bench_ctx *ctx, child *c, struct rusage *ru) {
+  kill(c->pid, SIGTERM);
+  int st = 0;
+  double end = bench_now() + 20;
+  for (;;) {
+    pid_t r = wait4(c->pid, &st, WNOHANG, ru);
+    if (r == c->pid)
+      break;
+    if (bench_now() > end) {
+      kill(c->pid, SIGKILL);
+      bench_fail(ctx, "server did not stop within 20 s of SIGTERM");
+    }
+    usleep(2000);
+  }
+  if (c->out >= 0)
+    close(c->out);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    bench_fail(ctx, "server exited badly (status 0x%x)", st);
+}
+
+static double ru_cpu_ns(const struct rusage *ru) {
+  return (ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1e9 +
+         (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1e3;
+}
+
+static int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)port);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+static const char GET[] = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+/* One request/response on fd; false when the answer is not a 200 with the
+ * hello body. */
+static bool http_once(int fd) {
+  if (send(fd, GET, sizeof GET - 1, MSG_NOSIGNAL) != (ssize_t)sizeof GET - 1)
+    return false;
+  char buf[1024];
+  size_t len = 0;
+  while (len < sizeof buf - 1) {
+    ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+    if (n <= 0)
+      return false;
+    len += (size_t)n;
+    buf[len] = 0;
+    if (strstr(buf, "\r\n\r\nhello, world\n"))
+      return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+  }
+  return false;
+}
+
+/* A few short connections so every loop of the server starts warm. */
+static void warm_http(bench_ctx *ctx, int port) {
+  for (int i = 0; i < 16; i++) {
+    int fd = connect_to(port);
+    if (fd < 0 || !http_once(fd))
+      bench_fail(ctx, "warm-up request failed");
+    close(fd);
+  }
+}
+
+/* ------------------------------------------------------------ http_hello */
+
+static double parse_lat_us(const char *s) {
+  char *end;
+  double v = strtod(s, &end);
+  if (strncmp(end, "us", 2) == 0)
+    return v;
+  if (strncmp(end, "ms", 2) == 0)
+    return v * 1e3;
+  if (strncmp(end, "s", 1) == 0)
+    return v * 1e6;
+  return v;
+}
+
+static int wl_http_hello(bench_ctx *ctx) {
+  long c = bench_param_long(ctx, "C", 100);
+  long d = bench_param_long(ctx, "D", 10);
+  long t = bench_param_long(ctx, "T", 2);
+  long loops = bench_param_long(ctx, "loops", 0);
+  child srv;
+  int port = server_start(ctx, "examples/http_hello", loops, &srv);
+  warm_http(ctx, port);
+  char cs[16], ds[16], ts[16], url[64];
+  snprintf(cs, sizeof cs, "-c%ld", c);
+  snprintf(ds, sizeof ds, "-d%lds", d);
+  snprintf(ts, sizeof ts, "-t%ld", t);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+  char *argv[] = {"wrk", ts, cs, ds, "--latency", url, NULL};
+  child w = spawn(ctx, argv);
+  char *out = read_out(ctx, w.out, (double)d + 30, false);
+  int st;
+  waitpid(w.pid, &st, 0);
+  close(w.out);
+  struct rusage ru;
+  server_stop(ctx, &srv, &ru);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    bench_fail(ctx, "wrk failed (status 0x%x): %s", st, out);
+  unsigned long long reqs = 0;
+  double secs = 0;
+  const char *p = strstr(out, " requests in ");
+  if (p == NULL)
+    bench_fail(ctx, "cannot parse wrk's output: %s", out);
+  const char *q = p;
+  while (q > out && q[-1] >= '0' && q[-1] <= '9')
+    q--;
+  reqs = strtoull(q, NULL, 10);
+  secs = strtod(p + strlen(" requests in "), NULL);
+  if ((p = strstr(out, "Non-2xx or 3xx responses:")) != NULL &&
+      atol(p + strlen("Non-2xx or 3xx responses:")) != 0)
+    bench_fail(ctx, "non-2xx responses: %s", out);
+  if (strstr(out, "Socket errors:") != NULL)
+    bench_fail(ctx, "socket errors: %s", out);
+  double p99 = -1;
+  if ((p = strstr(out, "     99%")) != NULL)
+    p99 = parse_lat_us(p + 8 + strspn(p + 8, " "));
+  if (reqs == 0 || secs <= 0 || p99 < 0)
+    bench_fail(ctx, "cannot parse wrk's output: %s", out);
+  free(out);
+  bench_report(ctx, reqs, secs,
+               " P99_US=%.0f SERVER_CPU_NS_PER_OP=%.0f SERVER_RSS_KB=%ld", p99,
+               ru_cpu_ns(&ru) / (double)reqs, ru.ru_maxrss);
+  return 0;
+}
+BENCH_WORKLOAD(http_hello, wl_http_hello, "C=100,D=10,T=2,loops=0")
+
+/* ------------------------------------------------------------ the floor */
+
+/* limit_http: the same requests answered by the least a readiness server
+ * can do per request (one recv, one send, a shared epoll_wait), hand-written
+ * on plain epoll with one thread per core and SO_REUSEPORT, in a forked
+ * child, driven by the same wrk command: http_hello's figures read as a
+ * ratio to it. Pipelined requests in one read are answered with one send. */
+static const char FLOOR_RESP[] = "HTTP/1.1 200 OK\r\n"
+                                 "Content-Type: text/plain\r\n"
+                                 "Content-Length: 13\r\n"
+                                 "\r\n"
+                                 "hello, world\n";
+
+static void *floor_thread(void *arg) {
+  int l = (int)(intptr_t)arg;
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
+  epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+  struct epoll_event evs[256];
+  static _Thread_local char buf[16384], out[16384];
+  int one = 1;
+  for (;;) {
+    int n = epoll_wait(ep, evs, 256, -1);
+    for (int i = 0; i < n; i++) {
+      int fd = evs[i].data.fd;
+      if (fd == l) {
+        int c;
+        while ((c = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+          setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          struct epoll_event e = {.events = EPOLLIN | EPOLLET | EPOLLRDHUP,
+                                  .data.fd = c};
+          epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
+        }
+        continue;
+      }
+      ssize_t r = recv(fd, buf, sizeof buf, 0);
+      if (r <= 0) {
+        if (r == 0 || (errno != EAGAIN && errno != EINTR))
+          close(fd);
+        continue;
+      }
+      size_t ol = 0;
+      for (char *p = buf; (p = memmem(p, (size_t)(buf + r - p), "\r\n\r\n", 4));
+           p += 4) {
+        if (ol + sizeof FLOOR_RESP > sizeof out)
+          break;
+        memcpy(out + ol, FLOOR_RESP, sizeof FLOOR_RESP - 1);
+        ol += sizeof FLOOR_RESP - 1;
+      }
+      if (ol)
+        send(fd, out, ol, MSG_NOSIGNAL);
+    }
+  }
+  return NULL;
+}
+
+static int wl_limit_http(bench_ctx *ctx) {
+  long c = bench_param_long(ctx, "C", 100);
+  long d = bench_param_long(ctx, "D", 10);
+  long t = bench_param_long(ctx, "T", 2);
+  long loops = bench_param_long(ctx, "loops", 0);
+  if (loops <= 0) {
+    cpu_set_t cs;
+    loops = sched_getaffinity(0, sizeof cs, &cs) == 0 ? CPU_COUNT(&cs) : 1;
+  }
+  /* bind first (port 0 picks one), then every thread's listener joins it */
+  int port = 0;
+  int *ls = calloc((size_t)loops, sizeof *ls);
+  for (long i = 0; i < loops; i++) {
+    int one = 1;
+    ls[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    setsockopt(ls[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    if (bind(ls[i], (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(ls[i], 4096) != 0)
+      bench_fail(ctx, "floor listener: %s", strerror(errno));
+    socklen_t al = sizeof a;
+    getsockname(ls[i], (struct sockaddr *)&a, &al);
+    port = ntohs(a.sin_port);
+  }
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    bench_fail(ctx, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    for (long i = 0; i < loops; i++) {
+      pthread_t th;
+      pthread_create(&th, NULL, floor_thread, (void *)(intptr_t)ls[i]);
+    }
+    int sig;
+    sigwait(&stop, &sig);
+    _exit(0);
+  }
+  for (long i = 0; i < loops; i++)
+    close(ls[i]);
+  free(ls);
+  child srv = {pid, -1};
+  warm_http(ctx, port);
+  char cs[16], ds[16], ts[16], url[64];
+  snprintf(cs, sizeof cs, "-c%ld", c);
+  snprintf(ds, sizeof ds, "-d%lds", d);
+  snprintf(ts, sizeof ts, "-t%ld", t);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+  char *argv[] = {"wrk", ts, cs, ds, "--latency", url, NULL};
+  child w = spawn(ctx, argv);
+  char *out = read_out(ctx, w.out, (double)d + 30, false);
+  int st;
+  waitpid(w.pid, &st, 0);
+  close(w.out);
+  struct rusage ru;
+  server_stop(ctx, &srv, &ru);
+  const char *p = strstr(out, " requests in ");
+  if (p == NULL || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    bench_fail(ctx, "wrk failed: %s", out);
+  const char *q = p;
+  while (q > out && q[-1] >= '0' && q[-1] <= '9')
+    q--;
+  unsigned long long reqs = strtoull(q, NULL, 10);
+  double secs = strtod(p + strlen(" requests in "), NULL);
+  if (strstr(out, "Non-2xx or 3xx responses:") || strstr(out, "Socket errors:"))
+    bench_fail(ctx, "errors: %s", out);
+  double p99 = -1;
+  if ((p = strstr(out, "     99%")) != NULL)
+    p99 = parse_lat_us(p + 8 + strspn(p + 8, " "));
+  if (reqs == 0 || secs <= 0)
+    bench_fail(ctx, "cannot parse wrk's output: %s", out);
+  free(out);
+  bench_report(ctx, reqs, secs, " P99_US=%.0f SERVER_CPU_NS_PER_OP=%.0f", p99,
+               ru_cpu_ns(&ru) / (double)reqs);
+  return 0;
+}
+BENCH_WORKLOAD(limit_http, wl_limit_http, "C=100,D=10,T=2,loops=0")
+
+/* ------------------------------------------------------------ tcp_echo */
+
+static int wl_tcp_echo(bench_ctx *ctx) {
+  long c = bench_param_long(ctx, "C", 100);
+  long d = bench_param_long(ctx, "D", 10);
+  long loops = bench_param_long(ctx, "loops", 0);
+  long cloops = bench_param_long(ctx, "client_loops", 0);
+  child srv;
+  int port = server_start(ctx, "examples/echo_server", loops, &srv);
+  for (int i = 0; i < 16; i++) { /* warm-up */
+    int fd = connect_to(port);
+    char b[8];
+    if (fd < 0 || send(fd, "warm", 4, MSG_NOSIGNAL) != 4 ||
+        recv(fd, b, 4, MSG_WAITALL) != 4)
+      bench_fail(ctx, "warm-up echo failed");
+    close(fd);
+  }
+  char ps[16], cs[16], ds[16], ls[16];
+  snprintf(ps, sizeof ps, "%d", port);
+  snprintf(cs, sizeof cs, "%ld", c);
+  snprintf(ds, sizeof ds, "%ld", d);
+  snprintf(ls, sizeof ls, "%ld", cloops);
+  char *argv[] = {"examples/tcp_client", "--port", ps,   "--bench", cs,
+                  ds,                    "--loops", ls, NULL};
+  double t0 = bench_now();
+  child cl = spawn(ctx, argv);
+  char *out = read_out(ctx, cl.out, (double)d + 60, false);
+  int st;
+  waitpid(cl.pid, &st, 0);
+  double secs = bench_now() - t0;
+  close(cl.out);
+  struct rusage ru;
+  server_stop(ctx, &srv, &ru);
+  unsigned long msgs = 0, errs = 1, mism = 1;
+  int p99 = -1;
+  const char *p = strstr(out, "MESSAGES=");
+  if (p == NULL || sscanf(p, "MESSAGES=%lu ERRORS=%lu MISMATCHES=%lu P99_US=%d",
+                          &msgs, &errs, &mism, &p99) != 4)
+    bench_fail(ctx, "cannot parse the client's output: '%s'", out);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || errs || mism || msgs == 0)
+    bench_fail(ctx, "lost work: %s (client status 0x%x)", out, st);
+  free(out);
+  if (secs > (double)d)
+    secs = (double)d; /* the client's measured phase */
+  bench_report(ctx, msgs, secs,
+               " P99_US=%d SERVER_CPU_NS_PER_OP=%.0f SERVER_RSS_KB=%ld", p99,
+               ru_cpu_ns(&ru) / (double)msgs, ru.ru_maxrss);
+  return 0;
+}
+BENCH_WORKLOAD(tcp_echo, wl_tcp_echo, "C=100,D=10,loops=0,client_loops=0")
+
+/* ------------------------------------------------------------ http_idle */
+
+static long rss_kb(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      kb = atol(line + 6);
+  if (f)
+    fclose(f);
+  return kb;
+}
+
+static int wl_http_idle(bench_ctx *ctx) {
+  long n = bench_param_long(ctx, "N", 10000);
+  long loops = bench_param_long(ctx, "loops", 0);
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_max < (rlim_t)n + 64)
+    bench_fail(ctx, "RLIMIT_NOFILE hard limit %lu < N + 64",
+               (unsigned long)rl.rlim_max);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  child srv;
+  int port = server_start(ctx, "examples/http_hello", loops, &srv);
+  warm_http(ctx, port);
+  long base = rss_kb(srv.pid);
+  int *fds = malloc((size_t)n * sizeof *fds);
+  double t0 = bench_now();
+  for (long i = 0; i < n; i++) {
+    fds[i] = connect_to(port);
+    if (fds[i] < 0 || !http_once(fds[i]))
+      bench_fail(ctx, "connection %ld: request failed", i);
+  }
+  double secs = bench_now() - t0;
+  usleep(200000);
+  long rss = rss_kb(srv.pid);
+  /* still alive: each answers once more */
+  for (long i = 0; i < n; i += n / 10 > 0 ? n / 10 : 1)
+    if (!http_once(fds[i]))
+      bench_fail(ctx, "idle connection %ld did not answer", i);
+  for (long i = 0; i < n; i++)
+    close(fds[i]);
+  free(fds);
+  struct rusage ru;
+  server_stop(ctx, &srv, &ru);
+  bench_report(ctx, (uint64_t)n, secs,
+               " RSS_KB=%ld RSS_BASE_KB=%ld KB_PER_CONN=%.1f", rss, base,
+               (double)(rss - base) / (double)n);
+  return 0;
+}
+BENCH_WORKLOAD(http_idle, wl_http_idle, "N=10000,loops=0")

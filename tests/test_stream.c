@@ -1,0 +1,526 @@
+/* Streams: echo over TCP/IPv4, IPv6 and Unix sockets with many concurrent
+ * connections, readuntil/readline limits, readexactly at EOF, drain
+ * back-pressure against a peer that does not read, writes to a reset peer,
+ * read and idle time-outs, connect errors and time-outs. */
+#include "testutil.h"
+
+#include <corio.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ helpers */
+
+static void raise_nofile(long want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)want) {
+    rl.rlim_cur = rl.rlim_max < (rlim_t)want ? rl.rlim_max : (rlim_t)want;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static long nofile(void) {
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return (long)rl.rlim_cur;
+}
+
+/* An echo handler: reads what comes and writes it back until EOF. */
+static int echo_handler(void *arg, void **res) {
+  cor_stream_t *s = arg;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = cor_stream_read(s, buf, sizeof buf);
+    if (n <= 0)
+      return (int)n;
+    int rc = cor_stream_write(s, buf, (size_t)n);
+    if (rc == 0)
+      rc = cor_stream_drain(s);
+    if (rc != 0)
+      return rc;
+  }
+}
+
+typedef struct {
+  const char *host; /* NULL: unix path */
+  char port[16];
+  const char *path;
+  long rounds;
+  long ok;
+  long failed;
+  int first_err;
+} echo_ctx;
+
+static int echo_client(void *arg, void **res) {
+  echo_ctx *e = arg;
+  cor_stream_t *s = NULL;
+  int rc = e->host ? cor_open_connection(e->host, e->port, &s)
+                   : cor_open_unix_connection(e->path, NULL, &s);
+  if (rc != 0)
+    goto fail;
+  char msg[128], back[128];
+  for (long r = 0; r < e->rounds; r++) {
+    int len = snprintf(msg, sizeof msg, "hello %p round %ld\n", (void *)s, r);
+    if ((rc = cor_stream_write(s, msg, (size_t)len)) != 0)
+      goto fail;
+    ssize_t n = cor_stream_readexactly(s, back, (size_t)len, NULL);
+    if (n != len) {
+      rc = n < 0 ? (int)n : -EPROTO;
+      goto fail;
+    }
+    if (memcmp(msg, back, (size_t)len) != 0) {
+      rc = -EPROTO;
+      goto fail;
+    }
+  }
+  cor_stream_close(s);
+  cor_stream_wait_closed(s);
+  cor_stream_free(s);
+  e->ok++;
+  return 0;
+fail:
+  if (s)
+    cor_stream_free(s);
+  if (e->first_err == 0)
+    e->first_err = rc;
+  e->failed++;
+  return 0;
+}
+
+typedef struct {
+  cor_server_opts opts;
+  long nconn;
+  echo_ctx e;
+  int rc;
+} echo_run;
+
+static int echo_main(void *arg, void **res) {
+  echo_run *r = arg;
+  cor_server_t *srv = cor_start_server(NULL, &r->opts, echo_handler);
+  if (srv == NULL)
+    return -errno;
+  if (!r->opts.path)
+    snprintf(r->e.port, sizeof r->e.port, "%d", cor_server_port(srv));
+  cor_task_t **ts = calloc((size_t)r->nconn, sizeof *ts);
+  cor_future_t **fs = calloc((size_t)r->nconn, sizeof *fs);
+  for (long i = 0; i < r->nconn; i++) {
+    ts[i] = cor_create_task(NULL, cor_coro(echo_client, &r->e), NULL);
+    assert_non_null(ts[i]);
+    fs[i] = cor_task_future(ts[i]);
+  }
+  cor_gather(fs, (size_t)r->nconn, NULL, NULL);
+  for (long i = 0; i < r->nconn; i++)
+    cor_release(ts[i]);
+  free(ts);
+  free(fs);
+  assert_int_equal(cor_server_close(srv), 0);
+  assert_int_equal(cor_server_wait_closed(srv, 10), 0);
+  assert_int_equal(cor_server_connections(srv), 0);
+  cor_server_free(srv);
+  return 0;
+}
+
+static void run_echo(const char *host, const char *path, long nconn) {
+  raise_nofile(2 * nconn + 64);
+  long cap = (nofile() - 64) / 2;
+  if (nconn > cap)
+    nconn = cap;
+  echo_run r = {0};
+  r.opts.host = host;
+  r.opts.path = path;
+  r.nconn = nconn;
+  r.e.host = host;
+  r.e.path = path;
+  r.e.rounds = 3;
+  assert_int_equal(cor_run(echo_main, &r, NULL), 0);
+  if (r.e.failed)
+    print_message("first error: %s\n", cor_strerror(r.e.first_err));
+  assert_int_equal(r.e.failed, 0);
+  assert_int_equal(r.e.ok, nconn);
+}
+
+static void test_echo_tcp4(void **state) {
+  run_echo("127.0.0.1", NULL, test_scale(1000, 200));
+}
+
+static bool have_ipv6(void) {
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0)
+    return false;
+  struct sockaddr_in6 a = {0};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+static void test_echo_tcp6(void **state) {
+  TEST_SKIP_IF(!have_ipv6(), "::1 is not available");
+  run_echo("::1", NULL, test_scale(1000, 200));
+}
+
+static void test_echo_unix(void **state) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/corio-test-%d.sock", (int)getpid());
+  run_echo(NULL, path, test_scale(1000, 200));
+  assert_int_not_equal(access(path, F_OK), 0); /* removed by the server */
+}
+
+/* ------------------------------------------------------------ pairs */
+
+/* A connected pair of sockets: `s` is a stream, `peer` a plain fd the test
+ * drives with blocking calls from the loop thread (short, loopback). */
+typedef struct {
+  cor_stream_t *s;
+  int peer;
+} pair;
+
+static void make_pair(pair *p) {
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  p->s = cor_stream_from_fd(NULL, sv[0]);
+  assert_non_null(p->s);
+  p->peer = sv[1];
+}
+
+static int limits_main(void *arg, void **res) {
+  pair p;
+  make_pair(&p);
+  cor_stream_set_limit(p.s, 16);
+  /* a line that fits */
+  assert_int_equal(write(p.peer, "abc\nlong-line-without-end", 25), 25);
+  char buf[64];
+  assert_int_equal(cor_stream_readline(p.s, buf, sizeof buf), 4);
+  assert_memory_equal(buf, "abc\n", 4);
+  /* 21 bytes buffered, no separator, limit 16: overrun, bytes stay */
+  assert_int_equal(cor_stream_readuntil(p.s, "\n", 1, buf, sizeof buf, NULL),
+                   COR_ELIMIT);
+  assert_int_equal(cor_stream_buffered(p.s), 21);
+  ssize_t n = cor_stream_read(p.s, buf, sizeof buf);
+  assert_int_equal(n, 21);
+  assert_memory_equal(buf, "long-line-without-end", 21);
+  /* separator found but past the limit */
+  assert_int_equal(write(p.peer, "0123456789abcdefgh\r\n", 20), 20);
+  assert_int_equal(cor_stream_readuntil(p.s, "\r\n", 2, buf, sizeof buf, NULL),
+                   COR_ELIMIT);
+  assert_int_equal(cor_stream_buffered(p.s), 20);
+  cor_stream_set_limit(p.s, 0); /* default 64 KiB */
+  assert_int_equal(cor_stream_readuntil(p.s, "\r\n", 2, buf, sizeof buf, NULL),
+                   20);
+  /* multi-byte separator split over two writes */
+  assert_int_equal(write(p.peer, "GET / HTTP/1.1\r\n\r", 17), 17);
+  cor_task_t *dummy = NULL;
+  (void)dummy;
+  assert_int_equal(write(p.peer, "\n", 1), 1);
+  assert_int_equal(
+      cor_stream_readuntil(p.s, "\r\n\r\n", 4, buf, sizeof buf, NULL), 18);
+  /* a big line under the default limit, arriving in pieces */
+  static char big[40000];
+  memset(big, 'x', sizeof big);
+  big[sizeof big - 1] = '\n';
+  size_t off = 0;
+  while (off < sizeof big) {
+    ssize_t w = write(p.peer, big + off, sizeof big - off);
+    assert_true(w > 0);
+    off += (size_t)w;
+  }
+  static char got[40000];
+  assert_int_equal(cor_stream_readline(p.s, got, sizeof got), sizeof big);
+  assert_memory_equal(got, big, sizeof big);
+  /* readexactly at EOF reports the partial count */
+  assert_int_equal(write(p.peer, "xyz", 3), 3);
+  shutdown(p.peer, SHUT_WR);
+  size_t part = 99;
+  assert_int_equal(cor_stream_readexactly(p.s, buf, 10, &part),
+                   COR_EINCOMPLETE);
+  assert_int_equal(part, 3);
+  assert_true(cor_stream_at_eof(p.s));
+  assert_int_equal(cor_stream_read(p.s, buf, sizeof buf), 0);
+  /* readline at EOF with nothing left: 0 */
+  assert_int_equal(cor_stream_readline(p.s, buf, sizeof buf), 0);
+  close(p.peer);
+  cor_stream_free(p.s);
+  return 0;
+}
+
+static void test_read_limits(void **state) {
+  assert_int_equal(cor_run(limits_main, NULL, NULL), 0);
+}
+
+/* ------------------------------------------------------------ back-pressure */
+
+static int drain_main(void *arg, void **res) {
+  pair p;
+  make_pair(&p);
+  int sz = 64 * 1024;
+  setsockopt(cor_stream_fd(p.s), SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  setsockopt(p.peer, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  cor_stream_set_write_buffer_limits(p.s, 256 * 1024, 64 * 1024);
+  cor_stream_set_timeouts(p.s, 0, 0.2);
+  static char chunk[16384];
+  memset(chunk, 'a', sizeof chunk);
+  size_t max_buffered = 0;
+  int rc = 0;
+  long writes = 0;
+  /* The peer never reads: drain must stop us with the buffer bounded, and
+   * end with the idle time-out instead of waiting forever. */
+  for (; writes < 100000; writes++) {
+    rc = cor_stream_write(p.s, chunk, sizeof chunk);
+    assert_int_equal(rc, 0);
+    if (cor_stream_write_buffered(p.s) > max_buffered)
+      max_buffered = cor_stream_write_buffered(p.s);
+    rc = cor_stream_drain(p.s);
+    if (rc != 0)
+      break;
+  }
+  assert_int_equal(rc, -ETIMEDOUT);
+  assert_true(max_buffered <= 256 * 1024 + sizeof chunk);
+  assert_true(writes < 100000);
+  /* Now the peer reads everything: drain completes. */
+  cor_stream_set_timeouts(p.s, 0, 0);
+  int fl = 1;
+  (void)fl;
+  size_t total = 0;
+  static char buf[65536];
+  while (cor_stream_write_buffered(p.s) > 0) {
+    ssize_t n = recv(p.peer, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0)
+      total += (size_t)n;
+    cor_sleep(0.001);
+  }
+  assert_int_equal(cor_stream_drain(p.s), 0);
+  close(p.peer);
+  cor_stream_free(p.s);
+  return 0;
+}
+
+static void test_drain_backpressure(void **state) {
+  assert_int_equal(cor_run(drain_main, NULL, NULL), 0);
+}
+
+/* ------------------------------------------------------------ reset */
+
+static int reset_main(void *arg, void **res) {
+  /* A TCP pair, so that a reset is a real RST. */
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t l = sizeof a;
+  getsockname(lfd, (struct sockaddr *)&a, &l);
+  listen(lfd, 4);
+  char port[16];
+  snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+  cor_stream_t *s;
+  assert_int_equal(cor_open_connection("127.0.0.1", port, &s), 0);
+  int peer = accept(lfd, NULL, NULL);
+  assert_true(peer >= 0);
+  close(lfd);
+  static char chunk[65536];
+  memset(chunk, 'b', sizeof chunk);
+  assert_int_equal(cor_stream_write(s, chunk, sizeof chunk), 0);
+  /* RST: linger 0 */
+  struct linger lg = {1, 0};
+  setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(peer);
+  int rc = 0;
+  for (int i = 0; i < 1000 && rc == 0; i++) {
+    rc = cor_stream_write(s, chunk, sizeof chunk);
+    if (rc == 0)
+      rc = cor_stream_drain(s);
+    if (rc == 0)
+      cor_sleep(0.001);
+  }
+  assert_true(rc == -ECONNRESET || rc == -EPIPE);
+  /* sticky */
+  int rc2 = cor_stream_write(s, "x", 1);
+  assert_true(rc2 == -ECONNRESET || rc2 == -EPIPE);
+  char buf[16];
+  ssize_t n = cor_stream_read(s, buf, sizeof buf);
+  assert_true(n == 0 || n == -ECONNRESET || n == -EPIPE);
+  cor_stream_close(s);
+  cor_stream_free(s);
+  return 0;
+}
+
+static void test_peer_reset(void **state) {
+  /* A SIGPIPE would kill the test: leave the default disposition on. */
+  signal(SIGPIPE, SIG_DFL);
+  assert_int_equal(cor_run(reset_main, NULL, NULL), 0);
+}
+
+/* ------------------------------------------------------------ time-outs */
+
+static int timeout_main(void *arg, void **res) {
+  pair p;
+  make_pair(&p);
+  char buf[64];
+  /* read time-out bounds the whole readuntil even while bytes trickle */
+  cor_stream_set_timeouts(p.s, 0.15, 0);
+  double t0 = cor_loop_time(NULL);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(write(p.peer, "a", 1), 1);
+  ssize_t n = cor_stream_readuntil(p.s, "\n", 1, buf, sizeof buf, NULL);
+  assert_int_equal(n, -ETIMEDOUT);
+  double dt = cor_loop_time(NULL) - t0;
+  assert_true(dt >= 0.14 && dt < 2.0);
+  /* the stream stays usable, the bytes stay buffered */
+  assert_int_equal(cor_stream_buffered(p.s), 3);
+  assert_int_equal(write(p.peer, "\n", 1), 1);
+  assert_int_equal(cor_stream_readline(p.s, buf, sizeof buf), 4);
+  /* idle time-out */
+  cor_stream_set_timeouts(p.s, 0, 0.1);
+  t0 = cor_loop_time(NULL);
+  assert_int_equal(cor_stream_read(p.s, buf, sizeof buf), -ETIMEDOUT);
+  dt = cor_loop_time(NULL) - t0;
+  assert_true(dt >= 0.09 && dt < 2.0);
+  close(p.peer);
+  cor_stream_free(p.s);
+  return 0;
+}
+
+static void test_timeouts(void **state) {
+  assert_int_equal(cor_run(timeout_main, NULL, NULL), 0);
+}
+
+/* ------------------------------------------------------------ connect */
+
+static int connect_main(void *arg, void **res) {
+  cor_stream_t *s = NULL;
+  /* a port nobody listens on: bind one, close it */
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&a, sizeof a);
+  socklen_t l = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &l);
+  char port[16];
+  snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+  close(fd);
+  assert_int_equal(cor_open_connection("127.0.0.1", port, &s), -ECONNREFUSED);
+  /* a name resolved off the loop */
+  assert_int_equal(cor_open_connection("localhost", port, &s), -ECONNREFUSED);
+  assert_int_equal(cor_open_connection("no-such-host.invalid", port, &s),
+                   -ENOENT);
+  assert_int_equal(cor_open_unix_connection("/nonexistent/x.sock", NULL, &s),
+                   -ENOENT);
+  /* a listener whose backlog is full never completes the handshake:
+   * the connect time-out fires */
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  a.sin_port = 0;
+  bind(lfd, (struct sockaddr *)&a, sizeof a);
+  l = sizeof a;
+  getsockname(lfd, (struct sockaddr *)&a, &l);
+  listen(lfd, 0);
+  snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+  cor_stream_t *fill[8] = {0};
+  cor_connect_opts o = {.timeout = 0.2};
+  int rc = 0, k = 0;
+  for (; k < 8; k++) {
+    rc = cor_open_connection_opts("127.0.0.1", port, &o, &fill[k]);
+    if (rc != 0)
+      break;
+  }
+  assert_int_equal(rc, -ETIMEDOUT);
+  for (int i = 0; i < k; i++)
+    cor_stream_free(fill[i]);
+  close(lfd);
+  return 0;
+}
+
+static void test_connect_errors(void **state) {
+  assert_int_equal(cor_run(connect_main, NULL, NULL), 0);
+}
+
+/* ------------------------------------------------------------ cancel */
+
+static int reader_body(void *arg, void **res) {
+  char buf[8];
+  return (int)cor_stream_read(arg, buf, sizeof buf);
+}
+
+static int cancel_main(void *arg, void **res) {
+  pair p;
+  make_pair(&p);
+  cor_task_t *t = cor_create_task(NULL, cor_coro(reader_body, p.s), "reader");
+  cor_sleep(0.01);
+  /* a second reader is refused while the first waits */
+  char buf[8];
+  assert_int_equal(cor_stream_read(p.s, buf, sizeof buf), -EBUSY);
+  cor_task_cancel(t, NULL);
+  assert_int_equal(cor_await_task(t, NULL), -ECANCELED);
+  cor_release(t);
+  /* the stream still works */
+  assert_int_equal(write(p.peer, "ok", 2), 2);
+  assert_int_equal(cor_stream_read(p.s, buf, sizeof buf), 2);
+  /* close wakes a waiting reader with COR_ECLOSED */
+  t = cor_create_task(NULL, cor_coro(reader_body, p.s), "reader2");
+  cor_sleep(0.01);
+  cor_stream_close(p.s);
+  assert_int_equal(cor_await_task(t, NULL), COR_ECLOSED);
+  cor_release(t);
+  assert_int_equal(cor_stream_write(p.s, "x", 1), COR_ECLOSED);
+  assert_int_equal(cor_stream_wait_closed(p.s), 0);
+  close(p.peer);
+  cor_stream_free(p.s);
+  return 0;
+}
+
+static void test_cancel_and_close(void **state) {
+  assert_int_equal(cor_run(cancel_main, NULL, NULL), 0);
+}
+
+/* ------------------------------------------------------------ write_eof */
+
+static int eof_main(void *arg, void **res) {
+  pair p;
+  make_pair(&p);
+  assert_int_equal(cor_stream_write(p.s, "bye", 3), 0);
+  assert_int_equal(cor_stream_write_eof(p.s), 0);
+  assert_int_equal(cor_stream_write(p.s, "x", 1), COR_ECLOSED);
+  char buf[8];
+  assert_int_equal(read(p.peer, buf, sizeof buf), 3);
+  assert_int_equal(read(p.peer, buf, sizeof buf), 0); /* FIN */
+  /* reading still works */
+  assert_int_equal(write(p.peer, "hi", 2), 2);
+  assert_int_equal(cor_stream_read(p.s, buf, sizeof buf), 2);
+  close(p.peer);
+  cor_stream_free(p.s);
+  return 0;
+}
+
+static void test_write_eof(void **state) {
+  assert_int_equal(cor_run(eof_main, NULL, NULL), 0);
+}
+
+static void test_outside_task(void **state) {
+  assert_int_equal(cor_open_connection("127.0.0.1", "1", &(cor_stream_t *){0}),
+                   COR_ENOTASK);
+  assert_string_equal(cor_err_name(COR_ELIMIT), "COR_ELIMIT");
+  assert_string_equal(cor_err_name(COR_EINCOMPLETE), "COR_EINCOMPLETE");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_outside_task),
+      cmocka_unit_test(test_echo_tcp4),
+      cmocka_unit_test(test_echo_tcp6),
+      cmocka_unit_test(test_echo_unix),
+      cmocka_unit_test(test_read_limits),
+      cmocka_unit_test(test_drain_backpressure),
+      cmocka_unit_test(test_peer_reset),
+      cmocka_unit_test(test_timeouts),
+      cmocka_unit_test(test_connect_errors),
+      cmocka_unit_test(test_cancel_and_close),
+      cmocka_unit_test(test_write_eof),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
