@@ -7,12 +7,15 @@
  * waiter first spins (a result that comes back within ~20 us costs no
  * syscall on either side), then announces itself in `sleepers` and sleeps;
  * the completer exchanges the state (a full barrier) and calls futex_wake
- * only when it then sees a sleeper. The mutex guards state changes and the
- * callback list only; waiting never takes it. */
+ * only when it then sees a sleeper. No lock: one CAS on the state makes the
+ * one completer, and the callback list is a lock-free stack the completer
+ * closes with one exchange. */
 #include "internal.h"
 
 #include <math.h>
 #include <sched.h>
+#include <stdio.h>
+#include <string.h>
 
 /* How long cor_cfuture_result spins before it sleeps. A run_coroutine_
  * threadsafe round trip to an awake loop takes a few us; sleeping and being
@@ -41,6 +44,32 @@ int cor__fork_error(const char *call) {
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* Bytes to allocate for a cfuture of `size` bytes, line-aligned inside
+ * (cor__malloc aligns to 16). */
+#define CF_MEM(size) ((size) + COR_CACHELINE - 16)
+
+static cor_cfuture_t *cfuture_init(void *mem) {
+  cor_cfuture_t *cf =
+      (cor_cfuture_t *)(((uintptr_t)mem + COR_CACHELINE - 1) &
+                        ~(uintptr_t)(COR_CACHELINE - 1));
+  cor__obj_init(&cf->obj, COR__OBJ_CFUTURE);
+  cf->state = COR__CF_PENDING;
+  cf->sleepers = 0;
+  cf->cbs = NULL;
+  cf->code = 0;
+  cf->line = 0;
+  cf->result = NULL;
+  cf->msg = NULL;
+  cf->file = NULL;
+  cf->loop = NULL;
+  cf->cancel_fn = NULL;
+  cf->cancel_arg = NULL;
+  cf->fini = NULL;
+  cf->mem = mem;
+  cf->aw_slot = NULL;
+  return cf;
+}
+
 cor_cfuture_t *cor__cfuture_alloc(size_t size) {
   if (cor__in_forked_child()) {
     cor__fork_error("cor_cfuture");
@@ -48,27 +77,14 @@ cor_cfuture_t *cor__cfuture_alloc(size_t size) {
     return NULL;
   }
   COR_ASSERT(size >= sizeof(struct cor_cfuture));
-  cor_cfuture_t *cf = cor__malloc(size);
-  if (cf == NULL) {
+  /* Line-aligned: the completion's fields share one cache line (struct
+   * cor_cfuture). */
+  void *mem = cor__malloc(CF_MEM(size));
+  if (mem == NULL) {
     errno = ENOMEM;
     return NULL;
   }
-  cor__obj_init(&cf->obj, COR__OBJ_CFUTURE);
-  cf->state = COR__CF_PENDING;
-  cf->sleepers = 0;
-  pthread_mutex_init(&cf->lock, NULL);
-  cf->code = 0;
-  cf->result = NULL;
-  cf->msg = NULL;
-  cf->file = NULL;
-  cf->line = 0;
-  cf->cbs = NULL;
-  cf->cbs_tail = &cf->cbs;
-  cf->loop = NULL;
-  cf->cancel_fn = NULL;
-  cf->cancel_arg = NULL;
-  cf->fini = NULL;
-  return cf;
+  return cfuture_init(mem);
 }
 
 static void cfuture_free(cor__obj *o) {
@@ -76,7 +92,7 @@ static void cfuture_free(cor__obj *o) {
   /* Nodes still linked belong to a cfuture freed while pending: they never
    * ran, so they are dropped. */
   cor__cf_cb *n = cf->cbs;
-  while (n) {
+  while (n && n != COR__CF_CBS_CLOSED) {
     cor__cf_cb *next = n->next;
     if (n->drop)
       n->drop(n);
@@ -85,8 +101,7 @@ static void cfuture_free(cor__obj *o) {
   if (cf->fini)
     cf->fini(cf);
   cor__free(cf->msg);
-  pthread_mutex_destroy(&cf->lock);
-  cor__free(cf);
+  cor__free(cf->mem);
 }
 
 void cor__cfuture_set_cancel_fn(cor_cfuture_t *cf, cor__cf_cancel_fn fn,
@@ -97,29 +112,60 @@ void cor__cfuture_set_cancel_fn(cor_cfuture_t *cf, cor__cf_cancel_fn fn,
 
 /* ------------------------------------------------------------ completing */
 
-/* With cf->lock held and cf not done: records the outcome, publishes the
- * state and hands back the callbacks to run once the lock is dropped. */
-static cor__cf_cb *finish_locked(cor_cfuture_t *cf, int state, int code,
-                                 void *result, char *msg, const char *file,
-                                 int line) {
+/* Makes the caller the one completer: PENDING (or RUNNING when
+ * `from_running`) -> COMPLETING. Otherwise returns the final state seen
+ * (or RUNNING): a call that loses to another completer returns once the
+ * outcome is published, so "already done" always means cor_cfuture_done. */
+static int claim(cor_cfuture_t *cf, bool from_running) {
+  /* No load first: a CAS straight from PENDING (the usual case) asks for
+   * the line once, for writing, instead of a read then an upgrade. */
+  int s = COR__CF_PENDING;
+  for (;;) {
+    if (s == COR__CF_COMPLETING) {
+      /* The winner is between its CAS and its exchange: a few stores. */
+      cor__cpu_relax();
+      s = ck_pr_load_int(&cf->state);
+      continue;
+    }
+    if (s != COR__CF_PENDING && !(from_running && s == COR__CF_RUNNING))
+      return s;
+    /* Seq-cst CAS (lock cmpxchg), spelt so that TSan sees it. */
+    if (__atomic_compare_exchange_n(&cf->state, &s, COR__CF_COMPLETING, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+      return COR__CF_COMPLETING;
+  }
+}
+
+/* The one completer: records the outcome, publishes the state and takes
+ * the callbacks (oldest first). */
+static cor__cf_cb *finish(cor_cfuture_t *cf, int state, int code, void *result,
+                          char *msg, const char *file, int line) {
   cf->code = code;
   cf->result = result;
   cf->msg = msg;
   cf->file = file;
   cf->line = line;
-  cor__cf_cb *cbs = cf->cbs;
-  cf->cbs = NULL;
-  cf->cbs_tail = &cf->cbs;
   /* The exchange is a full barrier: the outcome above is visible before the
-   * state (waiters read the state without the lock), and our read of
+   * state (waiters read the state, then the outcome), and our read of
    * `sleepers` in wake_and_run cannot move before it (Dekker with the
    * waiter's increment then state check). */
-  ck_pr_fas_int(&cf->state, state);
-  return cbs;
+  __atomic_exchange_n(&cf->state, state, __ATOMIC_SEQ_CST);
+  /* Closed after the state is final: a node pushed before runs here, one
+   * that finds the list closed runs at once (cor__cfuture_add_cb). */
+  cor__cf_cb *n = __atomic_exchange_n(&cf->cbs, COR__CF_CBS_CLOSED,
+                                      __ATOMIC_SEQ_CST);
+  cor__cf_cb *fifo = NULL;
+  while (n) { /* newest first -> oldest first */
+    cor__cf_cb *next = n->next;
+    n->next = fifo;
+    fifo = n;
+    n = next;
+  }
+  return fifo;
 }
 
 static void wake_and_run(cor_cfuture_t *cf, cor__cf_cb *cbs) {
-  if (ck_pr_load_int(&cf->sleepers) != 0)
+  if (__atomic_load_n(&cf->sleepers, __ATOMIC_SEQ_CST) != 0)
     cor__futex_wake_all(&cf->state);
   while (cbs) {
     cor__cf_cb *next = cbs->next; /* fn may free its node */
@@ -131,15 +177,11 @@ static void wake_and_run(cor_cfuture_t *cf, cor__cf_cb *cbs) {
 static int complete(cor_cfuture_t *cf, int state, int code, void *result,
                     const char *msg, const char *file, int line) {
   char *m = msg ? cor__strdup(msg) : NULL; /* NULL on ENOMEM: no message */
-  pthread_mutex_lock(&cf->lock);
-  if (cf->state >= COR__CF_DONE) {
-    pthread_mutex_unlock(&cf->lock);
+  if (claim(cf, true) != COR__CF_COMPLETING) {
     cor__free(m);
     return -EINVAL;
   }
-  cor__cf_cb *cbs = finish_locked(cf, state, code, result, m, file, line);
-  pthread_mutex_unlock(&cf->lock);
-  wake_and_run(cf, cbs);
+  wake_and_run(cf, finish(cf, state, code, result, m, file, line));
   return 0;
 }
 
@@ -161,25 +203,25 @@ int cor__cfuture_set_cancelled(cor_cfuture_t *cf, const char *msg) {
 }
 
 bool cor__cfuture_set_running(cor_cfuture_t *cf) {
-  pthread_mutex_lock(&cf->lock);
-  bool ok = cf->state == COR__CF_PENDING;
-  if (ok)
-    ck_pr_store_int(&cf->state, COR__CF_RUNNING);
-  pthread_mutex_unlock(&cf->lock);
-  return ok;
+  int s = COR__CF_PENDING;
+  return __atomic_compare_exchange_n(&cf->state, &s, COR__CF_RUNNING, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 }
 
 void cor__cfuture_add_cb(cor_cfuture_t *cf, cor__cf_cb *n) {
-  n->next = NULL;
-  pthread_mutex_lock(&cf->lock);
-  if (cf->state < COR__CF_DONE) {
-    *cf->cbs_tail = n;
-    cf->cbs_tail = &n->next;
-    pthread_mutex_unlock(&cf->lock);
-    return;
+  cor__cf_cb *head = NULL; /* the usual case; a failed CAS loads the rest */
+  for (;;) {
+    if (head == COR__CF_CBS_CLOSED) {
+      /* Closed after the state was published: cf is done. */
+      n->fn(cf, n);
+      return;
+    }
+    n->next = head;
+    /* Release: the node's fields before it is reachable. */
+    if (__atomic_compare_exchange_n(&cf->cbs, &head, n, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+      return;
   }
-  pthread_mutex_unlock(&cf->lock);
-  n->fn(cf, n);
 }
 
 /* ------------------------------------------------------------ public */
@@ -189,18 +231,11 @@ int cor_cfuture_cancel(cor_cfuture_t *cf) {
     return -EINVAL;
   if (cor__in_forked_child())
     return cor__fork_error("cor_cfuture_cancel");
-  pthread_mutex_lock(&cf->lock);
-  if (cf->state >= COR__CF_DONE) {
-    pthread_mutex_unlock(&cf->lock);
-    return -EINVAL;
-  }
-  if (cf->state == COR__CF_RUNNING) {
-    pthread_mutex_unlock(&cf->lock);
-    return -EBUSY;
-  }
+  int s = claim(cf, false);
+  if (s != COR__CF_COMPLETING)
+    return s == COR__CF_RUNNING ? -EBUSY : -EINVAL;
   cor__cf_cb *cbs =
-      finish_locked(cf, COR__CF_CANCELLED, -ECANCELED, NULL, NULL, NULL, 0);
-  pthread_mutex_unlock(&cf->lock);
+      finish(cf, COR__CF_CANCELLED, -ECANCELED, NULL, NULL, NULL, 0);
   /* Tell the source first (the task's cancellation is posted to its loop),
    * then the waiters and callbacks, as concurrent.futures does. The caller's
    * reference keeps cf alive throughout. */
@@ -288,7 +323,7 @@ int cor_cfuture_result(cor_cfuture_t *cf, double timeout, void **result) {
   }
   for (;;) {
     /* Announce, then look once more (the other half of the Dekker in
-     * finish_locked/wake_and_run): either the completer sees us and wakes
+     * finish/wake_and_run): either the completer sees us and wakes
      * us, or we see the state it published. The increment is a full
      * barrier. */
     ck_pr_inc_int(&cf->sleepers);
@@ -315,15 +350,62 @@ typedef struct awaiter {
   cor__cf_cb node; /* first */
   cor_future_t *f;
   cor_loop_t *loop;
+  struct cor_task *task; /* the awaiting task: touched only while f pends */
+  /* --- what the completer reads is above (one line when embedded) */
+  cor_cfuture_t *cf; /* a reference, so that the task's own release of cf
+                      * is a decrement, not a free in its way */
+  bool embedded;     /* cf's spare record (cf->aw_slot): not malloc'd */
+  int taken;         /* cf's spare record: claimed by an await (CAS) */
 } awaiter;
+
+static void aw_free(awaiter *a) {
+  cor_release(a->f);
+  cor_cfuture_t *cf = a->cf;
+  if (!a->embedded)
+    cor__free(a);
+  /* Last: an embedded record lives in cf. Never the last reference inside
+   * cf's own completion: the completer holds one throughout. */
+  cor_release(cf);
+}
 
 static void aw_wake(void *p) {
   awaiter *a = p;
   /* The task may have been cancelled meanwhile: f is then done already. */
   if (!cor_future_done(a->f))
     cor_future_set_result(a->f, NULL);
-  cor_release(a->f);
-  cor__free(a);
+  aw_free(a);
+}
+
+/* The wake-up posted through the awaiting loop's door, run by that loop on
+ * its own stack. While f is pending, the task is suspended on it (a
+ * cancellation completes f first), and its node is f's only callback.
+ * Rather than complete f (which schedules the task's step on the ready
+ * queue, behind the node hand-back of this door batch and a trip through
+ * the ready ring), unlink the node, complete f with nobody to tell, and run
+ * the step now: the task resumes as soon as the door delivers. Debug mode
+ * keeps the ready-queue path (it times each step from the loop). */
+static void aw_wake_posted(void *p) {
+  awaiter *a = p;
+  cor_future_t *f = a->f;
+  struct cor_task *t = a->task;
+  if (!cor_future_done(f) && cor__tls_task == NULL && !a->loop->debug &&
+      t->waiting == f && t->tstate == COR__TASK_SUSPENDED &&
+      f->cbs == &t->wnode && t->wnode.next == NULL) {
+    /* The task reads cf's outcome then drops its reference: ask for the
+     * line (written by the completer's core) for writing now. */
+    __builtin_prefetch(a->cf, 1, 3);
+    cor_callback step = t->wnode.fn;
+    void *arg = t->wnode.arg;
+    f->cbs = NULL;
+    f->cbs_tail = &f->cbs;
+    cor_future_set_result(f, NULL); /* nobody left to schedule */
+    step(arg);
+    /* Freed once the task suspended again: the frees (and cf's, usually
+     * the last reference) are off the path from wake-up to its next move. */
+    aw_free(a);
+    return;
+  }
+  aw_wake(a);
 }
 
 static void aw_fire(cor_cfuture_t *cf, cor__cf_cb *n) {
@@ -334,17 +416,17 @@ static void aw_fire(cor_cfuture_t *cf, cor__cf_cb *n) {
     return;
   }
   /* The loop's cross-thread door: no syscall while that loop is awake. */
-  if (cor_call_soon_threadsafe(a->loop, aw_wake, a) != 0) {
-    /* The loop is closed: its tasks are gone, nobody will look at f. */
-    cor_release(a->f);
-    cor__free(a);
-  }
+  if (cor_call_soon_threadsafe(a->loop, aw_wake_posted, a) != 0)
+    aw_free(a); /* the loop is closed: its tasks are gone */
 }
 
 static void aw_drop(cor__cf_cb *n) {
+  /* Unreachable while the node holds its reference on cf; kept for the
+   * contract of cor__cf_cb. */
   awaiter *a = (awaiter *)n;
   cor_release(a->f);
-  cor__free(a);
+  if (!a->embedded)
+    cor__free(a);
 }
 
 int cor_await_cfuture(cor_cfuture_t *cf, void **result) {
@@ -357,8 +439,17 @@ int cor_await_cfuture(cor_cfuture_t *cf, void **result) {
   if (ck_pr_load_int(&cf->state) < COR__CF_DONE) {
     cor_loop_t *loop = cor__tls_loop;
     cor_future_t *f = cor_future_new(loop);
-    awaiter *a = f ? cor__malloc(sizeof *a) : NULL;
-    if (a == NULL) {
+    if (f == NULL)
+      return -ENOMEM;
+    awaiter *a = cf->aw_slot;
+    int free_slot = 0;
+    if (a != NULL &&
+        __atomic_compare_exchange_n(&a->taken, &free_slot, 1, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+      a->embedded = true;
+    } else if ((a = cor__malloc(sizeof *a)) != NULL) {
+      a->embedded = false;
+    } else {
       cor_release(f);
       return -ENOMEM;
     }
@@ -366,6 +457,8 @@ int cor_await_cfuture(cor_cfuture_t *cf, void **result) {
     a->node.drop = aw_drop;
     a->f = cor_retain(f);
     a->loop = loop;
+    a->task = cor__tls_task;
+    a->cf = cor_retain(cf);
     cor__cfuture_add_cb(cf, &a->node);
     int rc = cor_await(f, NULL);
     cor_release(f);
@@ -390,14 +483,21 @@ int cor_await_cfuture(cor_cfuture_t *cf, void **result) {
  * ended (or never started). */
 typedef struct rct {
   struct cor_cfuture cf; /* first */
-  struct cor_loop *loop; /* a reference, dropped with the cfuture */
+  /* Written on the loop's thread: on cf's second line, which the loop
+   * fetches for writing when the start arrives. */
   cor__rt_loop *rl;      /* the runtime's part of loop, or NULL */
+  struct cor_task *task; /* loop thread only: the task while it runs */
+  struct cor_loop *loop; /* a reference, dropped with the cfuture */
   cor_fn fn;
   void *arg;
   const char *fname, *file;
   int line;
   char *name;            /* copied task name, or NULL */
-  struct cor_task *task; /* loop thread only: the task while it runs */
+  /* The first awaiter's record (cf.aw_slot), on a line of its own: the
+   * awaiting loop writes it after the start was posted, while this loop
+   * reads the fields above; the completer reads it right after cf's first
+   * line, and prefetches both at once. */
+  awaiter aw COR_ALIGNED_CL;
 } rct;
 
 static void rct_fini(cor_cfuture_t *cf) {
@@ -424,6 +524,10 @@ static void rct_end(rct *r) {
  * ran), on the loop's thread. */
 static void rct_task_done(cor_future_t *f, void *arg) {
   rct *r = arg;
+  /* Both lines the completion needs, fetched together rather than one
+   * after the other (the awaiter is found through the first). */
+  __builtin_prefetch(&r->cf, 1, 3);
+  __builtin_prefetch(&r->aw, 0, 3);
   r->task = NULL;
   void *res = NULL;
   int code = cor__future_take(f, &res); /* retrieved: no "never retrieved" */
@@ -447,9 +551,49 @@ static void rct_task_drop(cor__fut_cb *n) {
   rct_end(r);
 }
 
+/* The task's body: the coroutine, then its outcome straight into cf, from
+ * the task itself, as the task's future will record it (the same rules as
+ * core/task.c's task_entry): no done callback to allocate, schedule and run
+ * an iteration later, so the awaiting side hears of it sooner. The done
+ * callback stays registered until then, for a task destroyed pending (its
+ * drop completes cf with COR_ECLOSED). */
+static int rct_body(void *p, void **result) {
+  rct *r = p;
+  struct cor_task *t = cor__tls_task;
+  int rc = r->fn(r->arg, result);
+  if (rc == 0 && t->must_cancel)
+    rc = -ECANCELED; /* as task_entry: cancelled right before it returned */
+  if (cor_future_remove_done_callback(&t->fut, rct_task_done, r) != 1)
+    return rc; /* not watched (rct_start failed to): nothing to report */
+  r->task = NULL;
+  /* Its outcome is handed on here, as rct_task_done's cor__future_take did:
+   * no "never retrieved" report for the task's own future. */
+  t->fut.retrieved = 1;
+  rct_unload(r);
+  if (rc == 0) {
+    cor__cfuture_set_result(&r->cf, *result);
+  } else if (rc == -ECANCELED) {
+    cor__cfuture_set_cancelled(&r->cf, t->cancel_msg);
+  } else if (rc > 0) {
+    char buf[96];
+    snprintf(buf, sizeof buf, "task body returned %d (codes are 0 or < 0)",
+             rc);
+    cor__cfuture_set_error(&r->cf, -EINVAL, buf, t->file, t->line);
+  } else if (t->err_code == rc) {
+    cor__cfuture_set_error(&r->cf, rc, t->err_msg, t->err_file, t->err_line);
+  } else {
+    cor__cfuture_set_error(&r->cf, rc, NULL, NULL, 0);
+  }
+  rct_end(r); /* r may be gone from here */
+  return rc;
+}
+
 /* On the loop's thread: make the task. */
 static void rct_start(void *p) {
   rct *r = p;
+  /* Written here (task) and at the end (rl): one fetch for writing rather
+   * than a read then an upgrade. */
+  __builtin_prefetch(&r->rl, 1, 3);
   if (ck_pr_load_int(&r->cf.state) != COR__CF_PENDING) {
     rct_end(r); /* cancelled before it started: never runs, as asyncio */
     return;
@@ -462,7 +606,8 @@ static void rct_start(void *p) {
     rct_end(r);
     return;
   }
-  cor_coro_t *co = cor_coro_new_at(r->fn, r->arg, r->fname, r->file, r->line);
+  /* The user's coroutine name and creation site, for reports. */
+  cor_coro_t *co = cor_coro_new_at(rct_body, r, r->fname, r->file, r->line);
   cor_task_t *t = co ? cor_create_task(r->loop, co, r->name) : NULL;
   if (t == NULL) {
     int e = errno ? errno : ENOMEM;
@@ -504,6 +649,53 @@ static void rct_cancelled(cor_cfuture_t *cf, void *arg) {
     cor_release(cf); /* loop closed: its task is gone already */
 }
 
+/* One spare bridge allocation per thread, taken by the next submit. It is
+ * allocated and written right after a submit posted its start, while the
+ * target loop works on it: the block most likely last held a bridge that
+ * the other loop read and wrote, and writing it then moves its cache lines
+ * here off the round trip's path, instead of stalling the next submit's
+ * post behind those misses. Freed at thread exit (a pthread key). */
+#define RCT_MEM CF_MEM(sizeof(rct))
+static _Thread_local void *rct_spare;
+static pthread_key_t rct_spare_key;
+static pthread_once_t rct_spare_once = PTHREAD_ONCE_INIT;
+static bool rct_spare_key_ok;
+static void rct_spare_free(void *m) { cor__free(m); }
+static void rct_spare_key_make(void) {
+  rct_spare_key_ok = pthread_key_create(&rct_spare_key, rct_spare_free) == 0;
+}
+
+static void rct_spare_prepare(void) {
+  if (rct_spare != NULL)
+    return;
+  pthread_once(&rct_spare_once, rct_spare_key_make);
+  if (!rct_spare_key_ok)
+    return;
+  void *m = cor__malloc(RCT_MEM);
+  if (m == NULL)
+    return; /* no spare: the next submit allocates */
+  memset(m, 0, RCT_MEM);
+  if (pthread_setspecific(rct_spare_key, m) != 0) {
+    cor__free(m);
+    return;
+  }
+  rct_spare = m;
+}
+
+static rct *rct_alloc(void) {
+  void *m = rct_spare;
+  if (m == NULL)
+    return (rct *)cor__cfuture_alloc(sizeof(rct));
+  if (cor__in_forked_child()) {
+    cor__fork_error("cor_cfuture");
+    errno = -COR_ECLOSED;
+    return NULL;
+  }
+  rct_spare = NULL;
+  pthread_setspecific(rct_spare_key, NULL);
+  return (rct *)cfuture_init(m);
+}
+
 cor_cfuture_t *cor__rct_submit(cor_coro_t *coro, struct cor_loop *loop,
                                cor__rt_loop *rl, const char *name) {
   struct cor_coro c;
@@ -512,19 +704,21 @@ cor_cfuture_t *cor__rct_submit(cor_coro_t *coro, struct cor_loop *loop,
     err = EINVAL;
     goto fail;
   }
-  rct *r = (rct *)cor__cfuture_alloc(sizeof *r);
+  rct *r = rct_alloc();
   if (r == NULL) {
     err = errno;
     goto fail;
   }
   r->name = NULL;
   if (name && (r->name = cor__strdup(name)) == NULL) {
-    cor__free(r);
+    cor__free(r->cf.mem);
     err = ENOMEM;
     goto fail;
   }
   r->cf.loop = loop;
   r->cf.fini = rct_fini;
+  r->aw.taken = 0;
+  r->cf.aw_slot = &r->aw;
   cor__cfuture_set_cancel_fn(&r->cf, rct_cancelled, NULL);
   r->loop = cor_retain(loop);
   r->rl = rl;
@@ -547,6 +741,7 @@ cor_cfuture_t *cor__rct_submit(cor_coro_t *coro, struct cor_loop *loop,
     err = -rc;
     goto fail;
   }
+  rct_spare_prepare(); /* while the loop starts the task */
   return &r->cf;
 fail:
   if (rl)

@@ -56,7 +56,8 @@ typedef struct cor__rt_loop cor__rt_loop;
 
 enum {
   COR__CF_PENDING = 0,
-  COR__CF_RUNNING, /* an executor job started: cancel refuses (-EBUSY) */
+  COR__CF_RUNNING,    /* an executor job started: cancel refuses (-EBUSY) */
+  COR__CF_COMPLETING, /* one completer won; the outcome is being written */
   COR__CF_DONE,
   COR__CF_CANCELLED,
 };
@@ -79,32 +80,46 @@ struct cor__cf_cb {
  * outside every lock. */
 typedef void (*cor__cf_cancel_fn)(cor_cfuture_t *cf, void *arg);
 
+/* No lock: the state word decides who completes (one CAS from PENDING or
+ * RUNNING to COMPLETING), and the callback list is a lock-free stack that
+ * the completer closes with one exchange. The first cache line (the
+ * allocation is line-aligned) holds everything a completion writes and a
+ * waiter reads, so a completion on another core moves one line. */
 struct cor_cfuture {
   cor__obj obj;
-  /* COR__CF_*: written under `lock` with an exchange (a full barrier that
-   * orders the outcome fields before it and the `sleepers` load after it),
-   * read without the lock by waiters, and the futex word they sleep on. */
+  /* COR__CF_*: moved to COMPLETING by the one completer (CAS), then to
+   * DONE/CANCELLED with an exchange (a full barrier that orders the
+   * outcome fields before it and the `sleepers` load after it); read by
+   * waiters, and the futex word they sleep on. */
   int state;
   /* Threads asleep (or about to sleep) on the futex: the completer calls
    * futex_wake only when this is non-zero, so a waiter that caught the
    * result while spinning costs the completer no syscall. */
   int sleepers;
-  pthread_mutex_t lock; /* state changes and the callback list */
+  /* Callbacks, newest first (pushed with a CAS); the completer exchanges
+   * it for COR__CF_CBS_CLOSED and runs them oldest first. */
+  cor__cf_cb *cbs;
   int code;
+  int line;
   void *result;
   char *msg;
   const char *file;
-  int line;
-  cor__cf_cb *cbs, **cbs_tail;
   /* The loop that completes it (run_coroutine_threadsafe), for the
    * COR_ETHREAD check of cor_cfuture_result; NULL for executor jobs. */
   struct cor_loop *loop;
+  /* --- second line: set before the cfuture is shared */
   cor__cf_cancel_fn cancel_fn;
   void *cancel_arg;
   /* Frees what the creator put after this struct; runs when the last
    * reference goes (any thread). May be NULL. */
   void (*fini)(cor_cfuture_t *cf);
+  void *mem; /* the allocation (the struct is aligned inside it) */
+  /* A spare awaiter record inside the creator's part (run_coroutine_
+   * threadsafe's bridge), or NULL. Set before cf is shared, read-only
+   * after: the record's own flag says whether an await took it. */
+  void *aw_slot;
 };
+#define COR__CF_CBS_CLOSED ((cor__cf_cb *)1)
 
 /* Allocates a pending cfuture of `size` bytes (>= sizeof(struct
  * cor_cfuture): the rest is the creator's, freed with it). The caller holds

@@ -1,12 +1,16 @@
 /* The per-core runtime: N loops on N pinned threads, placement of spawned
  * tasks, the phased shutdown, fork detection, and the bounded door.
  *
- * Placement: each loop has one atomic counter of live tasks the runtime put
- * there (incremented by the spawning thread, decremented on the loop when the
- * task's outcome reached its cfuture). A spawn reads every counter and takes
- * the smallest, starting from a per-thread rotating index so ties spread.
- * The counter sits on its own cache line: spawns from many threads contend
- * only on the counter of the loop they pick.
+ * Placement: a loop's load is the number of live tasks the runtime put there,
+ * kept as two monotonic counters on two cache lines: `admitted`, bumped by
+ * the spawning threads, and `ended`, bumped on the loop when a task's
+ * outcome reached its cfuture. Load = admitted - ended. Split so that a
+ * spawn and the end of the task it spawned never pull one line back and
+ * forth between the spawner's core and the loop's (two cache misses per
+ * cross-loop await otherwise). A spawn reads every load and takes the
+ * smallest, starting from a per-thread rotating index so ties spread.
+ * Spawns from many threads contend only on the counter of the loop they
+ * pick.
  *
  * Shutdown is driven from the calling thread with one deadline: it stops
  * admissions, asks each loop to cancel its tasks (a 1 ms check callback on
@@ -28,8 +32,12 @@
 enum { RT_RUNNING = 0, RT_STOPPING, RT_CLOSED };
 
 struct cor__rt_loop {
-  /* Live tasks placed here: written by spawning threads and by the loop. */
-  int live COR_ALIGNED_CL;
+  /* Live tasks placed here = admitted - ended (unsigned, wrapping).
+   * admitted: bumped (and, on a refused admission, unbumped) by spawning
+   * threads. ended: bumped by the loop as each task's outcome is published
+   * (by the spawner only on a failed submit). Each on its own line. */
+  unsigned admitted COR_ALIGNED_CL;
+  unsigned ended COR_ALIGNED_CL;
   /* Read-mostly from here on. */
   struct cor_runtime *rt COR_ALIGNED_CL;
   cor_loop_t *loop;
@@ -134,18 +142,28 @@ bool cor__rt_accepting(cor__rt_loop *rl) {
   return ck_pr_load_int(&rl->rt->state) == RT_RUNNING;
 }
 
+/* Live tasks on rl. `ended` is read first: a task admitted and ended
+ * between the two loads then counts as live (an over-estimate, never an
+ * under-estimate, which is what the shutdown's quiet check needs). */
+static int rt_live(const cor__rt_loop *rl) {
+  unsigned e = ck_pr_load_uint((unsigned *)&rl->ended);
+  ck_pr_fence_load();
+  unsigned a = ck_pr_load_uint((unsigned *)&rl->admitted);
+  return (int)(a - e);
+}
+
 bool cor__rt_task_admit(cor__rt_loop *rl) {
   /* Count first, then check the state: the increment is a full barrier, and
    * shutdown sets the state before it reads the counters (Dekker), so either
    * we see the runtime stopping or shutdown sees our task. */
-  ck_pr_inc_int(&rl->live);
+  ck_pr_inc_uint(&rl->admitted);
   if (COR_LIKELY(cor__rt_accepting(rl)))
     return true;
-  ck_pr_dec_int(&rl->live);
+  ck_pr_dec_uint(&rl->admitted);
   return false;
 }
 
-void cor__rt_task_ended(cor__rt_loop *rl) { ck_pr_dec_int(&rl->live); }
+void cor__rt_task_ended(cor__rt_loop *rl) { ck_pr_inc_uint(&rl->ended); }
 
 static unsigned pick_loop(cor_runtime_t *rt) {
   static _Thread_local unsigned rot;
@@ -153,10 +171,10 @@ static unsigned pick_loop(cor_runtime_t *rt) {
   if (n == 1)
     return 0;
   unsigned start = rot++ % n, best = start;
-  int best_live = ck_pr_load_int(&rt->loops[start].live);
+  int best_live = rt_live(&rt->loops[start]);
   for (unsigned k = 1; k < n && best_live > 0; k++) {
     unsigned i = start + k < n ? start + k : start + k - n;
-    int l = ck_pr_load_int(&rt->loops[i].live);
+    int l = rt_live(&rt->loops[i]);
     if (l < best_live) {
       best = i;
       best_live = l;
@@ -469,7 +487,7 @@ static void sd_check(void *p) {
     if (t->ncancel == 0 && t->tstate < COR__TASK_EXITED)
       cor_task_cancel(t, "runtime shutdown");
   }
-  if (pending == 0 && ck_pr_load_int(&rl->live) == 0) {
+  if (pending == 0 && rt_live(rl) <= 0) {
     rl->sd_checking = false;
     ck_pr_store_int(&rl->quiet, 1);
     ck_pr_inc_int(&rl->rt->quiet_seq);
@@ -638,7 +656,7 @@ int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
   cor__rt_loop *rl = &rt->loops[i];
   cor_loop_t *l = rl->loop;
   cor_loop_get_stats(l, &out->loop);
-  int live = ck_pr_load_int(&rl->live);
+  int live = rt_live(rl);
   out->tasks = live > 0 ? (uint64_t)live : 0;
   out->ready = ck_pr_load_64(&l->st_ready);
   uint64_t pushed = ck_pr_load_64(&l->ts_pushed);
