@@ -336,7 +336,8 @@ struct cor_loop {
   pthread_t owner;
   bool has_owner;
   unsigned ts_batch;
-  uint64_t spin_ns;
+  uint64_t spin_ns;  /* the configured idle spin */
+  uint64_t spin_cur; /* the next spin's length: adapts, see run_once */
   uint64_t now; /* clock cached at the top of each iteration */
   /* Ready entries of the current batch not yet run. A suspending task may
    * take the next one itself (a task-to-task hand-off, core/task.c), so it

@@ -65,7 +65,7 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
   loop->poller.fd = -1;
   cor__mpsc_init(&loop->mpsc);
   loop->ts_batch = o.threadsafe_batch ? o.threadsafe_batch : DEFAULT_TS_BATCH;
-  loop->spin_ns = o.spin_seconds < 0    ? 0
+  loop->spin_ns = loop->spin_cur = o.spin_seconds < 0    ? 0
                   : o.spin_seconds == 0 ? DEFAULT_SPIN_NS
                                         : (uint64_t)(o.spin_seconds * 1e9);
   const char *dbg = getenv("CORIO_DEBUG");
@@ -749,9 +749,9 @@ static void run_once(cor_loop_t *loop) {
   if (timeout != 0) {
     /* Spin first: a post arriving within spin_ns costs a cache miss
      * instead of a ~13 us eventfd wake-up. Never past the next timer. */
-    if (loop->spin_ns > 0) {
-      uint64_t until = now + loop->spin_ns, t = now;
-      if (timeout > 0 && (uint64_t)timeout < loop->spin_ns)
+    if (loop->spin_cur > 0) {
+      uint64_t until = now + loop->spin_cur, t = now;
+      if (timeout > 0 && (uint64_t)timeout < loop->spin_cur)
         until = now + (uint64_t)timeout;
       unsigned k = 0;
       while (cor__mpsc_empty(&loop->mpsc)) {
@@ -765,10 +765,19 @@ static void run_once(cor_loop_t *loop) {
           sched_yield();
         }
       }
+      /* Adaptive for loops with fds: the spin watches only the
+       * cross-thread queue, so where work mostly arrives on sockets a spin
+       * that finds nothing halves the next one, down to 1/32 (~1.5 us per
+       * idle moment instead of 50); a spin that catches work earns back its
+       * full length. Loops without fds keep the full spin: other threads
+       * are their only source of work besides timers. */
       if (!cor__mpsc_empty(&loop->mpsc)) {
         timeout = 0;
+        loop->spin_cur = loop->spin_ns;
         ck_pr_store_64(&loop->st_spin_wakes, loop->st_spin_wakes + 1);
       } else {
+        if (loop->nio > 0 && loop->spin_cur > loop->spin_ns / 32)
+          loop->spin_cur /= 2;
         /* A spin that found nothing counts as idle (cor_loop_counters). */
         ck_pr_store_64(&loop->st_idle_ns, loop->st_idle_ns + (t - now));
         loop->now = now = t;

@@ -374,6 +374,37 @@ static void test_signals(void **state) {
   assert_ptr_equal(after.sa_handler, before.sa_handler);
 }
 
+
+/* The idle spin adapts on loops with fds: spins that catch nothing shrink
+ * (to 1/32), a caught cross-thread post restores the full spin; loops
+ * without fds keep it. */
+static int spin_ticks;
+static void spin_tick(void *loop) {
+  if (++spin_ticks < 20)
+    cor_call_later(loop, 0.0002, spin_tick, loop, NULL);
+  else
+    cor_loop_stop(loop);
+}
+static void test_adaptive_spin(void **state) {
+  cor_loop_t *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+  spin_ticks = 0;
+  cor_call_soon(loop, spin_tick, loop, NULL);
+  assert_int_equal(cor_loop_run_forever(loop), 0);
+  assert_int_equal(loop->spin_cur, loop->spin_ns); /* no fds: full spin */
+  assert_int_equal(cor_loop_add_reader(loop, p[0], count_cb, NULL), 0);
+  spin_ticks = 0;
+  cor_call_soon(loop, spin_tick, loop, NULL);
+  assert_int_equal(cor_loop_run_forever(loop), 0);
+  assert_true(loop->spin_cur <= loop->spin_ns / 16);
+  assert_true(loop->spin_cur >= loop->spin_ns / 64);
+  assert_int_equal(cor_loop_remove_reader(loop, p[0]), 0);
+  close(p[0]);
+  close(p[1]);
+  free_loop(loop);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void try_close(void *arg) {
@@ -562,6 +593,7 @@ int main(void) {
       cmocka_unit_test(test_socket_rw),
       cmocka_unit_test(test_fd_misuse),
       cmocka_unit_test(test_signals),
+      cmocka_unit_test(test_adaptive_spin),
       cmocka_unit_test(test_close_and_running),
       cmocka_unit_test(test_close_drops_pending),
       cmocka_unit_test(test_release_unclosed),
