@@ -659,7 +659,7 @@ int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
   int live = rt_live(rl);
   out->tasks = live > 0 ? (uint64_t)live : 0;
   out->ready = ck_pr_load_64(&l->st_ready);
-  uint64_t pushed = ck_pr_load_64(&l->ts_pushed);
+  uint64_t pushed = ck_pr_load_64(&l->mpsc.pushed);
   uint64_t ran = ck_pr_load_64(&l->st_ts_run);
   out->queue_depth = pushed > ran ? pushed - ran : 0;
   uint64_t idle = ck_pr_load_64(&l->st_idle_ns);
@@ -679,14 +679,14 @@ int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
  * CAS loop keeps bounded posts exact: they never push the depth past the
  * limit (unbounded posts may, and are counted). */
 static bool door_reserve(cor_loop_t *loop, uint64_t limit) {
-  uint64_t pushed = __atomic_load_n(&loop->ts_pushed, __ATOMIC_RELAXED);
+  uint64_t pushed = __atomic_load_n(&loop->mpsc.pushed, __ATOMIC_RELAXED);
   for (;;) {
     uint64_t ran = ck_pr_load_64(&loop->st_ts_run);
     if (pushed - ran >= limit && pushed >= ran)
       return false;
     /* Seq-cst CAS (lock cmpxchg): the same instruction ck would use, spelt
      * so that TSan sees it. */
-    if (__atomic_compare_exchange_n(&loop->ts_pushed, &pushed, pushed + 1,
+    if (__atomic_compare_exchange_n(&loop->mpsc.pushed, &pushed, pushed + 1,
                                     false, __ATOMIC_SEQ_CST,
                                     __ATOMIC_RELAXED))
       return true;
@@ -696,7 +696,7 @@ static bool door_reserve(cor_loop_t *loop, uint64_t limit) {
 static int door_post(cor_loop_t *loop, cor_callback cb, void *arg) {
   int rc = cor__loop_post_reserved(loop, cb, arg);
   if (rc != 0) /* give the place back */
-    __atomic_sub_fetch(&loop->ts_pushed, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&loop->mpsc.pushed, 1, __ATOMIC_SEQ_CST);
   return rc;
 }
 
@@ -738,7 +738,7 @@ int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
     int seq = ck_pr_load_int(&loop->ts_space_seq);
     ck_pr_inc_int(&loop->ts_space_waiters);
     uint64_t ran = ck_pr_load_64(&loop->st_ts_run);
-    uint64_t pushed = __atomic_load_n(&loop->ts_pushed, __ATOMIC_RELAXED);
+    uint64_t pushed = __atomic_load_n(&loop->mpsc.pushed, __ATOMIC_RELAXED);
     if (pushed - ran >= limit) {
       uint64_t cap = cor__now_ns() + 10000000u;
       cor__futex_wait(&loop->ts_space_seq, seq, cap < deadline ? cap : deadline);

@@ -138,7 +138,9 @@ typedef struct cor_loop_counters {
   cor_loop_stats loop;  /* iterations, callbacks, wake-ups written/saved... */
   uint64_t tasks;       /* live tasks the runtime placed here (its load) */
   uint64_t ready;       /* ready callbacks as the last iteration ended */
-  uint64_t queue_depth; /* cross-thread callbacks posted, not yet run */
+  uint64_t queue_depth; /* cross-thread callbacks posted, not yet run: exact
+                           with a queue limit; otherwise sampled, low by at
+                           most 15 per posting thread */
   uint64_t busy_ns;     /* time running, not idle, since the loop started */
   uint64_t idle_ns;     /* time spinning idle or asleep in the poller */
 } cor_loop_counters;
