@@ -402,6 +402,24 @@ int cor__loop_io_et_add(struct cor_loop *loop, int fd, cor_callback rcb,
                         cor_callback wcb, void *arg);
 int cor__loop_io_et_del(struct cor_loop *loop, int fd);
 
+/* The ready ring's push, for the loop's own modules (a task's resume): no
+ * argument or thread checks, the caller is the loop's code on its thread. */
+int cor__ready_grow(struct cor_loop *loop);
+static inline int cor__ready_push(struct cor_loop *loop, cor_callback cb,
+                                  void *arg, uint32_t slot) {
+  if (COR_UNLIKELY(loop->rlen == loop->rcap)) {
+    int err = cor__ready_grow(loop);
+    if (err)
+      return err;
+  }
+  cor__ready_ent *e = &loop->ready[(loop->rhead + loop->rlen) & (loop->rcap - 1)];
+  e->cb = cb;
+  e->arg = arg;
+  e->slot = slot;
+  loop->rlen++;
+  return 0;
+}
+
 /* Loop hooks that later modules set (tasks: report pending tasks at close). */
 extern void (*cor__loop_close_hook)(struct cor_loop *loop);
 

@@ -259,7 +259,7 @@ static inline cor_handle_t make_handle(cor_loop_t *loop, uint32_t i) {
 
 /* ------------------------------------------------------------ ready queue */
 
-static int ready_grow(cor_loop_t *loop) {
+int cor__ready_grow(cor_loop_t *loop) {
   uint32_t old = loop->rcap, cap = old * 2;
   if (cap == 0 || cap > (1u << 30))
     return -ENOMEM;
@@ -278,17 +278,7 @@ static int ready_grow(cor_loop_t *loop) {
 
 static inline int ready_push(cor_loop_t *loop, cor_callback cb, void *arg,
                              uint32_t slot) {
-  if (COR_UNLIKELY(loop->rlen == loop->rcap)) {
-    int err = ready_grow(loop);
-    if (err)
-      return err;
-  }
-  cor__ready_ent *e = &loop->ready[(loop->rhead + loop->rlen) & (loop->rcap - 1)];
-  e->cb = cb;
-  e->arg = arg;
-  e->slot = slot;
-  loop->rlen++;
-  return 0;
+  return cor__ready_push(loop, cb, arg, slot);
 }
 
 /* ------------------------------------------------------------ scheduling */

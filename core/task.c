@@ -657,7 +657,13 @@ int cor_yield(void) {
     t->must_cancel = false;
     return -ECANCELED;
   }
-  int rc = cor_call_soon(t->tl->loop, task_step, t, NULL);
+  struct cor_loop *loop = t->tl->loop;
+  /* The running task is on its loop's thread, and a running loop is open:
+   * the public call's checks would only repeat that. Debug mode takes the
+   * public path, which records the scheduling site. */
+  int rc = COR_LIKELY(!loop->callflags)
+               ? cor__ready_push(loop, task_step, t, 0)
+               : cor_call_soon(loop, task_step, t, NULL);
   if (COR_UNLIKELY(rc != 0))
     return rc;
   t->await_ra = __builtin_return_address(0);
