@@ -305,6 +305,24 @@ static inline bool handoff(struct cor_task *t) {
   n->tstate = COR__TASK_RUNNING;
   if (n == t)
     return true;
+#ifdef COR__CTX_ASM
+  /* The next two tasks of the batch will most likely be handed to in turn:
+   * pull the saved stack top of the one after n (its struct was prefetched
+   * at the previous hand-off) and the struct of the one after that, so the
+   * switches find them in the cache. */
+  uint32_t mask = loop->rcap - 1;
+  if (loop->todo > 0) {
+    cor__ready_ent *e2 = &loop->ready[loop->rhead];
+    if (e2->cb == task_step) {
+      __builtin_prefetch(((struct cor_task *)e2->arg)->ctx.sp, 0);
+      if (loop->todo > 1) {
+        cor__ready_ent *e3 = &loop->ready[(loop->rhead + 1) & mask];
+        if (e3->cb == task_step)
+          __builtin_prefetch(e3->arg, 1);
+      }
+    }
+  }
+#endif
   cor__tls_task = n;
   cor__tls_stack = n->stack;
   t->tl->cur = n;
