@@ -283,6 +283,27 @@ static inline int ready_push(cor_loop_t *loop, cor_callback cb, void *arg,
 
 /* ------------------------------------------------------------ scheduling */
 
+/* A cancellable ready callback: a slot (for the handle, and in debug mode
+ * the scheduling site) plus its ring entry. `out` may be NULL (debug mode
+ * takes a slot for the site alone); `site` NULL records none. */
+static int push_with_slot(cor_loop_t *loop, cor_callback cb, void *arg,
+                          cor_handle_t *out, void *site) {
+  uint32_t i;
+  int err = slot_alloc(loop, &i);
+  if (err)
+    return err;
+  if ((err = ready_push(loop, cb, arg, i)) != 0) {
+    slot_free(loop, i);
+    return err;
+  }
+  loop->slots[i].state = COR__SLOT_READY;
+  if (site != NULL)
+    cor__debug_set_site(loop, i, site);
+  if (out)
+    *out = make_handle(loop, i);
+  return 0;
+}
+
 /* Off the owner's fast path: a call from a thread that is not running the
  * loop (setup before it runs, a wrong thread, a forked child whose loop
  * threads are gone: `closed` is read atomically here), a closed loop, or
@@ -298,20 +319,7 @@ call_soon_slow(cor_loop_t *loop, cor_callback cb, void *arg, cor_handle_t *out,
   bool debug = loop->callflags & COR__CF_DEBUG;
   if (out == NULL && !debug)
     return ready_push(loop, cb, arg, 0);
-  uint32_t i;
-  int err = slot_alloc(loop, &i);
-  if (err)
-    return err;
-  if ((err = ready_push(loop, cb, arg, i)) != 0) {
-    slot_free(loop, i);
-    return err;
-  }
-  loop->slots[i].state = COR__SLOT_READY;
-  if (debug)
-    cor__debug_set_site(loop, i, site);
-  if (out)
-    *out = make_handle(loop, i);
-  return 0;
+  return push_with_slot(loop, cb, arg, out, debug ? site : NULL);
 }
 
 int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
@@ -325,17 +333,7 @@ int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
     return call_soon_slow(loop, cb, arg, out, __builtin_return_address(0));
   if (COR_LIKELY(out == NULL))
     return ready_push(loop, cb, arg, 0);
-  uint32_t i;
-  int err = slot_alloc(loop, &i);
-  if (err)
-    return err;
-  if ((err = ready_push(loop, cb, arg, i)) != 0) {
-    slot_free(loop, i);
-    return err;
-  }
-  loop->slots[i].state = COR__SLOT_READY;
-  *out = make_handle(loop, i);
-  return 0;
+  return push_with_slot(loop, cb, arg, out, NULL);
 }
 
 static int call_at_site(cor_loop_t *loop, uint64_t when, cor_callback cb,

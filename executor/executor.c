@@ -248,6 +248,23 @@ void cor__xjob_init(cor__xjob *j, cor_loop_t *loop, cor__xport *port,
   j->line = 0;
 }
 
+bool cor__xjob_deliver_cancelled(cor__xjob *x) {
+  if (x->outcome == COR__XJ_CANCEL) {
+    /* Cancel the future here, on its loop, without scheduling our own
+     * cancel node. */
+    if (cor__future_remove_cb(&x->fut, &x->cancel_node))
+      x->cancel_ran = true;
+    cor_future_cancel(&x->fut, "executor shut down");
+    cor__xjob_release(x);
+    return true;
+  }
+  if (x->outcome == COR__XJ_DROP) {
+    cor__xjob_release(x);
+    return true;
+  }
+  return false;
+}
+
 void cor__xjob_release(cor__xjob *j) {
   if (j->fut.state == COR__FUT_CANCELLED && !j->cancel_ran) {
     /* The cancel node is scheduled and has not run: it points at this

@@ -96,6 +96,10 @@ void cor__xjob_finish(cor__xjob *j, int code, void *result, char *msg,
 /* Loop thread: drops the job's reference (deferred to the cancel node when
  * it is scheduled and has not run yet). */
 void cor__xjob_release(cor__xjob *j);
+/* On the job's loop, first thing when a finished job is delivered: a job
+ * cancelled by shutdown(cancel_futures) is cancelled here, a dropped one
+ * released. Returns true when it did either (the job is gone). */
+bool cor__xjob_deliver_cancelled(cor__xjob *j);
 /* Loop thread: delivers what sits in the ports of `ex` for `loop` now. */
 void cor__executor_drain_loop(cor_executor_t *ex, cor_loop_t *loop);
 /* True when a drain of `ex` to `loop` is posted and not yet run. */

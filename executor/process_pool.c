@@ -755,17 +755,8 @@ static void keep_drop(cor__fut_cb *n) {
 
 static void pjob_deliver(cor__xjob *x) {
   pjob *j = (pjob *)x;
-  if (x->outcome == COR__XJ_CANCEL) {
-    if (cor__future_remove_cb(&x->fut, &x->cancel_node))
-      x->cancel_ran = true;
-    cor_future_cancel(&x->fut, "executor shut down");
-    cor__xjob_release(x);
+  if (cor__xjob_deliver_cancelled(x))
     return;
-  }
-  if (x->outcome == COR__XJ_DROP) {
-    cor__xjob_release(x);
-    return;
-  }
   char *msg = x->msg;
   x->msg = NULL;
   if (x->code < 0 || x->fut.state != COR__FUT_PENDING) {

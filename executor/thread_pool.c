@@ -494,19 +494,8 @@ static int submit(tpool *p, tjob *t) {
 }
 
 static void ljob_deliver(cor__xjob *x) {
-  if (x->outcome == COR__XJ_CANCEL) {
-    /* Cancelled by shutdown(cancel_futures): cancel the future here, on
-     * its loop, without scheduling our own node. */
-    if (cor__future_remove_cb(&x->fut, &x->cancel_node))
-      x->cancel_ran = true;
-    cor_future_cancel(&x->fut, "executor shut down");
-    cor__xjob_release(x);
+  if (cor__xjob_deliver_cancelled(x))
     return;
-  }
-  if (x->outcome == COR__XJ_DROP) {
-    cor__xjob_release(x);
-    return;
-  }
   char *msg = x->msg;
   x->msg = NULL;
   cor__xjob_finish(x, x->code, x->result, msg, x->file, x->line);
