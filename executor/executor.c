@@ -33,6 +33,21 @@ unsigned cor__affinity_cpus(void) {
 
 /* ------------------------------------------------------------ the object */
 
+void *cor__executor_alloc(size_t size, const cor__xops *ops, int kind) {
+  cor_executor_t *ex = cor__calloc(1, size);
+  if (ex == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  int err = -cor__executor_init(ex, ops, kind);
+  if (err) {
+    cor__free(ex);
+    errno = err;
+    return NULL;
+  }
+  return ex;
+}
+
 int cor__executor_init(cor_executor_t *ex, const cor__xops *ops, int kind) {
   cor__obj_init(&ex->obj, COR__OBJ_EXECUTOR);
   ex->ops = ops;

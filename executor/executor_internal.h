@@ -74,6 +74,9 @@ struct cor__xjob {
 
 /* Base initialisation of a pool (obj, iref = 1, ports). */
 int cor__executor_init(cor_executor_t *ex, const cor__xops *ops, int kind);
+/* A pool object of `size` bytes whose first member is the executor, zeroed
+ * and initialised; NULL with errno set. */
+void *cor__executor_alloc(size_t size, const cor__xops *ops, int kind);
 void cor__executor_iref_get(cor_executor_t *ex);
 void cor__executor_iref_put(cor_executor_t *ex);
 /* Frees the ports and their loop references (from destroy). */

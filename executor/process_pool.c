@@ -105,17 +105,10 @@ cor_executor_t *cor_process_pool_new(const cor_process_pool_opts *opts) {
     errno = EINVAL;
     return NULL;
   }
-  ppool *p = cor__calloc(1, sizeof *p);
-  if (p == NULL) {
-    errno = ENOMEM;
+  ppool *p = cor__executor_alloc(sizeof *p, &pp_ops, COR__X_PROCESS);
+  if (p == NULL)
     return NULL;
-  }
-  int err = -cor__executor_init(&p->ex, &pp_ops, COR__X_PROCESS);
-  if (err) {
-    cor__free(p);
-    errno = err;
-    return NULL;
-  }
+  int err;
   p->ex.max_workers = o.max_workers ? o.max_workers : cor__affinity_cpus();
   p->timeout_ns = o.job_timeout > 0 ? (uint64_t)(o.job_timeout * 1e9) : 0;
   p->max_payload = o.max_payload ? o.max_payload : DEFAULT_MAX_PAYLOAD;

@@ -124,17 +124,9 @@ cor_executor_t *cor_thread_pool_new(const cor_thread_pool_opts *opts) {
     return NULL;
   }
   unsigned cpus = cor__affinity_cpus();
-  tpool *p = cor__calloc(1, sizeof *p);
-  if (p == NULL) {
-    errno = ENOMEM;
+  tpool *p = cor__executor_alloc(sizeof *p, &tp_ops, COR__X_THREAD);
+  if (p == NULL)
     return NULL;
-  }
-  int err = -cor__executor_init(&p->ex, &tp_ops, COR__X_THREAD);
-  if (err) {
-    cor__free(p);
-    errno = err;
-    return NULL;
-  }
   p->ex.max_workers = o.max_workers ? o.max_workers
                                     : (cpus + 4 < 32 ? cpus + 4 : 32);
   p->queue_limit = o.queue_limit;
