@@ -811,3 +811,54 @@ static void watchdog_stop(struct cor_loop *loop) {
   pthread_join(d->wd_thread, NULL);
   d->wd_running = false;
 }
+
+/* ------------------------------------------------------------ unrun handles */
+
+/* One line per handle, at most this many; then a count of the rest. */
+#define UNRUN_MAX_LINES 16
+
+static void unrun_line(struct cor_loop *loop, const char *prefix,
+                       cor_callback cb, uint32_t slot, const char *what) {
+  char fn[128], at[300];
+  cor__fn_name((const void *)(uintptr_t)cb, fn, sizeof fn);
+  at[0] = 0;
+  struct cor__dbg *d = loop->dbg;
+  if (slot != 0 && d != NULL && slot < d->sites_cap && d->sites[slot])
+    cor__site(d->sites[slot], at, sizeof at);
+  if (at[0])
+    COR_LOG(COR_LOG_WARNING, "%s<Handle %s() created at %s> (%s) dropped unrun",
+            prefix, fn, at, what);
+  else
+    COR_LOG(COR_LOG_WARNING, "%s<Handle %s()> (%s) dropped unrun", prefix, fn,
+            what);
+}
+
+size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix) {
+  size_t n = 0;
+  uint64_t now = cor__now_ns();
+  for (uint32_t i = 0; i < loop->timers.len; i++) {
+    const cor__timer_ent *e = &loop->timers.ents[i];
+    const cor__slot *s = &loop->slots[e->slot];
+    if (s->state != COR__SLOT_TIMER)
+      continue;
+    if (n++ < UNRUN_MAX_LINES) {
+      char what[64];
+      snprintf(what, sizeof what, "timer due in %.3f s",
+               e->when > now ? (double)(e->when - now) / 1e9 : 0.0);
+      unrun_line(loop, prefix, s->cb, e->slot, what);
+    }
+  }
+  for (uint32_t i = 0; i < loop->rlen; i++) {
+    const cor__ready_ent *e = &loop->ready[(loop->rhead + i) & (loop->rcap - 1)];
+    if (e->slot != 0 && loop->slots[e->slot].state != COR__SLOT_READY)
+      continue; /* cancelled */
+    if (cor__is_task_step(e->cb))
+      continue; /* a task's step: the task is reported as a task */
+    if (n++ < UNRUN_MAX_LINES)
+      unrun_line(loop, prefix, e->cb, e->slot, "ready");
+  }
+  if (n > UNRUN_MAX_LINES)
+    COR_LOG(COR_LOG_WARNING, "%s... and %zu more handle(s) dropped unrun",
+            prefix, n - UNRUN_MAX_LINES);
+  return n;
+}

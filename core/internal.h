@@ -518,6 +518,11 @@ void cor__debug_slow_poll(struct cor_loop *loop, int64_t timeout_ns,
 /* Watchdog and dump signal: a callback starts / ends (debug variant). */
 void cor__debug_cb_begin(struct cor_loop *loop, cor_callback cb, void *arg);
 void cor__debug_cb_end(struct cor_loop *loop);
+/* Logs (WARNING, each line starting with `prefix`) the timers and ready
+ * callbacks of `loop` that will not run, with their creation sites in debug
+ * mode; task steps are left out (tasks are reported as tasks). At most 16
+ * lines, then a count. Owner thread, loop not running. Returns how many. */
+size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix);
 /* Tasks (core/task.c) for debug reports: a task step's repr, and the task
  * dump of one loop. */
 bool cor__is_task_step(cor_callback cb);

@@ -395,17 +395,23 @@ static cor_executor_t *default_take(cor_loop_t *loop, cor_loop_t **loop_ref) {
   return ex;
 }
 
-void cor__executor_shutdown_default(cor_loop_t *loop) {
+size_t cor__executor_shutdown_default_until(cor_loop_t *loop,
+                                            uint64_t deadline,
+                                            const char *prefix) {
   cor_loop_t *lref = NULL;
   cor_executor_t *ex = default_take(loop, &lref);
   if (ex == NULL)
-    return;
-  cor_executor_shutdown(ex, true, false);
+    return 0;
+  size_t left = 0;
+  if (ex->ops->shutdown(ex, true, false, deadline) == -ETIMEDOUT &&
+      ex->ops->report)
+    left = ex->ops->report(ex, prefix ? prefix : "");
   /* The workers handed their last completions to the loop's queue: run the
    * loop until those drains ran, so no future is left pending and no
    * posted drain is dropped by close. Only when this thread may run it. */
   for (int i = 0; i < 64 && cor__executor_drain_pending(ex, loop) &&
-                  !cor_loop_is_running(loop) && !cor_loop_is_closed(loop);
+                  !cor_loop_is_running(loop) && !cor_loop_is_closed(loop) &&
+                  cor__now_ns() < deadline;
        i++) {
     cor_loop_stop(loop);
     if (cor_loop_run_forever(loop) != 0)
@@ -413,6 +419,11 @@ void cor__executor_shutdown_default(cor_loop_t *loop) {
   }
   cor_release(ex);
   cor_release(lref);
+  return left;
+}
+
+void cor__executor_shutdown_default(cor_loop_t *loop) {
+  cor__executor_shutdown_default_until(loop, UINT64_MAX, NULL);
 }
 
 static void default_close_hook(struct cor_loop *loop) {

@@ -28,6 +28,10 @@ typedef struct cor__xops {
   void (*cancelled)(cor__xjob *j);
   /* Frees the pool's memory; every worker is gone. */
   void (*destroy)(cor_executor_t *ex);
+  /* After a shutdown that timed out: logs (WARNING, each line starting
+   * with prefix) every job still running or queued, with its function and
+   * submission site; returns how many. May be NULL. */
+  size_t (*report)(cor_executor_t *ex, const char *prefix);
 } cor__xops;
 
 struct cor_executor {

@@ -189,6 +189,14 @@ bool cor__rt_accepting(cor__rt_loop *rl);
  * stopped and before it is closed. cor_run reaches it through
  * cor__run_shutdown_hook. */
 void cor__executor_shutdown_default(struct cor_loop *loop);
+/* The same within a deadline (cor__now_ns; UINT64_MAX = none): when the
+ * workers are not done by then, logs each job still running or queued
+ * (WARNING, lines starting with `prefix`: the job's function and where it
+ * was submitted) and returns how many; they finish later, and what they
+ * hand back to a closed loop is dropped. */
+size_t cor__executor_shutdown_default_until(struct cor_loop *loop,
+                                            uint64_t deadline,
+                                            const char *prefix);
 /* ---- end executors */
 
 #endif

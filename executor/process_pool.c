@@ -94,7 +94,9 @@ static int pp_shutdown(cor_executor_t *ex, bool wait, bool cancel,
                        uint64_t deadline);
 static void pp_cancelled(cor__xjob *j);
 static void pp_destroy(cor_executor_t *ex);
-static const cor__xops pp_ops = {pp_shutdown, pp_cancelled, pp_destroy};
+/* No report: at a shutdown deadline the manager kills the workers and each
+ * job in flight fails with a message saying so. */
+static const cor__xops pp_ops = {pp_shutdown, pp_cancelled, pp_destroy, NULL};
 extern _Thread_local cor_executor_t *cor__tls_worker_of;
 
 /* ------------------------------------------------------------ the pool */

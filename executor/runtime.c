@@ -48,6 +48,7 @@ struct cor__rt_loop {
   int stop_requested; /* atomic: loop_main leaves run_forever for good */
   int quiet;          /* atomic: no task left during shutdown */
   bool sd_checking;   /* loop thread: the check callback is scheduled */
+  cor_handle_t sd_handle; /* loop thread: its timer, while scheduled */
   int exited;         /* atomic: the thread is about to return */
   bool stuck;         /* the join timed out: thread left running */
   uint64_t started_ns, ended_ns; /* atomic: the loop thread's run, for
@@ -217,9 +218,16 @@ static void *loop_main(void *p) {
     cor_loop_stop(loop);
     cor_loop_run_forever(loop);
   }
-  /* The executors of this loop (the default thread pool). */
-  if (cor__run_shutdown_hook)
-    cor__run_shutdown_hook(loop);
+  /* The executors of this loop (the default thread pool), within the
+   * deadline; jobs still running or queued at the deadline are reported. */
+  char prefix[48];
+  snprintf(prefix, sizeof prefix, "runtime shutdown: loop %u: ", rl->index);
+  /* The executor gets 90% of what is left, so that this thread still has
+   * time to report and close before the caller's join gives up on it. */
+  uint64_t now = cor__now_ns(), xdeadline = deadline;
+  if (deadline != UINT64_MAX)
+    xdeadline = now >= deadline ? now : now + (deadline - now) / 10 * 9;
+  size_t jobs = cor__executor_shutdown_default_until(loop, xdeadline, prefix);
   /* What did not finish in time, with where it was made; closing the loop
    * then destroys those tasks (and completes their cfutures with
    * COR_ECLOSED). */
@@ -228,17 +236,20 @@ static void *loop_main(void *p) {
   for (struct cor_task *t = tl ? tl->head : NULL; t; t = t->next) {
     left++;
     COR_LOG(COR_LOG_WARNING,
-            "runtime shutdown: loop %u: task '%s' (coro %s() created at "
-            "%s:%d) did not finish before the deadline%s%s",
-            rl->index, cor_task_name(t), t->fn_name, t->file, t->line,
+            "%stask '%s' (coro %s() created at %s:%d) did not finish before "
+            "the deadline%s%s",
+            prefix, cor_task_name(t), t->fn_name, t->file, t->line,
             t->waiting ? "; it waits for a " : "",
             t->waiting ? (t->waiting->is_task ? "task" : "future") : "");
   }
-  if (loop->timers.len > 0 || loop->rlen > 0)
-    COR_LOG(COR_LOG_WARNING,
-            "runtime shutdown: loop %u: %u timer(s) and %u ready callback(s) "
-            "dropped unrun",
-            rl->index, (unsigned)loop->timers.len, (unsigned)loop->rlen);
+  /* Handles (timers, ready callbacks) that will never run; the runtime's
+   * own shutdown check is not one of the user's. */
+  if (rl->sd_checking) {
+    cor_handle_cancel(loop, rl->sd_handle);
+    rl->sd_checking = false;
+  }
+  size_t handles = cor__debug_report_unrun(loop, prefix);
+  left += (int)(handles + jobs);
   if (left) /* several loop threads may add at once */
     __atomic_add_fetch(&rt->unfinished, left, __ATOMIC_SEQ_CST);
   int rc = cor_loop_close(loop);
@@ -494,7 +505,7 @@ static void sd_check(void *p) {
     cor__futex_wake_all(&rl->rt->quiet_seq);
     return;
   }
-  if (cor_call_later(loop, SD_CHECK_S, sd_check, rl, NULL) != 0)
+  if (cor_call_later(loop, SD_CHECK_S, sd_check, rl, &rl->sd_handle) != 0)
     rl->sd_checking = false;
 }
 
@@ -609,13 +620,14 @@ int cor_runtime_shutdown(cor_runtime_t *rt, double timeout) {
     rl->thread_ok = false;
   }
 
-  /* 5. The loop threads reported their unfinished tasks as they closed. */
+  /* 5. The loop threads reported their unfinished tasks, handles and jobs
+   *    as they closed. */
   int unfinished = ck_pr_load_int(&rt->unfinished);
   if (unfinished > 0) {
     timed_out = true;
     COR_LOG(COR_LOG_WARNING,
-            "runtime shutdown: %d task(s) did not finish within %.3f s and "
-            "were destroyed",
+            "runtime shutdown: %d task(s), handle(s) or executor job(s) did "
+            "not finish within %.3f s (listed above)",
             unfinished, (double)(deadline - t0) / 1e9);
   }
   ck_pr_store_int(&rt->state, RT_CLOSED);

@@ -53,6 +53,7 @@ typedef struct tjob {
   cor_fn fn;
   void *arg;
   tpool *pool;
+  const void *site; /* return address of the submitting call */
 } tjob;
 
 typedef struct ljob {
@@ -67,6 +68,12 @@ typedef struct cjob {
 
 typedef struct worker {
   struct worker *next; /* sleepers list, then the exited list */
+  struct worker *live_next; /* the pool's live workers, under mu */
+  /* The job running now (atomic, relaxed; NULL between batches): what a
+   * shutdown that timed out reports. Copies, not the job, which may be
+   * freed the moment it ends. */
+  cor_fn cur_fn;
+  const void *cur_site;
   pthread_t thread;
   pthread_cond_t cond;
   int state;  /* W_*, under the mutex */
@@ -88,6 +95,7 @@ struct tpool {
   uint64_t progress_ns; /* last time a worker took or finished a batch */
   uint64_t avg_ns;      /* moving average of a job's run time */
   worker *sleepers;
+  worker *live; /* every worker thread not yet exited (live_next) */
   /* Workers whose thread ended (or is ending), not joined yet: joined by
    * the next spawn, a waiting shutdown, or destroy, so a waiting shutdown
    * returns only when the threads are really gone. */
@@ -106,7 +114,9 @@ static int tp_shutdown(cor_executor_t *ex, bool wait, bool cancel,
                        uint64_t deadline);
 static void tp_cancelled(cor__xjob *j);
 static void tp_destroy(cor_executor_t *ex);
-static const cor__xops tp_ops = {tp_shutdown, tp_cancelled, tp_destroy};
+static size_t tp_report(cor_executor_t *ex, const char *prefix);
+static const cor__xops tp_ops = {tp_shutdown, tp_cancelled, tp_destroy,
+                                 tp_report};
 
 static inline ljob *ljob_of(tjob *t) {
   return (ljob *)((char *)t - offsetof(ljob, t));
@@ -241,6 +251,8 @@ static int spawn_worker(tpool *p) {
   }
   p->nthreads++;
   p->nspinning++;
+  w->live_next = p->live;
+  p->live = w;
   return 0;
 }
 
@@ -380,9 +392,12 @@ static void *worker_main(void *arg) {
       unsigned ran = 0;
       for (tjob *t = first, *next; t; t = next) {
         next = t->next;
+        __atomic_store_n(&w->cur_fn, t->fn, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->cur_site, t->site, __ATOMIC_RELAXED);
         run_job(t, &cfirst, &clast);
         ran++;
       }
+      __atomic_store_n(&w->cur_fn, NULL, __ATOMIC_RELAXED);
       if (cfirst)
         cor__xport_push(cfirst->port, cfirst, clast);
       uint64_t t1 = cor__now_ns(), per = (t1 - t0) / ran;
@@ -452,6 +467,12 @@ static void *worker_main(void *arg) {
   if (w->state == W_SPINNING)
     p->nspinning--;
   p->nthreads--;
+  for (worker **pw = &p->live; *pw; pw = &(*pw)->live_next) {
+    if (*pw == w) {
+      *pw = w->live_next;
+      break;
+    }
+  }
   pthread_cond_broadcast(&p->exit_cond);
   /* A job queued while we left (shutdown keeps no one from queueing before
    * it is set) is picked up by someone else. */
@@ -521,6 +542,7 @@ cor_future_t *cor_run_in_executor(cor_loop_t *loop, cor_executor_t *ex,
   j->t.fn = fn;
   j->t.arg = arg;
   j->t.pool = p;
+  j->t.site = __builtin_return_address(0);
   int rc = submit(p, &j->t);
   if (rc != 0) {
     cor__future_remove_cb(&j->x.fut, &j->x.cancel_node);
@@ -583,6 +605,7 @@ cor_cfuture_t *cor_executor_submit(cor_executor_t *ex, cor_fn fn, void *arg) {
   j->t.fn = fn;
   j->t.arg = arg;
   j->t.pool = p;
+  j->t.site = __builtin_return_address(0);
   cor__cfuture_set_cancel_fn(cf, cjob_cancelled, j);
   cor_retain(cf); /* the pool's reference, dropped when the job is done */
   int rc = submit(p, &j->t);
@@ -662,4 +685,37 @@ static int tp_shutdown(cor_executor_t *ex, bool wait, bool cancel,
     join_exited(p);
   pthread_mutex_unlock(&p->mu);
   return rc;
+}
+
+/* ------------------------------------------------------------ report */
+
+static void report_job(const char *prefix, const char *pool, cor_fn fn,
+                       const void *site, const char *what) {
+  char name[128], at[300];
+  cor__fn_name((const void *)(uintptr_t)fn, name, sizeof name);
+  cor__site(site, at, sizeof at);
+  COR_LOG(COR_LOG_WARNING, "%sexecutor job %s() submitted at %s %s in %s",
+          prefix, name, at[0] ? at : "?", what, pool);
+}
+
+static size_t tp_report(cor_executor_t *ex, const char *prefix) {
+  tpool *p = (tpool *)ex;
+  char pool[64];
+  snprintf(pool, sizeof pool, "thread pool '%s'", p->prefix);
+  size_t n = 0;
+  pthread_mutex_lock(&p->mu);
+  for (worker *w = p->live; w; w = w->live_next) {
+    cor_fn fn = __atomic_load_n(&w->cur_fn, __ATOMIC_RELAXED);
+    const void *site = __atomic_load_n(&w->cur_site, __ATOMIC_RELAXED);
+    if (fn) {
+      n++;
+      report_job(prefix, pool, fn, site, "still running");
+    }
+  }
+  for (tjob *t = p->qhead; t; t = t->next) {
+    n++;
+    report_job(prefix, pool, t->fn, t->site, "still queued");
+  }
+  pthread_mutex_unlock(&p->mu);
+  return n;
 }

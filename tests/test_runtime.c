@@ -390,6 +390,57 @@ static void *waitpost(void *p) {
   return NULL;
 }
 
+/* The report names handles and executor jobs too, with their sites. */
+static void later_cb(void *arg) {}
+static int slow_job(void *arg, void **result) {
+  usleep(800000); /* blocking work that outlives the deadline */
+  return 0;
+}
+static int job_line, timer_line;
+static int leave_work(void *arg, void **result) {
+  cor_future_t *f = cor_run_in_executor(NULL, NULL, slow_job, NULL); job_line = __LINE__;
+  if (f == NULL)
+    return -errno;
+  cor_release(f); /* nobody waits for it */
+  int rc = cor_call_later(cor_get_running_loop(), 100, later_cb, NULL, NULL); timer_line = __LINE__;
+  usleep(10000); /* let a worker take the job */
+  return rc;
+}
+
+static void report_left(bool debug) {
+  cor_runtime_opts o = {.nloops = 1, .debug = debug};
+  cor_runtime_t *rt = cor_runtime_new(&o);
+  cor_cfuture_t *cf = cor_runtime_spawn(rt, cor_coro(leave_work, NULL), "leaver");
+  assert_int_equal(cor_cfuture_result(cf, 5, NULL), 0);
+  cor_release(cf);
+  cap_start();
+  double t0 = now_s();
+  assert_int_equal(cor_runtime_shutdown(rt, 0.3), -ETIMEDOUT);
+  double el = now_s() - t0;
+  cap_stop();
+  assert_true(el < 0.3 + 0.1);
+  char want[128];
+  pthread_mutex_lock(&cap_lock);
+  assert_non_null(strstr(cap_buf, "executor job slow_job() submitted at "));
+  snprintf(want, sizeof want, "test_runtime.c:%d still running in thread pool", job_line);
+  assert_non_null(strstr(cap_buf, want));
+  if (debug)
+    snprintf(want, sizeof want, "<Handle later_cb() created at tests/test_runtime.c:%d> (timer due in", timer_line);
+  else
+    snprintf(want, sizeof want, "<Handle later_cb()> (timer due in");
+  assert_non_null(strstr(cap_buf, want));
+  assert_non_null(strstr(cap_buf, "runtime shutdown: loop 0: "));
+  /* The runtime's own shutdown check is not reported as a user's handle. */
+  assert_null(strstr(cap_buf, "sd_check"));
+  pthread_mutex_unlock(&cap_lock);
+  cor_release(rt);
+  usleep(900000); /* the job ends; its completion to the closed loop is dropped */
+}
+static void test_shutdown_report(void **state) {
+  report_left(false);
+  report_left(true);
+}
+
 static void test_queue_limit(void **state) {
   enum { LIMIT = 8 };
   cor_runtime_opts o = {.nloops = 1, .queue_limit = LIMIT};
@@ -620,6 +671,7 @@ int main(void) {
       cmocka_unit_test(test_cross_loop_chains),
       cmocka_unit_test(test_timeouts_and_cancel),
       cmocka_unit_test(test_shutdown_deadline),
+      cmocka_unit_test(test_shutdown_report),
       cmocka_unit_test(test_queue_limit),
       cmocka_unit_test(test_fork_child),
       cmocka_unit_test(test_pinning_narrowed),

@@ -120,12 +120,19 @@ COR_EXTERN int cor_runtime_run(cor_runtime_t *rt, cor_fn main, void *arg,
  *      and let them finish their clean-up, until none is left or 90% of the
  *      time is spent;
  *   3. stop the loops; each drains its cross-thread queue and ready
- *      callbacks (bounded), shuts its executors down, and closes;
+ *      callbacks (bounded), shuts its default executor down (within 90% of
+ *      the time left), and closes;
  *   4. join the loop threads;
- *   5. report, through cor_log (WARNING), every task that did not finish in
- *      time with its name and creation site, handles still scheduled, and
- *      loop threads that did not stop (stuck in a callback: they are left
- *      running, detached, and their loops are leaked).
+ *   5. report, through cor_log (WARNING), lines starting with
+ *      "runtime shutdown: loop N: ": every task that did not finish in time
+ *      with its name and creation site; every handle (timer or ready
+ *      callback) that will never run, as "<Handle cb() created at f.c:12>"
+ *      (the site in debug mode); every executor job still running or
+ *      queued, as "executor job fn() submitted at f.c:40 still running";
+ *      then one summary line; and loop threads that did not stop (stuck in
+ *      a callback: they are left running, detached, and their loops are
+ *      leaked). A job still running finishes later on its worker; its
+ *      result is dropped.
  * Never waits past the deadline. Returns 0 when everything finished in
  * time, -ETIMEDOUT when something had to be destroyed or left behind, 0 on a
  * runtime already shut down, -EINVAL for NULL, COR_ETHREAD from one of this
