@@ -11,13 +11,21 @@
  * libdw keeps one Dwfl session for the process, built on first use and
  * rebuilt when an address falls outside every module it knows (a library
  * dlopen'ed since). libdw is not thread-safe, so a mutex serializes
- * symbolizing; reports are rare. */
-#include "internal.h"
+ * symbolizing; reports are rare.
+ *
+ * libdw wants more stack than a task has: reading a compilation unit's line
+ * table for the first time overflowed a 64 KiB task stack (a wrong-thread
+ * record made from a task, in debug mode). On a task's stack, symbolizing
+ * therefore runs on a short-lived helper thread (default stack) that the
+ * task's thread waits for: one thread per report, on a path that only
+ * reports take. */
+#include "task_internal.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <execinfo.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -89,7 +97,60 @@ static const char *short_path(const char *file) {
   return file;
 }
 
+typedef struct {
+  void (*fn)(void *);
+  void *arg;
+} big_job;
+
+static void *big_run(void *p) {
+  big_job *j = p;
+  j->fn(j->arg);
+  return NULL;
+}
+
+/* fn(arg) on a stack big enough for libdw: this one, unless it is a task's.
+ * False when the helper thread could not start (fn did not run). */
+static bool on_big_stack(void (*fn)(void *), void *arg) {
+  if (cor__tls_task == NULL) {
+    fn(arg);
+    return true;
+  }
+  big_job j = {fn, arg};
+  /* Born with every signal blocked: a process-directed signal must not pick
+   * this thread. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  pthread_t th;
+  int e = pthread_create(&th, NULL, big_run, &j);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (e != 0)
+    return false;
+  pthread_join(th, NULL);
+  return true;
+}
+
+typedef struct {
+  const void *pc;
+  bool is_return, ok;
+  cor__sym *out;
+} sym_job;
+
+static bool symbolize(const void *pc, bool is_return, cor__sym *out);
+static void symbolize_job(void *p) {
+  sym_job *j = p;
+  j->ok = symbolize(j->pc, j->is_return, j->out);
+}
+
 bool cor__symbolize(const void *pc, bool is_return, cor__sym *out) {
+  out->func[0] = 0;
+  out->file[0] = 0;
+  out->line = 0;
+  sym_job j = {pc, is_return, false, out};
+  return on_big_stack(symbolize_job, &j) && j.ok;
+}
+
+static bool symbolize(const void *pc, bool is_return, cor__sym *out) {
   out->func[0] = 0;
   out->file[0] = 0;
   out->line = 0;
@@ -122,7 +183,21 @@ bool cor__symbolize(const void *pc, bool is_return, cor__sym *out) {
   return ok;
 }
 
+static bool fn_decl(const void *fn, cor__sym *out);
+static void fn_decl_job(void *p) {
+  sym_job *j = p;
+  j->ok = fn_decl(j->pc, j->out);
+}
+
 bool cor__fn_decl(const void *fn, cor__sym *out) {
+  out->func[0] = 0;
+  out->file[0] = 0;
+  out->line = 0;
+  sym_job j = {fn, false, false, out};
+  return on_big_stack(fn_decl_job, &j) && j.ok;
+}
+
+static bool fn_decl(const void *fn, cor__sym *out) {
   out->func[0] = 0;
   out->file[0] = 0;
   out->line = 0;
@@ -179,11 +254,20 @@ static bool boring(const cor__sym *s) {
          strcmp(s->func, "cor__ctx_entry") == 0;
 }
 
-void cor__bt_format(cor__buf *b, void *const *pcs, int n) {
+typedef struct {
+  cor__buf *b;
+  void *const *pcs;
+  int n;
+} fmt_job;
+
+static void bt_format(void *p) {
+  fmt_job *j = p;
+  cor__buf *b = j->b;
+  void *const *pcs = j->pcs;
   /* Python prints the outermost frame first ("most recent call last"). */
-  for (int i = n - 1; i >= 0; i--) {
+  for (int i = j->n - 1; i >= 0; i--) {
     cor__sym s;
-    if (!cor__symbolize(pcs[i], true, &s)) {
+    if (!symbolize(pcs[i], true, &s)) {
       cor__buf_printf(b, "  File \"?\", line 0, in %p\n", pcs[i]);
       continue;
     }
@@ -193,6 +277,14 @@ void cor__bt_format(cor__buf *b, void *const *pcs, int n) {
                     s.file[0] ? s.file : "?", s.line,
                     s.func[0] ? s.func : "?");
   }
+}
+
+void cor__bt_format(cor__buf *b, void *const *pcs, int n) {
+  /* One helper thread for the whole backtrace when on a task's stack. */
+  fmt_job j = {b, pcs, n};
+  if (!on_big_stack(bt_format, &j))
+    for (int i = n - 1; i >= 0; i--)
+      cor__buf_printf(b, "  File \"?\", line 0, in %p\n", pcs[i]);
 }
 
 const char *cor__fn_name(const void *fn, char *buf, size_t n) {

@@ -25,6 +25,7 @@ int cor_wait_for(cor_future_t *f, double timeout, void **result) {
     return COR_ENOTASK;
   if (f == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(f->loop, "cor_wait_for");
   if (f->state != COR__FUT_PENDING)
     return cor_await(f, result);
   if (isinf(timeout) && timeout > 0)
@@ -101,10 +102,13 @@ int cor_gather(cor_future_t **futs, size_t n, int *codes, void **results) {
     return COR_ENOTASK;
   if (n > 0 && futs == NULL)
     return -EINVAL;
-  for (size_t i = 0; i < n; i++)
-    if (futs[i] == NULL || futs[i]->loop != t->tl->loop ||
-        futs[i] == &t->fut)
+  for (size_t i = 0; i < n; i++) {
+    if (futs[i] == NULL)
       return -EINVAL;
+    COR__CHECK_THREAD(futs[i]->loop, "cor_gather");
+    if (futs[i]->loop != t->tl->loop || futs[i] == &t->fut)
+      return -EINVAL;
+  }
   /* Awaiting each in turn waits for all: they run concurrently anyway. A
    * rise of our cancel counter during an await means the gather itself was
    * cancelled (the child we were on got the cancellation already). */
@@ -203,9 +207,16 @@ static void tg_child_done(cor_future_t *f, void *arg) {
 
 cor_task_t *cor_taskgroup_spawn(cor_taskgroup_t *g, cor_coro_t *coro,
                                 const char *name) {
-  if (g == NULL || g->closed || g->aborting) {
+  /* coro is consumed even on failure, a wrong thread's included. */
+  if (g == NULL || (COR_UNLIKELY(cor__tls_loop != g->loop) &&
+                    cor__wrong_thread(g->loop, "cor_taskgroup_spawn"))) {
     cor_coro_close(coro);
-    errno = (g && g->aborting && !g->closed) ? ECANCELED : EINVAL;
+    errno = g ? -COR_ETHREAD : EINVAL;
+    return NULL;
+  }
+  if (g->closed || g->aborting) {
+    cor_coro_close(coro);
+    errno = g->aborting && !g->closed ? ECANCELED : EINVAL;
     return NULL;
   }
   if (g->n == g->cap) {
@@ -239,7 +250,10 @@ int cor_taskgroup_wait(cor_taskgroup_t *g) {
   struct cor_task *t = cor__tls_task;
   if (t == NULL)
     return COR_ENOTASK;
-  if (g == NULL || g->parent != t || g->closed)
+  if (g == NULL)
+    return -EINVAL;
+  COR__CHECK_THREAD(g->loop, "cor_taskgroup_wait");
+  if (g->parent != t || g->closed)
     return -EINVAL;
   g->waiting = true;
   bool propagate_cancel = false;

@@ -38,6 +38,7 @@ cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
     errno = EINVAL;
     return NULL;
   }
+  COR__CHECK_THREAD_PTR(loop, "cor_open_datagram");
   cor__addr local, remote;
   int rc = 0;
   bool have_local = opts->local_host || opts->local_port;
@@ -100,6 +101,7 @@ ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
                           double timeout) {
   if (d == NULL || (buf == NULL && n > 0))
     return -EINVAL;
+  COR__CHECK_THREAD(d->loop, "cor_datagram_recv");
   uint64_t dl = timeout > 0 ? cor__now_ns() + (uint64_t)(timeout * 1e9) : 0;
   for (;;) {
     if (d->closed)
@@ -118,7 +120,8 @@ ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
         return -errno; /* ECONNREFUSED after an ICMP error, ... */
       d->readable = false;
     }
-    int rc = cor__wait_embedded(d->loop, &d->rfut, &d->rwait, dl);
+    int rc = cor__wait_embedded(d->loop, &d->rfut, &d->rwait, dl,
+                                "cor_datagram_recv");
     if (rc != 0)
       return rc;
   }
@@ -128,6 +131,7 @@ int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
                       const struct sockaddr *to, unsigned tolen) {
   if (d == NULL || (buf == NULL && n > 0))
     return -EINVAL;
+  COR__CHECK_THREAD(d->loop, "cor_datagram_send");
   if (d->closed)
     return COR_ECLOSED;
   ssize_t w;
@@ -139,11 +143,17 @@ int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
   return 0;
 }
 
-int cor_datagram_port(const cor_datagram_t *d) { return d ? d->port : -1; }
+int cor_datagram_port(const cor_datagram_t *d) {
+  if (d == NULL)
+    return -1;
+  COR__CHECK_THREAD(d->loop, "cor_datagram_port");
+  return d->port;
+}
 
 void cor_datagram_close(cor_datagram_t *d) {
   if (d == NULL)
     return;
+  COR__CHECK_THREAD_VOID(d->loop, "cor_datagram_close");
   cor__loop_io_et_del(d->loop, d->fd);
   close(d->fd);
   d->fd = -1;

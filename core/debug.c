@@ -142,7 +142,7 @@ void *cor__debug_site(struct cor_loop *loop, uint32_t slot) {
   return s;
 }
 
-void cor__loop_repr(struct cor_loop *loop, cor__buf *out) {
+void cor__loop_repr(const struct cor_loop *loop, cor__buf *out) {
   cor__buf_printf(out, "<Loop running=%s closed=%s debug=%s>",
                   ck_pr_load_int(&loop->running) ? "true" : "false",
                   ck_pr_load_int(&loop->closed) ? "true" : "false",
@@ -228,7 +228,53 @@ static void thread_name(int tid, char *buf, size_t n) {
     buf[l - 1] = 0;
 }
 
-bool cor__wrong_thread(struct cor_loop *loop, const char *call) {
+/* Inlined into both callers below, so that the backtrace (skip 1) starts
+ * at the public call whichever way it came. */
+static inline __attribute__((always_inline)) void
+wrong_thread_log(const struct cor_loop *loop, const char *call) {
+  if (!cor_log_enabled(COR_LOG_ERROR))
+    return;
+  int owner = ck_pr_load_int(&loop->owner_tid), me = gettid_();
+  char text[3500], on[32], mn[32], repr[96];
+  cor__buf r = {repr, 0, sizeof repr};
+  cor__loop_repr(loop, &r);
+  thread_name(me, mn, sizeof mn);
+  cor__buf b = {text, 0, sizeof text};
+  cor__buf_printf(&b,
+                  "Non-thread-safe operation %s() invoked on an event loop "
+                  "other than the current one: loop %s ",
+                  call, repr);
+  /* No owner: the loop is starting on another thread (owner_tid is stored
+   * just after `running`), or it is not running and a task of another loop
+   * tried to wait on one of its objects. */
+  if (owner != 0) {
+    thread_name(owner, on, sizeof on);
+    cor__buf_printf(&b, "is owned by thread %d '%s'", owner, on);
+  } else {
+    cor__buf_printf(&b, "is not the calling thread's loop");
+  }
+  cor__buf_printf(&b,
+                  ", called from thread %d '%s' (use cor_call_soon_threadsafe)",
+                  me, mn);
+  if (loop->debug) {
+    void *pcs[COR__BT_MAX];
+    int n = cor__bt_capture(pcs, COR__BT_MAX, 1);
+    cor__buf_printf(&b, "\nStack (most recent call last):\n");
+    cor__bt_format(&b, pcs, n);
+    while (b.len > 0 && text[b.len - 1] == '\n')
+      text[--b.len] = 0;
+  }
+  cor_log(COR_LOG_ERROR, "%s", text);
+}
+
+__attribute__((noinline)) int
+cor__wrong_thread_report(const struct cor_loop *loop, const char *call) {
+  wrong_thread_log(loop, call);
+  return COR_ETHREAD;
+}
+
+__attribute__((noinline)) bool cor__wrong_thread(const struct cor_loop *loop,
+                                                 const char *call) {
   /* A loop nobody runs may be used by any one thread at a time, as asyncio
    * checks only once the loop has a running thread. */
   if (!ck_pr_load_int(&loop->running))
@@ -237,32 +283,9 @@ bool cor__wrong_thread(struct cor_loop *loop, const char *call) {
    * marked closed with their threads gone. */
   if (ck_pr_load_int(&loop->closed))
     return false;
-  int owner = ck_pr_load_int(&loop->owner_tid), me = gettid_();
-  if (owner == me)
+  if (ck_pr_load_int(&loop->owner_tid) == gettid_())
     return false;
-  if (cor_log_enabled(COR_LOG_ERROR)) {
-    char text[3500], on[32], mn[32], repr[96];
-    cor__buf r = {repr, 0, sizeof repr};
-    cor__loop_repr(loop, &r);
-    thread_name(owner, on, sizeof on);
-    thread_name(me, mn, sizeof mn);
-    cor__buf b = {text, 0, sizeof text};
-    cor__buf_printf(&b,
-                    "Non-thread-safe operation %s() invoked on an event loop "
-                    "other than the current one: loop %s is owned by thread "
-                    "%d '%s', called from thread %d '%s' (use "
-                    "cor_call_soon_threadsafe)",
-                    call, repr, owner, on, me, mn);
-    if (loop->debug) {
-      void *pcs[COR__BT_MAX];
-      int n = cor__bt_capture(pcs, COR__BT_MAX, 1);
-      cor__buf_printf(&b, "\nStack (most recent call last):\n");
-      cor__bt_format(&b, pcs, n);
-      while (b.len > 0 && text[b.len - 1] == '\n')
-        text[--b.len] = 0;
-    }
-    cor_log(COR_LOG_ERROR, "%s", text);
-  }
+  wrong_thread_log(loop, call);
   return true;
 }
 
@@ -277,7 +300,10 @@ int cor_loop_set_slow_callback_duration(cor_loop_t *loop, double seconds) {
 }
 
 double cor_loop_get_slow_callback_duration(const cor_loop_t *loop) {
-  return loop ? (double)loop->slow_ns / 1e9 : 0;
+  if (loop == NULL)
+    return 0;
+  COR__CHECK_THREAD_VAL(loop, "cor_loop_get_slow_callback_duration", 0);
+  return (double)loop->slow_ns / 1e9;
 }
 
 void cor__debug_slow_callback(struct cor_loop *loop, cor_callback cb,

@@ -246,12 +246,18 @@ int cor_future_result(cor_future_t *f, void **value) {
 }
 
 const char *cor_future_message(const cor_future_t *f) {
-  return f ? f->msg : NULL;
+  if (f == NULL)
+    return NULL;
+  COR__CHECK_THREAD_PTR(f->loop, "cor_future_message");
+  return f->msg;
 }
 
 int cor_future_error_site(const cor_future_t *f, const char **file,
                           int *line) {
-  if (f == NULL || f->file == NULL)
+  if (f == NULL)
+    return -ENOENT;
+  COR__CHECK_THREAD(f->loop, "cor_future_error_site");
+  if (f->file == NULL)
     return -ENOENT;
   if (file)
     *file = f->file;
@@ -314,7 +320,7 @@ static void cbs_repr(struct cor_future *f, cor__buf *out) {
       cor__buf_printf(out, ", ");
     if (n->kind == COR__CB_EMBED && cor__is_task_step(n->fn))
       cor__buf_printf(out, "<wakeup %s>",
-                      cor_task_name((cor_task_t *)n->arg));
+                      cor__task_name((struct cor_task *)n->arg));
     else if (n->kind == COR__CB_EMBED)
       cor__buf_printf(out, "%s()",
                       cor__fn_name((const void *)(uintptr_t)n->fn, fn,
@@ -390,7 +396,7 @@ int cor_loop_run_until_complete(cor_loop_t *loop, cor_future_t *f) {
   if (f->state == COR__FUT_PENDING) {
     cor__fut_cb n = {.fn = stop_loop_cb, .arg = loop, .kind = COR__CB_EMBED};
     cor__future_add_cb(f, &n);
-    int rc = cor_loop_run_forever(loop);
+    int rc = cor__loop_run(loop, "cor_loop_run_until_complete");
     /* Still linked when the loop stopped for another reason (or did not
      * run): the node lives on this stack and must not outlive the call. */
     cor__future_remove_cb(f, &n);

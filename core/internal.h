@@ -483,20 +483,38 @@ cor__bt *cor__bt_new(const void *from);
 /* Wrong-thread check (core/debug.c). True (after an ERROR record naming the
  * call, the loop and both threads) when `loop` runs on another thread. The
  * fast path is one thread-local load and compare. */
-bool cor__wrong_thread(struct cor_loop *loop, const char *call);
+bool cor__wrong_thread(const struct cor_loop *loop, const char *call);
+/* The ERROR record alone, for a caller that already knows the call is on the
+ * wrong thread (a run_forever that lost the race for `running`, a task
+ * waiting on an object of another loop). Returns COR_ETHREAD. */
+int cor__wrong_thread_report(const struct cor_loop *loop, const char *call);
+/* cor_loop_run_forever, naming `call` in a wrong-thread record (for
+ * cor_loop_run_until_complete, which runs the loop through it). */
+int cor__loop_run(struct cor_loop *loop, const char *call);
 #define COR__CHECK_THREAD(loop, call)                                          \
   do {                                                                         \
     if (COR_UNLIKELY(cor__tls_loop != (loop)) && (loop) != NULL &&             \
         cor__wrong_thread((loop), (call)))                                     \
       return COR_ETHREAD;                                                      \
   } while (0)
-/* For calls that return a pointer: NULL with errno 4001 (-COR_ETHREAD). */
-#define COR__CHECK_THREAD_PTR(loop, call)                                      \
+/* For calls that cannot return COR_ETHREAD: `val` (NULL for pointers, 0 or
+ * false for counts and flags) with errno 4001 (-COR_ETHREAD). */
+#define COR__CHECK_THREAD_VAL(loop, call, val)                                 \
   do {                                                                         \
     if (COR_UNLIKELY(cor__tls_loop != (loop)) && (loop) != NULL &&             \
         cor__wrong_thread((loop), (call))) {                                   \
       errno = -COR_ETHREAD;                                                    \
-      return NULL;                                                             \
+      return val;                                                              \
+    }                                                                          \
+  } while (0)
+#define COR__CHECK_THREAD_PTR(loop, call) COR__CHECK_THREAD_VAL(loop, call, NULL)
+/* For calls that return nothing: errno 4001, and nothing done. */
+#define COR__CHECK_THREAD_VOID(loop, call)                                     \
+  do {                                                                         \
+    if (COR_UNLIKELY(cor__tls_loop != (loop)) && (loop) != NULL &&             \
+        cor__wrong_thread((loop), (call))) {                                   \
+      errno = -COR_ETHREAD;                                                    \
+      return;                                                                  \
     }                                                                          \
   } while (0)
 
@@ -530,6 +548,6 @@ void cor__task_repr(struct cor_task *t, cor__buf *out);
 void cor__future_repr(struct cor_future *f, cor__buf *out);
 int cor__tasks_dump(struct cor_loop *loop, cor__buf *out);
 /* A loop's repr: <Loop running=false closed=false debug=true>. */
-void cor__loop_repr(struct cor_loop *loop, cor__buf *out);
+void cor__loop_repr(const struct cor_loop *loop, cor__buf *out);
 
 #endif

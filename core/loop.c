@@ -203,7 +203,12 @@ int cor_loop_set_debug(cor_loop_t *loop, bool on) {
   COR__CHECK_THREAD(loop, "cor_loop_set_debug");
   return cor__loop_debug_apply(loop, on);
 }
-bool cor_loop_get_debug(const cor_loop_t *loop) { return loop && loop->debug; }
+bool cor_loop_get_debug(const cor_loop_t *loop) {
+  if (loop == NULL)
+    return false;
+  COR__CHECK_THREAD_VAL(loop, "cor_loop_get_debug", false);
+  return loop->debug;
+}
 
 int cor_loop_get_stats(const cor_loop_t *loop, cor_loop_stats *out) {
   if (loop == NULL || out == NULL)
@@ -863,13 +868,18 @@ static void run_once(cor_loop_t *loop) {
   ck_pr_store_64(&loop->st_ready, loop->rlen);
 }
 
-int cor_loop_run_forever(cor_loop_t *loop) {
+int cor__loop_run(cor_loop_t *loop, const char *call) {
   if (loop == NULL)
     return -EINVAL;
   if (ck_pr_load_int(&loop->closed))
     return COR_ECLOSED;
-  if (!ck_pr_cas_int(&loop->running, 0, 1))
-    return cor__tls_loop == loop ? -EBUSY : COR_ETHREAD;
+  if (!ck_pr_cas_int(&loop->running, 0, 1)) {
+    if (cor__tls_loop == loop)
+      return -EBUSY;
+    /* Running on another thread: no need to ask cor__wrong_thread, the CAS
+     * said so (and its owner_tid may not be stored yet). */
+    return cor__wrong_thread_report(loop, call);
+  }
   if (cor__tls_loop != NULL) {
     /* Another loop already runs on this thread (a nested run). */
     ck_pr_store_int(&loop->running, 0);
@@ -889,6 +899,10 @@ int cor_loop_run_forever(cor_loop_t *loop) {
   ck_pr_store_int(&loop->owner_tid, 0);
   ck_pr_store_int(&loop->running, 0);
   return 0;
+}
+
+int cor_loop_run_forever(cor_loop_t *loop) {
+  return cor__loop_run(loop, "cor_loop_run_forever");
 }
 
 int cor_loop_stop(cor_loop_t *loop) {

@@ -424,6 +424,7 @@ cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
     errno = EINVAL;
     return NULL;
   }
+  COR__CHECK_THREAD_PTR(loop, "cor_start_server");
   if (loop->closed) {
     errno = -COR_ECLOSED;
     return NULL;
@@ -451,7 +452,10 @@ int cor_server_port(const cor_server_t *srv) {
 }
 
 void *cor_server_handler_arg(const cor_stream_t *s) {
-  return s && s->srv ? s->srv->srv->opts.arg : NULL;
+  if (s == NULL)
+    return NULL;
+  COR__CHECK_THREAD_PTR(s->loop, "cor_server_handler_arg");
+  return s->srv ? s->srv->srv->opts.arg : NULL;
 }
 
 unsigned cor_server_connections(const cor_server_t *srv) {
@@ -541,9 +545,18 @@ static void on_each_loop(struct cor_server *srv,
   }
 }
 
+/* A single-loop server belongs to its loop's thread; a runtime server
+ * (multi) to any thread. */
+#define CHECK_SERVER_THREAD(srv, call)                                         \
+  do {                                                                         \
+    if (!(srv)->multi)                                                         \
+      COR__CHECK_THREAD((srv)->loops[0].loop, call);                           \
+  } while (0)
+
 int cor_server_close(cor_server_t *srv) {
   if (srv == NULL)
     return -EINVAL;
+  CHECK_SERVER_THREAD(srv, "cor_server_close");
   if (__atomic_exchange_n(&srv->closed, true, __ATOMIC_ACQ_REL))
     return COR_ECLOSED;
   on_each_loop(srv, close_listener);
@@ -553,6 +566,7 @@ int cor_server_close(cor_server_t *srv) {
 int cor_server_close_clients(cor_server_t *srv) {
   if (srv == NULL)
     return -EINVAL;
+  CHECK_SERVER_THREAD(srv, "cor_server_close_clients");
   on_each_loop(srv, cancel_clients);
   return 0;
 }
@@ -560,6 +574,7 @@ int cor_server_close_clients(cor_server_t *srv) {
 int cor_server_wait_closed(cor_server_t *srv, double timeout) {
   if (srv == NULL)
     return -EINVAL;
+  CHECK_SERVER_THREAD(srv, "cor_server_wait_closed");
   if (!__atomic_load_n(&srv->closed, __ATOMIC_ACQUIRE))
     return -EINVAL;
   bool forever = !(timeout >= 0) || isinf(timeout);
@@ -569,7 +584,8 @@ int cor_server_wait_closed(cor_server_t *srv, double timeout) {
     if (!forever && dl == 0)
       dl = 1;
     while (!(sl->closed && sl->nconn == 0)) {
-      int rc = cor__wait_embedded(sl->loop, &sl->wfut, &sl->wwait, dl);
+      int rc = cor__wait_embedded(sl->loop, &sl->wfut, &sl->wwait, dl,
+                                  "cor_server_wait_closed");
       if (rc != 0)
         return rc;
     }
@@ -603,6 +619,8 @@ int cor_server_wait_closed(cor_server_t *srv, double timeout) {
 void cor_server_free(cor_server_t *srv) {
   if (srv == NULL)
     return;
+  if (!srv->multi)
+    COR__CHECK_THREAD_VOID(srv->loops[0].loop, "cor_server_free");
   cor_server_close(srv);
   if (__atomic_load_n(&srv->nconn, __ATOMIC_ACQUIRE) != 0)
     cor_server_close_clients(srv);

@@ -155,11 +155,13 @@ static void wait_timeout_cb(void *arg) {
 }
 
 int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
-                       uint64_t deadline_ns) {
+                       uint64_t deadline_ns, const char *call) {
   if (COR_UNLIKELY(cor__tls_task == NULL))
     return COR_ENOTASK;
+  /* The public calls checked their object's loop already; what is left is
+   * a task of another loop waiting on an object of a loop nobody runs. */
   if (COR_UNLIKELY(cor__tls_loop != loop))
-    return COR_ETHREAD;
+    return cor__wrong_thread_report(loop, call);
   if (COR_UNLIKELY(*flag))
     return -EBUSY;
   cor__future_init(f, loop, COR__OBJ_FUTURE);
@@ -326,6 +328,12 @@ cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd) {
     errno = EINVAL;
     return NULL;
   }
+  if (COR_UNLIKELY(cor__tls_loop != loop) &&
+      cor__wrong_thread(loop, "cor_stream_from_fd")) {
+    close(fd); /* the stream would own it, even on failure */
+    errno = -COR_ETHREAD;
+    return NULL;
+  }
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
     int e = errno;
@@ -361,6 +369,7 @@ static void close_fd(cor_stream_t *s) {
 int cor_stream_close(cor_stream_t *s) {
   if (s == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_close");
   if (s->closing)
     return COR_ECLOSED;
   s->closing = true;
@@ -376,11 +385,15 @@ int cor_stream_close(cor_stream_t *s) {
 }
 
 int cor_stream_wait_closed(cor_stream_t *s) {
-  if (s == NULL || !s->closing)
+  if (s == NULL)
+    return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_wait_closed");
+  if (!s->closing)
     return -EINVAL;
   while (!s->fd_closed) {
     uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
-    int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d);
+    int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d,
+                                "cor_stream_wait_closed");
     if (rc == -ETIMEDOUT && s->idle_to &&
         cor__now_ns() < s->last_io + s->idle_to)
       continue; /* bytes moved meanwhile: the idle clock restarted */
@@ -393,6 +406,7 @@ int cor_stream_wait_closed(cor_stream_t *s) {
 void cor_stream_free(cor_stream_t *s) {
   if (s == NULL)
     return;
+  COR__CHECK_THREAD_VOID(s->loop, "cor_stream_free");
   if (s->rwait || s->wwait) {
     COR_LOG(COR_LOG_ERROR,
             "cor_stream_free: a task still waits on the stream (fd %d); "
@@ -425,7 +439,8 @@ static inline uint64_t wait_deadline(cor_stream_t *s, uint64_t call_dl) {
 
 /* Buffers at least one more byte (growing toward `want` buffered bytes).
  * Returns 1, 0 at EOF, or a negative code. */
-static int more(cor_stream_t *s, size_t want, uint64_t call_dl) {
+static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
+                const char *call) {
   for (;;) {
     if (COR_UNLIKELY(s->closing))
       return COR_ECLOSED;
@@ -465,7 +480,7 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl) {
     }
     rbuf_release_if_empty(s);
     uint64_t d = wait_deadline(s, call_dl);
-    int rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d);
+    int rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d, call);
     if (rc == -ETIMEDOUT) {
       uint64_t now = cor__now_ns();
       if ((call_dl == 0 || now < call_dl) &&
@@ -485,10 +500,11 @@ static inline void take(cor_stream_t *s, void *buf, size_t n) {
 ssize_t cor_stream_read(cor_stream_t *s, void *buf, size_t n) {
   if (s == NULL || (buf == NULL && n > 0))
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_read");
   if (n == 0)
     return 0;
   if (s->rpos == s->rend) {
-    int rc = more(s, 0, call_deadline(s));
+    int rc = more(s, 0, call_deadline(s), "cor_stream_read");
     if (rc <= 0)
       return rc;
   }
@@ -503,6 +519,7 @@ ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf, size_t n,
                                size_t *partial) {
   if (s == NULL || (buf == NULL && n > 0))
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_readexactly");
   if (partial)
     *partial = 0;
   uint64_t dl = call_deadline(s);
@@ -516,7 +533,7 @@ ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf, size_t n,
       got += k;
       continue;
     }
-    int rc = more(s, 0, dl);
+    int rc = more(s, 0, dl, "cor_stream_readexactly");
     if (rc == 0) {
       if (partial)
         *partial = got;
@@ -531,10 +548,9 @@ ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf, size_t n,
   return (ssize_t)n;
 }
 
-ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep, size_t seplen,
-                             void *buf, size_t cap, size_t *partial) {
-  if (s == NULL || sep == NULL || seplen == 0 || (buf == NULL && cap > 0))
-    return -EINVAL;
+static ssize_t readuntil(cor_stream_t *s, const void *sep, size_t seplen,
+                         void *buf, size_t cap, size_t *partial,
+                         const char *call) {
   if (partial)
     *partial = 0;
   size_t lim = s->limit < cap ? s->limit : cap;
@@ -562,7 +578,7 @@ ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep, size_t seplen,
       dl_set = true;
     }
     size_t before = s->rpos;
-    int rc = more(s, lim, dl);
+    int rc = more(s, lim, dl, call);
     (void)before;
     if (rc > 0) {
       /* the buffer may have been compacted: scanned counts from rpos */
@@ -582,9 +598,20 @@ ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep, size_t seplen,
   }
 }
 
+ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep, size_t seplen,
+                             void *buf, size_t cap, size_t *partial) {
+  if (s == NULL || sep == NULL || seplen == 0 || (buf == NULL && cap > 0))
+    return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_readuntil");
+  return readuntil(s, sep, seplen, buf, cap, partial, "cor_stream_readuntil");
+}
+
 ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap) {
+  if (s == NULL || (buf == NULL && cap > 0))
+    return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_readline");
   size_t part = 0;
-  ssize_t n = cor_stream_readuntil(s, "\n", 1, buf, cap, &part);
+  ssize_t n = readuntil(s, "\n", 1, buf, cap, &part, "cor_stream_readline");
   if (n == COR_EINCOMPLETE)
     return (ssize_t)part;
   return n;
@@ -593,6 +620,7 @@ ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap) {
 ssize_t cor_stream_peek(cor_stream_t *s, size_t min, const char **data) {
   if (s == NULL || data == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_peek");
   if (min == 0)
     min = 1;
   if (min > s->limit && min > RBUF_SIZE)
@@ -604,7 +632,7 @@ ssize_t cor_stream_peek(cor_stream_t *s, size_t min, const char **data) {
       dl = call_deadline(s);
       dl_set = true;
     }
-    int rc = more(s, min, dl);
+    int rc = more(s, min, dl, "cor_stream_peek");
     if (rc == 0)
       break;
     if (rc < 0)
@@ -617,16 +645,23 @@ ssize_t cor_stream_peek(cor_stream_t *s, size_t min, const char **data) {
 void cor_stream_consume(cor_stream_t *s, size_t n) {
   if (s == NULL)
     return;
+  COR__CHECK_THREAD_VOID(s->loop, "cor_stream_consume");
   size_t k = s->rend - s->rpos;
   s->rpos += n < k ? n : k;
 }
 
 size_t cor_stream_buffered(const cor_stream_t *s) {
-  return s ? s->rend - s->rpos : 0;
+  if (s == NULL)
+    return 0;
+  COR__CHECK_THREAD_VAL(s->loop, "cor_stream_buffered", 0);
+  return s->rend - s->rpos;
 }
 
 bool cor_stream_at_eof(const cor_stream_t *s) {
-  return s && s->eof && s->rend == s->rpos;
+  if (s == NULL)
+    return false;
+  COR__CHECK_THREAD_VAL(s->loop, "cor_stream_at_eof", false);
+  return s->eof && s->rend == s->rpos;
 }
 
 /* ------------------------------------------------------------ writing */
@@ -634,6 +669,7 @@ bool cor_stream_at_eof(const cor_stream_t *s) {
 int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
   if (COR_UNLIKELY(s == NULL || (buf == NULL && n > 0)))
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_write");
   if (COR_UNLIKELY(s->werr))
     return s->werr;
   if (COR_UNLIKELY(s->closing || s->shut_req || s->fd_closed))
@@ -692,6 +728,7 @@ int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
 int cor_stream_drain(cor_stream_t *s) {
   if (s == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_drain");
   for (;;) {
     if (s->werr)
       return s->werr;
@@ -700,7 +737,8 @@ int cor_stream_drain(cor_stream_t *s) {
     if (s->wend - s->wpos <= s->hiwat)
       return 0;
     uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
-    int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d);
+    int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d,
+                                "cor_stream_drain");
     if (rc == -ETIMEDOUT && s->idle_to &&
         cor__now_ns() < s->last_io + s->idle_to)
       continue;
@@ -712,12 +750,16 @@ int cor_stream_drain(cor_stream_t *s) {
 }
 
 size_t cor_stream_write_buffered(const cor_stream_t *s) {
-  return s ? s->wend - s->wpos : 0;
+  if (s == NULL)
+    return 0;
+  COR__CHECK_THREAD_VAL(s->loop, "cor_stream_write_buffered", 0);
+  return s->wend - s->wpos;
 }
 
 int cor_stream_write_eof(cor_stream_t *s) {
   if (s == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_write_eof");
   if (s->closing || s->fd_closed || s->shut_req)
     return COR_ECLOSED;
   if (s->kind != COR__STREAM_SOCK)
@@ -736,6 +778,7 @@ int cor_stream_write_eof(cor_stream_t *s) {
 int cor_stream_set_limit(cor_stream_t *s, size_t limit) {
   if (s == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_set_limit");
   s->limit = limit ? limit : COR_STREAM_DEFAULT_LIMIT;
   return 0;
 }
@@ -744,6 +787,7 @@ int cor_stream_set_write_buffer_limits(cor_stream_t *s, size_t high,
                                        size_t low) {
   if (s == NULL || low > high)
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_set_write_buffer_limits");
   if (high == 0 && low == 0) {
     high = COR_STREAM_DEFAULT_HIGH_WATER;
     low = COR_STREAM_DEFAULT_LOW_WATER;
@@ -767,17 +811,24 @@ int cor_stream_set_timeouts(cor_stream_t *s, double read_timeout,
   uint64_t r, i;
   if (s == NULL || to_ns(read_timeout, &r) || to_ns(idle_timeout, &i))
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_set_timeouts");
   s->read_to = r;
   s->idle_to = i;
   return 0;
 }
 
-int cor_stream_fd(const cor_stream_t *s) { return s ? s->fd : -1; }
+int cor_stream_fd(const cor_stream_t *s) {
+  if (s == NULL)
+    return -1;
+  COR__CHECK_THREAD(s->loop, "cor_stream_fd");
+  return s->fd;
+}
 
 int cor_stream_sockname(const cor_stream_t *s, struct sockaddr *sa,
                         unsigned *len) {
   if (s == NULL || sa == NULL || len == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_sockname");
   socklen_t l = *len;
   if (getsockname(s->fd, sa, &l) < 0)
     return -errno;
@@ -789,6 +840,7 @@ int cor_stream_peername(const cor_stream_t *s, struct sockaddr *sa,
                         unsigned *len) {
   if (s == NULL || sa == NULL || len == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(s->loop, "cor_stream_peername");
   socklen_t l = *len;
   if (getpeername(s->fd, sa, &l) < 0)
     return -errno;

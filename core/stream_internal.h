@@ -55,9 +55,10 @@ struct cor_stream *cor__stream_new(struct cor_loop *loop, int fd, int kind,
 /* Waits (in a task) for f, an embedded future, to be completed by an event,
  * or until deadline_ns (0: none; then -ETIMEDOUT). *flag is true while
  * waiting. Returns the future's code: 0, -ETIMEDOUT, -ECANCELED, or what
- * the waker set. -EBUSY when *flag is already set; COR_ENOTASK. */
+ * the waker set. -EBUSY when *flag is already set; COR_ENOTASK; COR_ETHREAD
+ * (logged, naming `call`) when the task runs on another loop. */
 int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
-                       uint64_t deadline_ns);
+                       uint64_t deadline_ns, const char *call);
 /* Completes an embedded future a task may be waiting on, with code. */
 void cor__wake_embedded(struct cor_future *f, bool flag, int code);
 

@@ -182,17 +182,39 @@ int cor_subprocess_exec(const char *const argv[],
   return 0;
 }
 
-cor_stream_t *cor_process_stdin(cor_process_t *p) { return p ? p->in : NULL; }
-cor_stream_t *cor_process_stdout(cor_process_t *p) { return p ? p->out : NULL; }
-cor_stream_t *cor_process_stderr(cor_process_t *p) { return p ? p->err : NULL; }
-int cor_process_pid(const cor_process_t *p) { return p ? (int)p->pid : -1; }
+cor_stream_t *cor_process_stdin(cor_process_t *p) {
+  if (p == NULL)
+    return NULL;
+  COR__CHECK_THREAD_PTR(p->loop, "cor_process_stdin");
+  return p->in;
+}
+cor_stream_t *cor_process_stdout(cor_process_t *p) {
+  if (p == NULL)
+    return NULL;
+  COR__CHECK_THREAD_PTR(p->loop, "cor_process_stdout");
+  return p->out;
+}
+cor_stream_t *cor_process_stderr(cor_process_t *p) {
+  if (p == NULL)
+    return NULL;
+  COR__CHECK_THREAD_PTR(p->loop, "cor_process_stderr");
+  return p->err;
+}
+int cor_process_pid(const cor_process_t *p) {
+  if (p == NULL)
+    return -1;
+  COR__CHECK_THREAD(p->loop, "cor_process_pid");
+  return (int)p->pid;
+}
 
 int cor_process_wait(cor_process_t *p, double timeout, int *status) {
   if (p == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(p->loop, "cor_process_wait");
   uint64_t dl = timeout > 0 ? cor__now_ns() + (uint64_t)(timeout * 1e9) : 0;
   while (!p->exited) {
-    int rc = cor__wait_embedded(p->loop, &p->wfut, &p->wwait, dl);
+    int rc = cor__wait_embedded(p->loop, &p->wfut, &p->wwait, dl,
+                                "cor_process_wait");
     if (rc != 0)
       return rc;
   }
@@ -204,6 +226,7 @@ int cor_process_wait(cor_process_t *p, double timeout, int *status) {
 int cor_process_kill(cor_process_t *p, int sig) {
   if (p == NULL)
     return -EINVAL;
+  COR__CHECK_THREAD(p->loop, "cor_process_kill");
   if (p->exited || p->pidfd < 0)
     return -ESRCH;
   if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0)
@@ -214,6 +237,7 @@ int cor_process_kill(cor_process_t *p, int sig) {
 void cor_process_free(cor_process_t *p) {
   if (p == NULL)
     return;
+  COR__CHECK_THREAD_VOID(p->loop, "cor_process_free");
   if (!p->exited) {
     COR_LOG(COR_LOG_WARNING,
             "subprocess %d is still running: freed its process object "

@@ -67,6 +67,7 @@ int cor_loop_set_task_stack_size(cor_loop_t *loop, size_t bytes) {
 size_t cor_loop_get_task_stack_size(cor_loop_t *loop) {
   if (loop == NULL)
     return 0;
+  COR__CHECK_THREAD_VAL(loop, "cor_loop_get_task_stack_size", 0);
   cor__tasks *tl = loop->tasks;
   return tl ? tl->pool.size : cor__stack_default_size();
 }
@@ -556,6 +557,11 @@ cor_future_t *cor_task_future(cor_task_t *t) { return t ? &t->fut : NULL; }
 const char *cor_task_name(cor_task_t *t) {
   if (t == NULL)
     return NULL;
+  COR__CHECK_THREAD_PTR(t->fut.loop, "cor_task_name");
+  return cor__task_name(t);
+}
+
+const char *cor__task_name(struct cor_task *t) {
   if (t->name)
     return t->name;
   if (t->name_buf[0] == 0)
@@ -583,6 +589,7 @@ cor_task_t *cor_current_task(void) { return cor__tls_task; }
 size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out, size_t cap) {
   if (loop == NULL && (loop = cor__tls_loop) == NULL)
     return 0;
+  COR__CHECK_THREAD_VAL(loop, "cor_all_tasks", 0);
   cor__tasks *tl = loop->tasks;
   if (tl == NULL)
     return 0;
@@ -627,6 +634,8 @@ int cor__await_at(cor_future_t *f, void **result, void *ra) {
     return COR_ENOTASK;
   if (COR_UNLIKELY(f == NULL))
     return -EINVAL;
+  /* Before f is read: a future of a loop running on another thread. */
+  COR__CHECK_THREAD(f->loop, "cor_await");
   if (f->state != COR__FUT_PENDING)
     return take_for_task(t, f, result);
   if (COR_UNLIKELY(f == &t->fut || f->loop != t->tl->loop))
@@ -749,11 +758,17 @@ int cor_task_cancel(cor_task_t *t, const char *msg) {
   return 0;
 }
 
-int cor_task_cancelling(const cor_task_t *t) { return t ? t->ncancel : 0; }
+int cor_task_cancelling(const cor_task_t *t) {
+  if (t == NULL)
+    return 0;
+  COR__CHECK_THREAD(t->fut.loop, "cor_task_cancelling");
+  return t->ncancel;
+}
 
 int cor_task_uncancel(cor_task_t *t) {
   if (t == NULL)
     return 0;
+  COR__CHECK_THREAD(t->fut.loop, "cor_task_uncancel");
   if (t->ncancel > 0 && --t->ncancel == 0)
     t->must_cancel = false;
   return t->ncancel;
@@ -773,7 +788,7 @@ static void task_repr_depth(struct cor_task *t, cor__buf *out, int depth) {
   const char *st = t->fut.state == COR__FUT_CANCELLED ? "cancelled"
                    : t->fut.state == COR__FUT_DONE    ? "finished"
                                                       : "pending";
-  cor__buf_printf(out, "<Task %s name='%s'", st, cor_task_name(t));
+  cor__buf_printf(out, "<Task %s name='%s'", st, cor__task_name(t));
   if (depth > 0) {
     cor__buf_printf(out, ">");
     return;
@@ -881,7 +896,7 @@ int cor__tasks_dump(struct cor_loop *loop, cor__buf *out) {
                      : t->tstate == COR__TASK_RUNNING ? "running"
                                                       : "suspended";
     cor__buf_printf(out, "  Task '%s' (%s) coro=%s() created at %s:%d",
-                    cor_task_name(t), st, t->fn_name, t->file, t->line);
+                    cor__task_name(t), st, t->fn_name, t->file, t->line);
     if (t->fut.bt && t->fut.bt->n > 0 &&
         cor__site(t->fut.bt->pc[0], at, sizeof at)[0])
       cor__buf_printf(out, " (task made at %s)", at);
@@ -906,7 +921,7 @@ int cor__tasks_dump(struct cor_loop *loop, cor__buf *out) {
       if (w->is_task) {
         struct cor_task *wt = (struct cor_task *)w;
         cor__buf_printf(out, "Task '%s' (%s() created at %s:%d)",
-                        cor_task_name(wt), wt->fn_name, wt->file, wt->line);
+                        cor__task_name(wt), wt->fn_name, wt->file, wt->line);
         w = wt->waiting;
       } else {
         cor__future_repr(w, out);

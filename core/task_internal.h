@@ -169,6 +169,10 @@ void cor__record_error(int code, const char *msg, const char *file, int line);
  * is `code`: the message (owned by the caller) and site. For executors. */
 bool cor__fail_take(int code, char **msg, const char **file, int *line);
 
+/* cor_task_name without the wrong-thread check, for reports made on any
+ * thread (a never-retrieved error dropped elsewhere, a runtime shutdown). */
+const char *cor__task_name(struct cor_task *t);
+
 /* cor_await with the caller's return address ("running at file.c:N"). */
 int cor__await_at(cor_future_t *f, void **result, void *ra);
 

@@ -790,6 +790,7 @@ cor_future_t *cor_run_in_process(cor_loop_t *loop, cor_executor_t *ex,
     errno = EINVAL;
     return NULL;
   }
+  COR__CHECK_THREAD_PTR(loop, "cor_run_in_process");
   ppool *p = (ppool *)ex;
   const cor_process_job_def *def = cor__process_job_find(job);
   if (def == NULL || len > p->max_payload || strlen(job) > 255) {

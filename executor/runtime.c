@@ -238,7 +238,7 @@ static void *loop_main(void *p) {
     COR_LOG(COR_LOG_WARNING,
             "%stask '%s' (coro %s() created at %s:%d) did not finish before "
             "the deadline%s%s",
-            prefix, cor_task_name(t), t->fn_name, t->file, t->line,
+            prefix, cor__task_name(t), t->fn_name, t->file, t->line,
             t->waiting ? "; it waits for a " : "",
             t->waiting ? (t->waiting->is_task ? "task" : "future") : "");
   }

@@ -524,6 +524,7 @@ cor_future_t *cor_run_in_executor(cor_loop_t *loop, cor_executor_t *ex,
     errno = EINVAL;
     return NULL;
   }
+  COR__CHECK_THREAD_PTR(loop, "cor_run_in_executor");
   if (cor_loop_is_closed(loop)) {
     errno = -COR_ECLOSED;
     return NULL;

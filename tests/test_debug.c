@@ -8,7 +8,6 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -363,7 +362,7 @@ static void test_unclosed_loop(void **state) {
          frame(line, "test_unclosed_loop"), NULL);
 }
 
-/* ------------------------------------------------------------ wrong thread */
+/* ------------------------------------------------------------ runner */
 
 typedef struct {
   cor_loop_t *loop;
@@ -390,120 +389,6 @@ static void runner_start(runner *r, cor_loop_t *l) {
 static void runner_stop(runner *r) {
   cor_call_soon_threadsafe(r->loop, stop_cb, r->loop);
   pthread_join(r->th, NULL);
-}
-
-static cor_future_t *wt_fut;
-static cor_task_t *wt_task;
-static void nop(void *arg) {}
-static void nop_done(cor_future_t *f, void *arg) {}
-static void wt_handler(cor_loop_t *l, const cor_exception_context *c, void *a) {}
-static int idle_task(void *arg, void **r) { return cor_await(arg, NULL); }
-
-#define PTR_CALL(expr) ((expr) == NULL && errno == -COR_ETHREAD ? COR_ETHREAD : 0)
-static int c_call_soon(cor_loop_t *l) { return cor_call_soon(l, nop, NULL, NULL); }
-static int c_call_later(cor_loop_t *l) { return cor_call_later(l, 1, nop, NULL, NULL); }
-static int c_call_at(cor_loop_t *l) { return cor_call_at(l, 1, nop, NULL, NULL); }
-static int c_call_at_ns(cor_loop_t *l) { return cor_call_at_ns(l, 1, nop, NULL, NULL); }
-static int c_handle_cancel(cor_loop_t *l) { return cor_handle_cancel(l, (cor_handle_t){1}); }
-static int c_stop(cor_loop_t *l) { return cor_loop_stop(l); }
-static int c_close(cor_loop_t *l) { return cor_loop_close(l); }
-static int c_add_reader(cor_loop_t *l) { return cor_loop_add_reader(l, 0, nop, NULL); }
-static int c_add_writer(cor_loop_t *l) { return cor_loop_add_writer(l, 1, nop, NULL); }
-static int c_remove_reader(cor_loop_t *l) { return cor_loop_remove_reader(l, 0); }
-static int c_remove_writer(cor_loop_t *l) { return cor_loop_remove_writer(l, 1); }
-static int c_set_debug(cor_loop_t *l) { return cor_loop_set_debug(l, true); }
-static int c_set_handler(cor_loop_t *l) { return cor_loop_set_exception_handler(l, wt_handler, NULL); }
-static int c_set_slow(cor_loop_t *l) { return cor_loop_set_slow_callback_duration(l, 1); }
-static int c_set_watchdog(cor_loop_t *l) { return cor_loop_set_watchdog(l, 1); }
-static int c_stack_size(cor_loop_t *l) { return cor_loop_set_task_stack_size(l, 1 << 16); }
-static int c_run_until(cor_loop_t *l) { return cor_loop_run_until_complete(l, wt_fut); }
-static int c_future_new(cor_loop_t *l) { return PTR_CALL(cor_future_new(l)); }
-static int c_set_result(cor_loop_t *l) { return cor_future_set_result(wt_fut, NULL); }
-static int c_set_error(cor_loop_t *l) { return cor_future_set_error(wt_fut, -EIO, NULL); }
-static int c_fcancel(cor_loop_t *l) { return cor_future_cancel(wt_fut, NULL); }
-static int c_result(cor_loop_t *l) { return cor_future_result(wt_fut, NULL); }
-static int c_add_done(cor_loop_t *l) { return cor_future_add_done_callback(wt_fut, nop_done, NULL); }
-static int c_remove_done(cor_loop_t *l) { return cor_future_remove_done_callback(wt_fut, nop_done, NULL); }
-static int c_create_task(cor_loop_t *l) { return PTR_CALL(cor_create_task(l, cor_coro(idle_task, wt_fut), NULL)); }
-static int c_task_cancel(cor_loop_t *l) { return cor_task_cancel(wt_task, NULL); }
-static int c_task_set_name(cor_loop_t *l) { return cor_task_set_name(wt_task, "x"); }
-static int c_shield(cor_loop_t *l) { return PTR_CALL(cor_shield(wt_fut)); }
-static int c_signal(cor_loop_t *l) { return cor_loop_add_signal_handler(l, SIGUSR2, nop, NULL); }
-
-static const struct {
-  const char *name;
-  int (*call)(cor_loop_t *);
-} wt_calls[] = {
-    {"cor_call_soon", c_call_soon},
-    {"cor_call_later", c_call_later},
-    {"cor_call_at", c_call_at},
-    {"cor_call_at_ns", c_call_at_ns},
-    {"cor_handle_cancel", c_handle_cancel},
-    {"cor_loop_stop", c_stop},
-    {"cor_loop_close", c_close},
-    {"cor_loop_add_reader", c_add_reader},
-    {"cor_loop_add_writer", c_add_writer},
-    {"cor_loop_remove_reader", c_remove_reader},
-    {"cor_loop_remove_writer", c_remove_writer},
-    {"cor_loop_set_debug", c_set_debug},
-    {"cor_loop_set_exception_handler", c_set_handler},
-    {"cor_loop_set_slow_callback_duration", c_set_slow},
-    {"cor_loop_set_watchdog", c_set_watchdog},
-    {"cor_loop_set_task_stack_size", c_stack_size},
-    {"cor_loop_run_until_complete", c_run_until},
-    {"cor_future_new", c_future_new},
-    {"cor_future_set_result", c_set_result},
-    {"cor_future_set_error", c_set_error},
-    {"cor_future_cancel", c_fcancel},
-    {"cor_future_result", c_result},
-    {"cor_future_add_done_callback", c_add_done},
-    {"cor_future_remove_done_callback", c_remove_done},
-    {"cor_create_task", c_create_task},
-    {"cor_task_cancel", c_task_cancel},
-    {"cor_task_set_name", c_task_set_name},
-    {"cor_shield", c_shield},
-    {"cor_loop_add_signal_handler", c_signal},
-};
-
-static void wrong_thread(bool debug) {
-  cor_loop_opts o = {.debug = debug};
-  cor_loop_t *l = cor_loop_new(&o);
-  /* Made before the loop runs: any thread may, as in asyncio. */
-  wt_fut = cor_future_new(l);
-  wt_task = cor_create_task(l, cor_coro(idle_task, wt_fut), "idle");
-  runner r;
-  runner_start(&r, l);
-  for (size_t i = 0; i < sizeof wt_calls / sizeof wt_calls[0]; i++) {
-    nrec = 0;
-    int rc = wt_calls[i].call(l);
-    if (rc != COR_ETHREAD)
-      print_message("%s returned %d\n", wt_calls[i].name, rc);
-    assert_int_equal(rc, COR_ETHREAD);
-    char want[128];
-    snprintf(want, sizeof want, "Non-thread-safe operation %s() invoked",
-             wt_calls[i].name);
-    EXPECT(COR_LOG_ERROR, want, "is owned by thread", "called from thread");
-    if (debug)
-      EXPECT(COR_LOG_ERROR, want, "Stack (most recent call last):",
-             "in wrong_thread");
-    else
-      EXPECT_NONE("Stack (most recent call last)");
-  }
-  /* The threadsafe door still works, and the owner's calls too. */
-  runner_stop(&r);
-  nrec = 0;
-  assert_int_equal(cor_task_cancel(wt_task, NULL), 0);
-  cor_loop_run_until_complete(l, cor_task_future(wt_task));
-  cor_release(wt_task);
-  cor_release(wt_fut);
-  assert_int_equal(cor_loop_close(l), 0);
-  cor_release(l);
-  EXPECT_NONE("Non-thread-safe");
-}
-static void test_wrong_thread(void **state) {
-  (void)state;
-  wrong_thread(false);
-  wrong_thread(true);
 }
 
 /* ------------------------------------------------------------ dump */
@@ -620,7 +505,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_exception_handler, setup, teardown),
       cmocka_unit_test_setup_teardown(test_slow_callbacks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unclosed_loop, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_wrong_thread, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dump_tasks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
       cmocka_unit_test_setup_teardown(test_production_logs_no_debug_records, setup, teardown),

@@ -5,7 +5,15 @@
  *  - every other call that can fail returns 0 or a negative error code
  *    (-EINVAL, -ENOMEM, ... or one of the COR_E* codes below);
  *  - a call whose name ends in _threadsafe may be made from any thread; every
- *    other loop call belongs to the loop's owning thread.
+ *    other loop call belongs to the loop's owning thread (the thread running
+ *    it; a loop nobody runs may be used by any one thread at a time). A call
+ *    on a future, task, stream, server, datagram or process belongs to the
+ *    thread of the loop it was made on. Made from another thread while that
+ *    loop runs, such a call does nothing, logs an ERROR naming the call, the
+ *    loop and both threads, and returns COR_ETHREAD; a call that cannot
+ *    return it returns NULL (pointers), 0 or false (counts, flags) or nothing,
+ *    and sets errno to 4001 (-COR_ETHREAD). Comments say "Owner thread (else
+ *    COR_ETHREAD)" and the like; "Any thread" marks the exceptions.
  */
 #ifndef CORIO_COMMON_H
 #define CORIO_COMMON_H

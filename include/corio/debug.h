@@ -64,7 +64,7 @@ typedef void (*cor_exception_handler)(cor_loop_t *loop,
  * tasks destroyed, coroutines never awaited. It may be called from the
  * thread that drops the last reference to a failed future, which need not
  * be the loop's, and after the loop is closed (until it is freed). Returns
- * 0, -EINVAL, COR_ETHREAD. Owner thread. */
+ * 0, -EINVAL. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_loop_set_exception_handler(cor_loop_t *loop,
                                               cor_exception_handler handler,
                                               void *arg);
@@ -81,7 +81,8 @@ COR_EXTERN void cor_loop_call_exception_handler(
     cor_loop_t *loop, const cor_exception_context *ctx);
 
 /* Callbacks (and task steps) running longer than this are logged in debug
- * mode. Default 0.1 s. Returns 0, -EINVAL (negative or NaN). Owner thread. */
+ * mode. Default 0.1 s. Returns 0, -EINVAL (negative or NaN). Owner thread
+ * (else COR_ETHREAD; get: 0, errno 4001). */
 COR_EXTERN int cor_loop_set_slow_callback_duration(cor_loop_t *loop,
                                                    double seconds);
 COR_EXTERN double cor_loop_get_slow_callback_duration(const cor_loop_t *loop);
@@ -103,7 +104,7 @@ COR_EXTERN int cor_dump_tasks(int fd);
  * backtrace (a signal) and logs it (WARNING "loop ... stuck in ..."), again
  * at 2x and 4x the threshold, at most 5 reports a minute for the process.
  * 0 turns it off (the default, debug mode or not). Returns 0, -EINVAL,
- * -ENOMEM, COR_ETHREAD. Owner thread. */
+ * -ENOMEM. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_loop_set_watchdog(cor_loop_t *loop, double seconds);
 
 #ifdef __cplusplus

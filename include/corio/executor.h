@@ -7,7 +7,8 @@
  * Threads: an executor may be shared by any number of loops and threads.
  * Every call here may be made from any thread, except those that return a
  * loop future (cor_run_in_executor, cor_run_in_process), which belong to the
- * thread that owns `loop`, as every loop-future call does.
+ * thread that owns `loop`, as every loop-future call does (from another
+ * thread while it runs: NULL with errno 4001 and an ERROR record).
  *
  * Separate pools are cheap (a thread pool starts no thread until work
  * arrives; a process pool starts no process until a job is queued). Give one
@@ -76,7 +77,8 @@ COR_EXTERN cor_executor_t *cor_thread_pool_new(const cor_thread_pool_opts *opts)
  * result is dropped. The caller holds one reference to the future. Returns
  * NULL with errno EINVAL (NULL fn, no loop, `ex` is a process pool), EAGAIN
  * (the queue is at queue_limit), 4004 (-COR_ECLOSED: the pool is shut down
- * or the loop is closed), ENOMEM. Owner thread of `loop`. */
+ * or the loop is closed), ENOMEM. Owner thread of `loop` (else NULL, errno
+ * 4001). */
 COR_EXTERN cor_future_t *cor_run_in_executor(cor_loop_t *loop,
                                              cor_executor_t *ex, cor_fn fn,
                                              void *arg);
@@ -168,7 +170,7 @@ cor_process_pool_new(const cor_process_pool_opts *opts);
  * output is dropped. The caller holds one reference. Returns NULL with errno
  * EINVAL (NULL ex or job, `ex` not a process pool, unknown job name, len
  * above max_payload: nothing is sent), 4004 (-COR_ECLOSED: pool shut down,
- * loop closed), ENOMEM. Owner thread of `loop`. */
+ * loop closed), ENOMEM. Owner thread of `loop` (else NULL, errno 4001). */
 COR_EXTERN cor_future_t *cor_run_in_process(cor_loop_t *loop,
                                             cor_executor_t *ex,
                                             const char *job, const void *in,

@@ -48,7 +48,8 @@ COR_EXTERN void cor_log_flush(void);
 /* Emits a record on the "corio" logger. Any thread. */
 COR_EXTERN void cor_log(int level, const char *fmt, ...) COR_PRINTF(2, 3);
 
-/* The name of a level ("DEBUG", "INFO", ...; "Level N" otherwise). */
+/* The name of a level ("DEBUG", "INFO", ...; "Level N" otherwise). Any
+ * thread. */
 COR_EXTERN const char *cor_log_level_name(int level);
 
 #ifdef __cplusplus

@@ -2,8 +2,9 @@
  *
  * A loop runs callbacks, timers, fd readiness and signal handlers on one
  * thread: the thread that runs it owns it. Every call here belongs to that
- * thread, except those whose name ends in _threadsafe and the reference
- * counting calls, which any thread may make.
+ * thread (from another, while the loop runs: COR_ETHREAD and an ERROR
+ * record, see corio/common.h), except those whose name ends in _threadsafe,
+ * the reference counting calls and those marked "Any thread".
  */
 #ifndef CORIO_LOOP_H
 #define CORIO_LOOP_H
@@ -43,23 +44,27 @@ typedef struct cor_loop_opts {
 COR_EXTERN cor_loop_t *cor_loop_new(const cor_loop_opts *opts);
 
 /* Runs the loop until cor_loop_stop. Returns 0; -EBUSY if this thread is
- * already running it; COR_ETHREAD if another thread is running it;
- * COR_ECLOSED after cor_loop_close; -EINVAL for NULL. The first thread that
- * runs a loop becomes its owner; a loop that is not running may later be run
- * by another thread, which then owns it. */
+ * already running it (or another loop); COR_ETHREAD, with an ERROR record,
+ * if another thread is running it; COR_ECLOSED after cor_loop_close; -EINVAL
+ * for NULL. The first thread that runs a loop becomes its owner; a loop that
+ * is not running may later be run by another thread, which then owns it. */
 COR_EXTERN int cor_loop_run_forever(cor_loop_t *loop);
 
 /* Asks the running loop to stop after the current iteration: callbacks
  * already ready run first, as in asyncio. When the loop is not running, the
- * next run_forever runs one iteration and returns. Owner thread. */
+ * next run_forever runs one iteration and returns. Owner thread (else
+ * COR_ETHREAD). */
 COR_EXTERN int cor_loop_stop(cor_loop_t *loop);
 
 /* Releases the loop's fds, queues, timers and pending callbacks (which are
  * dropped without running). Returns -EBUSY while the loop runs, COR_ECLOSED
  * when already closed. The object stays valid until its last reference is
- * released: later calls on it return COR_ECLOSED. Owner thread. */
+ * released: later calls on it return COR_ECLOSED. Owner thread (else
+ * COR_ETHREAD). */
 COR_EXTERN int cor_loop_close(cor_loop_t *loop);
 
+/* Whether the loop is running / closed (false for NULL). Any thread (atomic
+ * reads). */
 COR_EXTERN bool cor_loop_is_running(const cor_loop_t *loop);
 COR_EXTERN bool cor_loop_is_closed(const cor_loop_t *loop);
 
@@ -75,13 +80,14 @@ COR_EXTERN uint64_t cor_loop_time_ns(const cor_loop_t *loop);
 /* Schedules cb(arg) to run on the next iteration, after the callbacks already
  * ready (FIFO). `out` may be NULL; when given it receives a handle for
  * cor_handle_cancel. Returns 0, -EINVAL (NULL loop or cb), -ENOMEM (the loop
- * stays usable), COR_ECLOSED. Owner thread. */
+ * stays usable), COR_ECLOSED. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
                              cor_handle_t *out);
 
 /* Schedules cb(arg) after `delay` seconds (negative counts as 0), or at loop
  * time `when`. Timers run in deadline order; ties run in the order they were
- * scheduled. Same returns as cor_call_soon. Owner thread. */
+ * scheduled. Same returns as cor_call_soon. Owner thread (else
+ * COR_ETHREAD). */
 COR_EXTERN int cor_call_later(cor_loop_t *loop, double delay, cor_callback cb,
                               void *arg, cor_handle_t *out);
 COR_EXTERN int cor_call_at(cor_loop_t *loop, double when, cor_callback cb,
@@ -93,7 +99,7 @@ COR_EXTERN int cor_call_at_ns(cor_loop_t *loop, uint64_t when_ns,
 /* Cancels a scheduled callback or timer: it will not run, and a cancelled
  * timer's memory is reclaimed at once. Returns 0, or -ENOENT when the handle
  * already ran, was cancelled, or never existed (always safe); COR_ECLOSED.
- * Owner thread. */
+ * Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h);
 
 /* The one loop call any thread may make, including the loop's own thread.
@@ -110,13 +116,13 @@ COR_EXTERN int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb,
  * while fd is ready (level-triggered, as asyncio's add_reader). Adding a
  * reader to an fd that already has one replaces it. Returns 0, -EINVAL,
  * -ENOMEM, a negated errno from epoll (-EPERM for regular files, -EBADF),
- * COR_ECLOSED. Owner thread. */
+ * COR_ECLOSED. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_loop_add_reader(cor_loop_t *loop, int fd, cor_callback cb,
                                    void *arg);
 COR_EXTERN int cor_loop_add_writer(cor_loop_t *loop, int fd, cor_callback cb,
                                    void *arg);
 /* Stops watching; returns 0, or -ENOENT when nothing was registered.
- * Owner thread. Call it before closing the fd. */
+ * Owner thread (else COR_ETHREAD). Call it before closing the fd. */
 COR_EXTERN int cor_loop_remove_reader(cor_loop_t *loop, int fd);
 COR_EXTERN int cor_loop_remove_writer(cor_loop_t *loop, int fd);
 
@@ -127,12 +133,13 @@ COR_EXTERN int cor_loop_remove_writer(cor_loop_t *loop, int fd);
  * callback. Removing the last handler of a signal restores its previous
  * disposition and the thread's previous mask. Returns 0, -EINVAL (bad signum,
  * SIGKILL, SIGSTOP), -EBUSY, -ENOMEM, COR_ECLOSED; remove returns -ENOENT if
- * none. Owner thread. */
+ * none. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_loop_add_signal_handler(cor_loop_t *loop, int signum,
                                            cor_callback cb, void *arg);
 COR_EXTERN int cor_loop_remove_signal_handler(cor_loop_t *loop, int signum);
 
-/* Debug mode (see ARCHITECTURE.md). Owner thread. */
+/* Debug mode (see ARCHITECTURE.md). Owner thread (else COR_ETHREAD;
+ * get_debug: false, errno 4001). */
 COR_EXTERN int cor_loop_set_debug(cor_loop_t *loop, bool on);
 COR_EXTERN bool cor_loop_get_debug(const cor_loop_t *loop);
 

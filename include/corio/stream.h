@@ -3,9 +3,17 @@
  * A stream is a connected byte pipe (TCP over IPv4/IPv6, a Unix-domain
  * socket, or a subprocess pipe) bound to the loop that made it. Reading and
  * waiting calls suspend the calling task, never the loop: they must be made
- * from a task running on that loop (COR_ENOTASK outside a task, COR_ETHREAD
- * from another loop's thread). At most one task reads and one task writes a
- * stream at a time (a second concurrent reader gets -EBUSY).
+ * from a task running on that loop (COR_ENOTASK outside a task). At most one
+ * task reads and one task writes a stream at a time (a second concurrent
+ * reader gets -EBUSY).
+ *
+ * Threads: every call on a stream, server, datagram or process object
+ * belongs to the thread of the loop that made it, except those marked "Any
+ * thread". From any other thread (a task of another loop included) while
+ * that loop runs, the call does nothing, logs an ERROR and returns
+ * COR_ETHREAD (or NULL / 0 / false / nothing with errno 4001: see
+ * corio/common.h); a task of another loop that would have to wait on the
+ * object gets COR_ETHREAD even when that loop is not running.
  *
  * Under the hood: one edge-triggered epoll registration per stream, reads
  * straight into the stream's buffer, writes tried at once and buffered only
@@ -84,7 +92,7 @@ COR_EXTERN int cor_open_unix_connection(const char *path,
  * stream on `loop` (NULL: the running loop); the stream owns the fd from
  * then on, even on failure. The fd is made non-blocking. NULL with errno
  * EINVAL, ENOMEM, or an epoll error (EPERM for regular files). Owner
- * thread. */
+ * thread (else NULL, errno 4001, fd closed). */
 COR_EXTERN cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd);
 
 /* ------------------------------------------------------------ reading */
@@ -93,13 +101,14 @@ COR_EXTERN cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd);
  * buffered). Returns the count, 0 at EOF (and for n == 0), or a negative
  * code: -ECONNRESET and other socket errors, -ETIMEDOUT (read or idle
  * time-out: see cor_stream_set_timeouts), -ECANCELED, -EBUSY (another task
- * is reading), COR_ECLOSED after cor_stream_close, COR_ENOTASK. */
+ * is reading), COR_ECLOSED after cor_stream_close, COR_ENOTASK. Owner
+ * thread (else COR_ETHREAD). */
 COR_EXTERN ssize_t cor_stream_read(cor_stream_t *s, void *buf, size_t n);
 
 /* Inside a task: reads exactly n bytes. Returns n; on EOF first returns
  * COR_EINCOMPLETE and stores the bytes read so far (which are consumed and
  * copied into buf) in *partial (partial may be NULL); otherwise as
- * cor_stream_read. */
+ * cor_stream_read. Owner thread (else COR_ETHREAD). */
 COR_EXTERN ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf,
                                           size_t n, size_t *partial);
 
@@ -111,12 +120,14 @@ COR_EXTERN ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf,
  *    bytes stay buffered (read them with cor_stream_read);
  *  - COR_EINCOMPLETE at EOF before a separator: the partial bytes are
  *    consumed, copied to buf (up to cap) and counted in *partial;
- *  - otherwise as cor_stream_read. -EINVAL for an empty separator. */
+ *  - otherwise as cor_stream_read. -EINVAL for an empty separator.
+ * Owner thread (else COR_ETHREAD). */
 COR_EXTERN ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep,
                                         size_t seplen, void *buf, size_t cap,
                                         size_t *partial);
 /* As readuntil with "\n", except that at EOF the partial line is returned
- * as a success (0 when nothing was left), as asyncio's readline. */
+ * as a success (0 when nothing was left), as asyncio's readline. Owner
+ * thread (else COR_ETHREAD). */
 COR_EXTERN ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap);
 
 /* Zero-copy reading, inside a task: waits until at least `min` bytes are
@@ -124,14 +135,18 @@ COR_EXTERN ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap);
  * and returns how many are buffered (possibly fewer than min at EOF, 0 at
  * EOF with nothing left). The bytes stay valid until the next call on the
  * stream; consume them with cor_stream_consume. min is capped by the limit
- * (a larger min returns COR_ELIMIT). Errors as cor_stream_read. */
+ * (a larger min returns COR_ELIMIT). Errors as cor_stream_read. Owner
+ * thread (else COR_ETHREAD). */
 COR_EXTERN ssize_t cor_stream_peek(cor_stream_t *s, size_t min,
                                    const char **data);
-/* Drops n buffered bytes (n <= what peek reported). Owner thread. */
+/* Drops n buffered bytes (n <= what peek reported). Owner thread (else
+ * nothing done, errno 4001). */
 COR_EXTERN void cor_stream_consume(cor_stream_t *s, size_t n);
-/* Bytes buffered and not yet read; no syscall. */
+/* Bytes buffered and not yet read; no syscall. Owner thread (else 0, errno
+ * 4001). */
 COR_EXTERN size_t cor_stream_buffered(const cor_stream_t *s);
-/* True once EOF was seen and every buffered byte was read. */
+/* True once EOF was seen and every buffered byte was read. Owner thread
+ * (else false, errno 4001). */
 COR_EXTERN bool cor_stream_at_eof(const cor_stream_t *s);
 
 /* ------------------------------------------------------------ writing */
@@ -141,23 +156,27 @@ COR_EXTERN bool cor_stream_at_eof(const cor_stream_t *s);
  * (no task needed). Never blocks, never waits: call cor_stream_drain to
  * apply back-pressure. Returns 0, or the stream's error: -EPIPE or
  * -ECONNRESET once the peer is gone (never SIGPIPE), COR_ECLOSED after
- * close or write_eof, -ENOMEM. Owner thread (any task or callback). */
+ * close or write_eof, -ENOMEM. Owner thread, any task or callback (else
+ * COR_ETHREAD). */
 COR_EXTERN int cor_stream_write(cor_stream_t *s, const void *buf, size_t n);
 /* Inside a task: waits while the write buffer holds more than the
  * high-water mark, until it is at or below the low-water mark (see
  * cor_stream_set_write_buffer_limits); returns at once otherwise. Returns
  * 0, the stream's write error (-EPIPE, -ECONNRESET), -ETIMEDOUT (idle
- * time-out), -ECANCELED, COR_ENOTASK. */
+ * time-out), -ECANCELED, COR_ENOTASK. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_stream_drain(cor_stream_t *s);
-/* Bytes in the write buffer (not yet taken by the kernel). */
+/* Bytes in the write buffer (not yet taken by the kernel). Owner thread
+ * (else 0, errno 4001). */
 COR_EXTERN size_t cor_stream_write_buffered(const cor_stream_t *s);
 /* Shuts the write side down once the buffer is flushed (TCP FIN); reading
- * stays possible. 0, COR_ECLOSED, -ENOTSOCK for pipes (use close). */
+ * stays possible. 0, COR_ECLOSED, -ENOTSOCK for pipes (use close). Owner
+ * thread (else COR_ETHREAD). */
 COR_EXTERN int cor_stream_write_eof(cor_stream_t *s);
 
 /* ------------------------------------------------------------ settings */
 
-/* The readuntil/readline limit (0: the default). Returns 0, -EINVAL. */
+/* The readuntil/readline limit (0: the default). Returns 0, -EINVAL. Owner
+ * thread (else COR_ETHREAD), as the two settings below. */
 COR_EXTERN int cor_stream_set_limit(cor_stream_t *s, size_t limit);
 /* Write-buffer marks: drain waits above high, resumes at or below low
  * (low <= high; 0, 0: the defaults). 0, -EINVAL. */
@@ -174,7 +193,8 @@ COR_EXTERN int cor_stream_set_write_buffer_limits(cor_stream_t *s,
 COR_EXTERN int cor_stream_set_timeouts(cor_stream_t *s, double read_timeout,
                                        double idle_timeout);
 
-/* The socket or pipe fd (for setsockopt and the like; do not close it). */
+/* The socket or pipe fd (for setsockopt and the like; do not close it).
+ * Owner thread (else COR_ETHREAD), as the two address calls below. */
 COR_EXTERN int cor_stream_fd(const cor_stream_t *s);
 /* The local and peer addresses of a socket stream: copies up to *len bytes
  * and sets *len as getsockname/getpeername do. 0 or a negated errno. */
@@ -188,15 +208,18 @@ COR_EXTERN int cor_stream_peername(const cor_stream_t *s, struct sockaddr *sa,
 /* Closes the stream: no more reads or writes (they return COR_ECLOSED); a
  * task waiting on the stream is woken with COR_ECLOSED; buffered writes are
  * still sent, and the fd is closed once they are (or at once when there are
- * none, or on an error). Idempotent: 0, then COR_ECLOSED. Owner thread. */
+ * none, or on an error). Idempotent: 0, then COR_ECLOSED. Owner thread
+ * (else COR_ETHREAD). */
 COR_EXTERN int cor_stream_close(cor_stream_t *s);
 /* Inside a task: waits until the fd is closed after cor_stream_close (the
  * buffered writes were flushed or failed). 0, -ETIMEDOUT (idle time-out),
- * -ECANCELED, -EINVAL when close was not called, COR_ENOTASK. */
+ * -ECANCELED, -EINVAL when close was not called, COR_ENOTASK. Owner thread
+ * (else COR_ETHREAD). */
 COR_EXTERN int cor_stream_wait_closed(cor_stream_t *s);
 /* Frees the stream, closing it at once if it is still open (buffered
  * writes are dropped). A stream handed to a server handler belongs to the
- * server: do not free it. No task may be waiting on it. Owner thread. */
+ * server: do not free it. No task may be waiting on it. Owner thread (else
+ * nothing done, errno 4001). */
 COR_EXTERN void cor_stream_free(cor_stream_t *s);
 
 /* ------------------------------------------------------------ servers */
@@ -243,7 +266,7 @@ typedef struct cor_server_opts {
  * ERROR. Running out of fds in accept (EMFILE, ENFILE) pauses accepting for
  * 100 ms and logs one WARNING per server. Returns the server, NULL with
  * errno EINVAL (NULL handler, no loop), EADDRINUSE and other bind/listen
- * errors, ENOMEM. Owner thread. */
+ * errors, ENOMEM. Owner thread (else NULL, errno 4001). */
 COR_EXTERN cor_server_t *cor_start_server(cor_loop_t *loop,
                                           const cor_server_opts *opts,
                                           cor_fn handler);
@@ -259,29 +282,32 @@ COR_EXTERN cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
 /* The port the server listens on (useful with port 0), or -1 for Unix
  * sockets. Any thread. */
 COR_EXTERN int cor_server_port(const cor_server_t *srv);
-/* opts->arg of the server a handler's stream belongs to (NULL otherwise). */
+/* opts->arg of the server a handler's stream belongs to (NULL otherwise).
+ * The stream's owner thread (else NULL, errno 4001). */
 COR_EXTERN void *cor_server_handler_arg(const cor_stream_t *s);
 /* Live connections (handlers running); any thread (relaxed read). */
 COR_EXTERN unsigned cor_server_connections(const cor_server_t *srv);
 
 /* Stops accepting and closes the listening socket(s) (asyncio's
  * Server.close): live connections go on. Idempotent: 0, then COR_ECLOSED.
- * Owner thread; for a runtime server any thread (the listeners are closed
- * on their own loops before it returns, except when called from one of
- * them, where they close soon after). */
+ * Owner thread (else COR_ETHREAD); for a runtime server any thread (the
+ * listeners are closed on their own loops before it returns, except when
+ * called from one of them, where they close soon after). */
 COR_EXTERN int cor_server_close(cor_server_t *srv);
 /* Cancels every running handler (asyncio's Server.abort_clients): each
- * sees -ECANCELED from the call it waits in. Same threads as close. */
+ * sees -ECANCELED from the call it waits in. Same threads as close (else
+ * COR_ETHREAD). */
 COR_EXTERN int cor_server_close_clients(cor_server_t *srv);
 /* Inside a task (single-loop server, its loop) or on any thread that is
  * not one of the runtime's loops (runtime server): waits until the server
  * is closed and every handler returned, for at most `timeout` seconds
  * (< 0 or INFINITY: no limit). 0, -ETIMEDOUT, -EINVAL (close not called),
- * -ECANCELED, COR_ENOTASK. */
+ * -ECANCELED, COR_ENOTASK; COR_ETHREAD from another thread than the
+ * single-loop server's (logged) or from one of the runtime's loops. */
 COR_EXTERN int cor_server_wait_closed(cor_server_t *srv, double timeout);
 /* Frees a server. One still open is closed first; handlers still running
  * are cancelled and the memory is freed when the last one returned. Same
- * threads as close. */
+ * threads as close (else nothing done, errno 4001). */
 COR_EXTERN void cor_server_free(cor_server_t *srv);
 
 /* ------------------------------------------------------------ datagrams */
@@ -299,27 +325,30 @@ typedef struct cor_datagram_opts {
 
 /* A UDP endpoint on `loop` (NULL: the running loop). NULL with errno
  * EINVAL (no address at all, non-numeric host), bind/connect errors,
- * ENOMEM. Owner thread. */
+ * ENOMEM. Owner thread (else NULL, errno 4001). */
 COR_EXTERN cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
                                              const cor_datagram_opts *opts);
 /* Inside a task: receives one datagram (truncated to n bytes), waiting for
  * one if none is queued; stores the sender in from/fromlen when given.
  * Returns its length, -ETIMEDOUT after `timeout` seconds (0 = no limit),
  * -ECANCELED, COR_ECLOSED, COR_ENOTASK, or a negated errno (-ECONNREFUSED
- * after an ICMP error on a connected endpoint). */
+ * after an ICMP error on a connected endpoint). Owner thread (else
+ * COR_ETHREAD). */
 COR_EXTERN ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
                                      struct sockaddr *from, unsigned *fromlen,
                                      double timeout);
 /* Sends one datagram to the connected peer (to NULL) or to `to`. Never
  * waits: a full socket buffer drops the datagram and returns -EAGAIN, as
- * UDP may. 0 or a negated errno; COR_ECLOSED. Owner thread. */
+ * UDP may. 0 or a negated errno; COR_ECLOSED. Owner thread (else
+ * COR_ETHREAD). */
 COR_EXTERN int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
                                  const struct sockaddr *to, unsigned tolen);
-/* The bound port. */
+/* The bound port. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_datagram_port(const cor_datagram_t *d);
 /* Closes the socket and frees the endpoint. A task waiting in recv wakes
  * with COR_ECLOSED (the object is then leaked, not freed under it, and an
- * ERROR is logged): close it when no task waits. Owner thread. */
+ * ERROR is logged): close it when no task waits. Owner thread (else
+ * nothing done, errno 4001). */
 COR_EXTERN void cor_datagram_close(cor_datagram_t *d);
 
 /* ------------------------------------------------------------ processes */
@@ -348,23 +377,27 @@ COR_EXTERN int cor_subprocess_exec(const char *const argv[],
                                    const cor_subprocess_opts *opts,
                                    cor_process_t **out);
 /* The parent's ends of the pipes asked for, or NULL. Owned by the process
- * object (freed with it); closing them is fine (cor_stream_close). */
+ * object (freed with it); closing them is fine (cor_stream_close). Owner
+ * thread: the thread of the loop that started it (else NULL, errno 4001). */
 COR_EXTERN cor_stream_t *cor_process_stdin(cor_process_t *p);
 COR_EXTERN cor_stream_t *cor_process_stdout(cor_process_t *p);
 COR_EXTERN cor_stream_t *cor_process_stderr(cor_process_t *p);
+/* The child's pid. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_process_pid(const cor_process_t *p);
 /* Inside a task: waits for the child to exit and stores its status in
  * *status: the exit code (0-255), or -N when killed by signal N (as
  * asyncio's returncode). Returns 0, -ETIMEDOUT after `timeout` seconds (0 =
- * no limit), -ECANCELED, COR_ENOTASK. Returns at once once exited. */
+ * no limit), -ECANCELED, COR_ENOTASK. Returns at once once exited. Owner
+ * thread (else COR_ETHREAD). */
 COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
 /* Sends sig to the child (SIGKILL for kill, SIGTERM for terminate) through
  * its pidfd: never a recycled pid. 0, -ESRCH once it exited and was
- * reaped. Owner thread. */
+ * reaped. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_process_kill(cor_process_t *p, int sig);
 /* Frees the process object and its pipe streams. One whose child still
  * runs logs a WARNING ("subprocess N is still running"), as asyncio's
- * ResourceWarning; the child is left running and is not reaped. */
+ * ResourceWarning; the child is left running and is not reaped. Owner
+ * thread (else nothing done, errno 4001). */
 COR_EXTERN void cor_process_free(cor_process_t *p);
 
 #ifdef __cplusplus

@@ -3,7 +3,11 @@
  * A coroutine object (cor_coro) is a function and its argument, waiting to
  * run. A task runs one on a stack of its own, scheduled by the loop: inside
  * it, cor_await suspends the task (not the thread) until a future is done.
- * Every call here belongs to the loop's owning thread.
+ * Every call here belongs to the loop's owning thread, except those marked
+ * "Any thread"; the calls made "inside a task" act on the calling task and
+ * check the loop of the future or group they are given. From another
+ * thread while the loop runs, a call returns COR_ETHREAD (or NULL / 0 with
+ * errno 4001) and logs an ERROR (see corio/common.h).
  *
  * Cancellation is asyncio's: cor_task_cancel makes the await the task is
  * suspended in return -ECANCELED (and cancels what it awaited); a task may
@@ -48,25 +52,30 @@ COR_EXTERN int cor_coro_close(cor_coro_t *coro);
  * loop holds another while the task is pending, so releasing yours at once
  * is fine (fire and forget). Returns NULL with errno EINVAL (coro NULL or
  * already consumed, no loop), ENOMEM (no memory or no stack), or 4004
- * (-COR_ECLOSED: the loop is closed). Owner thread. */
+ * (-COR_ECLOSED: the loop is closed). Owner thread (else NULL, errno 4001;
+ * coro consumed). */
 COR_EXTERN cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
                                        const char *name);
 
 /* The task as a future (a task is a future: same object, same reference;
- * nothing is handed over). Never NULL for a task. */
+ * nothing is handed over). Never NULL for a task. Any thread (a cast). */
 COR_EXTERN cor_future_t *cor_task_future(cor_task_t *task);
 
-/* The task's name (valid while the caller holds the task). */
+/* The task's name (valid while the caller holds the task). Owner thread
+ * (else NULL, errno 4001). */
 COR_EXTERN const char *cor_task_name(cor_task_t *task);
-/* Renames it (copied). 0, -EINVAL, -ENOMEM. */
+/* Renames it (copied). 0, -EINVAL, -ENOMEM. Owner thread (else
+ * COR_ETHREAD). */
 COR_EXTERN int cor_task_set_name(cor_task_t *task, const char *name);
 
-/* The task running on this thread (borrowed), NULL outside a task. */
+/* The task running on this thread (borrowed), NULL outside a task. Any
+ * thread. */
 COR_EXTERN cor_task_t *cor_current_task(void);
 
 /* The loop's pending (not done) tasks (NULL: the running loop), in creation
  * order. Stores at most cap of them in out, each a new reference the caller
- * releases, and returns how many are pending (which may exceed cap). */
+ * releases, and returns how many are pending (which may exceed cap). Owner
+ * thread (else 0, errno 4001). */
 COR_EXTERN size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out,
                                 size_t cap);
 
@@ -76,8 +85,9 @@ COR_EXTERN size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out,
  * result in *result (result may be NULL) and marks it retrieved. A done
  * future returns at once without suspending. Returns -ECANCELED when the
  * awaiting task is cancelled (the cancellation is passed on to fut); -EINVAL
- * (NULL, a future of another loop, the task awaiting itself); COR_ENOTASK
- * outside a task. */
+ * (NULL, a future of another loop, the task awaiting itself); COR_ETHREAD
+ * (logged) when fut's loop runs on another thread; COR_ENOTASK outside a
+ * task. */
 COR_EXTERN int cor_await(cor_future_t *fut, void **result);
 #define cor_await_task(task, result) cor_await(cor_task_future(task), (result))
 
@@ -102,13 +112,14 @@ COR_EXTERN int cor_yield(void);
  * -ECANCELED the task ends cancelled. Each request counts (see
  * cor_task_cancelling). msg (copied, may be NULL) becomes the cancelled
  * future's message. Returns 0, or -EINVAL when the task is done (asyncio's
- * False) or NULL. Owner thread. */
+ * False) or NULL. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_task_cancel(cor_task_t *task, const char *msg);
-/* The number of cancel requests not withdrawn by cor_task_uncancel. */
+/* The number of cancel requests not withdrawn by cor_task_uncancel. Owner
+ * thread (else COR_ETHREAD). */
 COR_EXTERN int cor_task_cancelling(const cor_task_t *task);
 /* Withdraws one request (for code that turns a cancellation into something
  * else, as wait_for does); when none is left, a request not yet delivered is
- * dropped. Returns the number left. */
+ * dropped. Returns the number left. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_task_uncancel(cor_task_t *task);
 
 /* ------------------------------------------------------------ composing */
@@ -117,13 +128,13 @@ COR_EXTERN int cor_task_uncancel(cor_task_t *task);
  * limit; <= 0: only what is done by the next iteration). On time-out
  * cancels fut, waits until it finished its clean-up, and returns -ETIMEDOUT;
  * otherwise as cor_await. If the waiting task itself is cancelled, returns
- * -ECANCELED. COR_ENOTASK outside a task. */
+ * -ECANCELED. COR_ETHREAD as cor_await; COR_ENOTASK outside a task. */
 COR_EXTERN int cor_wait_for(cor_future_t *fut, double timeout, void **result);
 
 /* A future that completes as fut does, but whose cancellation leaves fut
  * running (asyncio.shield). The caller holds one reference. When fut is
  * already done, returns fut itself (a new reference). NULL with errno
- * EINVAL, ENOMEM. Owner thread. */
+ * EINVAL, ENOMEM. Owner thread (else NULL, errno 4001). */
 COR_EXTERN cor_future_t *cor_shield(cor_future_t *fut);
 
 /* Inside a task: waits until every one of the n futures is done and stores
@@ -131,8 +142,9 @@ COR_EXTERN cor_future_t *cor_shield(cor_future_t *fut);
  * NULL), marking them retrieved (asyncio's return_exceptions=True). Returns
  * 0 once all are done, whatever their codes. If the gathering task is
  * cancelled, every child still pending is cancelled, their clean-up is
- * awaited, and it returns -ECANCELED. -EINVAL (NULL futs with n > 0);
- * COR_ENOTASK outside a task. */
+ * awaited, and it returns -ECANCELED. -EINVAL (NULL futs with n > 0, a
+ * future of another loop); COR_ETHREAD as cor_await; COR_ENOTASK outside a
+ * task. */
 COR_EXTERN int cor_gather(cor_future_t **futs, size_t n, int *codes,
                           void **results);
 
@@ -148,14 +160,16 @@ COR_EXTERN cor_taskgroup_t *cor_taskgroup_new(void);
 /* Creates a task in the group (consumes coro) and returns a reference to it
  * (release it when done with it; the group keeps its own). NULL with errno
  * EINVAL (NULL group or coro, group already waited), ECANCELED (the group
- * is shutting down after a failure), or as cor_create_task. */
+ * is shutting down after a failure), or as cor_create_task. The group's
+ * loop's thread (else NULL, errno 4001; coro consumed). */
 COR_EXTERN cor_task_t *cor_taskgroup_spawn(cor_taskgroup_t *group,
                                            cor_coro_t *coro, const char *name);
 /* In the parent task: waits until every child is done, then frees the
  * group. Returns 0; the first child's error code (its message is recorded
  * on the parent as by cor_fail); -ECANCELED when the parent was cancelled
  * from outside (the children are cancelled and awaited first); -EINVAL
- * (NULL, or not the parent task); COR_ENOTASK outside a task. */
+ * (NULL, or not the parent task); COR_ETHREAD (logged) from a task of
+ * another loop while the group's runs; COR_ENOTASK outside a task. */
 COR_EXTERN int cor_taskgroup_wait(cor_taskgroup_t *group);
 
 /* ------------------------------------------------------------ running */
@@ -163,7 +177,8 @@ COR_EXTERN int cor_taskgroup_wait(cor_taskgroup_t *group);
 /* Usable bytes of the stacks of tasks created on `loop` from now on (rounded
  * up to pages; at least 16 KiB); a PROT_NONE guard page sits below each.
  * Default 64 KiB (4x under ASan, 2x under TSan): see ARCHITECTURE.md. Only
- * touched pages cost memory. Returns 0, -EINVAL, -ENOMEM. Owner thread. */
+ * touched pages cost memory. Returns 0, -EINVAL, -ENOMEM. Owner thread
+ * (else COR_ETHREAD; get: 0, errno 4001). */
 COR_EXTERN int cor_loop_set_task_stack_size(cor_loop_t *loop, size_t bytes);
 COR_EXTERN size_t cor_loop_get_task_stack_size(cor_loop_t *loop);
 
@@ -178,7 +193,8 @@ typedef struct cor_run_opts {
  * their clean-up (errors they end with are reported), shuts the default
  * executor down, closes and frees the loop. Returns main's code (its result
  * in *opts->result); -EBUSY when a loop already runs on this thread; -ENOMEM
- * and the like when the loop cannot be made. opts may be NULL. */
+ * and the like when the loop cannot be made. opts may be NULL. Any thread
+ * (the loop is its own). */
 COR_EXTERN int cor_run(cor_fn main, void *arg, const cor_run_opts *opts);
 
 #ifdef __cplusplus
