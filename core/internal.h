@@ -527,6 +527,9 @@ bool cor__is_task_step(cor_callback cb);
 void cor__task_repr(struct cor_task *t, cor__buf *out);
 void cor__future_repr(struct cor_future *f, cor__buf *out);
 int cor__tasks_dump(struct cor_loop *loop, cor__buf *out);
+/* At exit: "coroutine ... was never awaited" for each coroutine made on a
+ * thread with no running loop and never consumed (core/task.c). */
+void cor__coros_report_at_exit(void);
 /* A loop's repr: <Loop running=false closed=false debug=true>. */
 void cor__loop_repr(struct cor_loop *loop, cor__buf *out);
 /* "unclosed event loop <Loop ...>" (and where it was made, in debug mode)

@@ -16,11 +16,11 @@
  * always was (the fd closed, the pool shut down), so nothing leaks.
  *
  * At exit (an atexit handler registered when the library loads), what was
- * never released is reported the same way: each live loop not closed,
- * the streams and endpoints of each live loop that no other thread is
- * running, and the
- * servers and executors still open. A forked child does not report what
- * its parent made (cor__fork_gen). */
+ * never released is reported the same way: coroutines made outside any
+ * loop and never consumed (core/task.c keeps those), each live loop not
+ * closed, the streams and endpoints of each live loop that no other thread
+ * is running, and the servers and executors still open. A forked child
+ * does not report what its parent made (cor__fork_gen). */
 #include "internal.h"
 
 #include <unistd.h>
@@ -210,6 +210,7 @@ static void report_globals_at_exit(void) {
 }
 
 static void res_at_exit(void) {
+  cor__coros_report_at_exit();
   size_t n = 0;
   struct cor_loop **loops = cor__debug_loops(&n);
   for (size_t i = 0; i < n; i++) {
