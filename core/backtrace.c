@@ -11,8 +11,14 @@
  * libdw keeps one Dwfl session for the process, built on first use and
  * rebuilt when an address falls outside every module it knows (a library
  * dlopen'ed since). libdw is not thread-safe, so a mutex serializes
- * symbolizing; reports are rare. */
-#include "internal.h"
+ * symbolizing; reports are rare.
+ *
+ * libdw reads a compilation unit's line table the first time with large
+ * arrays on the stack: tens of KiB, more than a task's stack (64 KiB) may
+ * have left. Symbolizing from a task (an object freed unclosed inside a
+ * task, in debug mode) therefore runs on a short-lived helper thread with
+ * an ordinary stack while the task's thread waits for it. */
+#include "task_internal.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -89,7 +95,62 @@ static const char *short_path(const char *file) {
   return file;
 }
 
+/* Runs fn(arg) where the stack is large enough for libdw: here, unless
+ * this thread is running a task; then on a helper thread (every signal
+ * blocked, so it never takes one meant for the application). False when
+ * no thread could be made: fn did not run. */
+typedef struct {
+  void (*fn)(void *);
+  void *arg;
+} big_stack_job;
+
+static void *big_stack_main(void *p) {
+  big_stack_job *j = p;
+  j->fn(j->arg);
+  return NULL;
+}
+
+static bool on_big_stack(void (*fn)(void *), void *arg) {
+  if (cor__tls_task == NULL) {
+    fn(arg);
+    return true;
+  }
+  big_stack_job j = {fn, arg};
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t th;
+  int rc = pthread_create(&th, NULL, big_stack_main, &j);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0)
+    return false;
+  pthread_join(th, NULL);
+  return true;
+}
+
+typedef struct {
+  const void *pc;
+  bool is_return;
+  cor__sym *out;
+  bool ok;
+} sym_job;
+
+static bool symbolize(const void *pc, bool is_return, cor__sym *out);
+
+static void symbolize_job(void *p) {
+  sym_job *j = p;
+  j->ok = symbolize(j->pc, j->is_return, j->out);
+}
+
 bool cor__symbolize(const void *pc, bool is_return, cor__sym *out) {
+  sym_job j = {pc, is_return, out, false};
+  out->func[0] = 0;
+  out->file[0] = 0;
+  out->line = 0;
+  return on_big_stack(symbolize_job, &j) && j.ok;
+}
+
+static bool symbolize(const void *pc, bool is_return, cor__sym *out) {
   out->func[0] = 0;
   out->file[0] = 0;
   out->line = 0;
@@ -122,7 +183,28 @@ bool cor__symbolize(const void *pc, bool is_return, cor__sym *out) {
   return ok;
 }
 
+static bool fn_decl(const void *fn, cor__sym *out);
+
+typedef struct {
+  const void *fn;
+  cor__sym *out;
+  bool ok;
+} decl_job;
+
+static void fn_decl_job(void *p) {
+  decl_job *j = p;
+  j->ok = fn_decl(j->fn, j->out);
+}
+
 bool cor__fn_decl(const void *fn, cor__sym *out) {
+  decl_job j = {fn, out, false};
+  out->func[0] = 0;
+  out->file[0] = 0;
+  out->line = 0;
+  return on_big_stack(fn_decl_job, &j) && j.ok;
+}
+
+static bool fn_decl(const void *fn, cor__sym *out) {
   out->func[0] = 0;
   out->file[0] = 0;
   out->line = 0;
@@ -179,7 +261,28 @@ static bool boring(const cor__sym *s) {
          strcmp(s->func, "cor__ctx_entry") == 0;
 }
 
+typedef struct {
+  cor__buf *b;
+  void *const *pcs;
+  int n;
+} fmt_job;
+
+static void bt_format(cor__buf *b, void *const *pcs, int n);
+
+static void bt_format_job(void *p) {
+  fmt_job *j = p;
+  bt_format(j->b, j->pcs, j->n);
+}
+
 void cor__bt_format(cor__buf *b, void *const *pcs, int n) {
+  /* One trip to a big stack for every frame (its lookups then run there
+   * directly). */
+  fmt_job j = {b, pcs, n};
+  if (!on_big_stack(bt_format_job, &j))
+    cor__buf_printf(b, "  (no thread to symbolize the backtrace)\n");
+}
+
+static void bt_format(cor__buf *b, void *const *pcs, int n) {
   /* Python prints the outermost frame first ("most recent call last"). */
   for (int i = n - 1; i >= 0; i--) {
     cor__sym s;
