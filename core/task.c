@@ -240,8 +240,16 @@ static void coro_finish(struct cor_coro *c, uint32_t state) {
 int cor__coro_take(cor_coro_t *c, struct cor_coro *out) {
   if (c == NULL || ck_pr_load_32(&c->state) != COR__CORO_LIVE)
     return -EINVAL;
-  *out = *c;
-  out->bt = NULL; /* freed with the object: consumers do not keep it */
+  /* What a consumer uses, field by field: the links belong to the list
+   * (a loop-less coroutine's neighbours change under another thread's
+   * lock), and the backtrace is freed with the object. */
+  memset(out, 0, sizeof *out);
+  out->fn = c->fn;
+  out->arg = c->arg;
+  out->name = c->name;
+  out->file = c->file;
+  out->line = c->line;
+  out->state = COR__CORO_LIVE;
   coro_finish(c, COR__CORO_CONSUMED);
   return 0;
 }

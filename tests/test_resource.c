@@ -741,11 +741,10 @@ static void leak_at_exit(bool debug) {
   assert_int_equal(count(cerr, "unclosed executor"), 1);
   assert_int_equal(count(cerr, "unclosed"), 5);
   if (debug) {
-    snprintf(want, sizeof want, "Object allocated at (most recent call "
-                                "last):\n  File \"" F "\", line %d, in "
-                                "child_leak",
-             ln[0]);
+    snprintf(want, sizeof want,
+             "debug=true>\nObject allocated at (most recent call last):\n");
     HAS(want); /* the loop's */
+    HAS(frame(ln[0], "child_leak"));
     for (int i = 1; i < 5; i++) {
       HAS(created(ln[i]));
       HAS(frame(ln[i], "child_leak"));
