@@ -382,9 +382,12 @@ COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
  * its pidfd: never a recycled pid. 0, -ESRCH once it exited and was
  * reaped. Owner thread. */
 COR_EXTERN int cor_process_kill(cor_process_t *p, int sig);
-/* Frees the process object and its pipe streams. One whose child still
- * runs logs a WARNING ("subprocess N is still running"), as asyncio's
- * ResourceWarning; the child is left running and is not reaped. */
+/* Frees the process object and its pipe streams (closing them: the
+ * process owns them, so they are not reported unclosed). One whose child
+ * still runs is reported at WARNING through the loop's exception handler
+ * ("subprocess N is still running", as asyncio's ResourceWarning); the
+ * child is left running and is not reaped. Owner thread, while the loop
+ * lives. */
 COR_EXTERN void cor_process_free(cor_process_t *p);
 
 #ifdef __cplusplus
