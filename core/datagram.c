@@ -17,7 +17,19 @@ struct cor_datagram {
   bool closed;
   struct cor_future rfut;
   bool rwait;
+  cor__res res; /* reported if still open when its loop is freed or at exit */
 };
+
+/* "Datagram fd=7 local=127.0.0.1:5353 peer=127.0.0.1:53" */
+static void dg_repr(cor__res *r, cor__buf *out) {
+  cor_datagram_t *d =
+      (cor_datagram_t *)((char *)r - offsetof(cor_datagram_t, res));
+  cor__buf_printf(out, "Datagram fd=%d", d->fd);
+  cor__buf_sockaddr(out, "local", d->fd, false);
+  cor__buf_sockaddr(out, "peer", d->fd, true); /* when connected */
+}
+
+static const cor__res_type dg_res = {"datagram endpoint", dg_repr};
 
 static void dg_readable(void *arg) {
   cor_datagram_t *d = arg;
@@ -90,6 +102,8 @@ cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
     cor__free(d);
     goto fail_rc;
   }
+  cor__res_track(&d->res, &dg_res, loop, false, loop->debug,
+                 __builtin_return_address(0));
   return d;
 fail_rc:
   errno = rc == COR_ECLOSED ? -COR_ECLOSED : -rc;
@@ -154,6 +168,7 @@ void cor_datagram_close(cor_datagram_t *d) {
   if (d == NULL)
     return;
   COR__CHECK_THREAD_VOID(d->loop, "cor_datagram_close");
+  cor__res_untrack(&d->res);
   cor__loop_io_et_del(d->loop, d->fd);
   close(d->fd);
   d->fd = -1;

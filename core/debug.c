@@ -43,6 +43,7 @@ struct cor__dbg {
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 typedef struct reg_ent {
   struct cor_loop *loop;
+  unsigned gen; /* cor__fork_gen when made: inherited loops are skipped */
   struct reg_ent *next;
 } reg_ent;
 static reg_ent *reg_head;
@@ -386,12 +387,25 @@ void cor__debug_cb_end(struct cor_loop *loop) {
 
 static void dump_signal_install(void);
 
+/* The registry's lock across fork: a child must not inherit it held by a
+ * thread that did not follow (its exit report walks the registry). */
+static void reg_fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
+static void reg_fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
+static void reg_fork_child(void) { pthread_mutex_init(&reg_mu, NULL); }
+static void reg_atfork(void) {
+  COR_ASSERT(pthread_atfork(reg_fork_prepare, reg_fork_parent,
+                            reg_fork_child) == 0);
+}
+
 void cor__debug_loop_new(struct cor_loop *loop, const void *from) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, reg_atfork);
   if (loop->debug && loop->dbg)
     loop->dbg->created = cor__bt_new(from);
   reg_ent *e = cor__malloc(sizeof *e);
   if (e) {
     e->loop = loop;
+    e->gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
     pthread_mutex_lock(&reg_mu);
     e->next = reg_head;
     reg_head = e;
@@ -414,26 +428,31 @@ void cor__debug_loop_free(struct cor_loop *loop) {
   }
   pthread_mutex_unlock(&reg_mu);
   watchdog_stop(loop);
-  if (!ck_pr_load_int(&loop->closed)) {
-    /* asyncio's ResourceWarning, with where the loop was made in debug
-     * mode. */
-    char text[3000], repr[96];
-    cor__buf r = {repr, 0, sizeof repr};
-    cor__loop_repr(loop, &r);
-    cor__buf b = {text, 0, sizeof text};
-    cor__buf_printf(&b, "unclosed event loop %s", repr);
-    struct cor__dbg *d = loop->dbg;
-    if (d && d->created) {
-      cor__buf_printf(&b, "\nObject allocated at (most recent call last):\n");
-      cor__bt_format(&b, d->created->pc, d->created->n);
-      while (b.len > 0 && text[b.len - 1] == '\n')
-        text[--b.len] = 0;
-    }
-    cor_exception_context ctx = {.message = text,
-                                 .level = COR_LOG_WARNING};
-    /* The loop's own handler: the object is still whole here. */
-    cor_loop_call_exception_handler(loop, &ctx);
+  if (!ck_pr_load_int(&loop->closed))
+    cor__debug_report_unclosed_loop(loop);
+  cor__res_loop_free(loop); /* its streams and endpoints still open */
+}
+
+void cor__debug_report_unclosed_loop(struct cor_loop *loop) {
+  /* asyncio's ResourceWarning, with where the loop was made in debug
+   * mode. */
+  char text[3000], repr[96];
+  cor__buf r = {repr, 0, sizeof repr};
+  cor__loop_repr(loop, &r);
+  cor__buf b = {text, 0, sizeof text};
+  cor__buf_printf(&b, "unclosed event loop %s", repr);
+  struct cor__dbg *d = loop->dbg;
+  if (d && d->created) {
+    cor__buf_printf(&b, "\nObject allocated at (most recent call last):\n");
+    cor__bt_format(&b, d->created->pc, d->created->n);
+    while (b.len > 0 && text[b.len - 1] == '\n')
+      text[--b.len] = 0;
   }
+  cor_exception_context ctx = {.message = text,
+                               .level = COR_LOG_WARNING,
+                               .object_repr = repr};
+  /* The loop's own handler: the object is still whole here. */
+  cor_loop_call_exception_handler(loop, &ctx);
 }
 
 /* "Retain if not already being freed": the registry may still list a loop
@@ -446,6 +465,22 @@ static bool try_retain(struct cor_loop *loop) {
       return true;
   }
   return false;
+}
+
+struct cor_loop **cor__debug_loops(size_t *n) {
+  unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  *n = 0;
+  pthread_mutex_lock(&reg_mu);
+  size_t cap = 0;
+  for (reg_ent *e = reg_head; e; e = e->next)
+    cap++;
+  struct cor_loop **loops = cap ? cor__calloc(cap, sizeof *loops) : NULL;
+  if (loops)
+    for (reg_ent *e = reg_head; e; e = e->next)
+      if (e->gen == gen && try_retain(e->loop))
+        loops[(*n)++] = e->loop;
+  pthread_mutex_unlock(&reg_mu);
+  return loops;
 }
 
 /* ------------------------------------------------------------ dump */

@@ -376,6 +376,9 @@ struct cor_loop {
 
   /* Module parts that join later (tasks, debug) hang off here. */
   void *tasks;
+  /* core/resource.c: the open streams and datagram endpoints of this loop,
+   * reported if freed (or still open at exit) unclosed. Owner thread. */
+  struct cor__res *res;
 
   /* counters readable from any thread (relaxed atomics) */
   uint64_t st_iterations, st_callbacks, st_polls, st_spin_wakes;
@@ -547,7 +550,71 @@ bool cor__is_task_step(cor_callback cb);
 void cor__task_repr(struct cor_task *t, cor__buf *out);
 void cor__future_repr(struct cor_future *f, cor__buf *out);
 int cor__tasks_dump(struct cor_loop *loop, cor__buf *out);
+/* At exit: "coroutine ... was never awaited" for each coroutine made on a
+ * thread with no running loop and never consumed (core/task.c). */
+void cor__coros_report_at_exit(void);
 /* A loop's repr: <Loop running=false closed=false debug=true>. */
 void cor__loop_repr(const struct cor_loop *loop, cor__buf *out);
+/* "unclosed event loop <Loop ...>" (and where it was made, in debug mode)
+ * through the loop's exception handler. */
+void cor__debug_report_unclosed_loop(struct cor_loop *loop);
+/* The live loops of this process (not inherited through fork), each with a
+ * reference the caller drops; NULL with *n = 0 when there is none or on
+ * ENOMEM. For the report at exit. */
+struct cor_loop **cor__debug_loops(size_t *n);
+
+/* ------------------------------------------------------------ resources */
+
+/* Resource warnings (core/resource.c), asyncio's ResourceWarning: what the
+ * application must close (a stream, a datagram endpoint, a server, an
+ * executor) is tracked from creation until it is closed. Freed while still
+ * tracked, it is reported at WARNING, "unclosed stream <Stream fd=7 ...>",
+ * with its creation site and backtrace in debug mode; still tracked at
+ * exit, it is reported then. Objects of one loop (streams, datagram
+ * endpoints) sit on that loop's list (loop->res: an O(1) insert and unlink
+ * on its own thread, no lock); the rare process-wide ones (servers,
+ * executors) on one list under a mutex. */
+typedef struct cor__res cor__res;
+typedef struct cor__res_type {
+  const char *what; /* "stream": "unclosed stream <...>" */
+  /* The repr's inside, without its angle brackets: "Stream fd=7 ...". */
+  void (*repr)(cor__res *r, cor__buf *out);
+} cor__res_type;
+struct cor__res {
+  cor__res *prev, *next;
+  const cor__res_type *type;
+  /* The loop whose exception handler gets the report (NULL: the default
+   * handler); for a per-loop object, the loop whose list holds it. */
+  struct cor_loop *loop;
+  const void *site; /* debug mode: return address of the creating call */
+  cor__bt *bt;      /* debug mode: the creation backtrace */
+  unsigned gen;     /* cor__fork_gen when made: not reported in children */
+  bool listed;
+  bool global;
+};
+/* Bumped in the child of every fork: what the parent made is the parent's
+ * to report. Relaxed atomic. */
+extern unsigned cor__fork_gen;
+/* Starts tracking r (an object of `type` just made). global: the
+ * process-wide list (any thread); otherwise loop's own list (its thread).
+ * debug: record `site` (the creating call's return address) and the
+ * backtrace from it. */
+void cor__res_track(cor__res *r, const cor__res_type *type,
+                    struct cor_loop *loop, bool global, bool debug,
+                    const void *site);
+/* The object was closed: stop tracking it. Idempotent. */
+void cor__res_untrack(cor__res *r);
+/* The object is being freed (still whole): reports it if it is still
+ * tracked (never closed), then stops tracking it. */
+void cor__res_release(cor__res *r);
+/* The loop is being freed: reports what is still on its list. */
+void cor__res_loop_free(struct cor_loop *loop);
+/* CORIO_DEBUG in the environment (objects not made on a loop). */
+bool cor__debug_env(void);
+/* Appends " <key>=<address>" (just the address when key is NULL) of
+ * socket fd's peer (peer) or its own address: "127.0.0.1:80", "[::1]:80",
+ * "/path" or "@name"; nothing for a socket not connected (peer), unnamed,
+ * or of another family (core/net.c, for the reprs of the reports). */
+void cor__buf_sockaddr(cor__buf *out, const char *key, int fd, bool peer);
 
 #endif

@@ -76,6 +76,41 @@ int cor__addr_unix(const char *path, cor__addr *out) {
   return 0;
 }
 
+void cor__buf_sockaddr(cor__buf *out, const char *key, int fd, bool peer) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (fd < 0 || (peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+                      : getsockname(fd, (struct sockaddr *)&ss, &len)) != 0)
+    return;
+  const struct sockaddr_un *u = (const struct sockaddr_un *)&ss;
+  size_t upath = len > offsetof(struct sockaddr_un, sun_path)
+                     ? len - offsetof(struct sockaddr_un, sun_path)
+                     : 0;
+  bool known = (ss.ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) ||
+               (ss.ss_family == AF_INET6 &&
+                len >= sizeof(struct sockaddr_in6)) ||
+               (ss.ss_family == AF_UNIX && upath > 0);
+  if (!known)
+    return; /* an unnamed Unix socket, or a family we do not print */
+  if (key)
+    cor__buf_printf(out, " %s=", key);
+  char h[INET6_ADDRSTRLEN];
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &a4->sin_addr, h, sizeof h);
+    cor__buf_printf(out, "%s:%d", h, ntohs(a4->sin_port));
+  } else if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &a6->sin6_addr, h, sizeof h);
+    cor__buf_printf(out, "[%s]:%d", h, ntohs(a6->sin6_port));
+  } else if (u->sun_path[0] == 0) { /* abstract: no NUL at the end */
+    cor__buf_printf(out, "@%.*s", (int)(upath - 1), u->sun_path + 1);
+  } else {
+    cor__buf_printf(out, "%.*s", (int)strnlen(u->sun_path, upath),
+                    u->sun_path);
+  }
+}
+
 /* ------------------------------------------------------------ resolution */
 
 /* One request shared by the waiting task, the helper thread and the
@@ -229,7 +264,7 @@ int cor__resolve(const char *host, const char *port, int socktype,
 /* Waits for a non-blocking connect on s's fd. */
 static int connect_one(struct cor_loop *loop, const cor__addr *a,
                        const cor_connect_opts *o, uint64_t deadline,
-                       cor_stream_t **out) {
+                       cor_stream_t **out, const void *ra) {
   int fd = cor__socket(a->ss.ss_family, SOCK_STREAM);
   if (fd < 0)
     return fd;
@@ -264,6 +299,7 @@ static int connect_one(struct cor_loop *loop, const cor__addr *a,
     return rc;
   }
   s->last_io = cor__now_ns();
+  cor__stream_track(s, ra);
   *out = s;
   return 0;
 }
@@ -280,9 +316,10 @@ static uint64_t deadline_of(const cor_connect_opts *o) {
   return cor__now_ns() + (uint64_t)(o->timeout * 1e9);
 }
 
-int cor_open_connection_opts(const char *host, const char *port,
-                             const cor_connect_opts *opts,
-                             cor_stream_t **out) {
+/* ra: the application's call, for the stream's creation site. */
+static int open_connection(const char *host, const char *port,
+                           const cor_connect_opts *opts, cor_stream_t **out,
+                           const void *ra) {
   if (port == NULL || out == NULL)
     return -EINVAL;
   int rc = check_task();
@@ -299,7 +336,7 @@ int cor_open_connection_opts(const char *host, const char *port,
     return rc;
   rc = -ENOENT;
   for (size_t i = 0; i < n; i++) {
-    rc = connect_one(cor__tls_loop, &addrs[i], &o, deadline, out);
+    rc = connect_one(cor__tls_loop, &addrs[i], &o, deadline, out, ra);
     if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED)
       break;
   }
@@ -307,9 +344,15 @@ int cor_open_connection_opts(const char *host, const char *port,
   return rc;
 }
 
+int cor_open_connection_opts(const char *host, const char *port,
+                             const cor_connect_opts *opts,
+                             cor_stream_t **out) {
+  return open_connection(host, port, opts, out, __builtin_return_address(0));
+}
+
 int cor_open_connection(const char *host, const char *port,
                         cor_stream_t **out) {
-  return cor_open_connection_opts(host, port, NULL, out);
+  return open_connection(host, port, NULL, out, __builtin_return_address(0));
 }
 
 int cor_open_unix_connection(const char *path, const cor_connect_opts *opts,
@@ -325,5 +368,6 @@ int cor_open_unix_connection(const char *path, const cor_connect_opts *opts,
   cor__addr a;
   if ((rc = cor__addr_unix(path, &a)) != 0)
     return rc;
-  return connect_one(cor__tls_loop, &a, &o, deadline_of(&o), out);
+  return connect_one(cor__tls_loop, &a, &o, deadline_of(&o), out,
+                     __builtin_return_address(0));
 }

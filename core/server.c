@@ -63,9 +63,44 @@ struct cor_server {
   struct cor__srv_loop *loops;
   pthread_mutex_t mu; /* runtime servers: wait_closed and barriers */
   pthread_cond_t cv;
+  cor__res res; /* reported if freed (or still open at exit) unclosed */
 };
 
 /* ------------------------------------------------------------ lifetime */
+
+/* "Server sockets=[127.0.0.1:8080] connections=0": one address per
+ * listener (a runtime server has one per loop, on the same port). Read
+ * while the server is tracked, so not closed: the listeners are open and
+ * no thread changes them. */
+static void server_repr(cor__res *r, cor__buf *out) {
+  struct cor_server *srv =
+      (struct cor_server *)((char *)r - offsetof(struct cor_server, res));
+  cor__buf_printf(out, "Server sockets=[");
+  bool first = true;
+  for (unsigned i = 0; i < srv->nloops; i++) {
+    size_t at = out->len;
+    if (!first)
+      cor__buf_printf(out, ", ");
+    size_t mark = out->len;
+    cor__buf_sockaddr(out, NULL, srv->loops[i].lfd, false);
+    if (out->len == mark) { /* nothing printable: drop the separator */
+      out->len = at;
+      if (at < out->cap)
+        out->s[at] = 0;
+    } else {
+      first = false;
+    }
+  }
+  cor__buf_printf(out, "] connections=%u",
+                  __atomic_load_n(&srv->nconn, __ATOMIC_RELAXED));
+}
+
+static const cor__res_type server_res = {"server", server_repr};
+
+/* A started server is the application's to close (both start calls). */
+void cor__server_track(struct cor_server *srv, bool debug, const void *ra) {
+  cor__res_track(&srv->res, &server_res, srv->loops[0].loop, true, debug, ra);
+}
 
 static void server_unref(struct cor_server *srv) {
   if (__atomic_sub_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL) != 0)
@@ -442,6 +477,7 @@ cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
     errno = -rc;
     return NULL;
   }
+  cor__server_track(srv, loop->debug, __builtin_return_address(0));
   return srv;
 }
 
@@ -559,6 +595,7 @@ int cor_server_close(cor_server_t *srv) {
   CHECK_SERVER_THREAD(srv, "cor_server_close");
   if (__atomic_exchange_n(&srv->closed, true, __ATOMIC_ACQ_REL))
     return COR_ECLOSED;
+  cor__res_untrack(&srv->res); /* before its listeners go */
   on_each_loop(srv, close_listener);
   return 0;
 }
@@ -621,6 +658,9 @@ void cor_server_free(cor_server_t *srv) {
     return;
   if (!srv->multi)
     COR__CHECK_THREAD_VOID(srv->loops[0].loop, "cor_server_free");
+  /* Never closed: asyncio's ResourceWarning (its listeners still open for
+   * the report to name them); closed here all the same. */
+  cor__res_release(&srv->res);
   cor_server_close(srv);
   if (__atomic_load_n(&srv->nconn, __ATOMIC_ACQUIRE) != 0)
     cor_server_close_clients(srv);

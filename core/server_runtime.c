@@ -14,6 +14,7 @@ int cor__server_listen(struct cor_server *srv, unsigned i, struct cor_loop *loop
 int cor__server_start_loop(struct cor_server *srv, unsigned i);
 void cor__server_abort(struct cor_server *srv);
 void cor__server_set_multi(struct cor_server *srv, bool multi);
+void cor__server_track(struct cor_server *srv, bool debug, const void *ra);
 
 typedef struct {
   struct cor_server *srv;
@@ -98,5 +99,7 @@ cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
     errno = err == COR_ECLOSED ? -COR_ECLOSED : -err;
     return NULL;
   }
+  cor__server_track(srv, cor_loop_get_debug(cor_runtime_loop(rt, 0)),
+                    __builtin_return_address(0));
   return srv;
 }

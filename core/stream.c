@@ -319,6 +319,29 @@ cor_stream_t *cor__stream_new(struct cor_loop *loop, int fd, int kind,
   return s;
 }
 
+/* "Stream fd=7 peer=127.0.0.1:5555 local=127.0.0.1:41234 buffered=0
+ * write_buffered=0": what a user needs to find the connection. */
+static void stream_repr(cor__res *r, cor__buf *out) {
+  cor_stream_t *s = (cor_stream_t *)((char *)r - offsetof(cor_stream_t, res));
+  cor__buf_printf(out, "Stream fd=%d", s->fd);
+  if (s->kind == COR__STREAM_PIPE) {
+    cor__buf_printf(out, " pipe");
+  } else {
+    cor__buf_sockaddr(out, "peer", s->fd, true);
+    cor__buf_sockaddr(out, "local", s->fd, false);
+  }
+  if (s->eof)
+    cor__buf_printf(out, " eof");
+  cor__buf_printf(out, " buffered=%zu write_buffered=%zu", s->rend - s->rpos,
+                  s->wend - s->wpos);
+}
+
+static const cor__res_type stream_res = {"stream", stream_repr};
+
+void cor__stream_track(cor_stream_t *s, const void *ra) {
+  cor__res_track(&s->res, &stream_res, s->loop, false, s->loop->debug, ra);
+}
+
 cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd) {
   if (loop == NULL)
     loop = cor__tls_loop;
@@ -346,7 +369,10 @@ cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd) {
   int kind = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0
                  ? COR__STREAM_SOCK
                  : COR__STREAM_PIPE;
-  return cor__stream_new(loop, fd, kind, true);
+  cor_stream_t *s = cor__stream_new(loop, fd, kind, true);
+  if (s)
+    cor__stream_track(s, __builtin_return_address(0));
+  return s;
 }
 
 static void close_fd(cor_stream_t *s) {
@@ -373,6 +399,7 @@ int cor_stream_close(cor_stream_t *s) {
   if (s->closing)
     return COR_ECLOSED;
   s->closing = true;
+  cor__res_untrack(&s->res);
   if (s->rwait)
     cor__wake_embedded(&s->rfut, true, COR_ECLOSED);
   if (s->wend == s->wpos || s->werr || s->fd_closed)
@@ -414,6 +441,9 @@ void cor_stream_free(cor_stream_t *s) {
             s->fd);
     return;
   }
+  /* Never closed: asyncio's ResourceWarning, while the fd is still open
+   * for the report to name its addresses. Freeing closes it anyway. */
+  cor__res_release(&s->res);
   close_fd(s);
   if (s->rbuf)
     rbuf_put(s->rbuf, s->rcap);

@@ -44,6 +44,10 @@ struct cor_stream {
   /* set when the stream belongs to a server connection */
   struct cor__srv_loop *srv;
   struct cor__conn *conn;
+  /* An application's stream (not a server connection's or a subprocess
+   * pipe's, which their owner closes): reported if freed unclosed
+   * (core/resource.c). */
+  cor__res res;
 };
 
 /* Wraps fd (non-blocking already) as a stream of `kind` on loop and
@@ -51,6 +55,11 @@ struct cor_stream {
  * errno). `readable`: whether to try reading before the first edge. */
 struct cor_stream *cor__stream_new(struct cor_loop *loop, int fd, int kind,
                                    bool readable);
+
+/* Tracks s as the application's (cor__res_track) from now on: freed
+ * without cor_stream_close, it is reported. ra: the return address of the
+ * application's call that made it (its site in debug mode). */
+void cor__stream_track(struct cor_stream *s, const void *ra);
 
 /* Waits (in a task) for f, an embedded future, to be completed by an event,
  * or until deadline_ns (0: none; then -ETIMEDOUT). *flag is true while

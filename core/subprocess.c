@@ -239,10 +239,17 @@ void cor_process_free(cor_process_t *p) {
     return;
   COR__CHECK_THREAD_VOID(p->loop, "cor_process_free");
   if (!p->exited) {
-    COR_LOG(COR_LOG_WARNING,
-            "subprocess %d is still running: freed its process object "
-            "(ResourceWarning); it is left running and will not be reaped",
-            (int)p->pid);
+    /* asyncio's words; through the loop's exception handler, as the other
+     * resource warnings. */
+    char text[200], repr[64];
+    snprintf(text, sizeof text,
+             "subprocess %d is still running: freed its process object "
+             "(ResourceWarning); it is left running and will not be reaped",
+             (int)p->pid);
+    snprintf(repr, sizeof repr, "<Process pid=%d running>", (int)p->pid);
+    cor_exception_context ctx = {
+        .message = text, .level = COR_LOG_WARNING, .object_repr = repr};
+    cor_loop_call_exception_handler(p->loop, &ctx);
     if (p->pidfd >= 0) {
       cor_loop_remove_reader(p->loop, p->pidfd);
       close(p->pidfd);

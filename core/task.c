@@ -30,10 +30,15 @@ void (*cor__run_shutdown_hook)(struct cor_loop *loop);
 
 static void task_free(cor__obj *o);
 static void tasks_close_hook(struct cor_loop *loop);
+static void loopless_fork_prepare(void);
+static void loopless_fork_parent(void);
+static void loopless_fork_child(void);
 
 __attribute__((constructor)) static void task_module_init(void) {
   cor__obj_register(COR__OBJ_TASK, task_free);
   cor__loop_close_hook = tasks_close_hook;
+  COR_ASSERT(pthread_atfork(loopless_fork_prepare, loopless_fork_parent,
+                            loopless_fork_child) == 0);
 }
 
 /* ------------------------------------------------------------ per loop */
@@ -119,6 +124,41 @@ static void coro_retire(struct cor_coro *c) {
   }
 }
 
+/* Coroutines made on a thread with no running loop (before cor_run, on a
+ * plain thread for cor_run_coroutine_threadsafe): no loop will report them
+ * if they are never consumed, so they wait on one list, reported at exit.
+ * They are few (and consumed at once, as a rule): a mutex is enough. */
+static pthread_mutex_t loopless_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cor_coro *loopless;
+
+static void loopless_link(struct cor_coro *c) {
+  c->loopless = true;
+  c->gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  pthread_mutex_lock(&loopless_mu);
+  c->prev = NULL;
+  c->next = loopless;
+  if (loopless)
+    loopless->prev = c;
+  loopless = c;
+  pthread_mutex_unlock(&loopless_mu);
+}
+
+/* Under loopless_mu. */
+static void loopless_unlink_locked(struct cor_coro *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    loopless = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  c->loopless = false;
+}
+
+static void loopless_fork_prepare(void) { pthread_mutex_lock(&loopless_mu); }
+static void loopless_fork_parent(void) { pthread_mutex_unlock(&loopless_mu); }
+static void loopless_fork_child(void) { pthread_mutex_init(&loopless_mu, NULL); }
+
 static void coro_track_unlink(struct cor_coro *c) {
   cor__tasks *tl = c->tl;
   if (c->prev)
@@ -154,6 +194,7 @@ cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
   c->prev = c->next = NULL;
   c->tl = NULL;
   c->bt = NULL;
+  c->loopless = false;
   /* Made inside a running loop: the loop owns it until it is consumed, and
    * reports it at close if it never is. */
   struct cor_loop *loop = cor__tls_loop;
@@ -166,15 +207,30 @@ cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
     if (tl->coros)
       tl->coros->prev = c;
     tl->coros = c;
+  } else {
+    /* No loop: reported at exit if never consumed; debug mode is
+     * CORIO_DEBUG's. */
+    if (COR_UNLIKELY(cor__debug_env()))
+      c->bt = cor__bt_new(__builtin_return_address(0));
+    loopless_link(c);
   }
   return c;
 }
 
 static void coro_finish(struct cor_coro *c, uint32_t state) {
-  ck_pr_store_32(&c->state, state);
   if (c->tl == NULL) {
+    /* The state changes under the list's lock: the exit report reads it
+     * there. */
+    pthread_mutex_lock(&loopless_mu);
+    ck_pr_store_32(&c->state, state);
+    if (c->loopless)
+      loopless_unlink_locked(c);
+    pthread_mutex_unlock(&loopless_mu);
     coro_retire(c);
-  } else if (c->tl->loop == cor__tls_loop) {
+    return;
+  }
+  ck_pr_store_32(&c->state, state);
+  if (c->tl->loop == cor__tls_loop) {
     coro_track_unlink(c);
     coro_retire(c);
   }
@@ -185,8 +241,16 @@ static void coro_finish(struct cor_coro *c, uint32_t state) {
 int cor__coro_take(cor_coro_t *c, struct cor_coro *out) {
   if (c == NULL || ck_pr_load_32(&c->state) != COR__CORO_LIVE)
     return -EINVAL;
-  *out = *c;
-  out->bt = NULL; /* freed with the object: consumers do not keep it */
+  /* What a consumer uses, field by field: the links belong to the list
+   * (a loop-less coroutine's neighbours change under another thread's
+   * lock), and the backtrace is freed with the object. */
+  memset(out, 0, sizeof *out);
+  out->fn = c->fn;
+  out->arg = c->arg;
+  out->name = c->name;
+  out->file = c->file;
+  out->line = c->line;
+  out->state = COR__CORO_LIVE;
   coro_finish(c, COR__CORO_CONSUMED);
   return 0;
 }
@@ -878,6 +942,32 @@ static void report_never_awaited(struct cor_loop *loop, struct cor_coro *c) {
       .line = c->line,
   };
   cor_loop_call_exception_handler(loop, &ctx);
+}
+
+void cor__coros_report_at_exit(void) {
+  unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  for (;;) {
+    /* One at a time, off the list and out of the lock before the report
+     * (a handler may make coroutines). Unlinked, it is ours: marking it
+     * closed makes a later consumption fail cleanly; the memory is left
+     * to the exiting process. */
+    struct cor_coro copy;
+    pthread_mutex_lock(&loopless_mu);
+    struct cor_coro *c = loopless;
+    while (c && c->gen != gen)
+      c = c->next;
+    if (c) {
+      loopless_unlink_locked(c);
+      ck_pr_store_32(&c->state, COR__CORO_CLOSED);
+      copy = *c;
+      c->bt = NULL; /* the copy's now */
+    }
+    pthread_mutex_unlock(&loopless_mu);
+    if (c == NULL)
+      return;
+    report_never_awaited(NULL, &copy);
+    cor__free(copy.bt);
+  }
 }
 
 /* cor_dump_tasks' part for one loop (on its thread, or while nobody runs

@@ -78,6 +78,10 @@ struct cor_coro {
   int line;
   uint32_t state;
   struct cor__tasks *tl; /* the loop that tracks it while unconsumed */
+  /* Made with no running loop: on the process-wide list of such
+   * coroutines (under its mutex) until consumed, reported at exit. */
+  bool loopless;
+  unsigned gen; /* cor__fork_gen when made (loop-less ones) */
   struct cor_coro *prev, *next;
   cor__bt *bt; /* debug mode: where it was created; handed to its task */
 };

@@ -106,6 +106,7 @@ static int bench_conn_main(void *arg, void **res) {
   }
   if (rc != 0)
     b->errors++;
+  cor_stream_close(s);
   cor_stream_free(s);
   return 0;
 }

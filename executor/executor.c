@@ -82,8 +82,25 @@ void cor__executor_fini(cor_executor_t *ex) {
   pthread_mutex_destroy(&ex->ports_mu);
 }
 
+static void executor_repr(cor__res *r, cor__buf *out) {
+  cor_executor_t *ex =
+      (cor_executor_t *)((char *)r - offsetof(cor_executor_t, res));
+  ex->ops->repr(ex, out);
+}
+
+static const cor__res_type executor_res = {"executor", executor_repr};
+
+void cor__executor_track(cor_executor_t *ex, const void *ra) {
+  /* Not made on a loop: debug mode is CORIO_DEBUG's. */
+  struct cor_loop *l = cor__tls_loop;
+  cor__res_track(&ex->res, &executor_res, NULL, true,
+                 l ? l->debug : cor__debug_env(), ra);
+}
+
 static void executor_obj_free(cor__obj *o) {
   cor_executor_t *ex = (cor_executor_t *)o;
+  /* Never shut down: asyncio's ResourceWarning. */
+  cor__res_release(&ex->res);
   /* asyncio's executor finaliser: shut down without waiting; queued jobs
    * still run and the workers leave when the queue is empty. */
   ex->ops->shutdown(ex, false, false, UINT64_MAX);
@@ -103,6 +120,7 @@ static int shutdown_common(cor_executor_t *ex, bool wait, bool cancel,
     return -EINVAL;
   if (wait && cor__tls_worker_of == ex)
     return -EDEADLK;
+  cor__res_untrack(&ex->res);
   return ex->ops->shutdown(ex, wait, cancel, deadline);
 }
 
@@ -359,6 +377,7 @@ cor_executor_t *cor__executor_default(cor_loop_t *loop) {
     ex = cor_thread_pool_new(&o);
     if (ex == NULL)
       goto out;
+    cor__res_untrack(&ex->res); /* the loop's, not the application's */
     /* The registry keeps the loop alive, so its address is not reused by
      * another loop while the entry exists. */
     defs[ndefs++] = (defpool){cor_retain(loop), ex};

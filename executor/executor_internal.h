@@ -32,6 +32,9 @@ typedef struct cor__xops {
    * with prefix) every job still running or queued, with its function and
    * submission site; returns how many. May be NULL. */
   size_t (*report)(cor_executor_t *ex, const char *prefix);
+  /* The repr's inside for the unclosed report:
+   * "ThreadPoolExecutor max_workers=4 ...". Any thread. */
+  void (*repr)(cor_executor_t *ex, cor__buf *out);
 } cor__xops;
 
 struct cor_executor {
@@ -46,6 +49,10 @@ struct cor_executor {
   pthread_mutex_t ports_mu;
   cor__xport *ports; /* append-only; read without the lock (acquire) */
   cor__xport *last_port; /* cache for the submitting thread (atomic) */
+  /* The application's pool until cor_executor_shutdown: reported if its
+   * last reference goes (or the process exits) before (core/resource.c). A
+   * loop's default pool is not tracked: the loop shuts it down. */
+  cor__res res;
 };
 
 struct cor__xport {
@@ -83,6 +90,9 @@ int cor__executor_init(cor_executor_t *ex, const cor__xops *ops, int kind);
 void *cor__executor_alloc(size_t size, const cor__xops *ops, int kind);
 void cor__executor_iref_get(cor_executor_t *ex);
 void cor__executor_iref_put(cor_executor_t *ex);
+/* Tracks a pool the application made (from the public constructors, with
+ * their caller's return address). */
+void cor__executor_track(cor_executor_t *ex, const void *ra);
 /* Frees the ports and their loop references (from destroy). */
 void cor__executor_fini(cor_executor_t *ex);
 

@@ -94,9 +94,11 @@ static int pp_shutdown(cor_executor_t *ex, bool wait, bool cancel,
                        uint64_t deadline);
 static void pp_cancelled(cor__xjob *j);
 static void pp_destroy(cor_executor_t *ex);
+static void pp_repr(cor_executor_t *ex, cor__buf *out);
 /* No report: at a shutdown deadline the manager kills the workers and each
  * job in flight fails with a message saying so. */
-static const cor__xops pp_ops = {pp_shutdown, pp_cancelled, pp_destroy, NULL};
+static const cor__xops pp_ops = {pp_shutdown, pp_cancelled, pp_destroy, NULL,
+                                 pp_repr};
 extern _Thread_local cor_executor_t *cor__tls_worker_of;
 
 /* ------------------------------------------------------------ the pool */
@@ -137,6 +139,7 @@ cor_executor_t *cor_process_pool_new(const cor_process_pool_opts *opts) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->done_cond, &ca);
   pthread_condattr_destroy(&ca);
+  cor__executor_track(&p->ex, __builtin_return_address(0));
   return &p->ex;
 fail_errno_nomem:
   err = ENOMEM;
@@ -150,6 +153,19 @@ fail:
   cor__free(p);
   errno = err;
   return NULL;
+}
+
+/* "ProcessPoolExecutor max_workers=2 queued=0 job_timeout=0" */
+static void pp_repr(cor_executor_t *ex, cor__buf *out) {
+  ppool *p = (ppool *)ex;
+  unsigned queued = 0;
+  pthread_mutex_lock(&p->mu);
+  for (pjob *j = p->inq_first; j; j = j->next)
+    queued++;
+  pthread_mutex_unlock(&p->mu);
+  cor__buf_printf(out, "ProcessPoolExecutor max_workers=%u queued=%u "
+                  "job_timeout=%g",
+                  ex->max_workers, queued, (double)p->timeout_ns / 1e9);
 }
 
 static void pp_destroy(cor_executor_t *ex) {

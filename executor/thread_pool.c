@@ -115,8 +115,9 @@ static int tp_shutdown(cor_executor_t *ex, bool wait, bool cancel,
 static void tp_cancelled(cor__xjob *j);
 static void tp_destroy(cor_executor_t *ex);
 static size_t tp_report(cor_executor_t *ex, const char *prefix);
+static void tp_repr(cor_executor_t *ex, cor__buf *out);
 static const cor__xops tp_ops = {tp_shutdown, tp_cancelled, tp_destroy,
-                                 tp_report};
+                                 tp_report, tp_repr};
 
 static inline ljob *ljob_of(tjob *t) {
   return (ljob *)((char *)t - offsetof(ljob, t));
@@ -157,7 +158,21 @@ cor_executor_t *cor_thread_pool_new(const cor_thread_pool_opts *opts) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->exit_cond, &ca);
   pthread_condattr_destroy(&ca);
+  cor__executor_track(&p->ex, __builtin_return_address(0));
   return &p->ex;
+}
+
+/* "ThreadPoolExecutor max_workers=4 threads=1 queued=0 name='cor-pool'" */
+static void tp_repr(cor_executor_t *ex, cor__buf *out) {
+  tpool *p = (tpool *)ex;
+  pthread_mutex_lock(&p->mu);
+  unsigned threads = p->nthreads;
+  int queued = p->qlen;
+  pthread_mutex_unlock(&p->mu);
+  cor__buf_printf(out,
+                  "ThreadPoolExecutor max_workers=%u threads=%u queued=%d "
+                  "name='%s'",
+                  ex->max_workers, threads, queued, p->prefix);
 }
 
 static void tp_destroy(cor_executor_t *ex) {

@@ -225,6 +225,7 @@ static int misuse_main(void *arg, void **result) {
   cor_executor_t *tp = cor_thread_pool_new(NULL);
   assert_null(cor_run_in_process(NULL, tp, "checksum", buf, 1));
   assert_int_equal(errno, EINVAL);
+  cor_executor_shutdown(tp, true, false);
   cor_release(tp);
   cor_executor_shutdown(ex, true, false);
   assert_null(cor_run_in_process(NULL, ex, "checksum", buf, 1));

@@ -95,6 +95,7 @@ static int close_main(void *arg, void **res) {
     char buf[8];
     ssize_t n = cor_stream_read(c[i], buf, sizeof buf);
     assert_true(n == 0 || n == -ECONNRESET);
+    cor_stream_close(c[i]);
     cor_stream_free(c[i]);
   }
   cor_server_free(srv);
@@ -105,10 +106,12 @@ static int close_main(void *arg, void **res) {
   port = cor_server_port(srv);
   assert_int_equal(connect_port(port, &c[0]), 0);
   assert_int_equal(ping(c[0]), 0);
+  cor_server_close(srv); /* free still cancels the live connection */
   cor_server_free(srv);
   char buf[8];
   ssize_t n = cor_stream_read(c[0], buf, sizeof buf);
   assert_true(n == 0 || n == -ECONNRESET);
+  cor_stream_close(c[0]);
   cor_stream_free(c[0]);
   return 0;
 }
@@ -138,7 +141,9 @@ static int limits_main(void *arg, void **res) {
   cor_stream_free(c[0]);
   char buf[8];
   assert_int_equal(cor_stream_readexactly(c[2], buf, 4, NULL), 4);
+  cor_stream_close(c[1]);
   cor_stream_free(c[1]);
+  cor_stream_close(c[2]);
   cor_stream_free(c[2]);
   cor_server_close(srv);
   assert_int_equal(cor_server_wait_closed(srv, 5), 0);
@@ -154,8 +159,11 @@ static int limits_main(void *arg, void **res) {
   assert_int_equal(connect_port(port, &c[1]), 0);
   cor_stream_set_timeouts(c[1], 5, 0);
   assert_int_not_equal(ping(c[1]), 0);
+  cor_stream_close(c[0]);
   cor_stream_free(c[0]);
+  cor_stream_close(c[1]);
   cor_stream_free(c[1]);
+  cor_server_close(srv);
   cor_server_free(srv);
 
   /* idle time-out: a client that sends nothing is closed */
@@ -169,6 +177,7 @@ static int limits_main(void *arg, void **res) {
   assert_int_equal(cor_stream_read(c[0], buf, sizeof buf), 0);
   double dt = cor_loop_time(NULL) - t0;
   assert_true(dt >= 0.09 && dt < 3);
+  cor_stream_close(c[0]);
   cor_stream_free(c[0]);
   cor_server_close(srv);
   assert_int_equal(cor_server_wait_closed(srv, 5), 0);
@@ -268,6 +277,7 @@ static int rt_client_main(void *arg, void **res) {
     if (rc != 0)
       return rc;
     rc = ping(s);
+    cor_stream_close(s);
     cor_stream_free(s);
     if (rc != 0)
       return rc;

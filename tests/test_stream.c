@@ -84,8 +84,10 @@ static int echo_client(void *arg, void **res) {
   e->ok++;
   return 0;
 fail:
-  if (s)
+  if (s) {
+    cor_stream_close(s);
     cor_stream_free(s);
+  }
   if (e->first_err == 0)
     e->first_err = rc;
   e->failed++;
@@ -245,6 +247,7 @@ static int limits_main(void *arg, void **res) {
   /* readline at EOF with nothing left: 0 */
   assert_int_equal(cor_stream_readline(p.s, buf, sizeof buf), 0);
   close(p.peer);
+  cor_stream_close(p.s);
   cor_stream_free(p.s);
   return 0;
 }
@@ -296,6 +299,7 @@ static int drain_main(void *arg, void **res) {
   }
   assert_int_equal(cor_stream_drain(p.s), 0);
   close(p.peer);
+  cor_stream_close(p.s);
   cor_stream_free(p.s);
   return 0;
 }
@@ -382,6 +386,7 @@ static int timeout_main(void *arg, void **res) {
   dt = cor_loop_time(NULL) - t0;
   assert_true(dt >= 0.09 && dt < 2.0);
   close(p.peer);
+  cor_stream_close(p.s);
   cor_stream_free(p.s);
   return 0;
 }
@@ -430,8 +435,10 @@ static int connect_main(void *arg, void **res) {
       break;
   }
   assert_int_equal(rc, -ETIMEDOUT);
-  for (int i = 0; i < k; i++)
+  for (int i = 0; i < k; i++) {
+    cor_stream_close(fill[i]);
     cor_stream_free(fill[i]);
+  }
   close(lfd);
   return 0;
 }
@@ -493,6 +500,7 @@ static int eof_main(void *arg, void **res) {
   assert_int_equal(write(p.peer, "hi", 2), 2);
   assert_int_equal(cor_stream_read(p.s, buf, sizeof buf), 2);
   close(p.peer);
+  cor_stream_close(p.s);
   cor_stream_free(p.s);
   return 0;
 }

@@ -6,6 +6,8 @@
  * true). It never changes the logger's level. In debug mode:
  *  - the creation backtrace of every task and coroutine is recorded and
  *    printed (symbolized: function, file, line) with the reports about them;
+ *  - so is the creation site and backtrace of every stream, datagram
+ *    endpoint, server and executor, for the resource warnings below;
  *  - a callback or task step that runs longer than the slow callback
  *    duration is logged (WARNING "Executing <Handle cb() created at f.c:12>
  *    took 0.153 seconds");
@@ -15,7 +17,16 @@
  * Always on, debug mode or not: the wrong-thread check of every call that
  * belongs to the loop's thread (COR_ETHREAD and an ERROR record), and the
  * reports of never-retrieved errors, pending tasks destroyed and coroutines
- * never awaited, which go to the loop's exception handler.
+ * never awaited, which go to the loop's exception handler; and asyncio's
+ * ResourceWarning, at WARNING through the exception handler: "unclosed
+ * event loop <Loop ...>", "unclosed stream <Stream fd=7 peer=...>",
+ * "unclosed datagram endpoint <Datagram ...>", "unclosed server <Server
+ * sockets=[...]>", "unclosed executor <ThreadPoolExecutor ...>", when such
+ * an object is freed without being closed (shut down, for an executor),
+ * and at exit for those never released (with the coroutines made outside
+ * any loop and never consumed). A forked child does not report what its
+ * parent made; a loop that another thread still runs at exit is reported,
+ * but not its streams (they are that thread's to touch).
  */
 #ifndef CORIO_DEBUG_H
 #define CORIO_DEBUG_H
@@ -61,7 +72,9 @@ typedef void (*cor_exception_handler)(cor_loop_t *loop,
 
 /* Sets the loop's exception handler (NULL restores the default). It is
  * called for every error nobody handles: never-retrieved errors, pending
- * tasks destroyed, coroutines never awaited. It may be called from the
+ * tasks destroyed, coroutines never awaited, and for the loop's resource
+ * warnings (ctx->object_repr is the object's repr; in debug mode ctx->file
+ * and ctx->line are where it was made). It may be called from the
  * thread that drops the last reference to a failed future, which need not
  * be the loop's, and after the loop is closed (until it is freed). Returns
  * 0, -EINVAL. Owner thread (else COR_ETHREAD). */

@@ -61,8 +61,14 @@ typedef struct cor_thread_pool_opts {
 } cor_thread_pool_opts;
 
 /* A pool of threads for blocking C functions. The caller holds one
- * reference: releasing the last one shuts the pool down without waiting
- * (queued jobs still run) if that was not done. Returns NULL with errno
+ * reference, and must shut the pool down (cor_executor_shutdown) before
+ * releasing it. Releasing the last reference of a pool not shut down
+ * reports it, as asyncio's ResourceWarning: WARNING "unclosed executor
+ * <ThreadPoolExecutor max_workers=4 threads=1 queued=0 name='cor-pool'>"
+ * (in debug mode, which is the running loop's or else CORIO_DEBUG's, with
+ * "created at file.c:N" and the creation backtrace), then shuts it down
+ * without waiting (queued jobs still run, the workers leave). A pool never
+ * released nor shut down is reported at exit. Returns NULL with errno
  * EINVAL (max_workers > 1024), ENOMEM. Any thread. */
 COR_EXTERN cor_executor_t *cor_thread_pool_new(const cor_thread_pool_opts *opts);
 
@@ -94,9 +100,10 @@ COR_EXTERN cor_cfuture_t *cor_executor_submit(cor_executor_t *ex, cor_fn fn,
 
 /* ------------------------------------------------------------ shutdown */
 
-/* Stops `ex` accepting work (later submits fail with COR_ECLOSED). Jobs
- * already queued still run, unless cancel_futures: then each queued job is
- * removed and its future cancelled. With wait, blocks until every worker
+/* Stops `ex` accepting work (later submits fail with COR_ECLOSED): the
+ * application's close of a pool, after which releasing it says nothing.
+ * Jobs already queued still run, unless cancel_futures: then each queued
+ * job is removed and its future cancelled. With wait, blocks until every worker
  * (thread or process) finished and exited, and every completion was handed
  * to its loop's queue; a loop thread that waits stalls its loop meanwhile
  * (its futures complete when it runs again). Calling it again is allowed
@@ -157,8 +164,10 @@ typedef struct cor_process_pool_opts {
  * waitpid on their own pids: the application's SIGCHLD is never touched
  * (but an application that reaps every child with waitpid(-1) takes the
  * pool's exit statuses: jobs then fail with "status unknown"). The caller
- * holds one reference. NULL with errno EINVAL (max_workers > 1024), ENOMEM,
- * EMFILE, EAGAIN (no thread). Any thread. */
+ * holds one reference and shuts the pool down before releasing it, as for
+ * a thread pool (else: "unclosed executor <ProcessPoolExecutor
+ * max_workers=2 queued=0 job_timeout=0>"). NULL with errno EINVAL
+ * (max_workers > 1024), ENOMEM, EMFILE, EAGAIN (no thread). Any thread. */
 COR_EXTERN cor_executor_t *
 cor_process_pool_new(const cor_process_pool_opts *opts);
 

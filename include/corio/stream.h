@@ -70,7 +70,7 @@ typedef struct cor_connect_opts {
 
 /* Inside a task: connects to host:port over TCP (IPv4 or IPv6) and stores a
  * new stream in *out, which the caller owns (cor_stream_close, then
- * cor_stream_free). host is a numeric address ("127.0.0.1", "::1") or a name;
+ * cor_stream_free; see there for the report of a stream never closed). host is a numeric address ("127.0.0.1", "::1") or a name;
  * names are resolved on a helper thread, never blocking the loop; each
  * resolved address is tried in turn. port is a number or a service name.
  * Returns 0; -EINVAL (NULL arguments); -ECONNREFUSED and other connect
@@ -90,7 +90,8 @@ COR_EXTERN int cor_open_unix_connection(const char *path,
 
 /* Wraps an fd the caller opened (a connected socket or a pipe end) in a
  * stream on `loop` (NULL: the running loop); the stream owns the fd from
- * then on, even on failure. The fd is made non-blocking. NULL with errno
+ * then on, even on failure, and the caller owns the stream (close, then
+ * free, as a connection's). The fd is made non-blocking. NULL with errno
  * EINVAL, ENOMEM, or an epoll error (EPERM for regular files). Owner
  * thread (else NULL, errno 4001, fd closed). */
 COR_EXTERN cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd);
@@ -208,8 +209,9 @@ COR_EXTERN int cor_stream_peername(const cor_stream_t *s, struct sockaddr *sa,
 /* Closes the stream: no more reads or writes (they return COR_ECLOSED); a
  * task waiting on the stream is woken with COR_ECLOSED; buffered writes are
  * still sent, and the fd is closed once they are (or at once when there are
- * none, or on an error). Idempotent: 0, then COR_ECLOSED. Owner thread
- * (else COR_ETHREAD). */
+ * none, or on an error). Every stream the application made must be closed
+ * before it is freed (see cor_stream_free). Idempotent: 0, then
+ * COR_ECLOSED. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_stream_close(cor_stream_t *s);
 /* Inside a task: waits until the fd is closed after cor_stream_close (the
  * buffered writes were flushed or failed). 0, -ETIMEDOUT (idle time-out),
@@ -217,8 +219,17 @@ COR_EXTERN int cor_stream_close(cor_stream_t *s);
  * (else COR_ETHREAD). */
 COR_EXTERN int cor_stream_wait_closed(cor_stream_t *s);
 /* Frees the stream, closing it at once if it is still open (buffered
- * writes are dropped). A stream handed to a server handler belongs to the
- * server: do not free it. No task may be waiting on it. Owner thread (else
+ * writes are dropped). A stream the application made (cor_open_connection*,
+ * cor_stream_from_fd) and never passed to cor_stream_close is reported
+ * first, as asyncio's ResourceWarning: WARNING "unclosed stream <Stream
+ * fd=7 peer=127.0.0.1:5555 local=127.0.0.1:41234 buffered=0
+ * write_buffered=0>" through the loop's exception handler; in debug mode
+ * the repr adds "created at file.c:N" (the connecting call) and the record
+ * "Object allocated at (most recent call last):" with the creation
+ * backtrace. Its fd is closed all the same. A stream never freed is
+ * reported the same way when its loop is freed, or at exit while its loop
+ * lives. A stream handed to a server handler belongs to the server: do not
+ * free it. No task may be waiting on it. Owner thread (else
  * nothing done, errno 4001). */
 COR_EXTERN void cor_stream_free(cor_stream_t *s);
 
@@ -289,10 +300,11 @@ COR_EXTERN void *cor_server_handler_arg(const cor_stream_t *s);
 COR_EXTERN unsigned cor_server_connections(const cor_server_t *srv);
 
 /* Stops accepting and closes the listening socket(s) (asyncio's
- * Server.close): live connections go on. Idempotent: 0, then COR_ECLOSED.
- * Owner thread (else COR_ETHREAD); for a runtime server any thread (the
- * listeners are closed on their own loops before it returns, except when
- * called from one of them, where they close soon after). */
+ * Server.close): live connections go on. Every server must be closed
+ * before it is freed (see cor_server_free). Idempotent: 0, then COR_ECLOSED.
+ * Owner thread (else COR_ETHREAD); for a runtime server any thread (the listeners are closed
+ * on their own loops before it returns, except when called from one of
+ * them, where they close soon after). */
 COR_EXTERN int cor_server_close(cor_server_t *srv);
 /* Cancels every running handler (asyncio's Server.abort_clients): each
  * sees -ECANCELED from the call it waits in. Same threads as close (else
@@ -305,9 +317,14 @@ COR_EXTERN int cor_server_close_clients(cor_server_t *srv);
  * -ECANCELED, COR_ENOTASK; COR_ETHREAD from another thread than the
  * single-loop server's (logged) or from one of the runtime's loops. */
 COR_EXTERN int cor_server_wait_closed(cor_server_t *srv, double timeout);
-/* Frees a server. One still open is closed first; handlers still running
- * are cancelled and the memory is freed when the last one returned. Same
- * threads as close (else nothing done, errno 4001). */
+/* Frees a server. One still open is reported (asyncio's ResourceWarning:
+ * WARNING "unclosed server <Server sockets=[127.0.0.1:8080]
+ * connections=0>", one address per listener, through the exception handler
+ * of its (first) loop; in debug mode with "created at file.c:N" and the
+ * creation backtrace), then closed; handlers still running are cancelled
+ * and the memory is freed when the last one returned. A server never freed
+ * and never closed is reported at exit. Same threads as close (else nothing
+ * done, errno 4001). */
 COR_EXTERN void cor_server_free(cor_server_t *srv);
 
 /* ------------------------------------------------------------ datagrams */
@@ -323,9 +340,13 @@ typedef struct cor_datagram_opts {
   bool reuseport;
 } cor_datagram_opts;
 
-/* A UDP endpoint on `loop` (NULL: the running loop). NULL with errno
- * EINVAL (no address at all, non-numeric host), bind/connect errors,
- * ENOMEM. Owner thread (else NULL, errno 4001). */
+/* A UDP endpoint on `loop` (NULL: the running loop), the caller's to close
+ * (cor_datagram_close). One still open when its loop is freed, or at exit,
+ * is reported: WARNING "unclosed datagram endpoint <Datagram fd=7
+ * local=127.0.0.1:5353 peer=127.0.0.1:53>" (with "created at file.c:N" and
+ * the creation backtrace in debug mode). NULL with errno EINVAL (no address
+ * at all, non-numeric host), bind/connect errors, ENOMEM. Owner thread (else NULL,
+ * errno 4001). */
 COR_EXTERN cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
                                              const cor_datagram_opts *opts);
 /* Inside a task: receives one datagram (truncated to n bytes), waiting for
@@ -394,10 +415,12 @@ COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
  * its pidfd: never a recycled pid. 0, -ESRCH once it exited and was
  * reaped. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_process_kill(cor_process_t *p, int sig);
-/* Frees the process object and its pipe streams. One whose child still
- * runs logs a WARNING ("subprocess N is still running"), as asyncio's
- * ResourceWarning; the child is left running and is not reaped. Owner
- * thread (else nothing done, errno 4001). */
+/* Frees the process object and its pipe streams (closing them: the
+ * process owns them, so they are not reported unclosed). One whose child
+ * still runs is reported at WARNING through the loop's exception handler
+ * ("subprocess N is still running", as asyncio's ResourceWarning); the
+ * child is left running and is not reaped. Owner thread (else nothing done,
+ * errno 4001), while the loop lives. */
 COR_EXTERN void cor_process_free(cor_process_t *p);
 
 #ifdef __cplusplus

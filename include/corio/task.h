@@ -35,8 +35,12 @@ typedef struct cor_taskgroup cor_taskgroup_t;
  * cor_taskgroup_spawn or cor_run_coroutine_threadsafe (each consumes it even
  * when it fails); consuming it again returns -EINVAL (NULL/EINVAL for the
  * constructors). One created while a loop runs on this thread belongs to
- * that loop until consumed: closing the loop reports and frees it ("never
- * awaited"). Returns NULL with errno EINVAL (fn NULL) or ENOMEM. Any thread. */
+ * that loop until consumed: closing the loop reports and frees it (WARNING
+ * "file.c:7: RuntimeWarning: coroutine 'fn' was never awaited", with the
+ * creation backtrace in debug mode). One created on a thread where no loop
+ * runs (before cor_run, on a plain thread) and never consumed is reported
+ * the same way at exit (debug mode there: CORIO_DEBUG). Returns NULL with
+ * errno EINVAL (fn NULL) or ENOMEM. Any thread. */
 #define cor_coro(fn, arg) cor_coro_new_at((fn), (arg), #fn, __FILE__, __LINE__)
 COR_EXTERN cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
                                        const char *file, int line);
