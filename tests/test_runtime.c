@@ -245,8 +245,9 @@ static void test_cross_loop_chains(void **state) {
 
 /* ------------------------------------------------------------ timeouts/cancel */
 
-static _Atomic int saw_cancel;
+static _Atomic int saw_cancel, cancellable_started;
 static int cancellable(void *arg, void **result) {
+  atomic_fetch_add(&cancellable_started, 1);
   int rc = cor_sleep(30);
   if (rc == -ECANCELED)
     atomic_fetch_add(&saw_cancel, 1);
@@ -260,6 +261,9 @@ static int await_with_timeout(void *arg, void **result) {
   /* wait_for on a local future that the cfuture completes: here simply
    * poll-await with a sleep, then cancel from this loop's side. */
   int rc = cor_sleep(0.05);
+  for (int i = 0; rc == 0 && i < 500 && atomic_load(&cancellable_started) < 2;
+       i++)
+    rc = cor_sleep(0.01); /* slow machine: let it start first */
   if (rc)
     return rc;
   if (cor_cfuture_done(cf))
@@ -270,12 +274,23 @@ static int await_with_timeout(void *arg, void **result) {
   return rc == -ECANCELED ? 0 : -EPROTO;
 }
 
+/* A task cancelled before it first runs never runs its body (as asyncio's):
+ * wait until n of them started, so that each one sees its cancellation
+ * however slow the machine (sanitizers, load). */
+static void wait_started(int n) {
+  for (int i = 0; i < 5000 && atomic_load(&cancellable_started) < n; i++)
+    usleep(1000);
+  assert_true(atomic_load(&cancellable_started) >= n);
+}
+
 static void test_timeouts_and_cancel(void **state) {
   cor_runtime_opts o = {.nloops = 2};
+  atomic_store(&cancellable_started, 0);
   cor_runtime_t *rt = cor_runtime_new(&o);
   atomic_store(&saw_cancel, 0);
   /* caller side: time-out, then cancel */
   cor_cfuture_t *cf = cor_runtime_spawn_on(rt, 1, cor_coro(cancellable, NULL), "c1");
+  wait_started(1);
   double t0 = now_s();
   assert_int_equal(cor_cfuture_result(cf, 0.05, NULL), -ETIMEDOUT);
   assert_true(now_s() - t0 < 1);
@@ -288,6 +303,7 @@ static void test_timeouts_and_cancel(void **state) {
   cor_release(cf);
   /* task side: the loop cancels it (shutdown), the caller sees -ECANCELED */
   cf = cor_runtime_spawn_on(rt, 1, cor_coro(cancellable, NULL), "c3");
+  wait_started(3);
   assert_int_equal(cor_cfuture_result(cf, 0.02, NULL), -ETIMEDOUT);
   assert_int_equal(cor_runtime_shutdown(rt, 5), 0);
   assert_int_equal(cor_cfuture_result(cf, 0, NULL), -ECANCELED);
