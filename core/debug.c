@@ -96,10 +96,14 @@ int cor__loop_debug_apply(struct cor_loop *loop, bool on) {
     cor__bt_warm();
     loop->debug = 1;
     loop->callflags |= COR__CF_DEBUG;
+    /* Producers on other threads read ts_flags at any time: store it whole.
+     * Only this (owner) side writes it once the loop runs. */
+    ck_pr_store_int(&loop->ts_flags, loop->ts_flags | COR__TS_DEBUG);
     return 0;
   }
   loop->debug = 0;
   loop->callflags &= ~COR__CF_DEBUG;
+  ck_pr_store_int(&loop->ts_flags, loop->ts_flags & ~COR__TS_DEBUG);
   if (d == NULL)
     return 0;
   d->on = false;
@@ -335,6 +339,27 @@ void cor__debug_slow_poll(struct cor_loop *loop, int64_t timeout_ns,
             "%.3f ms)",
             (double)(took - (uint64_t)timeout_ns) / 1e6,
             (double)timeout_ns / 1e6, (double)took / 1e6);
+}
+
+/* Debug mode: runs one callback (a ready entry, a cross-thread post, an fd
+ * or signal callback) timed for the slow callback check, with the watchdog
+ * told what runs. `site`: where it was scheduled, or NULL. */
+void cor__debug_run_cb(struct cor_loop *loop, cor_callback cb, void *arg,
+                       void *site) {
+  /* A task step may free its task (the body returned): hold it, so its
+   * repr can be printed after the step. */
+  bool step = cor__is_task_step(cb);
+  if (step)
+    cor_retain(arg);
+  uint64_t t0 = cor__now_ns();
+  cor__debug_cb_begin(loop, cb, arg);
+  cb(arg);
+  cor__debug_cb_end(loop);
+  uint64_t t1 = cor__now_ns();
+  if (COR_UNLIKELY(t1 - t0 >= loop->slow_ns))
+    cor__debug_slow_callback(loop, cb, arg, site, t1 - t0);
+  if (step)
+    cor_release(arg);
 }
 
 void cor__debug_cb_begin(struct cor_loop *loop, cor_callback cb, void *arg) {

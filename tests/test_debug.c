@@ -608,6 +608,155 @@ static void test_production_logs_no_debug_records(void **state) {
   EXPECT(COR_LOG_ERROR, "Task exception was never retrieved", NULL, NULL);
 }
 
+/* ------------------------------------------------------------ cross-thread */
+
+/* The figure of "... took 0.153 seconds" in record i, or -1. */
+static double took_seconds(int i) {
+  const char *p = strstr(recs[i].msg, " took ");
+  double s = -1;
+  if (p == NULL || sscanf(p, " took %lf seconds", &s) != 1)
+    return -1;
+  return s;
+}
+
+typedef struct {
+  cor_loop_t *loop;
+  cor_callback cb;
+  int line;
+  int rc;
+} poster;
+
+static void *post_from_thread(void *arg) {
+  poster *p = arg;
+  /* Not a tail call: the site is this line. */
+  p->line = __LINE__; p->rc = cor_call_soon_threadsafe(p->loop, p->cb, NULL);
+  return NULL;
+}
+
+static void slow_ts_cb(void *arg) { sleep_ms(60); }
+
+/* Callbacks posted from other threads are timed like any other in debug
+ * mode, and named with the site of their cor_call_soon_threadsafe. */
+static void threadsafe_slow(bool debug) {
+  cor_loop_opts o = {.debug = debug};
+  cor_loop_t *l = cor_loop_new(&o);
+  assert_int_equal(cor_loop_set_slow_callback_duration(l, 0.03), 0);
+  poster p = {l, slow_ts_cb, 0, -1};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, post_from_thread, &p), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(p.rc, 0);
+  /* And from this thread, through a function pointer (the public symbol). */
+  int (*post)(cor_loop_t *, cor_callback, void *) = cor_call_soon_threadsafe;
+  int line = __LINE__; int rc = post(l, slow_ts_cb, NULL);
+  assert_int_equal(rc, 0);
+  cor_call_soon(l, stop_cb, l, NULL);
+  assert_int_equal(cor_loop_run_forever(l), 0);
+  if (debug) {
+    char want[200];
+    snprintf(want, sizeof want, "Executing <Handle slow_ts_cb() created at %s> took ",
+             at(p.line));
+    EXPECT(COR_LOG_WARNING, want, " seconds", NULL);
+    double s = took_seconds(find(want, NULL, NULL));
+    assert_true(s >= 0.055 && s < 30);
+    snprintf(want, sizeof want, "Executing <Handle slow_ts_cb() created at %s> took ",
+             at(line));
+    EXPECT(COR_LOG_WARNING, want, " seconds", NULL);
+  } else {
+    EXPECT_NONE("Executing");
+  }
+  cor_loop_close(l);
+  cor_release(l);
+}
+static void test_threadsafe_slow_callbacks(void **state) {
+  (void)state;
+  threadsafe_slow(false);
+  threadsafe_slow(true);
+}
+
+/* The watchdog names a stuck cross-thread callback. */
+static void stuck_ts_cb(void *arg) {
+  uint64_t end = cor_loop_time_ns(NULL) + 300000000ull;
+  while (cor_loop_time_ns(NULL) < end) {
+  }
+}
+static void test_watchdog_threadsafe(void **state) {
+  (void)state;
+  cor_loop_opts o = {.debug = true};
+  cor_loop_t *l = cor_loop_new(&o);
+  assert_int_equal(cor_loop_set_watchdog(l, 0.1), 0);
+  int line = __LINE__; int rc = cor_call_soon_threadsafe(l, stuck_ts_cb, NULL);
+  assert_int_equal(rc, 0);
+  cor_call_soon(l, stop_cb, l, NULL);
+  cor_loop_run_forever(l);
+  EXPECT(COR_LOG_WARNING, "stuck for 0.", "in stuck_ts_cb()", NULL);
+  char want[200];
+  snprintf(want, sizeof want, "Executing <Handle stuck_ts_cb() created at %s> took 0.",
+           at(line));
+  EXPECT(COR_LOG_WARNING, want, " seconds", NULL);
+  assert_int_equal(cor_loop_set_watchdog(l, 0), 0);
+  cor_loop_close(l);
+  cor_release(l);
+}
+
+/* A post made in debug mode carries its site in a record: it runs right
+ * when debug mode is turned off before it runs, and is freed when the loop
+ * closes before it runs (the sanitizer builds check for the leak). */
+static int ts_ran;
+static void count_ts_cb(void *arg) { ts_ran++; }
+static void test_threadsafe_debug_toggled(void **state) {
+  (void)state;
+  cor_loop_opts o = {.debug = true};
+  cor_loop_t *l = cor_loop_new(&o);
+  ts_ran = 0;
+  assert_int_equal(cor_call_soon_threadsafe(l, count_ts_cb, NULL), 0);
+  assert_int_equal(cor_loop_set_debug(l, false), 0);
+  assert_int_equal(cor_call_soon_threadsafe(l, count_ts_cb, NULL), 0);
+  assert_int_equal(cor_loop_set_debug(l, true), 0);
+  assert_int_equal(cor_call_soon_threadsafe(l, count_ts_cb, NULL), 0);
+  cor_call_soon(l, stop_cb, l, NULL);
+  cor_loop_run_forever(l);
+  assert_int_equal(ts_ran, 3);
+  /* Posted, never run: dropped at close with its record. */
+  assert_int_equal(cor_call_soon_threadsafe(l, count_ts_cb, NULL), 0);
+  assert_int_equal(cor_loop_close(l), 0);
+  assert_int_equal(ts_ran, 3);
+  assert_int_equal(cor_call_soon_threadsafe(l, count_ts_cb, NULL), COR_ECLOSED);
+  cor_release(l);
+  EXPECT_NONE("Executing");
+}
+
+/* The bounded door's calls name their own caller too (runtime loops). */
+static int ts_slow_ran;
+static void slow_count_cb(void *arg) {
+  sleep_ms(120); /* past the default 0.1 s */
+  __atomic_add_fetch(&ts_slow_ran, 1, __ATOMIC_RELEASE);
+}
+static void test_threadsafe_bounded_sites(void **state) {
+  (void)state;
+  cor_runtime_opts ro = {.nloops = 1, .pin = -1, .debug = true, .queue_limit = 8};
+  cor_runtime_t *rt = cor_runtime_new(&ro);
+  assert_non_null(rt);
+  cor_loop_t *l = cor_runtime_loop(rt, 0);
+  ts_slow_ran = 0;
+  int l1 = __LINE__; int rc = cor_try_call_soon_threadsafe(l, slow_count_cb, NULL);
+  assert_int_equal(rc, 0);
+  int l2 = __LINE__; rc = cor_call_soon_threadsafe_wait(l, slow_count_cb, NULL, 5);
+  assert_int_equal(rc, 0);
+  for (int i = 0; i < 1000 && __atomic_load_n(&ts_slow_ran, __ATOMIC_ACQUIRE) < 2; i++)
+    sleep_ms(10);
+  assert_int_equal(cor_runtime_shutdown(rt, 5), 0);
+  cor_release(rt);
+  assert_int_equal(ts_slow_ran, 2);
+  char want[200];
+  snprintf(want, sizeof want, "Executing <Handle slow_count_cb() created at %s> took 0.",
+           at(l1));
+  EXPECT(COR_LOG_WARNING, want, " seconds", NULL);
+  snprintf(want, sizeof want, "Executing <Handle slow_count_cb() created at %s> took 0.",
+           at(l2));
+  EXPECT(COR_LOG_WARNING, want, " seconds", NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_turning_on, setup, teardown),
@@ -624,6 +773,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dump_tasks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
       cmocka_unit_test_setup_teardown(test_production_logs_no_debug_records, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_threadsafe_slow_callbacks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watchdog_threadsafe, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_threadsafe_debug_toggled, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_threadsafe_bounded_sites, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

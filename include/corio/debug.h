@@ -8,7 +8,9 @@
  *    printed (symbolized: function, file, line) with the reports about them;
  *  - a callback or task step that runs longer than the slow callback
  *    duration is logged (WARNING "Executing <Handle cb() created at f.c:12>
- *    took 0.153 seconds");
+ *    took 0.153 seconds"), whatever scheduled it: call_soon, call_later, a
+ *    reader or writer, or cor_call_soon_threadsafe from any thread (the
+ *    site is then that call's);
  *  - a poll that overslept its deadline by more than 10 ms, or a
  *    zero-timeout poll that took more than 1 ms, is logged (WARNING);
  *  - a call from a wrong thread also logs the caller's backtrace.
