@@ -6,10 +6,14 @@
 
 #include <corio.h>
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -757,6 +761,198 @@ static void test_threadsafe_bounded_sites(void **state) {
   EXPECT(COR_LOG_WARNING, want, " seconds", NULL);
 }
 
+/* ------------------------------------------------------------ slow polls */
+
+/* The three figures of "poll overslept its deadline by X ms (timeout Y ms,
+ * took Z ms)" in record i. */
+static bool oversleep_figures(int i, double *by, double *timeout, double *took) {
+  const char *p = strstr(recs[i].msg, "poll overslept its deadline by ");
+  return p && sscanf(p, "poll overslept its deadline by %lf ms (timeout %lf ms, took %lf ms)",
+                     by, timeout, took) == 3;
+}
+
+/* SIGUSR2, installed by the test itself (not through corio): the handler
+ * holds the thread it interrupts for 60 ms, as a descheduled thread would
+ * be held. */
+static volatile sig_atomic_t usr2_hits;
+static void usr2_sleeper(int sig) {
+  (void)sig;
+  int e = errno;
+  struct timespec ts = {0, 60 * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  usr2_hits++;
+  errno = e;
+}
+
+typedef struct {
+  pid_t tid;  /* the loop's thread */
+  int sent;   /* the signal went while it was inside the poller's wait */
+} poll_kicker;
+
+/* Is thread tid blocked in epoll_wait / epoll_pwait / epoll_pwait2? */
+static bool in_epoll(pid_t tid) {
+  char path[64], buf[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return false;
+  buf[n] = 0;
+  long nr = strtol(buf, NULL, 10);
+  return nr == SYS_epoll_wait || nr == SYS_epoll_pwait
+#ifdef SYS_epoll_pwait2
+         || nr == SYS_epoll_pwait2
+#endif
+      ;
+}
+
+static void *kick_in_epoll(void *arg) {
+  poll_kicker *k = arg;
+  for (int i = 0; i < 10000; i++) { /* up to ~2 s */
+    if (in_epoll(k->tid)) {
+      k->sent = syscall(SYS_tgkill, getpid(), k->tid, SIGUSR2) == 0;
+      return NULL;
+    }
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+  }
+  return NULL;
+}
+
+/* A wait for a timer 40 ms away, interrupted by a signal whose handler
+ * holds the thread 60 ms: epoll fails with EINTR after ~60 ms, 20 ms past
+ * the deadline. The loop carries on (the timer still stops it) and, in
+ * debug mode, reports the overslept poll with its figures. */
+static void poll_overslept(bool debug) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = usr2_sleeper; /* no SA_RESTART: epoll never restarts anyway */
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGUSR2, &sa, &old), 0);
+  usr2_hits = 0;
+  cor_loop_opts o = {.debug = debug, .spin_seconds = -1};
+  cor_loop_t *l = cor_loop_new(&o);
+  assert_int_equal(cor_call_later(l, 0.04, stop_cb, l, NULL), 0);
+  poll_kicker k = {(pid_t)syscall(SYS_gettid), 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, kick_in_epoll, &k), 0);
+  uint64_t t0 = cor_loop_time_ns(l);
+  assert_int_equal(cor_loop_run_forever(l), 0);
+  uint64_t t1 = cor_loop_time_ns(l);
+  pthread_join(th, NULL);
+  sigaction(SIGUSR2, &old, NULL);
+  assert_true(k.sent);
+  assert_int_equal(usr2_hits, 1);
+  assert_true(t1 - t0 >= 60000000u);
+  if (debug) {
+    EXPECT(COR_LOG_WARNING, "poll overslept its deadline by ", " ms (timeout ", " ms, took ");
+    double by, timeout, took;
+    assert_true(oversleep_figures(find("poll overslept", NULL, NULL), &by, &timeout, &took));
+    if (!(timeout > 0 && timeout <= 40.5 && took >= 59 && by > 10 && by < took &&
+          by > took - timeout - 0.01 && by < took - timeout + 0.01))
+      dump_recs();
+    assert_true(timeout > 0 && timeout <= 40.5);
+    assert_true(took >= 59);
+    assert_true(by > 10 && by > took - timeout - 0.01 && by < took - timeout + 0.01);
+  } else {
+    EXPECT_NONE("poll");
+  }
+  cor_loop_close(l);
+  cor_release(l);
+}
+static void test_poll_overslept(void **state) {
+  (void)state;
+  poll_overslept(false);
+  nrec = 0;
+  poll_overslept(true);
+}
+
+/* A zero-timeout epoll_wait slower than 1 ms: the test binary's own
+ * epoll_wait (the library's call binds to it, since the tests link the
+ * static library) calls the real one and then holds the thread 5 ms, once,
+ * when armed for this thread. */
+static volatile pid_t slow_zero_poll_tid;
+int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout) {
+  static int (*real)(int, struct epoll_event *, int, int);
+  if (real == NULL)
+    real = (int (*)(int, struct epoll_event *, int, int))dlsym(RTLD_NEXT, "epoll_wait");
+  int n = real(epfd, evs, max, timeout);
+  int e = errno;
+  if (timeout == 0 && slow_zero_poll_tid != 0 &&
+      slow_zero_poll_tid == (pid_t)syscall(SYS_gettid)) {
+    slow_zero_poll_tid = 0;
+    sleep_ms(5);
+  }
+  errno = e;
+  return n;
+}
+
+static void poll_zero_slow(bool debug) {
+  cor_loop_opts o = {.debug = debug};
+  cor_loop_t *l = cor_loop_new(&o);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  /* An fd to watch: a busy loop polls (with a zero timeout) only then. */
+  assert_int_equal(cor_loop_add_reader(l, p[0], nop, NULL), 0);
+  cor_call_soon(l, stop_cb, l, NULL);
+  slow_zero_poll_tid = (pid_t)syscall(SYS_gettid);
+  assert_int_equal(cor_loop_run_forever(l), 0);
+  assert_int_equal(slow_zero_poll_tid, 0); /* it did poll with timeout 0 */
+  if (debug) {
+    EXPECT(COR_LOG_WARNING, "poll with a zero timeout took ", " ms (expected < 1.000 ms)", NULL);
+    double took = 0;
+    const char *m = recs[find("poll with a zero timeout took ", NULL, NULL)].msg;
+    assert_int_equal(sscanf(strstr(m, "took "), "took %lf ms", &took), 1);
+    assert_true(took >= 4.9 && took < 10000);
+  } else {
+    EXPECT_NONE("poll");
+  }
+  cor_loop_remove_reader(l, p[0]);
+  close(p[0]);
+  close(p[1]);
+  cor_loop_close(l);
+  cor_release(l);
+}
+static void test_poll_zero_timeout_slow(void **state) {
+  (void)state;
+  poll_zero_slow(false);
+  nrec = 0;
+  poll_zero_slow(true);
+}
+
+/* A signal handler added with cor_loop_add_signal_handler runs while the
+ * loop dispatches its poll's events: it is timed as a callback, and its
+ * time is not the poll's. */
+static void slow_sig_cb(void *arg) { sleep_ms(100); }
+static void signal_cb_timed(bool debug) {
+  cor_loop_opts o = {.debug = debug, .spin_seconds = -1};
+  cor_loop_t *l = cor_loop_new(&o);
+  assert_int_equal(cor_loop_set_slow_callback_duration(l, 0.03), 0);
+  assert_int_equal(cor_loop_add_signal_handler(l, SIGUSR1, slow_sig_cb, NULL), 0);
+  /* Blocked in this (the loop's) thread now: pending for the signalfd. */
+  assert_int_equal(pthread_kill(pthread_self(), SIGUSR1), 0);
+  assert_int_equal(cor_call_later(l, 0.05, stop_cb, l, NULL), 0);
+  assert_int_equal(cor_loop_run_forever(l), 0);
+  if (debug)
+    EXPECT(COR_LOG_WARNING, "Executing <Handle slow_sig_cb()> took 0.", " seconds", NULL);
+  else
+    EXPECT_NONE("Executing");
+  EXPECT_NONE("poll");
+  assert_int_equal(cor_loop_remove_signal_handler(l, SIGUSR1), 0);
+  cor_loop_close(l);
+  cor_release(l);
+}
+static void test_signal_callback_timed(void **state) {
+  (void)state;
+  signal_cb_timed(false);
+  nrec = 0;
+  signal_cb_timed(true);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_turning_on, setup, teardown),
@@ -777,6 +973,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_watchdog_threadsafe, setup, teardown),
       cmocka_unit_test_setup_teardown(test_threadsafe_debug_toggled, setup, teardown),
       cmocka_unit_test_setup_teardown(test_threadsafe_bounded_sites, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_poll_overslept, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_poll_zero_timeout_slow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_signal_callback_timed, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,10 +9,14 @@
  *  - a callback or task step that runs longer than the slow callback
  *    duration is logged (WARNING "Executing <Handle cb() created at f.c:12>
  *    took 0.153 seconds"), whatever scheduled it: call_soon, call_later, a
- *    reader or writer, or cor_call_soon_threadsafe from any thread (the
- *    site is then that call's);
+ *    reader or writer, a signal handler, or cor_call_soon_threadsafe from
+ *    any thread (the site is then that call's);
  *  - a poll that overslept its deadline by more than 10 ms, or a
- *    zero-timeout poll that took more than 1 ms, is logged (WARNING);
+ *    zero-timeout poll that took more than 1 ms, is logged (WARNING "poll
+ *    overslept its deadline by 20.214 ms (timeout 39.998 ms, took 60.212
+ *    ms)", "poll with a zero timeout took 5.084 ms (expected < 1.000 ms)"),
+ *    a wait cut short by a signal (EINTR) included; the time of the fd and
+ *    signal callbacks the poll dispatches is not the poll's;
  *  - a call from a wrong thread also logs the caller's backtrace.
  * Always on, debug mode or not: the wrong-thread check of every call that
  * belongs to the loop's thread (COR_ETHREAD and an ERROR record), and the
