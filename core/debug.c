@@ -585,6 +585,10 @@ static void dump_sig_handler(int sig) {
   (void)sig;
   int e = errno;
   char c = 1;
+  /* The write end is non-blocking: a handler must never block (the pipe
+   * fills when signals outrun dumps, each of which may wait 1 s for a stuck
+   * loop, and a forked child has no dump thread at all). A full pipe means
+   * a dump is due anyway. */
   ssize_t w = write(dump_pipe[1], &c, 1);
   (void)w;
   errno = e;
@@ -592,9 +596,11 @@ static void dump_sig_handler(int sig) {
 
 static void *dump_thread(void *arg) {
   (void)arg;
-  char c;
+  char c[64];
   for (;;) {
-    ssize_t r = read(dump_pipe[0], &c, 1);
+    /* Every signal that arrived since the last dump, in one read: a burst
+     * of signals gives one dump, not one per signal. */
+    ssize_t r = read(dump_pipe[0], c, sizeof c);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
@@ -629,6 +635,7 @@ static void dump_signal_once(void) {
     return;
   if (pipe2(dump_pipe, O_CLOEXEC) != 0)
     return;
+  fcntl(dump_pipe[1], F_SETFL, O_NONBLOCK);
   pthread_t th;
   pthread_attr_t a;
   pthread_attr_init(&a);

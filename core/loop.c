@@ -965,6 +965,10 @@ int cor_loop_run_forever(cor_loop_t *loop) {
   loop->has_owner = true;
   ck_pr_store_int(&loop->owner_tid, (int)gettid());
   cor__tls_loop = loop;
+  /* A busy loop without timers or fds does not read the clock (run_once),
+   * but what it stamps with `now` (a task's wait_since, for the task dump)
+   * must not be older than this run. */
+  loop->now = cor__now_ns();
   for (;;) {
     run_once(loop);
     if (loop->stopping || loop->closed)

@@ -9,11 +9,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -953,7 +956,165 @@ static void test_signal_callback_timed(void **state) {
   signal_cb_timed(true);
 }
 
-int main(void) {
+/* ------------------------------------------------------------ dump signal */
+
+/* CORIO_DUMP_SIGNAL is read once, when the process makes its first loop, so
+ * the test runs this binary again with the variable set (the child below)
+ * and sends it the signal as a user would (kill -USR1 <pid>). */
+#define DUMP_CHILD_ARG "--dump-signal-child"
+
+/* The child: two tasks, outer awaiting inner awaiting a future, on a loop
+ * run by a thread of its own; it says where they were made and suspended,
+ * then waits for the parent to close its stdin. */
+static int dump_signal_child(void) {
+  cor_loop_t *l = cor_loop_new(NULL); /* debug mode from CORIO_DEBUG */
+  int f_line = __LINE__; cor_future_t *f = cor_future_new(l);
+  int in_line = __LINE__; cor_task_t *in = cor_create_task(l, cor_coro(inner_body, f), "inner");
+  int out_line = __LINE__; cor_task_t *out = cor_create_task(l, cor_coro(outer_body, cor_task_future(in)), "outer");
+  runner r;
+  runner_start(&r, l);
+  /* Both suspended, and waiting for a while the dump must show. */
+  sleep_ms(300);
+  printf("ready %d %d %d %d %d\n", in_line, out_line, inner_line, outer_line, f_line);
+  fflush(stdout);
+  char c;
+  while (read(0, &c, 1) > 0) {
+  }
+  runner_stop(&r);
+  cor_task_cancel(out, NULL);
+  cor_loop_run_until_complete(l, cor_task_future(out));
+  cor_loop_run_until_complete(l, cor_task_future(in));
+  cor_release(in);
+  cor_release(out);
+  cor_release(f);
+  cor_loop_close(l);
+  cor_release(l);
+  return 0;
+}
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Appends what fd has to buf until `until` is in it, EOF, or the deadline. */
+static void read_until(int fd, char *buf, size_t cap, const char *until,
+                       double deadline) {
+  size_t len = strlen(buf);
+  while (len < cap - 1 && !strstr(buf, until) && mono_now() < deadline) {
+    struct pollfd pf = {fd, POLLIN, 0};
+    if (poll(&pf, 1, 50) <= 0)
+      continue;
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n <= 0)
+      break;
+    len += (size_t)n;
+    buf[len] = 0;
+  }
+}
+
+static void dump_signal(bool debug, const char *signame) {
+  int in[2], out[2], err[2];
+  assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+  assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+  assert_int_equal(pipe2(err, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no child */
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    setenv("CORIO_DUMP_SIGNAL", signame, 1);
+    if (debug)
+      setenv("CORIO_DEBUG", "1", 1);
+    else
+      unsetenv("CORIO_DEBUG");
+    char *argv[] = {"test_debug", DUMP_CHILD_ARG, NULL};
+    execv("/proc/self/exe", argv);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  double deadline = mono_now() + 20;
+  static char outbuf[256], errbuf[65536];
+  outbuf[0] = errbuf[0] = 0;
+  read_until(out[0], outbuf, sizeof outbuf, "\n", deadline);
+  int in_line = 0, out_line = 0, inner_at = 0, outer_at = 0, f_line = 0;
+  if (sscanf(outbuf, "ready %d %d %d %d %d", &in_line, &out_line, &inner_at, &outer_at,
+             &f_line) != 5)
+    print_message("child said '%s'\n", outbuf);
+  assert_true(in_line > 0 && outer_at > 0);
+  assert_int_equal(kill(pid, SIGUSR1), 0);
+  read_until(err[0], errbuf, sizeof errbuf, "-> <Future pending", deadline);
+  close(in[1]); /* the child exits */
+  int st = -1;
+  for (int i = 0; i < 2000 && waitpid(pid, &st, WNOHANG) == 0; i++)
+    sleep_ms(5);
+  if (!WIFEXITED(st)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+  }
+  read_until(err[0], errbuf, sizeof errbuf, "\1", mono_now() + 1);
+  close(out[0]);
+  close(err[0]);
+  char want[512];
+  bool ok = true;
+#define HAS(...)                                                               \
+  do {                                                                         \
+    snprintf(want, sizeof want, __VA_ARGS__);                                  \
+    if (!strstr(errbuf, want)) {                                               \
+      print_message("missing: %s\n", want);                                    \
+      ok = false;                                                              \
+    }                                                                          \
+  } while (0)
+  HAS("Loop 0x");
+  HAS(" <Loop running=true closed=false debug=%s> thread ", debug ? "true" : "false");
+  HAS("  Task 'inner' (suspended) coro=inner_body() created at %s", at(in_line));
+  HAS("  Task 'outer' (suspended) coro=outer_body() created at %s", at(out_line));
+  if (debug) {
+    HAS("coro=outer_body() created at %s (task made at %s)\n", at(out_line), at(out_line));
+  }
+  /* The chain: outer awaits inner, which awaits a plain future (made at
+   * f_line, which debug mode records). */
+  char fut[128];
+  if (debug)
+    snprintf(fut, sizeof fut, "<Future pending cb=[<wakeup inner>] created at %s>", at(f_line));
+  else
+    snprintf(fut, sizeof fut, "<Future pending cb=[<wakeup inner>]>");
+  HAS("    awaiting at %s for ", at(outer_at));
+  HAS(" s: Task 'inner' (inner_body() created at %s) -> %s\n", at(in_line), fut);
+  HAS("    awaiting at %s for ", at(inner_at));
+  HAS(" s: %s\n", fut);
+  /* How long: the child waited 300 ms before it said ready. */
+  const char *w = strstr(errbuf, "    awaiting at ");
+  double waited = -1;
+  if (w && (w = strstr(w, " for ")))
+    sscanf(w, " for %lf s", &waited);
+  if (!(waited >= 0.25 && waited < 60)) {
+    print_message("waited %.3f s\n", waited);
+    ok = false;
+  }
+  if (!ok)
+    print_message("child's stderr:\n%s\n", errbuf);
+  assert_true(ok);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+#undef HAS
+}
+static void test_dump_signal(void **state) {
+  (void)state;
+  dump_signal(false, "SIGUSR1");
+  char num[16];
+  snprintf(num, sizeof num, "%d", SIGUSR1); /* by number */
+  dump_signal(true, num);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], DUMP_CHILD_ARG) == 0)
+    return dump_signal_child();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_turning_on, setup, teardown),
       cmocka_unit_test_setup_teardown(test_never_awaited, setup, teardown),
@@ -976,6 +1137,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_poll_overslept, setup, teardown),
       cmocka_unit_test_setup_teardown(test_poll_zero_timeout_slow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_signal_callback_timed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dump_signal, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

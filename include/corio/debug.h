@@ -100,8 +100,22 @@ COR_EXTERN double cor_loop_get_slow_callback_duration(const cor_loop_t *loop);
  * callback posted with cor_call_soon_threadsafe, waited for at most 1 s);
  * a loop that is not running is read directly. Returns the number of tasks
  * written, or a negated errno from write(2). Any thread; not from a signal
- * handler (CORIO_DUMP_SIGNAL=<number or name> in the environment installs a
- * handler that dumps each loop at its next iteration, to stderr). */
+ * handler. For each loop:
+ *   Loop 0x55d0c8a2e000 <Loop running=true closed=false debug=true> thread 4242
+ *     Task 'outer' (suspended) coro=outer_body() created at app.c:40 (task made at app.c:40)
+ *       awaiting at app.c:12 for 2.301 s: Task 'inner' (inner_body() created at app.c:39) -> <Future pending cb=[<wakeup inner>]>
+ * ("task made at", and a future's "created at", in debug mode only). The
+ * wait is measured from the loop's cached clock, which a loop busy without
+ * timers or fds does not refresh: it may then read long by the time the
+ * loop has been busy.
+ *
+ * CORIO_DUMP_SIGNAL=<signal> in the environment (a number, or SIGUSR1,
+ * SIGUSR2, SIGQUIT, SIGHUP, SIGWINCH, SIGPWR, with or without "SIG") makes
+ * that signal dump every loop to stderr (fd 2) this way, each at its next
+ * safe point; signals that arrive while a dump is due give one dump. It is
+ * read once, when the process makes its first loop, which installs the
+ * handler (replacing the signal's disposition) and a thread of corio's that
+ * does the dumping. Off by default. */
 COR_EXTERN int cor_dump_tasks(int fd);
 
 /* The stall watchdog: while one callback or task step of this loop runs
