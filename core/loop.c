@@ -464,9 +464,8 @@ int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h) {
 static _Thread_local unsigned tls_post_tick
     __attribute__((tls_model("initial-exec")));
 
-/* The push itself. `count`: add the post to mpsc.pushed when the loop
- * counts its queue depth (runtime loops); the bounded door reserved its
- * place already. */
+/* The push itself, and the wake-up. `count`: add the post to mpsc.pushed,
+ * for a loop that counts its queue depth (runtime loops). */
 static inline __attribute__((always_inline)) int
 post_node(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
   cor__mpsc_node *n = cor__mpsc_node_get();
@@ -477,9 +476,8 @@ post_node(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
    * Otherwise the depth is only a counter to read, and a locked increment
    * per post cost ~18 ns with 4 producers: each thread adds 16 every 16th
    * post instead, so the depth reads low by at most 15 per posting thread
-   * (never below zero). ts_flags sits on the line `closed` was just read
-   * from: one predictable branch for lone loops. */
-  if (count && COR_UNLIKELY(ck_pr_load_int(&loop->ts_flags) & COR__TS_COUNT)) {
+   * (never below zero). */
+  if (count) {
     if (loop->ts_limit != 0)
       ck_pr_inc_64(&loop->mpsc.pushed);
     else if ((++tls_post_tick & 15) == 0)
@@ -510,10 +508,17 @@ post_node(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
   return 0;
 }
 
-/* Debug mode's post: cb(arg) wrapped with its site (ts_site_rec). */
-static __attribute__((noinline, cold)) int
-post_debug(cor_loop_t *loop, cor_callback cb, void *arg, bool count,
-           void *site) {
+/* A post to a loop with ts_flags set: one that counts its posts (runtime
+ * loops), or in debug mode, where cb(arg) is wrapped with its site
+ * (ts_site_rec). `count` is false for the bounded door, which counted its
+ * post when it reserved its place. */
+static __attribute__((noinline)) int post_flagged(cor_loop_t *loop,
+                                                  cor_callback cb, void *arg,
+                                                  bool count, int tf,
+                                                  void *site) {
+  count = count && (tf & COR__TS_COUNT);
+  if (COR_LIKELY(!(tf & COR__TS_DEBUG)))
+    return post_node(loop, cb, arg, count);
   ts_site_rec *r = ts_site_wrap(cb, arg, site);
   if (r == NULL)
     return post_node(loop, cb, arg, count);
@@ -523,11 +528,12 @@ post_debug(cor_loop_t *loop, cor_callback cb, void *arg, bool count,
   return rc;
 }
 
-/* `site`: the public call's return address, used in debug mode only. The
- * debug bit shares ts_flags with COR__TS_COUNT, on the line `closed` was
- * just read from: production pays one load and one predictable branch, and
- * the site is looked at only on the debug branch. A post racing with
- * cor_loop_set_debug may go either way; the loop runs both kinds. */
+/* `site`: the public call's return address, used in debug mode only.
+ * ts_flags (count | debug) sits on the line `closed` was just read from and
+ * is 0 for a lone loop in production mode: one load and one predictable
+ * branch, which stand in for the queue-depth check this path always made.
+ * A post racing with cor_loop_set_debug may go either way; the loop runs
+ * both kinds. */
 static inline __attribute__((always_inline)) int
 post_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg, bool count,
                 void *site) {
@@ -535,9 +541,10 @@ post_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg, bool count,
     return -EINVAL;
   if (COR_UNLIKELY(ck_pr_load_int(&loop->closed)))
     return COR_ECLOSED;
-  if (COR_UNLIKELY(ck_pr_load_int(&loop->ts_flags) & COR__TS_DEBUG))
-    return post_debug(loop, cb, arg, count, site);
-  return post_node(loop, cb, arg, count);
+  int tf = ck_pr_load_int(&loop->ts_flags);
+  if (COR_UNLIKELY(tf != 0))
+    return post_flagged(loop, cb, arg, count, tf, site);
+  return post_node(loop, cb, arg, false);
 }
 
 int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg) {
