@@ -1112,6 +1112,94 @@ static void test_dump_signal(void **state) {
   dump_signal(true, num);
 }
 
+/* ------------------------------------------------------------ tail calls */
+
+/* Suspending calls in tail position: at -O2 (the suites' flags) the
+ * compiler turns each `return cor_...(...)` into a jump, so the suspension
+ * has no return address in its caller; "running at" must still name these
+ * lines. */
+static int tail_await_line, tail_sleep_line, tail_yield_line, tail_wait_for_line,
+    tail_gather_line, tail_group_line, ptr_await_line, ptr_sleep_line;
+static int tail_await(void *arg, void **r) {
+  tail_await_line = __LINE__; return cor_await(arg, NULL);
+}
+static int tail_sleep(void *arg, void **r) {
+  tail_sleep_line = __LINE__; return cor_sleep(30);
+}
+static int tail_yield(void *arg, void **r) {
+  tail_yield_line = __LINE__; return cor_yield();
+}
+static int tail_wait_for(void *arg, void **r) {
+  tail_wait_for_line = __LINE__; return cor_wait_for(arg, 30, NULL);
+}
+static int tail_gather(void *arg, void **r) {
+  cor_future_t *fs[1] = {arg};
+  tail_gather_line = __LINE__; return cor_gather(fs, 1, NULL, NULL);
+}
+static int tail_group(void *arg, void **r) {
+  cor_taskgroup_t *g = cor_taskgroup_new();
+  cor_release(cor_taskgroup_spawn(g, cor_coro(tail_await, arg), "grouped"));
+  tail_group_line = __LINE__; return cor_taskgroup_wait(g);
+}
+/* Through the functions themselves (function pointers, other languages):
+ * the site is the return address, right when the call is not a tail call. */
+static int (*volatile await_fn)(cor_future_t *, void **) = cor_await;
+static int (*volatile sleep_fn)(double) = cor_sleep;
+static int ptr_await(void *arg, void **r) {
+  ptr_await_line = __LINE__; int rc = await_fn(arg, NULL);
+  no_tail = rc;
+  return rc;
+}
+static int ptr_sleep(void *arg, void **r) {
+  ptr_sleep_line = __LINE__; int rc = sleep_fn(30);
+  no_tail = rc;
+  return rc;
+}
+
+static void tail_sites(bool debug) {
+  cor_loop_opts o = {.debug = debug};
+  cor_loop_t *l = cor_loop_new(&o);
+  cor_future_t *f = cor_future_new(l);
+  static const struct {
+    cor_fn fn;
+    const char *name, *fn_name;
+    int *line;
+  } cases[] = {
+      {tail_await, "t_await", "tail_await", &tail_await_line},
+      {tail_sleep, "t_sleep", "tail_sleep", &tail_sleep_line},
+      {tail_yield, "t_yield", "tail_yield", &tail_yield_line},
+      {tail_wait_for, "t_wait_for", "tail_wait_for", &tail_wait_for_line},
+      {tail_gather, "t_gather", "tail_gather", &tail_gather_line},
+      {tail_group, "t_group", "tail_group", &tail_group_line},
+      {ptr_await, "p_await", "ptr_await", &ptr_await_line},
+      {ptr_sleep, "p_sleep", "ptr_sleep", &ptr_sleep_line},
+  };
+  size_t n = sizeof cases / sizeof cases[0];
+  for (size_t i = 0; i < n; i++)
+    cor_release(cor_create_task(l, cor_coro_new_at(cases[i].fn, f, cases[i].fn_name,
+                                                   __FILE__, __LINE__),
+                                cases[i].name));
+  /* Each task runs once and suspends (the yielding one with its resume
+   * still queued); then the loop stops and closing it reports them all. */
+  cor_call_soon(l, stop_cb, l, NULL);
+  cor_loop_run_forever(l);
+  cor_loop_close(l);
+  for (size_t i = 0; i < n; i++) {
+    char want[200];
+    snprintf(want, sizeof want, "<Task pending name='%s' coro=<%s() running at %s>",
+             cases[i].name, cases[i].fn_name, at(*cases[i].line));
+    EXPECT(COR_LOG_ERROR, "Task was destroyed but it is pending!\n", want, NULL);
+  }
+  cor_release(f);
+  cor_release(l);
+}
+static void test_tail_call_sites(void **state) {
+  (void)state;
+  tail_sites(false);
+  nrec = 0;
+  tail_sites(true);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], DUMP_CHILD_ARG) == 0)
     return dump_signal_child();
@@ -1138,6 +1226,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_poll_zero_timeout_slow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_signal_callback_timed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dump_signal, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_tail_call_sites, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
