@@ -82,7 +82,14 @@ static struct cor__dbg *dbg_of(struct cor_loop *loop) {
   if (d == NULL)
     return NULL;
   pthread_mutex_init(&d->wd_mu, NULL);
-  pthread_cond_init(&d->wd_cv, NULL);
+  /* The watchdog's waits are deadlines on CLOCK_MONOTONIC: a condition
+   * variable on the default CLOCK_REALTIME took them as dates in 1970 and
+   * returned at once, so the watchdog thread spun on a core. */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&d->wd_cv, &ca);
+  pthread_condattr_destroy(&ca);
   loop->dbg = d;
   return d;
 }

@@ -1200,6 +1200,27 @@ static void test_tail_call_sites(void **state) {
   tail_sites(true);
 }
 
+/* The watchdog thread sleeps between its looks at the loop: an idle loop
+ * with a watchdog costs next to no CPU. (Its waits once took CLOCK_MONOTONIC
+ * deadlines on a CLOCK_REALTIME condition variable and returned at once.) */
+static void test_watchdog_sleeps(void **state) {
+  (void)state;
+  cor_loop_opts o = {.debug = true};
+  cor_loop_t *l = cor_loop_new(&o);
+  assert_int_equal(cor_loop_set_watchdog(l, 0.1), 0);
+  struct timespec a, b;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+  sleep_ms(500);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+  double cpu = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+  assert_int_equal(cor_loop_set_watchdog(l, 0), 0);
+  cor_loop_close(l);
+  cor_release(l);
+  if (cpu >= 0.1)
+    print_message("the process used %.3f s of CPU in 0.5 s\n", cpu);
+  assert_true(cpu < 0.1);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], DUMP_CHILD_ARG) == 0)
     return dump_signal_child();
@@ -1227,6 +1248,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_signal_callback_timed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dump_signal, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tail_call_sites, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_watchdog_sleeps, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
