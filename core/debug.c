@@ -510,7 +510,11 @@ static int write_all(int fd, const char *s, size_t n) {
   return 0;
 }
 
-int cor_dump_tasks(int fd) {
+/* `direct`: read a loop that is not running from this thread (the caller of
+ * cor_dump_tasks knows whether anyone is using it). The dump signal's thread
+ * passes false: it cannot know, and a loop between two runs is its owner's
+ * to change (a task released under the reader is freed memory). */
+static int dump_tasks(int fd, bool direct) {
   pthread_mutex_lock(&reg_mu);
   size_t n = 0;
   for (reg_ent *e = reg_head; e; e = e->next)
@@ -542,10 +546,20 @@ int cor_dump_tasks(int fd) {
     r->refs = 1;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    if (cor__tls_loop == loop || !ck_pr_load_int(&loop->running) ||
-        ck_pr_load_int(&loop->closed)) {
+    if (cor__tls_loop == loop || (direct && (!ck_pr_load_int(&loop->running) ||
+                                             ck_pr_load_int(&loop->closed)))) {
       /* Our own loop, or one nobody runs: read it here. */
       dump_loop_into(loop, &r->out, &r->ntasks);
+      r->done = true;
+    } else if (!ck_pr_load_int(&loop->running) ||
+               ck_pr_load_int(&loop->closed)) {
+      char repr[96];
+      cor__buf rb = {repr, 0, sizeof repr};
+      cor__loop_repr(loop, &rb);
+      cor__buf_printf(&r->out,
+                      "Loop %p %s: not running, not dumped (its tasks are "
+                      "read at a safe point of its run)\n",
+                      (void *)loop, repr);
       r->done = true;
     } else {
       r->refs = 2;
@@ -583,6 +597,8 @@ int cor_dump_tasks(int fd) {
   return err < 0 ? err : total;
 }
 
+int cor_dump_tasks(int fd) { return dump_tasks(fd, true); }
+
 /* CORIO_DUMP_SIGNAL: the handler writes one byte to a pipe; a thread of our
  * own reads it and calls cor_dump_tasks(2), which reads each running loop
  * at a safe point of its own (a posted callback). */
@@ -612,7 +628,7 @@ static void *dump_thread(void *arg) {
       continue;
     if (r <= 0)
       return NULL;
-    cor_dump_tasks(2);
+    dump_tasks(2, false);
   }
 }
 

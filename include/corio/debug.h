@@ -98,7 +98,8 @@ COR_EXTERN double cor_loop_get_slow_callback_duration(const cor_loop_t *loop);
  * -> <Future pending>", as python -m asyncio pstree), and for how long. A
  * running loop's tasks are read on its own thread at a safe point (a
  * callback posted with cor_call_soon_threadsafe, waited for at most 1 s);
- * a loop that is not running is read directly. Returns the number of tasks
+ * a loop that is not running is read directly, so the caller must know
+ * that no thread is using it meanwhile. Returns the number of tasks
  * written, or a negated errno from write(2). Any thread; not from a signal
  * handler. For each loop:
  *   Loop 0x55d0c8a2e000 <Loop running=true closed=false debug=true> thread 4242
@@ -112,7 +113,9 @@ COR_EXTERN double cor_loop_get_slow_callback_duration(const cor_loop_t *loop);
  * CORIO_DUMP_SIGNAL=<signal> in the environment (a number, or SIGUSR1,
  * SIGUSR2, SIGQUIT, SIGHUP, SIGWINCH, SIGPWR, with or without "SIG") makes
  * that signal dump every loop to stderr (fd 2) this way, each at its next
- * safe point; signals that arrive while a dump is due give one dump. It is
+ * safe point; signals that arrive while a dump is due give one dump. A loop
+ * that is not running is only named ("not running, not dumped"): the
+ * signal cannot know who may be changing it between two runs. It is
  * read once, when the process makes its first loop, which installs the
  * handler (replacing the signal's disposition) and a thread of corio's that
  * does the dumping. Off by default. */
