@@ -19,7 +19,12 @@ static void wf_expire(void *arg) {
   cor_task_cancel(st->task, NULL);
 }
 
-int cor_wait_for(cor_future_t *f, double timeout, void **result) {
+/* Each suspending call here has the two forms of corio/task.h: the macro's
+ * (the caller's file and line) and the function's (its return address);
+ * both hand that site to the awaits they make, so a task suspended inside
+ * is "running at" its caller's line, not at one of this file's. */
+static int wait_for_at(cor_future_t *f, double timeout, void **result,
+                       const void *site, int line) {
   struct cor_task *t = cor__tls_task;
   if (t == NULL)
     return COR_ENOTASK;
@@ -27,9 +32,9 @@ int cor_wait_for(cor_future_t *f, double timeout, void **result) {
     return -EINVAL;
   COR__CHECK_THREAD(f->loop, "cor_wait_for");
   if (f->state != COR__FUT_PENDING)
-    return cor_await(f, result);
+    return cor__await_at(f, result, site, line);
   if (isinf(timeout) && timeout > 0)
-    return cor_await(f, result);
+    return cor__await_at(f, result, site, line);
   /* asyncio.timeout: expiry cancels this task, whose await passes the
    * cancellation on to f and then waits until f finished its clean-up. The
    * cancel counter tells our own cancellation from one from outside. */
@@ -41,13 +46,22 @@ int cor_wait_for(cor_future_t *f, double timeout, void **result) {
                           &h);
   if (rc != 0)
     return rc;
-  rc = cor_await(f, result);
+  rc = cor__await_at(f, result, site, line);
   if (!st.fired) {
     cor_handle_cancel(loop, h);
   } else if (cor_task_uncancel(t) <= cancelling && rc == -ECANCELED) {
     rc = -ETIMEDOUT;
   }
   return rc;
+}
+
+int(cor_wait_for)(cor_future_t *f, double timeout, void **result) {
+  return wait_for_at(f, timeout, result, __builtin_return_address(0), 0);
+}
+
+int cor_wait_for_at(cor_future_t *f, double timeout, void **result,
+                    const char *file, int line) {
+  return wait_for_at(f, timeout, result, file, line);
 }
 
 /* ------------------------------------------------------------ shield */
@@ -96,7 +110,8 @@ cor_future_t *cor_shield(cor_future_t *inner) {
 
 /* ------------------------------------------------------------ gather */
 
-int cor_gather(cor_future_t **futs, size_t n, int *codes, void **results) {
+static int gather_at(cor_future_t **futs, size_t n, int *codes,
+                     void **results, const void *site, int line) {
   struct cor_task *t = cor__tls_task;
   if (t == NULL)
     return COR_ENOTASK;
@@ -116,7 +131,7 @@ int cor_gather(cor_future_t **futs, size_t n, int *codes, void **results) {
   for (size_t i = 0; i < n; i++) {
     int before = t->ncancel;
     void *res = NULL;
-    int rc = cor_await(futs[i], &res);
+    int rc = cor__await_at(futs[i], &res, site, line);
     if (t->ncancel > before && !cancelled) {
       cancelled = true;
       for (size_t j = i; j < n; j++)
@@ -138,6 +153,15 @@ int cor_gather(cor_future_t **futs, size_t n, int *codes, void **results) {
       results[i] = rc == 0 ? res : NULL;
   }
   return cancelled ? -ECANCELED : 0;
+}
+
+int(cor_gather)(cor_future_t **futs, size_t n, int *codes, void **results) {
+  return gather_at(futs, n, codes, results, __builtin_return_address(0), 0);
+}
+
+int cor_gather_at(cor_future_t **futs, size_t n, int *codes, void **results,
+                  const char *file, int line) {
+  return gather_at(futs, n, codes, results, file, line);
 }
 
 /* ------------------------------------------------------------ task groups */
@@ -246,7 +270,8 @@ cor_task_t *cor_taskgroup_spawn(cor_taskgroup_t *g, cor_coro_t *coro,
   return cor_retain(t);
 }
 
-int cor_taskgroup_wait(cor_taskgroup_t *g) {
+static int taskgroup_wait_at(cor_taskgroup_t *g, const void *site,
+                             int line) {
   struct cor_task *t = cor__tls_task;
   if (t == NULL)
     return COR_ENOTASK;
@@ -261,11 +286,11 @@ int cor_taskgroup_wait(cor_taskgroup_t *g) {
     cor_future_t *f = cor_future_new(g->loop);
     if (f == NULL) {
       /* No memory to wait properly: yield until the children are done. */
-      cor_yield();
+      cor__yield_at(site, line);
       continue;
     }
     g->on_done = f;
-    int rc = cor_await(f, NULL);
+    int rc = cor__await_at(f, NULL, site, line);
     g->on_done = NULL;
     if (rc == -ECANCELED && f->state != COR__FUT_DONE && !g->aborting) {
       /* The parent is cancelled from outside while children run. */
@@ -294,4 +319,12 @@ int cor_taskgroup_wait(cor_taskgroup_t *g) {
   cor__free(g->first_msg);
   cor__free(g);
   return rc;
+}
+
+int(cor_taskgroup_wait)(cor_taskgroup_t *g) {
+  return taskgroup_wait_at(g, __builtin_return_address(0), 0);
+}
+
+int cor_taskgroup_wait_at(cor_taskgroup_t *g, const char *file, int line) {
+  return taskgroup_wait_at(g, file, line);
 }

@@ -83,7 +83,14 @@ static struct cor__dbg *dbg_of(struct cor_loop *loop) {
   if (d == NULL)
     return NULL;
   pthread_mutex_init(&d->wd_mu, NULL);
-  pthread_cond_init(&d->wd_cv, NULL);
+  /* The watchdog's waits are deadlines on CLOCK_MONOTONIC: a condition
+   * variable on the default CLOCK_REALTIME took them as dates in 1970 and
+   * returned at once, so the watchdog thread spun on a core. */
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&d->wd_cv, &ca);
+  pthread_condattr_destroy(&ca);
   loop->dbg = d;
   return d;
 }
@@ -97,10 +104,14 @@ int cor__loop_debug_apply(struct cor_loop *loop, bool on) {
     cor__bt_warm();
     loop->debug = 1;
     loop->callflags |= COR__CF_DEBUG;
+    /* Producers on other threads read ts_flags at any time: store it whole.
+     * Only this (owner) side writes it once the loop runs. */
+    ck_pr_store_int(&loop->ts_flags, loop->ts_flags | COR__TS_DEBUG);
     return 0;
   }
   loop->debug = 0;
   loop->callflags &= ~COR__CF_DEBUG;
+  ck_pr_store_int(&loop->ts_flags, loop->ts_flags & ~COR__TS_DEBUG);
   if (d == NULL)
     return 0;
   d->on = false;
@@ -364,6 +375,27 @@ void cor__debug_slow_poll(struct cor_loop *loop, int64_t timeout_ns,
             (double)timeout_ns / 1e6, (double)took / 1e6);
 }
 
+/* Debug mode: runs one callback (a ready entry, a cross-thread post, an fd
+ * or signal callback) timed for the slow callback check, with the watchdog
+ * told what runs. `site`: where it was scheduled, or NULL. */
+void cor__debug_run_cb(struct cor_loop *loop, cor_callback cb, void *arg,
+                       void *site) {
+  /* A task step may free its task (the body returned): hold it, so its
+   * repr can be printed after the step. */
+  bool step = cor__is_task_step(cb);
+  if (step)
+    cor_retain(arg);
+  uint64_t t0 = cor__now_ns();
+  cor__debug_cb_begin(loop, cb, arg);
+  cb(arg);
+  cor__debug_cb_end(loop);
+  uint64_t t1 = cor__now_ns();
+  if (COR_UNLIKELY(t1 - t0 >= loop->slow_ns))
+    cor__debug_slow_callback(loop, cb, arg, site, t1 - t0);
+  if (step)
+    cor_release(arg);
+}
+
 void cor__debug_cb_begin(struct cor_loop *loop, cor_callback cb, void *arg) {
   struct cor__dbg *d = loop->dbg;
   if (d == NULL)
@@ -539,7 +571,11 @@ static int write_all(int fd, const char *s, size_t n) {
   return 0;
 }
 
-int cor_dump_tasks(int fd) {
+/* `direct`: read a loop that is not running from this thread (the caller of
+ * cor_dump_tasks knows whether anyone is using it). The dump signal's thread
+ * passes false: it cannot know, and a loop between two runs is its owner's
+ * to change (a task released under the reader is freed memory). */
+static int dump_tasks(int fd, bool direct) {
   pthread_mutex_lock(&reg_mu);
   size_t n = 0;
   for (reg_ent *e = reg_head; e; e = e->next)
@@ -571,10 +607,20 @@ int cor_dump_tasks(int fd) {
     r->refs = 1;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    if (cor__tls_loop == loop || !ck_pr_load_int(&loop->running) ||
-        ck_pr_load_int(&loop->closed)) {
+    if (cor__tls_loop == loop || (direct && (!ck_pr_load_int(&loop->running) ||
+                                             ck_pr_load_int(&loop->closed)))) {
       /* Our own loop, or one nobody runs: read it here. */
       dump_loop_into(loop, &r->out, &r->ntasks);
+      r->done = true;
+    } else if (!ck_pr_load_int(&loop->running) ||
+               ck_pr_load_int(&loop->closed)) {
+      char repr[96];
+      cor__buf rb = {repr, 0, sizeof repr};
+      cor__loop_repr(loop, &rb);
+      cor__buf_printf(&r->out,
+                      "Loop %p %s: not running, not dumped (its tasks are "
+                      "read at a safe point of its run)\n",
+                      (void *)loop, repr);
       r->done = true;
     } else {
       r->refs = 2;
@@ -612,6 +658,8 @@ int cor_dump_tasks(int fd) {
   return err < 0 ? err : total;
 }
 
+int cor_dump_tasks(int fd) { return dump_tasks(fd, true); }
+
 /* CORIO_DUMP_SIGNAL: the handler writes one byte to a pipe; a thread of our
  * own reads it and calls cor_dump_tasks(2), which reads each running loop
  * at a safe point of its own (a posted callback). */
@@ -621,6 +669,10 @@ static void dump_sig_handler(int sig) {
   (void)sig;
   int e = errno;
   char c = 1;
+  /* The write end is non-blocking: a handler must never block (the pipe
+   * fills when signals outrun dumps, each of which may wait 1 s for a stuck
+   * loop, and a forked child has no dump thread at all). A full pipe means
+   * a dump is due anyway. */
   ssize_t w = write(dump_pipe[1], &c, 1);
   (void)w;
   errno = e;
@@ -628,14 +680,16 @@ static void dump_sig_handler(int sig) {
 
 static void *dump_thread(void *arg) {
   (void)arg;
-  char c;
+  char c[64];
   for (;;) {
-    ssize_t r = read(dump_pipe[0], &c, 1);
+    /* Every signal that arrived since the last dump, in one read: a burst
+     * of signals gives one dump, not one per signal. */
+    ssize_t r = read(dump_pipe[0], c, sizeof c);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
       return NULL;
-    cor_dump_tasks(2);
+    dump_tasks(2, false);
   }
 }
 
@@ -665,6 +719,7 @@ static void dump_signal_once(void) {
     return;
   if (pipe2(dump_pipe, O_CLOEXEC) != 0)
     return;
+  fcntl(dump_pipe[1], F_SETFL, O_NONBLOCK);
   pthread_t th;
   pthread_attr_t a;
   pthread_attr_init(&a);

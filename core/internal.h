@@ -303,20 +303,25 @@ struct cor_loop {
   /* Producers between winning `sleeping` and writing wakefd: close waits for
    * them so the fd number cannot be reused under their write. */
   int wakers;
-  /* Set by executor/runtime.c before the loop first runs, read-only after,
-   * so they share this producer-read line at no cost. ts_count: producers
-   * count their posts in mpsc.pushed (queue depth = pushed - st_ts_run).
-   * ts_limit: the bounded door's limit (0 = none; only
+  /* What a producer must do besides the push, in one word it loads from
+   * the line `closed` was just read from (COR__TS_*): 0 for a lone loop in
+   * production mode, so the common post pays one predictable branch.
+   * COR__TS_COUNT: producers count their posts in mpsc.pushed (queue depth
+   * = pushed - st_ts_run); set by executor/runtime.c before the loop first
+   * runs. COR__TS_DEBUG: debug mode, producers record their call site;
+   * mirrors loop->debug, set by its owner (atomic: producers read it any
+   * time). The next two are set before the loop first runs and read-only
+   * after. ts_limit: the bounded door's limit (0 = none; only
    * cor_try_call_soon_threadsafe and _wait honour it). runtime: the
    * runtime's part of this loop (cor__rt_loop), NULL for a lone loop. */
-  int ts_count;
+  int ts_flags;
   uint64_t ts_limit;
   void *runtime;
 
   cor__mpsc mpsc;
 
   /* Bounded door (executor/runtime.c): posts are counted in mpsc.pushed
-   * while ts_count is set; producers waiting for room sleep on
+   * while COR__TS_COUNT is set; producers waiting for room sleep on
    * ts_space_seq, which the loop bumps (and futex-wakes) after a batch when
    * ts_space_waiters is non-zero. */
   int ts_space_waiters COR_ALIGNED_CL;
@@ -391,8 +396,14 @@ struct cor_loop {
 
 /* The bounded door (core/loop.c, for executor/runtime.c): posts cb(arg)
  * without counting it in mpsc.pushed (the caller reserved its place there).
- * Same returns as cor_call_soon_threadsafe. */
-int cor__loop_post_reserved(struct cor_loop *loop, cor_callback cb, void *arg);
+ * Same returns as cor_call_soon_threadsafe. `site`: the return address of
+ * the public call, the callback's site in debug mode's reports. */
+int cor__loop_post_reserved(struct cor_loop *loop, cor_callback cb, void *arg,
+                            void *site);
+/* cor_call_soon_threadsafe for public calls built on it, with their own
+ * caller's return address as the site. */
+int cor__call_soon_threadsafe_at(struct cor_loop *loop, cor_callback cb,
+                                 void *arg, void *site);
 
 /* Edge-triggered fds (core/stream.c and the other net files): registers fd
  * for both directions at once, edge-triggered, with rcb(arg) run when it
@@ -446,6 +457,9 @@ extern _Thread_local struct cor_loop *cor__tls_loop
 /* loop->callflags */
 #define COR__CF_CLOSED 1
 #define COR__CF_DEBUG 2
+/* loop->ts_flags (the producers' side of the door) */
+#define COR__TS_COUNT 1
+#define COR__TS_DEBUG 2
 
 /* Backtraces (core/backtrace.c): capture with backtrace(), symbolize with
  * libdw. */
@@ -544,6 +558,11 @@ void cor__debug_cb_end(struct cor_loop *loop);
  * mode; task steps are left out (tasks are reported as tasks). At most 16
  * lines, then a count. Owner thread, loop not running. Returns how many. */
 size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix);
+/* Debug mode: runs cb(arg) timed (slow callback report naming `site`, a
+ * return address or NULL) between cb_begin and cb_end. Every kind of
+ * callback the loop runs goes through it in debug mode. */
+void cor__debug_run_cb(struct cor_loop *loop, cor_callback cb, void *arg,
+                       void *site);
 /* Tasks (core/task.c) for debug reports: a task step's repr, and the task
  * dump of one loop. */
 bool cor__is_task_step(cor_callback cb);

@@ -104,6 +104,46 @@ fail:
   return NULL;
 }
 
+/* ------------------------------------------------------------ door sites */
+
+/* Debug mode: a cross-thread post carries the site of its
+ * cor_call_soon_threadsafe to the loop, for the slow callback report. The
+ * queue node has no room for it, and growing every node would cost every
+ * production post, so the producer allocates a small record and posts the
+ * trampoline with it instead. The loop's debug variant (run_threadsafe_debug)
+ * unwraps it to time and name the real callback; the trampoline itself runs
+ * the callback when debug mode was turned off in between. */
+typedef struct ts_site_rec {
+  cor_callback cb;
+  void *arg;
+  void *site;
+} ts_site_rec;
+
+static void ts_site_tramp(void *p) {
+  ts_site_rec r = *(ts_site_rec *)p;
+  cor__free(p);
+  r.cb(r.arg);
+}
+
+/* The record for cb(arg) posted from `site`; NULL without memory (the post
+ * then goes unwrapped: still timed, only without its site). */
+static __attribute__((noinline, cold)) ts_site_rec *
+ts_site_wrap(cor_callback cb, void *arg, void *site) {
+  ts_site_rec *r = cor__malloc(sizeof *r);
+  if (r != NULL) {
+    r->cb = cb;
+    r->arg = arg;
+    r->site = site;
+  }
+  return r;
+}
+
+/* A node dropped unrun (close): free the record it carries. */
+static inline void ts_site_drop(cor__mpsc_node *n) {
+  if (COR_UNLIKELY(n->cb == ts_site_tramp))
+    cor__free(n->arg);
+}
+
 static void drain_threadsafe(cor_loop_t *loop) {
   cor__node_batch b = {0};
   cor__mpsc_node *n;
@@ -115,6 +155,7 @@ static void drain_threadsafe(cor_loop_t *loop) {
       cpu_relax(); /* a producer is between its exchange and its link */
       continue;
     }
+    ts_site_drop(n);
     cor__node_batch_add(&b, n);
   }
   cor__node_batch_flush(&b);
@@ -428,14 +469,10 @@ int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h) {
 static _Thread_local unsigned tls_post_tick
     __attribute__((tls_model("initial-exec")));
 
-/* `count`: add the post to mpsc.pushed when the loop counts its queue depth
- * (runtime loops); the bounded door reserved its place already. */
+/* The push itself, and the wake-up. `count`: add the post to mpsc.pushed,
+ * for a loop that counts its queue depth (runtime loops). */
 static inline __attribute__((always_inline)) int
-post_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
-  if (COR_UNLIKELY(loop == NULL || cb == NULL))
-    return -EINVAL;
-  if (COR_UNLIKELY(ck_pr_load_int(&loop->closed)))
-    return COR_ECLOSED;
+post_node(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
   cor__mpsc_node *n = cor__mpsc_node_get();
   if (COR_UNLIKELY(n == NULL))
     return -ENOMEM;
@@ -444,9 +481,8 @@ post_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
    * Otherwise the depth is only a counter to read, and a locked increment
    * per post cost ~18 ns with 4 producers: each thread adds 16 every 16th
    * post instead, so the depth reads low by at most 15 per posting thread
-   * (never below zero). ts_count sits on the line `closed` was just read
-   * from: one predictable branch for lone loops. */
-  if (count && COR_UNLIKELY(loop->ts_count)) {
+   * (never below zero). */
+  if (count) {
     if (loop->ts_limit != 0)
       ck_pr_inc_64(&loop->mpsc.pushed);
     else if ((++tls_post_tick & 15) == 0)
@@ -477,12 +513,57 @@ post_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
   return 0;
 }
 
-int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg) {
-  return post_threadsafe(loop, cb, arg, true);
+/* A post to a loop with ts_flags set: one that counts its posts (runtime
+ * loops), or in debug mode, where cb(arg) is wrapped with its site
+ * (ts_site_rec). `count` is false for the bounded door, which counted its
+ * post when it reserved its place. */
+static __attribute__((noinline)) int post_flagged(cor_loop_t *loop,
+                                                  cor_callback cb, void *arg,
+                                                  bool count, int tf,
+                                                  void *site) {
+  count = count && (tf & COR__TS_COUNT);
+  if (COR_LIKELY(!(tf & COR__TS_DEBUG)))
+    return post_node(loop, cb, arg, count);
+  ts_site_rec *r = ts_site_wrap(cb, arg, site);
+  if (r == NULL)
+    return post_node(loop, cb, arg, count);
+  int rc = post_node(loop, ts_site_tramp, r, count);
+  if (rc != 0)
+    cor__free(r);
+  return rc;
 }
 
-int cor__loop_post_reserved(cor_loop_t *loop, cor_callback cb, void *arg) {
-  return post_threadsafe(loop, cb, arg, false);
+/* `site`: the public call's return address, used in debug mode only.
+ * ts_flags (count | debug) sits on the line `closed` was just read from and
+ * is 0 for a lone loop in production mode: one load and one predictable
+ * branch, which stand in for the queue-depth check this path always made.
+ * A post racing with cor_loop_set_debug may go either way; the loop runs
+ * both kinds. */
+static inline __attribute__((always_inline)) int
+post_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg, bool count,
+                void *site) {
+  if (COR_UNLIKELY(loop == NULL || cb == NULL))
+    return -EINVAL;
+  if (COR_UNLIKELY(ck_pr_load_int(&loop->closed)))
+    return COR_ECLOSED;
+  int tf = ck_pr_load_int(&loop->ts_flags);
+  if (COR_UNLIKELY(tf != 0))
+    return post_flagged(loop, cb, arg, count, tf, site);
+  return post_node(loop, cb, arg, false);
+}
+
+int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg) {
+  return post_threadsafe(loop, cb, arg, true, __builtin_return_address(0));
+}
+
+int cor__call_soon_threadsafe_at(cor_loop_t *loop, cor_callback cb, void *arg,
+                                 void *site) {
+  return post_threadsafe(loop, cb, arg, true, site);
+}
+
+int cor__loop_post_reserved(cor_loop_t *loop, cor_callback cb, void *arg,
+                            void *site) {
+  return post_threadsafe(loop, cb, arg, false, site);
 }
 
 /* After a batch on a loop with a bounded door: wake the producers waiting
@@ -498,8 +579,40 @@ static void door_space_wake(cor_loop_t *loop) {
   }
 }
 
+/* Debug mode's variant of run_threadsafe: each callback timed (slow
+ * callbacks, the watchdog's report) and named with the site that posted it
+ * when the producer saw debug mode on. */
+static __attribute__((noinline)) unsigned
+run_threadsafe_debug(cor_loop_t *loop) {
+  cor__node_batch b = {0};
+  unsigned n = 0;
+  while (n < loop->ts_batch) {
+    cor__mpsc_node *node = cor__mpsc_pop(&loop->mpsc);
+    if (node == NULL)
+      break;
+    cor_callback cb = node->cb;
+    void *arg = node->arg, *site = NULL;
+    cor__node_batch_add(&b, node);
+    n++;
+    if (cb == ts_site_tramp) {
+      ts_site_rec *r = arg;
+      cb = r->cb;
+      arg = r->arg;
+      site = r->site;
+      cor__free(r);
+    }
+    cor__debug_run_cb(loop, cb, arg, site);
+    if (COR_UNLIKELY(loop->closed))
+      break;
+  }
+  cor__node_batch_flush(&b);
+  return n;
+}
+
 /* Runs up to ts_batch cross-thread callbacks; returns how many ran. */
 static unsigned run_threadsafe(cor_loop_t *loop) {
+  if (COR_UNLIKELY(loop->debug))
+    return run_threadsafe_debug(loop);
   cor__node_batch b = {0};
   unsigned n = 0;
   while (n < loop->ts_batch) {
@@ -625,17 +738,10 @@ int cor_loop_remove_writer(cor_loop_t *loop, int fd) {
 
 /* An fd callback; in debug mode timed like every other callback. */
 static inline void run_io_cb(cor_loop_t *loop, cor_callback cb, void *arg) {
-  if (COR_LIKELY(!loop->debug)) {
+  if (COR_LIKELY(!loop->debug))
     cb(arg);
-    return;
-  }
-  uint64_t t0 = cor__now_ns();
-  cor__debug_cb_begin(loop, cb, arg);
-  cb(arg);
-  cor__debug_cb_end(loop);
-  uint64_t t1 = cor__now_ns();
-  if (t1 - t0 >= loop->slow_ns)
-    cor__debug_slow_callback(loop, cb, arg, NULL, t1 - t0);
+  else
+    cor__debug_run_cb(loop, cb, arg, NULL);
 }
 
 void cor__loop_io_ready(cor_loop_t *loop, int fd, unsigned events) {
@@ -713,20 +819,7 @@ static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
         continue;
       }
     }
-    /* A task step may free its task (the body returned): hold it, so its
-     * repr can be printed after the step. */
-    bool step = cor__is_task_step(cb);
-    if (step)
-      cor_retain(arg);
-    uint64_t t0 = cor__now_ns();
-    cor__debug_cb_begin(loop, cb, arg);
-    cb(arg);
-    cor__debug_cb_end(loop);
-    uint64_t t1 = cor__now_ns();
-    if (COR_UNLIKELY(t1 - t0 >= loop->slow_ns))
-      cor__debug_slow_callback(loop, cb, arg, site, t1 - t0);
-    if (step)
-      cor_release(arg);
+    cor__debug_run_cb(loop, cb, arg, site);
     if (COR_UNLIKELY(loop->closed))
       break;
   }
@@ -889,6 +982,10 @@ int cor__loop_run(cor_loop_t *loop, const char *call) {
   loop->has_owner = true;
   ck_pr_store_int(&loop->owner_tid, (int)gettid());
   cor__tls_loop = loop;
+  /* A busy loop without timers or fds does not read the clock (run_once),
+   * but what it stamps with `now` (a task's wait_since, for the task dump)
+   * must not be older than this run. */
+  loop->now = cor__now_ns();
   for (;;) {
     run_once(loop);
     if (loop->stopping || loop->closed)

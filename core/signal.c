@@ -150,7 +150,12 @@ void cor__signal_read(cor_loop_t *loop) {
     for (size_t k = 0; k < (size_t)n / sizeof si[0]; k++) {
       int s = (int)si[k].ssi_signo;
       if (s > 0 && s < NSIG_MAX && loop->sigcb[s]) {
-        loop->sigcb[s](loop->sigarg[s]);
+        /* Debug mode times it like any callback; that also keeps its time
+         * out of the poll's, which dispatches us (slow polls). */
+        if (COR_LIKELY(!loop->debug))
+          loop->sigcb[s](loop->sigarg[s]);
+        else
+          cor__debug_run_cb(loop, loop->sigcb[s], loop->sigarg[s], NULL);
         loop->ncb++;
         if (loop->sigfd < 0)
           return; /* the callback removed the last handler */

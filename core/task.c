@@ -398,7 +398,10 @@ static inline bool handoff(struct cor_task *t) {
 #endif
 }
 
-static inline void suspend(struct cor_task *t) {
+/* Always inline: with a body per entry of each suspending call (the _at
+ * entries), GCC stopped inlining it on its own, and every switch paid a
+ * call and a return more. */
+static inline __attribute__((always_inline)) void suspend(struct cor_task *t) {
   t->tstate = COR__TASK_SUSPENDED;
   if (handoff(t))
     return;
@@ -580,7 +583,8 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
   t->err_msg = NULL;
   t->err_file = NULL;
   t->err_line = 0;
-  t->await_ra = NULL;
+  t->await_site = NULL;
+  t->await_line = 0;
   t->wait_since = 0;
   t->holds_loop = false;
   if (COR_UNLIKELY(loop->debug))
@@ -687,12 +691,16 @@ static void waiter_drop(cor__fut_cb *n) {
   t->waiting = NULL;
 }
 
-int cor_await(cor_future_t *f, void **result) {
-  return cor__await_at(f, result, __builtin_return_address(0));
-}
-
-/* `ra`: the caller's return address, kept for "running at file.c:N". */
-int cor__await_at(cor_future_t *f, void **result, void *ra) {
+/* Each suspending call has three entries: cor_x_at, what the public macro
+ * calls with __FILE__ and __LINE__ (the hot one); cor_x, the function
+ * behind the macro's name for function pointers and other languages, which
+ * knows its site only from its return address (wrong when its caller
+ * tail-calls it; the parentheses keep the macro from expanding); and
+ * cor__x_at for corio's own calls that pass a caller's site on. One
+ * always-inline body serves the three, so the macro's path costs no extra
+ * jump. `site`, `line`: kept for "running at file.c:N" (see await_site). */
+static inline __attribute__((always_inline)) int
+await_impl(cor_future_t *f, void **result, const void *site, int line) {
   struct cor_task *t = cor__tls_task;
   if (COR_UNLIKELY(t == NULL))
     return COR_ENOTASK;
@@ -718,7 +726,8 @@ int cor__await_at(cor_future_t *f, void **result, void *ra) {
   t->wnode.kind = COR__CB_EMBED;
   cor__future_add_cb(f, &t->wnode);
   t->waiting = f;
-  t->await_ra = ra;
+  t->await_site = site;
+  t->await_line = line;
   t->wait_since = t->tl->loop->now;
   suspend(t);
   t->waiting = NULL;
@@ -728,6 +737,18 @@ int cor__await_at(cor_future_t *f, void **result, void *ra) {
     return -ECANCELED;
   }
   return take_for_task(t, f, result);
+}
+
+int cor__await_at(cor_future_t *f, void **result, const void *site, int line) {
+  return await_impl(f, result, site, line);
+}
+
+int cor_await_at(cor_future_t *f, void **result, const char *file, int line) {
+  return await_impl(f, result, file, line);
+}
+
+int(cor_await)(cor_future_t *f, void **result) {
+  return await_impl(f, result, __builtin_return_address(0), 0);
 }
 
 int cor_await_coro(cor_coro_t *coro, void **result) {
@@ -740,7 +761,8 @@ int cor_await_coro(cor_coro_t *coro, void **result) {
   return c.fn(c.arg, result ? result : &dummy);
 }
 
-int cor_yield(void) {
+static inline __attribute__((always_inline)) int yield_impl(const void *site,
+                                                            int line) {
   struct cor_task *t = cor__tls_task;
   if (COR_UNLIKELY(t == NULL))
     return COR_ENOTASK;
@@ -757,7 +779,8 @@ int cor_yield(void) {
                : cor_call_soon(loop, task_step, t, NULL);
   if (COR_UNLIKELY(rc != 0))
     return rc;
-  t->await_ra = __builtin_return_address(0);
+  t->await_site = site;
+  t->await_line = line;
   suspend(t);
   if (COR_UNLIKELY(t->must_cancel)) {
     t->must_cancel = false;
@@ -766,18 +789,25 @@ int cor_yield(void) {
   return 0;
 }
 
+int cor__yield_at(const void *site, int line) { return yield_impl(site, line); }
+
+int cor_yield_at(const char *file, int line) { return yield_impl(file, line); }
+
+int(cor_yield)(void) { return yield_impl(__builtin_return_address(0), 0); }
+
 static void sleep_fire(void *arg) {
   struct cor_future *f = arg;
   if (f->state == COR__FUT_PENDING)
     cor__future_finish(f, COR__FUT_DONE, 0, NULL, NULL, NULL, 0);
 }
 
-int cor_sleep(double seconds) {
+static inline __attribute__((always_inline)) int
+sleep_impl(double seconds, const void *site, int line) {
   struct cor_task *t = cor__tls_task;
   if (COR_UNLIKELY(t == NULL))
     return COR_ENOTASK;
   if (!(seconds > 0)) /* also NaN */
-    return cor_yield();
+    return yield_impl(site, line);
   if (COR_UNLIKELY(t->must_cancel)) {
     t->must_cancel = false;
     return -ECANCELED;
@@ -793,11 +823,19 @@ int cor_sleep(double seconds) {
     return rc;
   }
   t->waiting_owned = true; /* a destroyed task releases it */
-  rc = cor__await_at(f, NULL, __builtin_return_address(0));
+  rc = cor__await_at(f, NULL, site, line);
   t->waiting_owned = false;
   cor_handle_cancel(loop, h); /* -ENOENT when it fired: fine */
   cor_release(f);
   return rc;
+}
+
+int cor_sleep_at(double seconds, const char *file, int line) {
+  return sleep_impl(seconds, file, line);
+}
+
+int(cor_sleep)(double seconds) {
+  return sleep_impl(seconds, __builtin_return_address(0), 0);
 }
 
 /* ------------------------------------------------------------ cancelling */
@@ -842,6 +880,15 @@ int cor_task_uncancel(cor_task_t *t) {
 
 /* ------------------------------------------------------------ reports */
 
+const char *cor__task_await_site(const struct cor_task *t, char *buf,
+                                 size_t n) {
+  if (t->await_line > 0)
+    snprintf(buf, n, "%s:%d", (const char *)t->await_site, t->await_line);
+  else
+    cor__site(t->await_site, buf, n); /* "" for NULL */
+  return buf;
+}
+
 /* asyncio's Task repr: <Task pending name='Task-3' coro=<kill_me() running
  * at test.c:5> wait_for=<Future pending cb=[<wakeup Task-3>]> created at
  * test.c:40>. "defined at" is the first line of the body function (from
@@ -867,7 +914,7 @@ static void task_repr_depth(struct cor_task *t, cor__buf *out, int depth) {
     snprintf(def, sizeof def, "%s:%d", t->file, t->line);
   if (t->fut.state != COR__FUT_PENDING)
     cor__buf_printf(out, " coro=<%s() done, defined at %s>", t->fn_name, def);
-  else if (t->await_ra && cor__site(t->await_ra, at, sizeof at)[0])
+  else if (cor__task_await_site(t, at, sizeof at)[0])
     cor__buf_printf(out, " coro=<%s() running at %s>", t->fn_name, at);
   else
     cor__buf_printf(out, " coro=<%s() running at %s>", t->fn_name, def);
@@ -993,7 +1040,7 @@ int cor__tasks_dump(struct cor_loop *loop, cor__buf *out) {
     cor__buf_printf(out, "\n");
     if (t->waiting == NULL)
       continue;
-    if (t->await_ra && cor__site(t->await_ra, at, sizeof at)[0])
+    if (cor__task_await_site(t, at, sizeof at)[0])
       cor__buf_printf(out, "    awaiting at %s for %.3f s: ", at,
                       t->wait_since && now > t->wait_since
                           ? (double)(now - t->wait_since) / 1e9

@@ -107,12 +107,16 @@ struct cor_task {
   cor__ctx ctx;
   struct cor__tasks *tl;
   cor__stack *stack;
-  /* Where the task last suspended (a return address, symbolized only for
-   * reports: "running at file.c:N"). */
-  void *await_ra;
+  /* Where the task last suspended ("running at file.c:N"): await_site is
+   * the file name when await_line > 0 (the public macros pass __FILE__ and
+   * __LINE__: right even when the call is a tail call), else a return
+   * address (the functions called directly), symbolized only for reports,
+   * or NULL. */
+  const void *await_site;
   uint8_t tstate;
   bool must_cancel;   /* deliver -ECANCELED at the next suspension */
   bool waiting_owned; /* `waiting` is a future the task made (sleep) */
+  int await_line;     /* in the padding before fn: the same cache line */
   cor_fn fn;
   void *arg;
   const char *fn_name, *file; /* where cor_coro was called */
@@ -177,8 +181,12 @@ bool cor__fail_take(int code, char **msg, const char **file, int *line);
  * thread (a never-retrieved error dropped elsewhere, a runtime shutdown). */
 const char *cor__task_name(struct cor_task *t);
 
-/* cor_await with the caller's return address ("running at file.c:N"). */
-int cor__await_at(cor_future_t *f, void **result, void *ra);
+/* cor_await and cor_yield with the site to report as "running at": a file
+ * name and line > 0, or a return address and line 0 (see await_site). */
+int cor__await_at(cor_future_t *f, void **result, const void *site, int line);
+int cor__yield_at(const void *site, int line);
+/* "file.c:12" where the task last suspended, or "" when unknown. */
+const char *cor__task_await_site(const struct cor_task *t, char *buf, size_t n);
 
 /* Set by the executor module: cor_run calls it before closing the loop, to
  * shut the loop's default executor down. */

@@ -329,7 +329,7 @@ cor_runtime_t *cor_runtime_new(const cor_runtime_opts *opts) {
     }
     /* Not running yet, so no thread reads these: plain stores. */
     rl->loop->runtime = rl;
-    rl->loop->ts_count = 1;
+    rl->loop->ts_flags |= COR__TS_COUNT; /* the debug bit may be set */
     rl->loop->ts_limit = o.queue_limit;
     if (o.stack_size &&
         cor_loop_set_task_stack_size(rl->loop, o.stack_size) != 0) {
@@ -705,8 +705,9 @@ static bool door_reserve(cor_loop_t *loop, uint64_t limit) {
   }
 }
 
-static int door_post(cor_loop_t *loop, cor_callback cb, void *arg) {
-  int rc = cor__loop_post_reserved(loop, cb, arg);
+static int door_post(cor_loop_t *loop, cor_callback cb, void *arg,
+                     void *site) {
+  int rc = cor__loop_post_reserved(loop, cb, arg, site);
   if (rc != 0) /* give the place back */
     __atomic_sub_fetch(&loop->mpsc.pushed, 1, __ATOMIC_SEQ_CST);
   return rc;
@@ -717,13 +718,14 @@ int cor_try_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb,
   if (loop == NULL || cb == NULL)
     return -EINVAL;
   uint64_t limit = loop->ts_limit;
+  void *site = __builtin_return_address(0); /* debug mode's reports */
   if (limit == 0)
-    return cor_call_soon_threadsafe(loop, cb, arg);
+    return cor__call_soon_threadsafe_at(loop, cb, arg, site);
   if (ck_pr_load_int(&loop->closed))
     return COR_ECLOSED;
   if (!door_reserve(loop, limit))
     return -EAGAIN;
-  return door_post(loop, cb, arg);
+  return door_post(loop, cb, arg, site);
 }
 
 int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
@@ -731,14 +733,15 @@ int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
   if (loop == NULL || cb == NULL)
     return -EINVAL;
   uint64_t limit = loop->ts_limit;
+  void *site = __builtin_return_address(0); /* debug mode's reports */
   if (limit == 0)
-    return cor_call_soon_threadsafe(loop, cb, arg);
+    return cor__call_soon_threadsafe_at(loop, cb, arg, site);
   uint64_t deadline = isinf(timeout) ? UINT64_MAX : cor__deadline_after(timeout);
   for (;;) {
     if (ck_pr_load_int(&loop->closed))
       return COR_ECLOSED;
     if (door_reserve(loop, limit))
-      return door_post(loop, cb, arg);
+      return door_post(loop, cb, arg, site);
     if (cor__tls_loop == loop)
       return COR_ETHREAD;
     if (deadline != UINT64_MAX && cor__now_ns() >= deadline)

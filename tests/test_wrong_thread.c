@@ -240,15 +240,21 @@ static int c_all_tasks(void) {
   cor_task_t *out[4];
   return VAL_CALL(cor_all_tasks(E.loop, out, 4));
 }
-static int c_await(void) { return cor_await(E.fut, NULL); }
+/* The suspending calls come in two forms: the macro (cor_await_at with the
+ * caller's file and line) and the real function of the same name. */
+static int c_await(void) { return (cor_await)(E.fut, NULL); }
+static int c_await_at(void) { return cor_await(E.fut, NULL); }
 static int c_task_cancel(void) { return cor_task_cancel(E.task, "no"); }
 static int c_cancelling(void) { return cor_task_cancelling(E.task); }
 static int c_uncancel(void) { return cor_task_uncancel(E.task); }
-static int c_wait_for(void) { return cor_wait_for(E.fut, 0.01, NULL); }
+static int c_wait_for(void) { return (cor_wait_for)(E.fut, 0.01, NULL); }
+static int c_wait_for_at(void) { return cor_wait_for(E.fut, 0.01, NULL); }
 static int c_shield(void) { return PTR_CALL(cor_shield(E.fut)); }
-static int c_gather(void) { return cor_gather(&E.fut, 1, NULL, NULL); }
+static int c_gather(void) { return (cor_gather)(&E.fut, 1, NULL, NULL); }
+static int c_gather_at(void) { return cor_gather(&E.fut, 1, NULL, NULL); }
 static int c_tg_spawn(void) { return PTR_CALL(cor_taskgroup_spawn(E.group, cor_coro(bad_body, NULL), "bad")); }
-static int c_tg_wait(void) { return cor_taskgroup_wait(E.group); }
+static int c_tg_wait(void) { return (cor_taskgroup_wait)(E.group); }
+static int c_tg_wait_at(void) { return cor_taskgroup_wait(E.group); }
 static int c_set_stack(void) { return cor_loop_set_task_stack_size(E.loop, 1 << 20); }
 static int c_get_stack(void) { return VAL_CALL(cor_loop_get_task_stack_size(E.loop)); }
 /* debug.h */
@@ -369,14 +375,18 @@ static const struct {
     {"cor_task_set_name", c_task_set_name, ANY},
     {"cor_all_tasks", c_all_tasks, ANY},
     {"cor_await", c_await, TASK},
+    {"cor_await_at", c_await_at, TASK},
     {"cor_task_cancel", c_task_cancel, ANY},
     {"cor_task_cancelling", c_cancelling, ANY},
     {"cor_task_uncancel", c_uncancel, ANY},
     {"cor_wait_for", c_wait_for, TASK},
+    {"cor_wait_for_at", c_wait_for_at, TASK},
     {"cor_shield", c_shield, ANY},
     {"cor_gather", c_gather, TASK},
+    {"cor_gather_at", c_gather_at, TASK},
     {"cor_taskgroup_spawn", c_tg_spawn, ANY},
     {"cor_taskgroup_wait", c_tg_wait, TASK},
+    {"cor_taskgroup_wait_at", c_tg_wait_at, TASK},
     {"cor_loop_set_task_stack_size", c_set_stack, ANY},
     {"cor_loop_get_task_stack_size", c_get_stack, ANY},
     {"cor_loop_set_exception_handler", c_set_handler, ANY},
@@ -459,6 +469,8 @@ static const struct {
     {"cor_await_coro", "acts on the calling task only (COR_ENOTASK)"},
     {"cor_sleep", "acts on the calling task only (COR_ENOTASK)"},
     {"cor_yield", "acts on the calling task only (COR_ENOTASK)"},
+    {"cor_sleep_at", "acts on the calling task only (COR_ENOTASK)"},
+    {"cor_yield_at", "acts on the calling task only (COR_ENOTASK)"},
     {"cor_taskgroup_new", "acts on the calling task only (COR_ENOTASK)"},
     {"cor_run", "any thread: makes and runs its own loop"},
     {"cor_loop_default_exception_handler", "any thread by contract"},
@@ -532,8 +544,14 @@ static void check_row(size_t i, int rc, bool debug, const char *from) {
     print_message("%s from %s returned %d\n", rows[i].name, from, rc);
   assert_int_equal(rc, COR_ETHREAD);
   char want[128];
-  snprintf(want, sizeof want, "Non-thread-safe operation %s() invoked",
-           rows[i].name);
+  /* The macro forms (cor_await -> cor_await_at) log the name the user
+   * wrote: the call's name without "_at". */
+  const char *nm = rows[i].name;
+  size_t nl = strlen(nm);
+  if (nl > 3 && strcmp(nm + nl - 3, "_at") == 0 && rows[i].where == TASK)
+    nl -= 3;
+  snprintf(want, sizeof want, "Non-thread-safe operation %.*s() invoked",
+           (int)nl, nm);
   int level = 0;
   int k = count(want, "is owned by thread", "called from thread", &level);
   if (k != 1) {

@@ -10,9 +10,15 @@
  *    endpoint, server and executor, for the resource warnings below;
  *  - a callback or task step that runs longer than the slow callback
  *    duration is logged (WARNING "Executing <Handle cb() created at f.c:12>
- *    took 0.153 seconds");
+ *    took 0.153 seconds"), whatever scheduled it: call_soon, call_later, a
+ *    reader or writer, a signal handler, or cor_call_soon_threadsafe from
+ *    any thread (the site is then that call's);
  *  - a poll that overslept its deadline by more than 10 ms, or a
- *    zero-timeout poll that took more than 1 ms, is logged (WARNING);
+ *    zero-timeout poll that took more than 1 ms, is logged (WARNING "poll
+ *    overslept its deadline by 20.214 ms (timeout 39.998 ms, took 60.212
+ *    ms)", "poll with a zero timeout took 5.084 ms (expected < 1.000 ms)"),
+ *    a wait cut short by a signal (EINTR) included; the time of the fd and
+ *    signal callbacks the poll dispatches is not the poll's;
  *  - a call from a wrong thread also logs the caller's backtrace.
  * Always on, debug mode or not: the wrong-thread check of every call that
  * belongs to the loop's thread (COR_ETHREAD and an ERROR record), and the
@@ -106,10 +112,27 @@ COR_EXTERN double cor_loop_get_slow_callback_duration(const cor_loop_t *loop);
  * -> <Future pending>", as python -m asyncio pstree), and for how long. A
  * running loop's tasks are read on its own thread at a safe point (a
  * callback posted with cor_call_soon_threadsafe, waited for at most 1 s);
- * a loop that is not running is read directly. Returns the number of tasks
+ * a loop that is not running is read directly, so the caller must know
+ * that no thread is using it meanwhile. Returns the number of tasks
  * written, or a negated errno from write(2). Any thread; not from a signal
- * handler (CORIO_DUMP_SIGNAL=<number or name> in the environment installs a
- * handler that dumps each loop at its next iteration, to stderr). */
+ * handler. For each loop:
+ *   Loop 0x55d0c8a2e000 <Loop running=true closed=false debug=true> thread 4242
+ *     Task 'outer' (suspended) coro=outer_body() created at app.c:40 (task made at app.c:40)
+ *       awaiting at app.c:12 for 2.301 s: Task 'inner' (inner_body() created at app.c:39) -> <Future pending cb=[<wakeup inner>]>
+ * ("task made at", and a future's "created at", in debug mode only). The
+ * wait is measured from the loop's cached clock, which a loop busy without
+ * timers or fds does not refresh: it may then read long by the time the
+ * loop has been busy.
+ *
+ * CORIO_DUMP_SIGNAL=<signal> in the environment (a number, or SIGUSR1,
+ * SIGUSR2, SIGQUIT, SIGHUP, SIGWINCH, SIGPWR, with or without "SIG") makes
+ * that signal dump every loop to stderr (fd 2) this way, each at its next
+ * safe point; signals that arrive while a dump is due give one dump. A loop
+ * that is not running is only named ("not running, not dumped"): the
+ * signal cannot know who may be changing it between two runs. It is
+ * read once, when the process makes its first loop, which installs the
+ * handler (replacing the signal's disposition) and a thread of corio's that
+ * does the dumping. Off by default. */
 COR_EXTERN int cor_dump_tasks(int fd);
 
 /* The stall watchdog: while one callback or task step of this loop runs

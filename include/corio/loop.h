@@ -108,7 +108,10 @@ COR_EXTERN int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h);
  * that thread posted them; none is lost or run twice. Returns 0, -EINVAL,
  * -ENOMEM, or COR_ECLOSED once the loop is closed (cb will not run). A post
  * that races with cor_loop_close on another thread may be accepted and then
- * discarded unrun; posts made after close returned always fail. */
+ * discarded unrun; posts made after close returned always fail. In debug
+ * mode the callback is timed like any other, and a slow one is reported
+ * with the site of this call (one small allocation per post, debug mode
+ * only; without memory the post still succeeds, without its site). */
 COR_EXTERN int cor_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb,
                                         void *arg);
 

@@ -85,6 +85,19 @@ COR_EXTERN size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out,
 
 /* ------------------------------------------------------------ awaiting */
 
+/* Where a task is suspended. The suspending calls below (cor_await,
+ * cor_sleep, cor_yield, cor_wait_for, cor_gather, cor_taskgroup_wait) are
+ * macros that pass the call's __FILE__ and __LINE__ to their _at function,
+ * which records them for the reports ("coro=<fn() running at file.c:12>",
+ * the task dump's "awaiting at"). A return address could not do it: the
+ * compiler turns `return cor_await(f, NULL);` into a jump, leaving no
+ * return address in the caller. Each is also a real function of the same
+ * name, for function pointers and other languages (and (cor_await)(f, r)
+ * in C); called that way, the site is taken from the return address, which
+ * is wrong when that call is a tail call. The _at functions are for
+ * wrappers that pass their own caller's site on; file must outlive the
+ * suspension (a string literal). */
+
 /* Inside a task: suspends it until fut is done, then returns fut's code, its
  * result in *result (result may be NULL) and marks it retrieved. A done
  * future returns at once without suspending. Returns -ECANCELED when the
@@ -93,6 +106,9 @@ COR_EXTERN size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out,
  * (logged) when fut's loop runs on another thread; COR_ENOTASK outside a
  * task. */
 COR_EXTERN int cor_await(cor_future_t *fut, void **result);
+COR_EXTERN int cor_await_at(cor_future_t *fut, void **result,
+                            const char *file, int line);
+#define cor_await(fut, result) cor_await_at((fut), (result), __FILE__, __LINE__)
 #define cor_await_task(task, result) cor_await(cor_task_future(task), (result))
 
 /* Inside a task: runs the coroutine to completion on the current task's
@@ -103,9 +119,13 @@ COR_EXTERN int cor_await_coro(cor_coro_t *coro, void **result);
 /* Inside a task: suspends for `seconds` (<= 0: as cor_yield). Returns 0,
  * -ECANCELED when cancelled, COR_ENOTASK outside a task. */
 COR_EXTERN int cor_sleep(double seconds);
+COR_EXTERN int cor_sleep_at(double seconds, const char *file, int line);
+#define cor_sleep(seconds) cor_sleep_at((seconds), __FILE__, __LINE__)
 /* Inside a task: lets every ready callback and task run once, then resumes
  * (asyncio's sleep(0)). 0, -ECANCELED, COR_ENOTASK. */
 COR_EXTERN int cor_yield(void);
+COR_EXTERN int cor_yield_at(const char *file, int line);
+#define cor_yield() cor_yield_at(__FILE__, __LINE__)
 
 /* ------------------------------------------------------------ cancelling */
 
@@ -134,6 +154,10 @@ COR_EXTERN int cor_task_uncancel(cor_task_t *task);
  * otherwise as cor_await. If the waiting task itself is cancelled, returns
  * -ECANCELED. COR_ETHREAD as cor_await; COR_ENOTASK outside a task. */
 COR_EXTERN int cor_wait_for(cor_future_t *fut, double timeout, void **result);
+COR_EXTERN int cor_wait_for_at(cor_future_t *fut, double timeout,
+                               void **result, const char *file, int line);
+#define cor_wait_for(fut, timeout, result)                                     \
+  cor_wait_for_at((fut), (timeout), (result), __FILE__, __LINE__)
 
 /* A future that completes as fut does, but whose cancellation leaves fut
  * running (asyncio.shield). The caller holds one reference. When fut is
@@ -151,6 +175,10 @@ COR_EXTERN cor_future_t *cor_shield(cor_future_t *fut);
  * task. */
 COR_EXTERN int cor_gather(cor_future_t **futs, size_t n, int *codes,
                           void **results);
+COR_EXTERN int cor_gather_at(cor_future_t **futs, size_t n, int *codes,
+                             void **results, const char *file, int line);
+#define cor_gather(futs, n, codes, results)                                    \
+  cor_gather_at((futs), (n), (codes), (results), __FILE__, __LINE__)
 
 /* A task group (asyncio.TaskGroup), made inside a task (its parent): tasks
  * spawned in it are awaited by cor_taskgroup_wait. The first child to fail
@@ -175,6 +203,10 @@ COR_EXTERN cor_task_t *cor_taskgroup_spawn(cor_taskgroup_t *group,
  * (NULL, or not the parent task); COR_ETHREAD (logged) from a task of
  * another loop while the group's runs; COR_ENOTASK outside a task. */
 COR_EXTERN int cor_taskgroup_wait(cor_taskgroup_t *group);
+COR_EXTERN int cor_taskgroup_wait_at(cor_taskgroup_t *group, const char *file,
+                                     int line);
+#define cor_taskgroup_wait(group)                                              \
+  cor_taskgroup_wait_at((group), __FILE__, __LINE__)
 
 /* ------------------------------------------------------------ running */
 
