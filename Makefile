@@ -77,7 +77,7 @@ $(BUILD)/libcorio.so: $(OBJS)
 # Tests link the static library: they may reach internal (hidden) hooks.
 # COR_SRC_DIR: the repository, for tests that read the sources (the public
 # headers: tests/test_wrong_thread.c).
-$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/testutil.h $(BUILD)/libcorio.a
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(BUILD)/libcorio.a
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE $(ALLOC_DEF) -DCOR_SRC_DIR='"$(CURDIR)"' -Iinclude -Icore -Iexecutor -Itests \
 	  -o $@ $< $(TEST_HELPERS) $(BUILD)/libcorio.a $(TEST_LIBS) -rdynamic

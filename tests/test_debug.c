@@ -23,57 +23,7 @@
 
 /* ------------------------------------------------------------ capture */
 
-#define NREC 64
-static struct {
-  int level;
-  char msg[4096];
-} recs[NREC];
-static int nrec;
-static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void sink(void *arg, int level, const char *logger, const char *msg) {
-  (void)arg;
-  (void)logger;
-  pthread_mutex_lock(&rec_mu);
-  if (nrec < NREC) {
-    recs[nrec].level = level;
-    snprintf(recs[nrec].msg, sizeof recs[nrec].msg, "%s", msg);
-    nrec++;
-  }
-  pthread_mutex_unlock(&rec_mu);
-}
-
-/* The record containing every needle (NULL-terminated), or -1. */
-static int find(const char *n1, const char *n2, const char *n3) {
-  pthread_mutex_lock(&rec_mu);
-  int found = -1;
-  for (int i = 0; i < nrec && found < 0; i++)
-    if (strstr(recs[i].msg, n1) && (!n2 || strstr(recs[i].msg, n2)) &&
-        (!n3 || strstr(recs[i].msg, n3)))
-      found = i;
-  pthread_mutex_unlock(&rec_mu);
-  return found;
-}
-
-static void dump_recs(void) {
-  for (int i = 0; i < nrec; i++)
-    print_message("record %d (%d): %s\n", i, recs[i].level, recs[i].msg);
-}
-
-#define EXPECT(level_, n1, n2, n3)                                             \
-  do {                                                                         \
-    int i_ = find((n1), (n2), (n3));                                           \
-    if (i_ < 0)                                                                \
-      dump_recs();                                                             \
-    assert_true(i_ >= 0);                                                      \
-    assert_int_equal(recs[i_].level, (level_));                                \
-  } while (0)
-#define EXPECT_NONE(n1)                                                        \
-  do {                                                                         \
-    if (find((n1), NULL, NULL) >= 0)                                           \
-      dump_recs();                                                             \
-    assert_int_equal(find((n1), NULL, NULL), -1);                              \
-  } while (0)
+#include "logcap.h"
 
 static char at_buf[8][64];
 static int at_i;

@@ -25,54 +25,7 @@
 
 /* ------------------------------------------------------------ capture */
 
-#define NREC 32
-static struct {
-  int level;
-  char msg[4096];
-} recs[NREC];
-static int nrec;
-static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void sink(void *arg, int level, const char *logger, const char *msg) {
-  (void)arg;
-  (void)logger;
-  pthread_mutex_lock(&rec_mu);
-  if (nrec < NREC) {
-    recs[nrec].level = level;
-    snprintf(recs[nrec].msg, sizeof recs[nrec].msg, "%s", msg);
-    nrec++;
-  }
-  pthread_mutex_unlock(&rec_mu);
-}
-
-static void recs_clear(void) {
-  pthread_mutex_lock(&rec_mu);
-  nrec = 0;
-  pthread_mutex_unlock(&rec_mu);
-}
-
-/* How many records contain every needle (NULL: not asked); *level gets the
- * level of the last one. */
-static int count(const char *n1, const char *n2, const char *n3, int *level) {
-  int k = 0;
-  pthread_mutex_lock(&rec_mu);
-  for (int i = 0; i < nrec; i++)
-    if (strstr(recs[i].msg, n1) && (!n2 || strstr(recs[i].msg, n2)) &&
-        (!n3 || strstr(recs[i].msg, n3))) {
-      k++;
-      if (level)
-        *level = recs[i].level;
-    }
-  pthread_mutex_unlock(&rec_mu);
-  return k;
-}
-
-static void dump_recs(void) {
-  pthread_mutex_lock(&rec_mu);
-  for (int i = 0; i < nrec; i++)
-    print_message("record %d (%d): %s\n", i, recs[i].level, recs[i].msg);
-  pthread_mutex_unlock(&rec_mu);
-}
+#include "logcap.h"
 
 static int setup(void **state) {
   (void)state;
@@ -553,7 +506,7 @@ static void check_row(size_t i, int rc, bool debug, const char *from) {
   snprintf(want, sizeof want, "Non-thread-safe operation %.*s() invoked",
            (int)nl, nm);
   int level = 0;
-  int k = count(want, "is owned by thread", "called from thread", &level);
+  int k = count_recs(want, "is owned by thread", "called from thread", &level);
   if (k != 1) {
     print_message("%s from %s: %d matching records\n", rows[i].name, from, k);
     dump_recs();
@@ -561,12 +514,12 @@ static void check_row(size_t i, int rc, bool debug, const char *from) {
   assert_int_equal(k, 1);
   assert_int_equal(level, COR_LOG_ERROR);
   if (debug) {
-    k = count(want, "Stack (most recent call last):", "in call_row", NULL);
+    k = count_recs(want, "Stack (most recent call last):", "in call_row", NULL);
     if (k != 1)
       dump_recs();
     assert_int_equal(k, 1);
   } else {
-    assert_int_equal(count("Stack (most recent call last)", NULL, NULL, NULL),
+    assert_int_equal(count_recs("Stack (most recent call last)", NULL, NULL, NULL),
                      0);
   }
 }
@@ -715,7 +668,7 @@ static void wrong_thread(bool debug) {
   assert_int_equal(cor_executor_shutdown(E.pool, true, false), 0);
   assert_int_equal(cor_executor_shutdown(E.ppool, true, false), 0);
   assert_int_equal(__atomic_load_n(&bad_runs, __ATOMIC_RELAXED), 0);
-  assert_int_equal(count("Non-thread-safe", NULL, NULL, NULL), 0);
+  assert_int_equal(count_recs("Non-thread-safe", NULL, NULL, NULL), 0);
   cor_release(E.pool);
   cor_release(E.ppool);
   cor_release(E.task);
