@@ -955,8 +955,8 @@ size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix) {
   for (uint32_t i = 0; i < loop->timers.len; i++) {
     const cor__timer_ent *e = &loop->timers.ents[i];
     const cor__slot *s = &loop->slots[e->slot];
-    if (s->state != COR__SLOT_TIMER)
-      continue;
+    if (s->state != COR__SLOT_TIMER || cor__is_task_cb(s->cb))
+      continue; /* cancelled, or a task's sleep: reported with the task */
     if (n++ < UNRUN_MAX_LINES) {
       char what[64];
       snprintf(what, sizeof what, "timer due in %.3f s",
@@ -968,7 +968,7 @@ size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix) {
     const cor__ready_ent *e = &loop->ready[(loop->rhead + i) & (loop->rcap - 1)];
     if (e->slot != 0 && loop->slots[e->slot].state != COR__SLOT_READY)
       continue; /* cancelled */
-    if (cor__is_task_step(e->cb))
+    if (cor__is_task_cb(e->cb))
       continue; /* a task's step: the task is reported as a task */
     if (n++ < UNRUN_MAX_LINES)
       unrun_line(loop, prefix, e->cb, e->slot, "ready");

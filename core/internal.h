@@ -555,7 +555,8 @@ void cor__debug_cb_begin(struct cor_loop *loop, cor_callback cb, void *arg);
 void cor__debug_cb_end(struct cor_loop *loop);
 /* Logs (WARNING, each line starting with `prefix`) the timers and ready
  * callbacks of `loop` that will not run, with their creation sites in debug
- * mode; task steps are left out (tasks are reported as tasks). At most 16
+ * mode; what tasks scheduled for themselves is left out (tasks are
+ * reported as tasks). At most 16
  * lines, then a count. Owner thread, loop not running. Returns how many. */
 size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix);
 /* Debug mode: runs cb(arg) timed (slow callback report naming `site`, a
@@ -566,6 +567,9 @@ void cor__debug_run_cb(struct cor_loop *loop, cor_callback cb, void *arg,
 /* Tasks (core/task.c) for debug reports: a task step's repr, and the task
  * dump of one loop. */
 bool cor__is_task_step(cor_callback cb);
+/* A callback the task machinery schedules on a task's behalf (its step, the
+ * timer of a cor_sleep): reported with the task, not as a handle. */
+bool cor__is_task_cb(cor_callback cb);
 void cor__task_repr(struct cor_task *t, cor__buf *out);
 void cor__future_repr(struct cor_future *f, cor__buf *out);
 int cor__tasks_dump(struct cor_loop *loop, cor__buf *out);

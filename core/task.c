@@ -801,6 +801,10 @@ static void sleep_fire(void *arg) {
     cor__future_finish(f, COR__FUT_DONE, 0, NULL, NULL, NULL, 0);
 }
 
+bool cor__is_task_cb(cor_callback cb) {
+  return cb == task_step || cb == sleep_fire;
+}
+
 static inline __attribute__((always_inline)) int
 sleep_impl(double seconds, const void *site, int line) {
   struct cor_task *t = cor__tls_task;
