@@ -10,6 +10,8 @@ typedef struct {
   int lfd;        /* this thread's listening socket (SO_REUSEPORT) */
   bool multishot; /* multishot recv with provided buffers, else one-shot */
   bool defer;     /* SINGLE_ISSUER | DEFER_TASKRUN */
+  unsigned batch;    /* wait for this many completions (1: any) ... */
+  unsigned batch_us; /* ... or this long, whichever comes first */
 } uring_http_args;
 
 /* 0 when io_uring can be set up here; else -1 with the reason in why. */
