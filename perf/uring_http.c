@@ -62,7 +62,9 @@ typedef struct {
   int fd;
   bool open;
   bool sending;  /* a send SQE is in flight for out[spos, spos + slen) */
-  bool closing;  /* the peer left while a send was in flight */
+  bool receiving; /* a recv (one-shot or multishot) is armed */
+  bool closing;  /* to close once neither is in flight (no stale CQE may
+                    name a reused fd) */
   unsigned spos, slen, olen; /* out[0, olen) queued, from spos in flight */
   char in[BUF_SIZE];        /* one-shot recv target */
   char out[OUT_SIZE];
@@ -264,6 +266,7 @@ static void queue_accept(ring *r) {
 }
 
 static void queue_recv(ring *r, conn *c) {
+  c->receiving = true;
   struct io_uring_sqe *s = sqe_get(r);
   s->opcode = IORING_OP_RECV;
   s->fd = c->fd;
@@ -290,7 +293,16 @@ static void queue_send(ring *r, conn *c) {
   c->sending = true;
 }
 
+/* Closes c once nothing of it is in flight; until then shuts it down so
+ * the armed recv ends. */
 static void conn_close(ring *r, conn *c) {
+  c->closing = true;
+  if (c->receiving) {
+    shutdown(c->fd, SHUT_RDWR);
+    return;
+  }
+  if (c->sending)
+    return;
   close(c->fd);
   r->conns[c->fd] = NULL;
   free(c);
@@ -340,6 +352,15 @@ static void on_cqe(ring *r, const struct io_uring_cqe *e) {
     bool more = r->multishot && (e->flags & IORING_CQE_F_MORE);
     if (c == NULL)
       return;
+    if (!more)
+      c->receiving = false;
+    if (e->res > 0 && c->closing) {
+      if (r->multishot)
+        buf_return(r, e->flags >> IORING_CQE_BUFFER_SHIFT);
+      if (!more)
+        conn_close(r, c);
+      return;
+    }
     if (e->res > 0) {
       if (r->multishot) {
         unsigned bid = e->flags >> IORING_CQE_BUFFER_SHIFT;
@@ -356,13 +377,10 @@ static void on_cqe(ring *r, const struct io_uring_cqe *e) {
       queue_recv(r, c); /* ran out of provided buffers: they are back now */
       return;
     }
-    /* EOF or an error: close now, or after the send in flight */
+    /* EOF or an error: close once the send in flight is done */
     if (more)
       return; /* a final completion without F_MORE follows */
-    if (c->sending)
-      c->closing = true;
-    else
-      conn_close(r, c);
+    conn_close(r, c);
     return;
   }
   /* OP_SEND */
@@ -370,11 +388,11 @@ static void on_cqe(ring *r, const struct io_uring_cqe *e) {
     return;
   c->sending = false;
   if (e->res < 0) {
-    c->closing = true;
     c->olen = c->spos = 0;
-  } else {
-    c->spos += (unsigned)e->res;
+    conn_close(r, c);
+    return;
   }
+  c->spos += (unsigned)e->res;
   if (c->spos == c->olen)
     c->spos = c->olen = 0;
   if (c->closing) {
