@@ -39,7 +39,14 @@ OBJS := $(CORE_SRC:%.c=$(BUILD)/%.o) $(CORE_ASM:%.S=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
-PERF_SRC := $(sort $(wildcard perf/*.c))
+# perf/bench is every perf/*.c but the peers: perf/peer_*.c are servers
+# written on other libraries (the same work done with libuv, ...), built as
+# their own programs only when that library is installed, never linked with
+# corio. perf/bench drives them like the examples and reports a skip when
+# one is missing.
+PERF_SRC := $(filter-out perf/peer_%.c,$(sort $(wildcard perf/*.c)))
+HAVE_LIBUV := $(shell pkg-config --exists libuv 2>/dev/null && echo 1)
+PERF_PEERS := $(if $(HAVE_LIBUV),perf/peer_uv_http)
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 # Examples follow the library flavour: the normal build puts them in
 # examples/<name>; SAN=asan/tsan builds put them in $(BUILD)/examples/<name>
@@ -53,7 +60,7 @@ TEST_TIMEOUT ?= 300
 # Under the sanitizers stress tests shrink their counts (see tests/testutil.h).
 TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
 
-.PHONY: all lib clean install test test-asan test-tsan bench deps examples check-deps
+.PHONY: all lib clean install test test-asan test-tsan bench deps examples check-deps peers
 all: lib
 lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
 
@@ -101,11 +108,18 @@ test-asan: check-deps
 test-tsan: check-deps
 	@$(MAKE) --no-print-directory SAN=tsan run-tests
 
-perf/bench: $(PERF_SRC) perf/bench.h $(BUILD)/libcorio.a
+perf/bench: $(PERF_SRC) $(wildcard perf/*.h) $(BUILD)/libcorio.a
 	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude -Icore -Iexecutor -Iperf -o $@ $(PERF_SRC) $(BUILD)/libcorio.a $(LIBS) -lm
 
+# The peers need only their own library (pkg-config), not corio.
+perf/peer_uv_http: perf/peer_uv_http.c
+	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE $(shell pkg-config --cflags libuv) -o $@ $< \
+	  $(shell pkg-config --libs libuv) -lpthread
+
+peers: $(PERF_PEERS)
+
 bench: check-deps
-	@$(MAKE) --no-print-directory perf/bench
+	@$(MAKE) --no-print-directory perf/bench peers
 	@sh perf/run_all.sh
 
 $(EXAMPLE_DIR)/%: examples/%.c $(BUILD)/libcorio.a
@@ -125,4 +139,4 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' corio.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/corio.pc
 
 clean:
-	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench $(EXAMPLES)
+	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench perf/peer_uv_http $(EXAMPLES)

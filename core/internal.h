@@ -230,10 +230,12 @@ void cor__node_batch_flush(cor__node_batch *b);
  * readiness change, so the owner reads/writes until EAGAIN or a short count
  * and never re-arms. Only set through cor__loop_io_et_add. */
 #define COR__POLL_ET 4u
-/* Reported with IN for edge-triggered fds when the peer hung up or the fd
- * has an error (EPOLLRDHUP/HUP/ERR): a short read then does not mean
- * "drained", since no further edge will come for the EOF. Edge callbacks
- * read it from loop->io_events. */
+/* Reported with IN for edge-triggered fds when the peer hung up, the fd has
+ * an error, or TCP urgent data is pending (EPOLLRDHUP/HUP/ERR/PRI): a short
+ * read then does not mean "drained" (no further edge will come for the EOF;
+ * recv stops short at the urgent mark with bytes queued behind it), so the
+ * reader reads until EAGAIN or EOF. Edge callbacks read it from
+ * loop->io_events. */
 #define COR__POLL_HUP 8u
 typedef struct cor__poller {
   int fd;

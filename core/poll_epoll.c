@@ -31,7 +31,7 @@ int cor__poller_set(cor__poller *p, int fd, unsigned old, unsigned mask) {
   if (mask & COR__POLL_OUT)
     ev.events |= EPOLLOUT;
   if (mask & COR__POLL_ET)
-    ev.events |= EPOLLET | EPOLLRDHUP;
+    ev.events |= EPOLLET | EPOLLRDHUP | EPOLLPRI; /* PRI: see COR__POLL_HUP */
   int op = mask == 0 ? EPOLL_CTL_DEL : old == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
   if (epoll_ctl(p->fd, op, fd, &ev) < 0) {
     /* The fd was closed and reopened behind our back: re-add it. */
@@ -71,11 +71,11 @@ int cor__poller_wait(cor__poller *p, struct cor_loop *loop, int64_t timeout_ns) 
     return errno == EINTR ? 0 : -errno;
   for (int i = 0; i < n; i++) {
     unsigned e = 0;
-    if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+    if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP | EPOLLPRI))
       e |= COR__POLL_IN;
     if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
       e |= COR__POLL_OUT;
-    if (evs[i].events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+    if (evs[i].events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP | EPOLLPRI))
       e |= COR__POLL_HUP;
     cor__loop_io_ready(loop, evs[i].data.fd, e);
   }

@@ -4,7 +4,8 @@
  * epoll_ctl). The two edge callbacks only set a flag and wake the task that
  * waits (by completing a future embedded in the stream: no allocation per
  * wait). Reading: recv straight into the stream's buffer; a short read means
- * the socket is drained, so the next read waits for the next edge instead of
+ * the socket is drained (unless the edge also said hang-up, error or urgent
+ * data: see more()), so the next read waits for the next edge instead of
  * paying a syscall for EAGAIN. Writing: tried at once with send
  * (MSG_NOSIGNAL); only what the kernel did not take is copied into the write
  * buffer, which the writable-edge callback flushes from the loop with no task
@@ -273,7 +274,7 @@ static void on_readable(void *arg) {
   cor_stream_t *s = arg;
   s->readable = true;
   if (s->loop->io_events & COR__POLL_HUP)
-    s->hup = true; /* read until EOF/error: no edge will follow */
+    s->hup = true; /* read until EAGAIN/EOF: see more() */
   if (s->rwait)
     cor__wake_embedded(&s->rfut, true, 0);
 }
@@ -488,8 +489,28 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
                       : read(s->fd, s->rbuf + s->rend, space);
       if (n > 0) {
         s->rend += (size_t)n;
-        /* Short: the socket is drained; the next edge says when to read
-         * again (no syscall spent on EAGAIN). */
+        /* A short read ends the reading without a recv that returns
+         * EAGAIN (one syscall per request saved), and loses no edge:
+         * - A stream socket's recv (TCP, Unix) or a pipe's read returns
+         *   fewer bytes than asked only when it found its receive queue
+         *   empty, with two exceptions: TCP urgent data (recv stops at the
+         *   urgent mark, bytes queued behind it) and a pending EOF or
+         *   error (the bytes before a FIN come back short, the FIN stays).
+         * - Bytes that arrive after recv looked at the queue wake epoll
+         *   again, and with EPOLLET an item that was reported is re-armed,
+         *   so that arrival is a new edge: on_readable sets `readable`
+         *   again from the poll, which runs on this thread only after this
+         *   task suspends, i.e. after the store below.
+         * - The exceptions come with their own event bits, reported with
+         *   the edge that announced the bytes: EPOLLRDHUP/HUP/ERR for the
+         *   EOF or error, EPOLLPRI for urgent data (COR__POLL_HUP). Then
+         *   `hup` is set and short reads do not end the reading: only
+         *   EAGAIN or EOF does, since the FIN or the bytes past the mark
+         *   produce no further edge.
+         * (A Unix socket with SO_PASSCRED also stops where the sender's
+         * credentials change; corio never sets it. A user who does, on an
+         * fd given to cor_stream_from_fd, gets the data with the next
+         * edge, i.e. possibly late.) */
         if ((size_t)n < space && !s->hup)
           s->readable = false;
         s->last_io = s->loop->now;
@@ -502,7 +523,10 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
       if (errno == EINTR)
         continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        /* Nothing now, and anything later (bytes, FIN, error, urgent data)
+         * is a new edge: short reads can be trusted again. */
         s->readable = false;
+        s->hup = false;
       } else {
         s->rerr = -errno;
         return s->rerr;

@@ -21,7 +21,7 @@ struct cor_stream {
   bool readable;   /* no short read/EAGAIN since the last readable edge */
   bool writable;   /* no short write/EAGAIN since the last writable edge */
   bool eof;        /* the peer finished sending */
-  bool hup;        /* the peer hung up (or an error): read until EOF */
+  bool hup;        /* hang-up, error or urgent data: read until EAGAIN/EOF */
   bool closing;    /* cor_stream_close was called */
   bool fd_closed;  /* the fd is closed (after close, or on free) */
   bool shut_req;   /* write_eof asked; done once the buffer is flushed */

@@ -63,6 +63,18 @@ void bench_fail(bench_ctx *ctx, const char *fmt, ...) {
   _exit(1);
 }
 
+void bench_skip(bench_ctx *ctx, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "bench: %s: SKIPPED: %s\n", ctx ? ctx->w->name : fail_name,
+          msg);
+  fflush(stderr);
+  _exit(77);
+}
+
 static void on_alarm(int sig) {
   (void)sig;
   /* Async-signal-safe: only write and _exit. */

@@ -80,6 +80,13 @@ void bench_report(bench_ctx *ctx, uint64_t ops, double seconds,
 _Noreturn void bench_fail(bench_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The workload cannot run on this machine (a peer library or a kernel
+ * feature is missing): prints "bench: <workload>: SKIPPED: <message>" on
+ * stderr and exits 77 (the automake/liburing "skipped" code); no figure.
+ * perf/run_all.sh reports it and goes on without failing. */
+_Noreturn void bench_skip(bench_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Fails with cor_strerror(rc) when rc != 0. */
 #define BENCH_CHECK_RC(ctx, rc, what)                                          \
   do {                                                                         \

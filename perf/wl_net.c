@@ -1,15 +1,28 @@
-/* Network workloads: http_hello, tcp_echo (shared/perf-workloads.md) and
- * http_idle (10,000 idle keep-alive connections: the server's RSS).
+/* Network workloads: http_hello, tcp_echo (shared/perf-workloads.md),
+ * their peers and floors, and http_idle (10,000 idle keep-alive
+ * connections: the server's RSS).
  *
- * The servers are the examples (examples/http_hello, examples/echo_server,
- * built by `make examples`), started as child processes on every core's
- * loop; the harness reads their address from their first line, warms them
- * with a few short connections, drives them (wrk, or examples/tcp_client
- * --bench: a client process with loops of its own), then stops them with
- * SIGTERM and takes their CPU time from wait4's rusage:
- * SERVER_CPU_NS_PER_OP = server user+system CPU / OPS. Each run checks its
- * work: no non-2xx answer and no socket error from wrk, every echo matched,
- * the server exited 0. */
+ * The servers are child processes: the examples (examples/http_hello,
+ * examples/echo_server, built by `make examples`) on every core's loop, the
+ * libuv peer (perf/peer_uv_http, built by `make peers` when libuv is
+ * installed), and the floors, hand-written servers forked from the harness
+ * (limit_http on epoll, limit_http_uring on io_uring, perf/uring_http.c).
+ * The harness reads a server's address from its first line, warms it with a
+ * few short connections, drives it (wrk, or examples/tcp_client --bench: a
+ * client process with loops of its own), then stops it with SIGTERM and
+ * takes its CPU time from wait4's rusage: SERVER_CPU_NS_PER_OP = server
+ * user+system CPU / OPS, split into SERVER_USER_NS_PER_OP and
+ * SERVER_SYS_NS_PER_OP, and its context switches per op
+ * (SERVER_CSW_PER_OP: on this paravirtual guest a server thread that
+ * sleeps and is woken costs several microseconds, so how many requests one
+ * wake-up serves matters as much as the syscalls). Each run checks its work: no non-2xx answer and no
+ * socket error from wrk, every echo matched, the server exited 0.
+ *
+ * syscalls=1 counts the server's system calls during the load (perf stat
+ * on the syscalls:sys_enter_* tracepoints, attached to the server after its
+ * warm-up and detached before it stops): SYSCALLS_PER_OP= and the calls
+ * that make it up, per op. Tracing costs a little CPU per call: take the
+ * CPU figures from runs without it. */
 #include "bench.h"
 
 #include <arpa/inet.h>
@@ -30,6 +43,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "uring_http.h"
+
 /* ------------------------------------------------------------ children */
 
 typedef struct {
@@ -37,17 +52,29 @@ typedef struct {
   int out; /* its stdout */
 } child;
 
+/* In a forked child: never outlive the harness. The death signal is armed
+ * after the fork, so a harness that died in between (a failed run exits at
+ * once) would leave the child running with the harness's stdout, and a
+ * caller reading that pipe would wait forever: check the parent after
+ * arming it. */
+static void orphan_guard(pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent)
+    _exit(1);
+}
+
 static child spawn(bench_ctx *ctx, char *const argv[]) {
   if (access(argv[0], X_OK) != 0 && strchr(argv[0], '/') != NULL)
     bench_fail(ctx, "%s: not built (run `make examples`)", argv[0]);
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0)
     bench_fail(ctx, "pipe: %s", strerror(errno));
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0)
     bench_fail(ctx, "fork: %s", strerror(errno));
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a killed harness */
+    orphan_guard(parent);
     dup2(p[1], 1);
     execvp(argv[0], argv);
     _exit(127);
@@ -72,6 +99,13 @@ static char *read_out(bench_ctx *ctx, int fd, double timeout, bool line) {
     if (len + 4096 > cap)
       buf = realloc(buf, cap *= 2);
     ssize_t n = read(fd, buf + len, line ? 1 : cap - len - 1);
+    /* EINTR with no handler of ours: kernel work queued on this task
+     * (closing an io_uring does that) interrupts it once, and a recv on a
+     * socket with a receive time-out then fails with EINTR instead of
+     * restarting. limit_http_uring probes io_uring in a child for that
+     * reason; a retry here keeps the harness robust to the rest. */
+    if (n < 0 && errno == EINTR)
+      continue;
     if (n <= 0)
       break;
     len += (size_t)n;
@@ -82,21 +116,27 @@ static char *read_out(bench_ctx *ctx, int fd, double timeout, bool line) {
   return buf;
 }
 
-/* `make bench` builds the harness, not the examples: bring them up to date
- * (a no-op when they are), outside any outer make's jobserver. */
+/* `make bench` builds the harness, not the examples: bring a make target
+ * up to date (a no-op when it is), outside any outer make's jobserver. */
+static void make_target(bench_ctx *ctx, const char *target) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd,
+           "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s "
+           "--no-print-directory %s >&2",
+           target);
+  if (system(cmd) != 0)
+    bench_fail(ctx, "`make %s` failed", target);
+}
+
 static void build_examples(bench_ctx *ctx) {
   static bool done;
-  if (done)
-    return;
-  if (system("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s "
-             "--no-print-directory examples >&2") != 0)
-    bench_fail(ctx, "`make examples` failed");
+  if (!done)
+    make_target(ctx, "examples");
   done = true;
 }
 
 static int server_start(bench_ctx *ctx, const char *path, long loops,
                         child *c) {
-  build_examples(ctx);
   char lp[32];
   snprintf(lp, sizeof lp, "%ld", loops);
   char *argv[] = {(char *)path, "--port", "0", "--loops", lp, NULL};
@@ -130,11 +170,6 @@ static void server_stop(bench_ctx *ctx, child *c, struct rusage *ru) {
     bench_fail(ctx, "server exited badly (status 0x%x)", st);
 }
 
-static double ru_cpu_ns(const struct rusage *ru) {
-  return (ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1e9 +
-         (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1e3;
-}
-
 static int connect_to(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {0};
@@ -152,22 +187,34 @@ static int connect_to(int port) {
 
 static const char GET[] = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
 
+static char http_err[256]; /* why http_once failed */
+
 /* One request/response on fd; false when the answer is not a 200 with the
- * hello body. */
+ * hello body (the reason in http_err). */
 static bool http_once(int fd) {
-  if (send(fd, GET, sizeof GET - 1, MSG_NOSIGNAL) != (ssize_t)sizeof GET - 1)
+  if (send(fd, GET, sizeof GET - 1, MSG_NOSIGNAL) != (ssize_t)sizeof GET - 1) {
+    snprintf(http_err, sizeof http_err, "send: %s", strerror(errno));
     return false;
+  }
   char buf[1024];
   size_t len = 0;
   while (len < sizeof buf - 1) {
     ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
-    if (n <= 0)
+    if (n < 0 && errno == EINTR)
+      continue; /* see the comment in read_out */
+    if (n <= 0) {
+      snprintf(http_err, sizeof http_err, "recv: %s after %zu bytes",
+               n == 0 ? "EOF" : strerror(errno), len);
       return false;
+    }
     len += (size_t)n;
     buf[len] = 0;
-    if (strstr(buf, "\r\n\r\nhello, world\n"))
+    if (strstr(buf, "\r\n\r\nhello, world\n")) {
+      snprintf(http_err, sizeof http_err, "answer: %.64s", buf);
       return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+    }
   }
+  snprintf(http_err, sizeof http_err, "no hello body in %.64s", buf);
   return false;
 }
 
@@ -175,13 +222,113 @@ static bool http_once(int fd) {
 static void warm_http(bench_ctx *ctx, int port) {
   for (int i = 0; i < 16; i++) {
     int fd = connect_to(port);
-    if (fd < 0 || !http_once(fd))
-      bench_fail(ctx, "warm-up request failed");
+    if (fd < 0)
+      bench_fail(ctx, "warm-up connection %d: connect: %s", i, strerror(errno));
+    if (!http_once(fd))
+      bench_fail(ctx, "warm-up request %d failed (%s)", i, http_err);
     close(fd);
   }
 }
 
-/* ------------------------------------------------------------ http_hello */
+/* ------------------------------------------------------------ syscalls */
+
+typedef struct {
+  pid_t pid; /* perf stat, 0 when not counting */
+  char path[64];
+} sys_trace;
+
+/* With syscalls=1: starts counting pid's system calls (every thread). */
+static void trace_start(bench_ctx *ctx, sys_trace *t, pid_t pid) {
+  t->pid = 0;
+  if (!bench_param_long(ctx, "syscalls", 0))
+    return;
+  if (system("perf stat -e 'syscalls:sys_enter_getppid' -- true "
+             ">/dev/null 2>&1") != 0)
+    bench_skip(ctx, "syscalls=1 needs `perf` (Debian linux-perf) and access "
+                    "to the syscalls:* tracepoints");
+  snprintf(t->path, sizeof t->path, "/tmp/corio-bench-sys.%d", (int)getpid());
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", (int)pid);
+  char *argv[] = {"perf", "stat", "-x,", "-e", "syscalls:sys_enter_*",
+                  "-p",   ps,     "-o",  t->path, NULL};
+  child p = spawn(ctx, argv);
+  close(p.out);
+  t->pid = p.pid;
+  usleep(1000000); /* perf opens ~360 events per thread before counting */
+}
+
+typedef struct {
+  char name[40];
+  unsigned long long n;
+} sys_count;
+
+static int by_count(const void *a, const void *b) {
+  const sys_count *x = a, *y = b;
+  return x->n < y->n ? 1 : x->n > y->n ? -1 : strcmp(x->name, y->name);
+}
+
+/* Stops counting; appends " SYSCALLS_PER_OP=x SYSCALLS=name:x,..." (the
+ * calls above 0.001 per op, most frequent first) to out. */
+static void trace_stop(bench_ctx *ctx, sys_trace *t, uint64_t ops, char *out,
+                       size_t len) {
+  out[0] = 0;
+  if (t->pid == 0)
+    return;
+  kill(t->pid, SIGINT);
+  int st;
+  waitpid(t->pid, &st, 0);
+  FILE *f = fopen(t->path, "r");
+  if (f == NULL)
+    bench_fail(ctx, "perf stat left no output (%s)", t->path);
+  sys_count cs[512];
+  size_t n = 0;
+  unsigned long long total = 0;
+  char line[256];
+  while (fgets(line, sizeof line, f) && n < 512) {
+    unsigned long long v;
+    char *ev = strstr(line, "syscalls:sys_enter_");
+    if (ev == NULL || sscanf(line, "%llu,", &v) != 1 || v == 0)
+      continue; /* comments, "<not counted>", zeros */
+    ev += strlen("syscalls:sys_enter_");
+    size_t k = strcspn(ev, ",");
+    snprintf(cs[n].name, sizeof cs[n].name, "%.*s", (int)k, ev);
+    cs[n++].n = v;
+    total += v;
+  }
+  fclose(f);
+  unlink(t->path);
+  if (total == 0)
+    bench_fail(ctx, "perf stat counted no system call of the server");
+  qsort(cs, n, sizeof *cs, by_count);
+  size_t o = (size_t)snprintf(out, len, " SYSCALLS_PER_OP=%.3f SYSCALLS=",
+                              (double)total / (double)ops);
+  for (size_t i = 0; i < n && o < len; i++) {
+    double per = (double)cs[i].n / (double)ops;
+    if (per < 0.001)
+      break;
+    o += (size_t)snprintf(out + o, len - o, "%s%s:%.3f", i ? "," : "",
+                          cs[i].name, per);
+  }
+}
+
+/* ------------------------------------------------------------ reporting */
+
+static void report_server(bench_ctx *ctx, uint64_t ops, double secs,
+                          const char *rate, double p99,
+                          const struct rusage *ru, const char *sys) {
+  double user = (ru->ru_utime.tv_sec * 1e9 + ru->ru_utime.tv_usec * 1e3);
+  double system_ = (ru->ru_stime.tv_sec * 1e9 + ru->ru_stime.tv_usec * 1e3);
+  bench_report(ctx, ops, secs,
+               " %s=%.0f P99_US=%.0f SERVER_CPU_NS_PER_OP=%.0f"
+               " SERVER_USER_NS_PER_OP=%.0f SERVER_SYS_NS_PER_OP=%.0f"
+               " SERVER_CSW_PER_OP=%.3f SERVER_RSS_KB=%ld%s",
+               rate, (double)ops / secs, p99, (user + system_) / (double)ops,
+               user / (double)ops, system_ / (double)ops,
+               (double)(ru->ru_nvcsw + ru->ru_nivcsw) / (double)ops,
+               ru->ru_maxrss, sys);
+}
+
+/* ------------------------------------------------------------ wrk */
 
 static double parse_lat_us(const char *s) {
   char *end;
@@ -195,14 +342,15 @@ static double parse_lat_us(const char *s) {
   return v;
 }
 
-static int wl_http_hello(bench_ctx *ctx) {
+/* The http workloads' one load: `wrk -tT -cC -dDs --latency` against the
+ * server at port (pid srv, warmed already), counted with syscalls=1; then
+ * the server is stopped and the figure reported. Fails on any wrk error. */
+static void drive_http(bench_ctx *ctx, int port, child *srv) {
   long c = bench_param_long(ctx, "C", 100);
   long d = bench_param_long(ctx, "D", 10);
   long t = bench_param_long(ctx, "T", 2);
-  long loops = bench_param_long(ctx, "loops", 0);
-  child srv;
-  int port = server_start(ctx, "examples/http_hello", loops, &srv);
-  warm_http(ctx, port);
+  sys_trace tr;
+  trace_start(ctx, &tr, srv->pid);
   char cs[16], ds[16], ts[16], url[64];
   snprintf(cs, sizeof cs, "-c%ld", c);
   snprintf(ds, sizeof ds, "-d%lds", d);
@@ -214,20 +362,23 @@ static int wl_http_hello(bench_ctx *ctx) {
   int st;
   waitpid(w.pid, &st, 0);
   close(w.out);
+  const char *p = strstr(out, " requests in ");
+  unsigned long long reqs = 0;
+  if (p != NULL) {
+    const char *q = p;
+    while (q > out && q[-1] >= '0' && q[-1] <= '9')
+      q--;
+    reqs = strtoull(q, NULL, 10);
+  }
+  char sys[512];
+  trace_stop(ctx, &tr, reqs ? reqs : 1, sys, sizeof sys);
   struct rusage ru;
-  server_stop(ctx, &srv, &ru);
+  server_stop(ctx, srv, &ru);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     bench_fail(ctx, "wrk failed (status 0x%x): %s", st, out);
-  unsigned long long reqs = 0;
-  double secs = 0;
-  const char *p = strstr(out, " requests in ");
   if (p == NULL)
     bench_fail(ctx, "cannot parse wrk's output: %s", out);
-  const char *q = p;
-  while (q > out && q[-1] >= '0' && q[-1] <= '9')
-    q--;
-  reqs = strtoull(q, NULL, 10);
-  secs = strtod(p + strlen(" requests in "), NULL);
+  double secs = strtod(p + strlen(" requests in "), NULL);
   if ((p = strstr(out, "Non-2xx or 3xx responses:")) != NULL &&
       atol(p + strlen("Non-2xx or 3xx responses:")) != 0)
     bench_fail(ctx, "non-2xx responses: %s", out);
@@ -239,14 +390,96 @@ static int wl_http_hello(bench_ctx *ctx) {
   if (reqs == 0 || secs <= 0 || p99 < 0)
     bench_fail(ctx, "cannot parse wrk's output: %s", out);
   free(out);
-  bench_report(ctx, reqs, secs,
-               " P99_US=%.0f SERVER_CPU_NS_PER_OP=%.0f SERVER_RSS_KB=%ld", p99,
-               ru_cpu_ns(&ru) / (double)reqs, ru.ru_maxrss);
+  report_server(ctx, reqs, secs, "REQ_PER_S", p99, &ru, sys);
+}
+
+/* ------------------------------------------------------------ http_hello */
+
+static int wl_http_hello(bench_ctx *ctx) {
+  long loops = bench_param_long(ctx, "loops", 0);
+  build_examples(ctx);
+  child srv;
+  int port = server_start(ctx, "examples/http_hello", loops, &srv);
+  warm_http(ctx, port);
+  drive_http(ctx, port, &srv);
   return 0;
 }
-BENCH_WORKLOAD(http_hello, wl_http_hello, "C=100,D=10,T=2,loops=0")
+BENCH_WORKLOAD(http_hello, wl_http_hello,
+               "C=100,D=10,T=2,loops=0,syscalls=0")
 
-/* ------------------------------------------------------------ the floor */
+/* ------------------------------------------------------------ the libuv peer */
+
+/* peer_uv_http: the same server written on libuv (perf/peer_uv_http.c:
+ * one pinned loop per CPU, SO_REUSEPORT, uv_try_write), the same load. */
+static int wl_peer_uv_http(bench_ctx *ctx) {
+  long loops = bench_param_long(ctx, "loops", 0);
+  if (system("pkg-config --exists libuv") != 0)
+    bench_skip(ctx, "libuv is not installed (Debian libuv1-dev; "
+                    ".ci/deps.sh installs it)");
+  make_target(ctx, "peers");
+  if (access("perf/peer_uv_http", X_OK) != 0)
+    bench_skip(ctx, "perf/peer_uv_http was not built");
+  child srv;
+  int port = server_start(ctx, "perf/peer_uv_http", loops, &srv);
+  warm_http(ctx, port);
+  drive_http(ctx, port, &srv);
+  return 0;
+}
+BENCH_WORKLOAD(peer_uv_http, wl_peer_uv_http,
+               "C=100,D=10,T=2,loops=0,syscalls=0")
+
+/* ------------------------------------------------------------ the floors */
+
+/* A floor server: `loops` listeners on one port (SO_REUSEPORT, bound here
+ * so the port is known), then a forked child that runs start(lfds, n, cfg)
+ * (which starts its threads) and waits for SIGTERM. Returns the port. */
+typedef void (*floor_start)(int *lfds, long n, const void *cfg);
+
+static int floor_fork(bench_ctx *ctx, long loops, floor_start start,
+                      const void *cfg, child *srv) {
+  if (loops <= 0) {
+    cpu_set_t cs;
+    loops = sched_getaffinity(0, sizeof cs, &cs) == 0 ? CPU_COUNT(&cs) : 1;
+  }
+  int port = 0;
+  int *ls = calloc((size_t)loops, sizeof *ls);
+  for (long i = 0; i < loops; i++) {
+    int one = 1;
+    ls[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    setsockopt(ls[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    if (bind(ls[i], (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(ls[i], 4096) != 0)
+      bench_fail(ctx, "floor listener: %s", strerror(errno));
+    socklen_t al = sizeof a;
+    getsockname(ls[i], (struct sockaddr *)&a, &al);
+    port = ntohs(a.sin_port);
+  }
+  fflush(NULL);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0)
+    bench_fail(ctx, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    orphan_guard(parent);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    start(ls, loops, cfg);
+    int sig;
+    sigwait(&stop, &sig);
+    _exit(0);
+  }
+  for (long i = 0; i < loops; i++)
+    close(ls[i]);
+  free(ls);
+  *srv = (child){pid, -1};
+  return port;
+}
 
 /* limit_http: the same requests answered by the least a readiness server
  * can do per request (one recv, one send, a shared epoll_wait), hand-written
@@ -302,90 +535,85 @@ static void *floor_thread(void *arg) {
   return NULL;
 }
 
+static void epoll_floor_start(int *lfds, long n, const void *cfg) {
+  (void)cfg;
+  for (long i = 0; i < n; i++) {
+    pthread_t th;
+    pthread_create(&th, NULL, floor_thread, (void *)(intptr_t)lfds[i]);
+  }
+}
+
 static int wl_limit_http(bench_ctx *ctx) {
-  long c = bench_param_long(ctx, "C", 100);
-  long d = bench_param_long(ctx, "D", 10);
-  long t = bench_param_long(ctx, "T", 2);
   long loops = bench_param_long(ctx, "loops", 0);
-  if (loops <= 0) {
-    cpu_set_t cs;
-    loops = sched_getaffinity(0, sizeof cs, &cs) == 0 ? CPU_COUNT(&cs) : 1;
-  }
-  /* bind first (port 0 picks one), then every thread's listener joins it */
-  int port = 0;
-  int *ls = calloc((size_t)loops, sizeof *ls);
-  for (long i = 0; i < loops; i++) {
-    int one = 1;
-    ls[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    setsockopt(ls[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    if (bind(ls[i], (struct sockaddr *)&a, sizeof a) != 0 ||
-        listen(ls[i], 4096) != 0)
-      bench_fail(ctx, "floor listener: %s", strerror(errno));
-    socklen_t al = sizeof a;
-    getsockname(ls[i], (struct sockaddr *)&a, &al);
-    port = ntohs(a.sin_port);
-  }
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0)
-    bench_fail(ctx, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    for (long i = 0; i < loops; i++) {
-      pthread_t th;
-      pthread_create(&th, NULL, floor_thread, (void *)(intptr_t)ls[i]);
-    }
-    int sig;
-    sigwait(&stop, &sig);
-    _exit(0);
-  }
-  for (long i = 0; i < loops; i++)
-    close(ls[i]);
-  free(ls);
-  child srv = {pid, -1};
+  child srv;
+  int port = floor_fork(ctx, loops, epoll_floor_start, NULL, &srv);
   warm_http(ctx, port);
-  char cs[16], ds[16], ts[16], url[64];
-  snprintf(cs, sizeof cs, "-c%ld", c);
-  snprintf(ds, sizeof ds, "-d%lds", d);
-  snprintf(ts, sizeof ts, "-t%ld", t);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-  char *argv[] = {"wrk", ts, cs, ds, "--latency", url, NULL};
-  child w = spawn(ctx, argv);
-  char *out = read_out(ctx, w.out, (double)d + 30, false);
-  int st;
-  waitpid(w.pid, &st, 0);
-  close(w.out);
-  struct rusage ru;
-  server_stop(ctx, &srv, &ru);
-  const char *p = strstr(out, " requests in ");
-  if (p == NULL || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    bench_fail(ctx, "wrk failed: %s", out);
-  const char *q = p;
-  while (q > out && q[-1] >= '0' && q[-1] <= '9')
-    q--;
-  unsigned long long reqs = strtoull(q, NULL, 10);
-  double secs = strtod(p + strlen(" requests in "), NULL);
-  if (strstr(out, "Non-2xx or 3xx responses:") || strstr(out, "Socket errors:"))
-    bench_fail(ctx, "errors: %s", out);
-  double p99 = -1;
-  if ((p = strstr(out, "     99%")) != NULL)
-    p99 = parse_lat_us(p + 8 + strspn(p + 8, " "));
-  if (reqs == 0 || secs <= 0)
-    bench_fail(ctx, "cannot parse wrk's output: %s", out);
-  free(out);
-  bench_report(ctx, reqs, secs, " P99_US=%.0f SERVER_CPU_NS_PER_OP=%.0f", p99,
-               ru_cpu_ns(&ru) / (double)reqs);
+  drive_http(ctx, port, &srv);
   return 0;
 }
-BENCH_WORKLOAD(limit_http, wl_limit_http, "C=100,D=10,T=2,loops=0")
+BENCH_WORKLOAD(limit_http, wl_limit_http, "C=100,D=10,T=2,loops=0,syscalls=0")
+
+/* limit_http_uring: the io_uring floor (perf/uring_http.c), same load. Not
+ * an io_uring backend of corio: it says what one could reach here. */
+typedef struct {
+  bool multishot, defer;
+  unsigned batch, batch_us;
+} uring_cfg;
+
+static void uring_floor_start(int *lfds, long n, const void *cfg) {
+  const uring_cfg *u = cfg;
+  for (long i = 0; i < n; i++) {
+    uring_http_args *a = malloc(sizeof *a);
+    a->lfd = lfds[i];
+    a->multishot = u->multishot;
+    a->defer = u->defer;
+    a->batch = u->batch;
+    a->batch_us = u->batch_us;
+    pthread_t th;
+    pthread_create(&th, NULL, uring_http_thread, a);
+  }
+}
+
+static int wl_limit_http_uring(bench_ctx *ctx) {
+  long loops = bench_param_long(ctx, "loops", 0);
+  uring_cfg u = {bench_param_long(ctx, "multishot", 1) != 0,
+                 bench_param_long(ctx, "defer", 1) != 0,
+                 (unsigned)bench_param_long(ctx, "batch", 1),
+                 (unsigned)bench_param_long(ctx, "batch_us", 100)};
+  if (u.batch == 0)
+    bench_fail(ctx, "batch=0: at least one completion per wait");
+  /* Probed in a child: a ring closed in the harness would interrupt its
+   * next blocking recv (see read_out). */
+  int pp[2];
+  if (pipe(pp) != 0)
+    bench_fail(ctx, "pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid == 0) {
+    char why[256] = "";
+    int rc = uring_http_probe(why, sizeof why);
+    ssize_t w = write(pp[1], why, strlen(why));
+    (void)w;
+    _exit(rc == 0 ? 0 : 1);
+  }
+  close(pp[1]);
+  char why[256] = "";
+  ssize_t got = pid > 0 ? read(pp[0], why, sizeof why - 1) : -1;
+  why[got > 0 ? got : 0] = 0;
+  close(pp[0]);
+  int st = 0;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+      WEXITSTATUS(st) != 0)
+    bench_skip(ctx, "io_uring is not available here (%s)",
+               why[0] ? why : "probe failed");
+  child srv;
+  int port = floor_fork(ctx, loops, uring_floor_start, &u, &srv);
+  warm_http(ctx, port);
+  drive_http(ctx, port, &srv);
+  return 0;
+}
+BENCH_WORKLOAD(limit_http_uring, wl_limit_http_uring,
+               "C=100,D=10,T=2,loops=0,multishot=1,defer=1,batch=1,"
+               "batch_us=100,syscalls=0")
 
 /* ------------------------------------------------------------ tcp_echo */
 
@@ -394,6 +622,7 @@ static int wl_tcp_echo(bench_ctx *ctx) {
   long d = bench_param_long(ctx, "D", 10);
   long loops = bench_param_long(ctx, "loops", 0);
   long cloops = bench_param_long(ctx, "client_loops", 0);
+  build_examples(ctx);
   child srv;
   int port = server_start(ctx, "examples/echo_server", loops, &srv);
   for (int i = 0; i < 16; i++) { /* warm-up */
@@ -404,6 +633,8 @@ static int wl_tcp_echo(bench_ctx *ctx) {
       bench_fail(ctx, "warm-up echo failed");
     close(fd);
   }
+  sys_trace tr;
+  trace_start(ctx, &tr, srv.pid);
   char ps[16], cs[16], ds[16], ls[16];
   snprintf(ps, sizeof ps, "%d", port);
   snprintf(cs, sizeof cs, "%ld", c);
@@ -418,25 +649,28 @@ static int wl_tcp_echo(bench_ctx *ctx) {
   waitpid(cl.pid, &st, 0);
   double secs = bench_now() - t0;
   close(cl.out);
-  struct rusage ru;
-  server_stop(ctx, &srv, &ru);
   unsigned long msgs = 0, errs = 1, mism = 1;
   int p99 = -1;
   const char *p = strstr(out, "MESSAGES=");
   if (p == NULL || sscanf(p, "MESSAGES=%lu ERRORS=%lu MISMATCHES=%lu P99_US=%d",
                           &msgs, &errs, &mism, &p99) != 4)
+    msgs = 0;
+  char sys[512];
+  trace_stop(ctx, &tr, msgs ? msgs : 1, sys, sizeof sys);
+  struct rusage ru;
+  server_stop(ctx, &srv, &ru);
+  if (p == NULL || p99 < 0)
     bench_fail(ctx, "cannot parse the client's output: '%s'", out);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || errs || mism || msgs == 0)
     bench_fail(ctx, "lost work: %s (client status 0x%x)", out, st);
   free(out);
   if (secs > (double)d)
     secs = (double)d; /* the client's measured phase */
-  bench_report(ctx, msgs, secs,
-               " P99_US=%d SERVER_CPU_NS_PER_OP=%.0f SERVER_RSS_KB=%ld", p99,
-               ru_cpu_ns(&ru) / (double)msgs, ru.ru_maxrss);
+  report_server(ctx, msgs, secs, "MSG_PER_S", p99, &ru, sys);
   return 0;
 }
-BENCH_WORKLOAD(tcp_echo, wl_tcp_echo, "C=100,D=10,loops=0,client_loops=0")
+BENCH_WORKLOAD(tcp_echo, wl_tcp_echo,
+               "C=100,D=10,loops=0,client_loops=0,syscalls=0")
 
 /* ------------------------------------------------------------ http_idle */
 
@@ -463,6 +697,7 @@ static int wl_http_idle(bench_ctx *ctx) {
                (unsigned long)rl.rlim_max);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
+  build_examples(ctx);
   child srv;
   int port = server_start(ctx, "examples/http_hello", loops, &srv);
   warm_http(ctx, port);
