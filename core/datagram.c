@@ -135,7 +135,8 @@ ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
       d->readable = false;
     }
     int rc = cor__wait_embedded(d->loop, &d->rfut, &d->rwait, dl,
-                                "cor_datagram_recv");
+                                "cor_datagram_recv",
+                                __builtin_return_address(0));
     if (rc != 0)
       return rc;
   }

@@ -246,7 +246,7 @@ int cor__resolve(const char *host, const char *port, int socktype,
   /* The wake may come before we wait: resolve_done runs on this loop,
    * only after we suspend, so `waiting` is set in time. */
   rc = cor__wait_embedded(loop, &r->fut, &r->waiting, deadline_ns,
-                          "cor_open_connection");
+                          "cor_open_connection", NULL);
   if (rc == 0) {
     rc = r->rc;
     if (rc == 0) {
@@ -284,7 +284,7 @@ static int connect_one(struct cor_loop *loop, const cor__addr *a,
       s->writable = false;
       while (!s->writable && rc == 0)
         rc = cor__wait_embedded(loop, &s->wfut, &s->wwait, deadline,
-                                "cor_open_connection");
+                                "cor_open_connection", NULL);
       if (rc == 0) {
         int err = 0;
         socklen_t l = sizeof err;

@@ -622,7 +622,8 @@ int cor_server_wait_closed(cor_server_t *srv, double timeout) {
       dl = 1;
     while (!(sl->closed && sl->nconn == 0)) {
       int rc = cor__wait_embedded(sl->loop, &sl->wfut, &sl->wwait, dl,
-                                  "cor_server_wait_closed");
+                                  "cor_server_wait_closed",
+                                  __builtin_return_address(0));
       if (rc != 0)
         return rc;
     }

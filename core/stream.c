@@ -156,7 +156,8 @@ static void wait_timeout_cb(void *arg) {
 }
 
 int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
-                       uint64_t deadline_ns, const char *call) {
+                       uint64_t deadline_ns, const char *call,
+                       const void *site) {
   if (COR_UNLIKELY(cor__tls_task == NULL))
     return COR_ENOTASK;
   /* The public calls checked their object's loop already; what is left is
@@ -175,7 +176,8 @@ int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
     }
   }
   *flag = true;
-  int rc = cor_await(f, NULL);
+  /* "running at": the application's call that waits, not this line. */
+  int rc = cor__await_at(f, NULL, site ? site : __builtin_return_address(0), 0);
   *flag = false;
   if (deadline_ns)
     cor_handle_cancel(loop, h); /* -ENOENT when it fired: fine */
@@ -421,7 +423,7 @@ int cor_stream_wait_closed(cor_stream_t *s) {
   while (!s->fd_closed) {
     uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
     int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d,
-                                "cor_stream_wait_closed");
+                                "cor_stream_wait_closed", __builtin_return_address(0));
     if (rc == -ETIMEDOUT && s->idle_to &&
         cor__now_ns() < s->last_io + s->idle_to)
       continue; /* bytes moved meanwhile: the idle clock restarted */
@@ -471,7 +473,7 @@ static inline uint64_t wait_deadline(cor_stream_t *s, uint64_t call_dl) {
 /* Buffers at least one more byte (growing toward `want` buffered bytes).
  * Returns 1, 0 at EOF, or a negative code. */
 static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
-                const char *call) {
+                const char *call, const void *site) {
   for (;;) {
     if (COR_UNLIKELY(s->closing))
       return COR_ECLOSED;
@@ -534,7 +536,7 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
     }
     rbuf_release_if_empty(s);
     uint64_t d = wait_deadline(s, call_dl);
-    int rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d, call);
+    int rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d, call, site);
     if (rc == -ETIMEDOUT) {
       uint64_t now = cor__now_ns();
       if ((call_dl == 0 || now < call_dl) &&
@@ -558,7 +560,7 @@ ssize_t cor_stream_read(cor_stream_t *s, void *buf, size_t n) {
   if (n == 0)
     return 0;
   if (s->rpos == s->rend) {
-    int rc = more(s, 0, call_deadline(s), "cor_stream_read");
+    int rc = more(s, 0, call_deadline(s), "cor_stream_read", __builtin_return_address(0));
     if (rc <= 0)
       return rc;
   }
@@ -587,7 +589,7 @@ ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf, size_t n,
       got += k;
       continue;
     }
-    int rc = more(s, 0, dl, "cor_stream_readexactly");
+    int rc = more(s, 0, dl, "cor_stream_readexactly", __builtin_return_address(0));
     if (rc == 0) {
       if (partial)
         *partial = got;
@@ -604,7 +606,7 @@ ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf, size_t n,
 
 static ssize_t readuntil(cor_stream_t *s, const void *sep, size_t seplen,
                          void *buf, size_t cap, size_t *partial,
-                         const char *call) {
+                         const char *call, const void *site) {
   if (partial)
     *partial = 0;
   size_t lim = s->limit < cap ? s->limit : cap;
@@ -632,7 +634,7 @@ static ssize_t readuntil(cor_stream_t *s, const void *sep, size_t seplen,
       dl_set = true;
     }
     size_t before = s->rpos;
-    int rc = more(s, lim, dl, call);
+    int rc = more(s, lim, dl, call, site);
     (void)before;
     if (rc > 0) {
       /* the buffer may have been compacted: scanned counts from rpos */
@@ -657,7 +659,8 @@ ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep, size_t seplen,
   if (s == NULL || sep == NULL || seplen == 0 || (buf == NULL && cap > 0))
     return -EINVAL;
   COR__CHECK_THREAD(s->loop, "cor_stream_readuntil");
-  return readuntil(s, sep, seplen, buf, cap, partial, "cor_stream_readuntil");
+  return readuntil(s, sep, seplen, buf, cap, partial, "cor_stream_readuntil",
+                   __builtin_return_address(0));
 }
 
 ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap) {
@@ -665,7 +668,8 @@ ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap) {
     return -EINVAL;
   COR__CHECK_THREAD(s->loop, "cor_stream_readline");
   size_t part = 0;
-  ssize_t n = readuntil(s, "\n", 1, buf, cap, &part, "cor_stream_readline");
+  ssize_t n = readuntil(s, "\n", 1, buf, cap, &part, "cor_stream_readline",
+                        __builtin_return_address(0));
   if (n == COR_EINCOMPLETE)
     return (ssize_t)part;
   return n;
@@ -686,7 +690,7 @@ ssize_t cor_stream_peek(cor_stream_t *s, size_t min, const char **data) {
       dl = call_deadline(s);
       dl_set = true;
     }
-    int rc = more(s, min, dl, "cor_stream_peek");
+    int rc = more(s, min, dl, "cor_stream_peek", __builtin_return_address(0));
     if (rc == 0)
       break;
     if (rc < 0)
@@ -792,7 +796,7 @@ int cor_stream_drain(cor_stream_t *s) {
       return 0;
     uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
     int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d,
-                                "cor_stream_drain");
+                                "cor_stream_drain", __builtin_return_address(0));
     if (rc == -ETIMEDOUT && s->idle_to &&
         cor__now_ns() < s->last_io + s->idle_to)
       continue;

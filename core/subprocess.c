@@ -214,7 +214,8 @@ int cor_process_wait(cor_process_t *p, double timeout, int *status) {
   uint64_t dl = timeout > 0 ? cor__now_ns() + (uint64_t)(timeout * 1e9) : 0;
   while (!p->exited) {
     int rc = cor__wait_embedded(p->loop, &p->wfut, &p->wwait, dl,
-                                "cor_process_wait");
+                                "cor_process_wait",
+                                __builtin_return_address(0));
     if (rc != 0)
       return rc;
   }

@@ -460,7 +460,8 @@ int cor_await_cfuture(cor_cfuture_t *cf, void **result) {
     a->task = cor__tls_task;
     a->cf = cor_retain(cf);
     cor__cfuture_add_cb(cf, &a->node);
-    int rc = cor_await(f, NULL);
+    /* "running at" the application's call, not this line. */
+    int rc = cor__await_at(f, NULL, __builtin_return_address(0), 0);
     cor_release(f);
     if (rc != 0) {
       /* Cancelled while waiting: pass it on, as asyncio's wrap_future. */

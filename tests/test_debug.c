@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -362,6 +363,54 @@ static int outer_body(void *arg, void **r) {
   outer_line = __LINE__; int rc = cor_await(arg, NULL);
   no_tail = rc;
   return rc;
+}
+
+/* A task waiting inside a stream call is "awaiting at" the application's
+ * line that called it, not at a line inside corio. */
+static int reader_line;
+static int reader_body(void *arg, void **r) {
+  char b[16];
+  reader_line = __LINE__; ssize_t n = cor_stream_read(arg, b, sizeof b);
+  no_tail = (int)n;
+  return n < 0 ? (int)n : 0;
+}
+
+static void test_dump_stream_wait(void **state) {
+  (void)state;
+  cor_loop_t *l = cor_loop_new(NULL);
+  int sp[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  cor_stream_t *st = cor_stream_from_fd(l, sp[0]);
+  assert_non_null(st);
+  cor_task_t *t = cor_create_task(l, cor_coro(reader_body, st), "reader");
+  runner r;
+  runner_start(&r, l);
+  sleep_ms(20);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int n = cor_dump_tasks(p[1]);
+  close(p[1]);
+  static char buf[65536];
+  ssize_t got = 0, k;
+  while ((k = read(p[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+    got += k;
+  buf[got] = 0;
+  close(p[0]);
+  char want[128];
+  snprintf(want, sizeof want, "awaiting at %s for ", at(reader_line));
+  if (n < 1 || !strstr(buf, want))
+    print_message("want '%s' in:\n%s\n", want, buf);
+  assert_non_null(strstr(buf, want));
+  assert_null(strstr(buf, "stream.c"));
+  runner_stop(&r);
+  cor_task_cancel(t, NULL);
+  cor_loop_run_until_complete(l, cor_task_future(t));
+  cor_release(t);
+  cor_stream_close(st);
+  cor_stream_free(st);
+  close(sp[1]);
+  cor_loop_close(l);
+  cor_release(l);
 }
 
 static void test_dump_tasks(void **state) {
@@ -1191,6 +1240,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_slow_callbacks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unclosed_loop, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dump_tasks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dump_stream_wait, setup, teardown),
       cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
       cmocka_unit_test_setup_teardown(test_production_logs_no_debug_records, setup, teardown),
       cmocka_unit_test_setup_teardown(test_threadsafe_slow_callbacks, setup, teardown),
