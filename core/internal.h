@@ -561,6 +561,9 @@ void cor__debug_cb_end(struct cor_loop *loop);
  * reported as tasks). At most 16
  * lines, then a count. Owner thread, loop not running. Returns how many. */
 size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix);
+/* A cross-thread callback the loop dropped unrun (closed first): the
+ * dump's request gives its memory back. Any other callback: nothing. */
+void cor__debug_ts_dropped(cor_callback cb, void *arg);
 /* Debug mode: runs cb(arg) timed (slow callback report naming `site`, a
  * return address or NULL) between cb_begin and cb_end. Every kind of
  * callback the loop runs goes through it in debug mode. */

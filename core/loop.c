@@ -138,10 +138,18 @@ ts_site_wrap(cor_callback cb, void *arg, void *site) {
   return r;
 }
 
-/* A node dropped unrun (close): free the record it carries. */
+/* A node dropped unrun (close): free the record it carries, and let the
+ * internal posts that own memory (the dump signal's request) give it back. */
 static inline void ts_site_drop(cor__mpsc_node *n) {
-  if (COR_UNLIKELY(n->cb == ts_site_tramp))
-    cor__free(n->arg);
+  cor_callback cb = n->cb;
+  void *arg = n->arg;
+  if (COR_UNLIKELY(cb == ts_site_tramp)) {
+    ts_site_rec *r = arg;
+    cb = r->cb;
+    arg = r->arg;
+    cor__free(r);
+  }
+  cor__debug_ts_dropped(cb, arg);
 }
 
 static void drain_threadsafe(cor_loop_t *loop) {
