@@ -561,9 +561,11 @@ void cor__debug_cb_end(struct cor_loop *loop);
  * reported as tasks). At most 16
  * lines, then a count. Owner thread, loop not running. Returns how many. */
 size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix);
-/* A cross-thread callback the loop dropped unrun (closed first): the
- * dump's request gives its memory back. Any other callback: nothing. */
-void cor__debug_ts_dropped(cor_callback cb, void *arg);
+/* The library's own cross-thread posts that own memory (the dump's
+ * request, an executor port's drain): when a loop closes with such a
+ * callback still queued, `drop(arg)` runs instead, on the closing thread.
+ * Register from a module constructor (before any thread exists). */
+void cor__ts_drop_register(cor_callback cb, void (*drop)(void *arg));
 /* Debug mode: runs cb(arg) timed (slow callback report naming `site`, a
  * return address or NULL) between cb_begin and cb_end. Every kind of
  * callback the loop runs goes through it in debug mode. */

@@ -138,8 +138,22 @@ ts_site_wrap(cor_callback cb, void *arg, void *site) {
   return r;
 }
 
+#define TS_DROP_MAX 4
+static struct {
+  cor_callback cb;
+  void (*drop)(void *arg);
+} ts_drops[TS_DROP_MAX];
+static int n_ts_drops;
+
+void cor__ts_drop_register(cor_callback cb, void (*drop)(void *arg)) {
+  COR_ASSERT(n_ts_drops < TS_DROP_MAX);
+  ts_drops[n_ts_drops].cb = cb;
+  ts_drops[n_ts_drops].drop = drop;
+  n_ts_drops++;
+}
+
 /* A node dropped unrun (close): free the record it carries, and let the
- * internal posts that own memory (the dump signal's request) give it back. */
+ * library's own posts that own memory give it back. */
 static inline void ts_site_drop(cor__mpsc_node *n) {
   cor_callback cb = n->cb;
   void *arg = n->arg;
@@ -149,7 +163,9 @@ static inline void ts_site_drop(cor__mpsc_node *n) {
     arg = r->arg;
     cor__free(r);
   }
-  cor__debug_ts_dropped(cb, arg);
+  for (int i = 0; i < n_ts_drops; i++)
+    if (ts_drops[i].cb == cb)
+      ts_drops[i].drop(arg);
 }
 
 static void drain_threadsafe(cor_loop_t *loop) {

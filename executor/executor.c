@@ -15,9 +15,13 @@ static void executor_obj_free(cor__obj *o);
 static void default_close_hook(struct cor_loop *loop);
 static void (*prev_close_hook)(struct cor_loop *loop);
 
+static void port_drain_cb(void *arg);
+static void port_drain_drop(void *arg);
+
 __attribute__((constructor)) static void executor_module_init(void) {
   cor__obj_register(COR__OBJ_EXECUTOR, executor_obj_free);
   cor__run_shutdown_hook = cor__executor_shutdown_default;
+  cor__ts_drop_register(port_drain_cb, port_drain_drop);
 }
 
 unsigned cor__affinity_cpus(void) {
@@ -201,6 +205,15 @@ static void port_discard(cor__xport *port) {
     cor_release(&j->fut);
     j = next;
   }
+}
+
+/* The drain's post was dropped unrun: its loop closed first. Nobody will
+ * deliver these jobs; drop them, and the post's reference. */
+static void port_drain_drop(void *arg) {
+  cor__xport *port = arg;
+  cor_executor_t *ex = port->ex;
+  port_discard(port);
+  cor__executor_iref_put(ex);
 }
 
 void cor__xport_push(cor__xport *port, cor__xjob *first, cor__xjob *last) {
