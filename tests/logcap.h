@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NREC 64
@@ -91,5 +92,38 @@ static LOGCAP_UNUSED void dump_recs(void) {
       dump_recs();                                                             \
     assert_int_equal(find((n1), NULL, NULL), -1);                              \
   } while (0)
+
+/* cmocka fixtures: records cleared, CORIO_DEBUG unset, the sink on; then
+ * the default sink back. */
+static LOGCAP_UNUSED int logcap_setup(void **state) {
+  (void)state;
+  recs_clear();
+  unsetenv("CORIO_DEBUG");
+  cor_log_set_sink(sink, NULL);
+  return 0;
+}
+static LOGCAP_UNUSED int logcap_teardown(void **state) {
+  (void)state;
+  cor_log_set_sink(NULL, NULL);
+  unsetenv("CORIO_DEBUG");
+  return 0;
+}
+
+#ifdef F /* the test's own file name, as the library reports it */
+static char at_buf[8][128];
+static int at_i;
+/* "tests/test_x.c:123" */
+static LOGCAP_UNUSED const char *at(int line) {
+  char *b = at_buf[at_i++ & 7];
+  snprintf(b, 128, F ":%d", line);
+  return b;
+}
+/* "File "tests/test_x.c", line 123, in fn" */
+static LOGCAP_UNUSED const char *frame(int line, const char *fn) {
+  char *b = at_buf[at_i++ & 7];
+  snprintf(b, 128, "File \"" F "\", line %d, in %s", line, fn);
+  return b;
+}
+#endif
 
 #endif

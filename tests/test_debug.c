@@ -26,33 +26,6 @@
 
 #include "logcap.h"
 
-static char at_buf[8][64];
-static int at_i;
-/* "tests/test_debug.c:123" */
-static const char *at(int line) {
-  char *b = at_buf[at_i++ & 7];
-  snprintf(b, 64, F ":%d", line);
-  return b;
-}
-/* "File "tests/test_debug.c", line 123, in fn" */
-static const char *frame(int line, const char *fn) {
-  char *b = at_buf[at_i++ & 7];
-  snprintf(b, 64, "File \"" F "\", line %d, in %s", line, fn);
-  return b;
-}
-
-static int setup(void **state) {
-  (void)state;
-  nrec = 0;
-  unsetenv("CORIO_DEBUG");
-  cor_log_set_sink(sink, NULL);
-  return 0;
-}
-static int teardown(void **state) {
-  (void)state;
-  cor_log_set_sink(NULL, NULL);
-  return 0;
-}
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -1229,31 +1202,31 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], DUMP_CHILD_ARG) == 0)
     return dump_signal_child();
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_turning_on, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_never_awaited, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_never_awaited_debug, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_never_retrieved, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_never_retrieved_debug, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_future_never_retrieved, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_pending_destroyed, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_exception_handler, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_slow_callbacks, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unclosed_loop, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_dump_tasks, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_dump_stream_wait, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_production_logs_no_debug_records, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_threadsafe_slow_callbacks, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_watchdog_threadsafe, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_threadsafe_debug_toggled, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_threadsafe_bounded_sites, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_poll_overslept, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_poll_overslept_late, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_poll_zero_timeout_slow, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_signal_callback_timed, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_dump_signal, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_tail_call_sites, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_watchdog_sleeps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_turning_on, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_never_awaited, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_never_awaited_debug, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_never_retrieved, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_never_retrieved_debug, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_future_never_retrieved, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_pending_destroyed, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_exception_handler, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_slow_callbacks, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_unclosed_loop, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_dump_tasks, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_dump_stream_wait, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_watchdog, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_production_logs_no_debug_records, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_threadsafe_slow_callbacks, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_watchdog_threadsafe, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_threadsafe_debug_toggled, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_threadsafe_bounded_sites, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_poll_overslept, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_poll_overslept_late, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_poll_zero_timeout_slow, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_signal_callback_timed, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_dump_signal, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_tail_call_sites, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_watchdog_sleeps, logcap_setup, logcap_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,39 +29,11 @@
 
 #include "logcap.h"
 
-static char at_buf[8][128];
-static int at_i;
-/* "tests/test_resource.c:123" */
-static const char *at(int line) {
-  char *b = at_buf[at_i++ & 7];
-  snprintf(b, 128, F ":%d", line);
-  return b;
-}
 /* "created at tests/test_resource.c:123>" */
 static const char *created(int line) {
   char *b = at_buf[at_i++ & 7];
   snprintf(b, 128, " created at " F ":%d>", line);
   return b;
-}
-/* "File "tests/test_resource.c", line 123, in fn" */
-static const char *frame(int line, const char *fn) {
-  char *b = at_buf[at_i++ & 7];
-  snprintf(b, 128, "File \"" F "\", line %d, in %s", line, fn);
-  return b;
-}
-
-static int setup(void **state) {
-  (void)state;
-  nrec = 0;
-  unsetenv("CORIO_DEBUG");
-  cor_log_set_sink(sink, NULL);
-  return 0;
-}
-static int teardown(void **state) {
-  (void)state;
-  cor_log_set_sink(NULL, NULL);
-  unsetenv("CORIO_DEBUG");
-  return 0;
 }
 
 /* The debug-only parts of a report. */
@@ -763,22 +735,22 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--child") == 0)
     return run_child_mode(argv[2]);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_unclosed_stream, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unclosed_stream_debug, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_stream_from_fd, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unclosed_server, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unclosed_runtime_server, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_datagram_closed_quiet, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unclosed_executor, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unclosed_executor_debug_loop, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_default_pool_quiet, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_coro_at_exit, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_coro_at_exit_debug, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_leak_at_exit, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_leak_at_exit_debug, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_loop_freed_with_endpoint_open, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_exit_in_task, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_fork_child_quiet, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unclosed_stream, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_unclosed_stream_debug, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_stream_from_fd, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_unclosed_server, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_unclosed_runtime_server, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_datagram_closed_quiet, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_unclosed_executor, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_unclosed_executor_debug_loop, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_default_pool_quiet, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_coro_at_exit, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_coro_at_exit_debug, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_leak_at_exit, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_leak_at_exit_debug, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_loop_freed_with_endpoint_open, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_exit_in_task, logcap_setup, logcap_teardown),
+      cmocka_unit_test_setup_teardown(test_fork_child_quiet, logcap_setup, logcap_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

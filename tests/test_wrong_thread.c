@@ -27,18 +27,6 @@
 
 #include "logcap.h"
 
-static int setup(void **state) {
-  (void)state;
-  recs_clear();
-  unsetenv("CORIO_DEBUG");
-  cor_log_set_sink(sink, NULL);
-  return 0;
-}
-static int teardown(void **state) {
-  (void)state;
-  cor_log_set_sink(NULL, NULL);
-  return 0;
-}
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -848,7 +836,7 @@ static void test_every_call_is_listed(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_call_is_listed),
-      cmocka_unit_test_setup_teardown(test_wrong_thread, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_wrong_thread, logcap_setup, logcap_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
