@@ -205,7 +205,9 @@ int cor_future_set_error(cor_future_t *f, int code, const char *msg) {
     return cor__bad_arg("cor_future_set_error", "fut is NULL");
   COR__CHECK_THREAD(f->loop, "cor_future_set_error");
   if (f->is_task || f->state != COR__FUT_PENDING || code >= 0)
-    return -EINVAL;
+    return code >= 0
+               ? cor__bad_arg("cor_future_set_error", "code is not negative")
+               : -EINVAL; /* a task's or a done future: a state */
   cor__future_finish(f, COR__FUT_DONE, code, NULL, dup_msg(msg), NULL, 0);
   return 0;
 }

@@ -131,7 +131,8 @@ static void remove_locked(cor_loop_t *loop, int signum) {
 int cor_loop_remove_signal_handler(cor_loop_t *loop, int signum) {
   if (loop == NULL || signum <= 0 || signum >= NSIG_MAX)
     return cor__bad_arg("cor_loop_remove_signal_handler",
-                        loop == NULL ? "loop is NULL" : "signum is out of range");
+                        loop == NULL ? "loop is NULL"
+                                     : "signum is out of range");
   COR__CHECK_THREAD(loop, "cor_loop_remove_signal_handler");
   if (loop->closed)
     return COR_ECLOSED;

@@ -75,10 +75,10 @@ static void close_pair(int fds[2]) {
 int cor_subprocess_exec(const char *const argv[],
                         const cor_subprocess_opts *opts, cor_process_t **out) {
   if (argv == NULL || argv[0] == NULL || out == NULL)
-    return cor__bad_arg("cor_subprocess_exec",
-                        argv == NULL      ? "argv is NULL"
-                        : argv[0] == NULL ? "argv is empty"
-                                          : "out is NULL");
+    return cor__bad_arg("cor_subprocess_exec", argv == NULL ? "argv is NULL"
+                                               : argv[0] == NULL
+                                                   ? "argv is empty"
+                                                   : "out is NULL");
   struct cor_loop *loop = cor__tls_loop;
   if (loop == NULL)
     return COR_ENOTASK;

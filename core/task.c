@@ -548,10 +548,9 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
                             const char *name) {
   struct cor_coro c;
   if (cor__coro_take(coro, &c) != 0)
-    return cor__bad_arg_ptr("cor_create_task",
-                            coro == NULL
-                                ? "coro is NULL"
-                                : "coro was already consumed or closed");
+    return cor__bad_arg_ptr(
+        "cor_create_task",
+        coro == NULL ? "coro is NULL" : "coro was already consumed or closed");
   if (loop == NULL && (loop = cor__tls_loop) == NULL)
     return cor__bad_arg_ptr("cor_create_task",
                             "loop is NULL and no loop is running");

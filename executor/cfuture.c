@@ -704,10 +704,9 @@ cor_cfuture_t *cor__rct_submit(cor_coro_t *coro, struct cor_loop *loop,
   struct cor_coro c;
   int err;
   if (cor__coro_take(coro, &c) != 0 || loop == NULL) {
-    cor__bad_arg(call, coro == NULL ? "coro is NULL"
-                       : loop == NULL
-                           ? "loop is NULL"
-                           : "coro was already consumed or closed");
+    cor__bad_arg(call, coro == NULL   ? "coro is NULL"
+                       : loop == NULL ? "loop is NULL"
+                                      : "coro was already consumed or closed");
     err = EINVAL;
     goto fail;
   }

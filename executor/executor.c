@@ -135,8 +135,7 @@ int cor_executor_shutdown(cor_executor_t *ex, bool wait, bool cancel_futures) {
 
 int cor_executor_shutdown_timeout(cor_executor_t *ex, bool cancel_futures,
                                   double timeout) {
-  return shutdown_common(ex, true, cancel_futures,
-                         cor__deadline_after(timeout),
+  return shutdown_common(ex, true, cancel_futures, cor__deadline_after(timeout),
                          "cor_executor_shutdown_timeout");
 }
 

@@ -802,15 +802,15 @@ cor_future_t *cor_run_in_process(cor_loop_t *loop, cor_executor_t *ex,
                                  size_t len) {
   if (loop == NULL)
     loop = cor__tls_loop;
-  if (loop == NULL || ex == NULL || job == NULL ||
-      ex->kind != COR__X_PROCESS || (in == NULL && len > 0))
-    return cor__bad_arg_ptr(
-        "cor_run_in_process",
-        loop == NULL ? "loop is NULL and no loop is running"
-        : ex == NULL ? "ex is NULL"
-        : job == NULL                ? "job is NULL"
-        : ex->kind != COR__X_PROCESS ? "ex is not a process pool"
-                                     : "in is NULL with len > 0");
+  if (loop == NULL || ex == NULL || job == NULL || ex->kind != COR__X_PROCESS ||
+      (in == NULL && len > 0))
+    return cor__bad_arg_ptr("cor_run_in_process",
+                            loop == NULL ? "loop is NULL and no loop is running"
+                            : ex == NULL ? "ex is NULL"
+                            : job == NULL ? "job is NULL"
+                            : ex->kind != COR__X_PROCESS
+                                ? "ex is not a process pool"
+                                : "in is NULL with len > 0");
   COR__CHECK_THREAD_PTR(loop, "cor_run_in_process");
   ppool *p = (ppool *)ex;
   const cor_process_job_def *def = cor__process_job_find(job);

@@ -40,6 +40,7 @@ static int teardown(void **state) {
 
 static cor_loop_t *g_loop;     /* a loop nobody runs: any one thread may use it */
 static cor_stream_t *g_s;      /* one end of a socketpair, on g_loop */
+static cor_future_t *g_fut;    /* pending, on g_loop */
 static cor_stream_t *g_out;    /* receives nothing: every row fails first */
 static char g_buf[16];
 static const char *g_data;
@@ -127,6 +128,8 @@ enum { P, T };
     (cor_future_set_result(NULL, NULL)))                                     \
   X(cor_future_set_error, CODE, P, -EINVAL, "fut is NULL",                   \
     (cor_future_set_error(NULL, -EIO, NULL)))                                \
+  X(cor_future_set_error, CODE, P, -EINVAL, "code is not negative",          \
+    (cor_future_set_error(g_fut, 0, NULL)))                                  \
   X(cor_future_cancel, CODE, P, -EINVAL, "fut is NULL",                      \
     (cor_future_cancel(NULL, NULL)))                                         \
   X(cor_future_done, QUIET, P, 0, NULL, (cor_future_done(NULL)))             \
@@ -486,12 +489,16 @@ static void test_bad_args(void **state) {
   assert_non_null(g_loop);
   g_s = cor_stream_from_fd(g_loop, sv[0]);
   assert_non_null(g_s);
+  g_fut = cor_future_new(g_loop);
+  assert_non_null(g_fut);
   nfailed = 0;
 
   run_rows(P);
   recs_clear();
   assert_int_equal(cor_run(task_rows, NULL, NULL), 0);
 
+  assert_false(cor_future_done(g_fut)); /* the bad set_error changed nothing */
+  cor_release(g_fut);
   cor_stream_free(g_s);
   close(sv[1]);
   assert_int_equal(cor_loop_close(g_loop), 0);
