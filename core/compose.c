@@ -29,7 +29,7 @@ static int wait_for_at(cor_future_t *f, double timeout, void **result,
   if (t == NULL)
     return COR_ENOTASK;
   if (f == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_wait_for", "fut is NULL");
   COR__CHECK_THREAD(f->loop, "cor_wait_for");
   if (f->state != COR__FUT_PENDING)
     return cor__await_at(f, result, site, line);
@@ -86,10 +86,8 @@ static void shield_done(cor_future_t *inner, void *arg) {
 static void shield_drop(cor__fut_cb *n) { cor_release(n->uarg); }
 
 cor_future_t *cor_shield(cor_future_t *inner) {
-  if (inner == NULL) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (inner == NULL)
+    return cor__bad_arg_ptr("cor_shield", "fut is NULL");
   COR__CHECK_THREAD_PTR(inner->loop, "cor_shield");
   if (inner->state != COR__FUT_PENDING)
     return cor_retain(inner);
@@ -116,13 +114,16 @@ static int gather_at(cor_future_t **futs, size_t n, int *codes,
   if (t == NULL)
     return COR_ENOTASK;
   if (n > 0 && futs == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_gather", "futs is NULL with n > 0");
   for (size_t i = 0; i < n; i++) {
     if (futs[i] == NULL)
-      return -EINVAL;
+      return cor__bad_arg("cor_gather", "an element of futs is NULL");
     COR__CHECK_THREAD(futs[i]->loop, "cor_gather");
     if (futs[i]->loop != t->tl->loop || futs[i] == &t->fut)
-      return -EINVAL;
+      return cor__bad_arg("cor_gather",
+                          futs[i] == &t->fut
+                              ? "futs holds the calling task itself"
+                              : "an element of futs belongs to another loop");
   }
   /* Awaiting each in turn waits for all: they run concurrently anyway. A
    * rise of our cancel counter during an await means the gather itself was
@@ -234,12 +235,14 @@ cor_task_t *cor_taskgroup_spawn(cor_taskgroup_t *g, cor_coro_t *coro,
   /* coro is consumed even on failure, a wrong thread's included. */
   if (g == NULL || (COR_UNLIKELY(cor__tls_loop != g->loop) &&
                     cor__wrong_thread(g->loop, "cor_taskgroup_spawn"))) {
-    cor_coro_close(coro);
-    errno = g ? -COR_ETHREAD : EINVAL;
+    cor__coro_discard(coro);
+    if (g == NULL)
+      return cor__bad_arg_ptr("cor_taskgroup_spawn", "group is NULL");
+    errno = -COR_ETHREAD;
     return NULL;
   }
   if (g->closed || g->aborting) {
-    cor_coro_close(coro);
+    cor__coro_discard(coro);
     errno = g->aborting && !g->closed ? ECANCELED : EINVAL;
     return NULL;
   }
@@ -247,7 +250,7 @@ cor_task_t *cor_taskgroup_spawn(cor_taskgroup_t *g, cor_coro_t *coro,
     size_t cap = g->cap ? 2 * g->cap : 8;
     struct cor_task **k = cor__realloc(g->kids, cap * sizeof *k);
     if (k == NULL) {
-      cor_coro_close(coro);
+      cor__coro_discard(coro);
       errno = ENOMEM;
       return NULL;
     }
@@ -276,7 +279,7 @@ static int taskgroup_wait_at(cor_taskgroup_t *g, const void *site,
   if (t == NULL)
     return COR_ENOTASK;
   if (g == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_taskgroup_wait", "group is NULL");
   COR__CHECK_THREAD(g->loop, "cor_taskgroup_wait");
   if (g->parent != t || g->closed)
     return -EINVAL;

@@ -46,10 +46,12 @@ cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
     loop = cor__tls_loop;
   if (loop == NULL || opts == NULL ||
       (opts->local_host == NULL && opts->remote_host == NULL &&
-       opts->local_port == 0)) {
-    errno = EINVAL;
-    return NULL;
-  }
+       opts->local_port == 0))
+    return cor__bad_arg_ptr("cor_open_datagram",
+                            loop == NULL ? "loop is NULL and no loop is running"
+                            : opts == NULL
+                                ? "opts is NULL"
+                                : "opts names no local or remote address");
   COR__CHECK_THREAD_PTR(loop, "cor_open_datagram");
   cor__addr local, remote;
   int rc = 0;
@@ -114,7 +116,8 @@ ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
                           struct sockaddr *from, unsigned *fromlen,
                           double timeout) {
   if (d == NULL || (buf == NULL && n > 0))
-    return -EINVAL;
+    return cor__bad_arg("cor_datagram_recv",
+                        d == NULL ? "d is NULL" : "buf is NULL with n > 0");
   COR__CHECK_THREAD(d->loop, "cor_datagram_recv");
   uint64_t dl = timeout > 0 ? cor__now_ns() + (uint64_t)(timeout * 1e9) : 0;
   for (;;) {
@@ -145,7 +148,8 @@ ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
 int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
                       const struct sockaddr *to, unsigned tolen) {
   if (d == NULL || (buf == NULL && n > 0))
-    return -EINVAL;
+    return cor__bad_arg("cor_datagram_send",
+                        d == NULL ? "d is NULL" : "buf is NULL with n > 0");
   COR__CHECK_THREAD(d->loop, "cor_datagram_send");
   if (d->closed)
     return COR_ECLOSED;

@@ -166,7 +166,7 @@ void cor__loop_repr(const struct cor_loop *loop, cor__buf *out) {
 int cor_loop_set_exception_handler(cor_loop_t *loop,
                                    cor_exception_handler handler, void *arg) {
   if (loop == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_set_exception_handler", "loop is NULL");
   COR__CHECK_THREAD(loop, "cor_loop_set_exception_handler");
   /* arg first: a reader that sees the new handler sees its argument. */
   __atomic_store_n(&loop->exc_arg, arg, __ATOMIC_RELEASE);
@@ -305,7 +305,9 @@ __attribute__((noinline)) bool cor__wrong_thread(const struct cor_loop *loop,
 
 int cor_loop_set_slow_callback_duration(cor_loop_t *loop, double seconds) {
   if (loop == NULL || !(seconds >= 0) || seconds > 1e9)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_set_slow_callback_duration",
+                        loop == NULL ? "loop is NULL"
+                                     : "seconds is negative, NaN or above 1e9");
   COR__CHECK_THREAD(loop, "cor_loop_set_slow_callback_duration");
   loop->slow_ns = (uint64_t)(seconds * 1e9);
   return 0;
@@ -899,7 +901,9 @@ static void *wd_main(void *arg) {
 
 int cor_loop_set_watchdog(cor_loop_t *loop, double seconds) {
   if (loop == NULL || !(seconds >= 0) || seconds > 1e6)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_set_watchdog",
+                        loop == NULL ? "loop is NULL"
+                                     : "seconds is negative, NaN or above 1e6");
   COR__CHECK_THREAD(loop, "cor_loop_set_watchdog");
   watchdog_stop(loop);
   if (seconds == 0)

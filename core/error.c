@@ -96,3 +96,18 @@ void cor__assert_fail(const char *expr, const char *file, int line,
   }
   abort();
 }
+
+/* Kept out of line and cold: the callers' fast paths carry only the test of
+ * their arguments. errno is set after logging, as a sink may change it. */
+__attribute__((cold, noinline)) int cor__bad_arg(const char *call,
+                                                 const char *what) {
+  cor_log(COR_LOG_ERROR, "%s(): invalid argument: %s", call, what);
+  return -EINVAL;
+}
+
+__attribute__((cold, noinline)) void *cor__bad_arg_ptr(const char *call,
+                                                       const char *what) {
+  cor_log(COR_LOG_ERROR, "%s(): invalid argument: %s", call, what);
+  errno = EINVAL;
+  return NULL;
+}

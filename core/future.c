@@ -34,10 +34,9 @@ void cor__future_init(struct cor_future *f, struct cor_loop *loop,
 cor_future_t *cor_future_new(cor_loop_t *loop) {
   if (loop == NULL)
     loop = cor__tls_loop;
-  if (loop == NULL) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (loop == NULL)
+    return cor__bad_arg_ptr("cor_future_new",
+                            "loop is NULL and no loop is running");
   COR__CHECK_THREAD_PTR(loop, "cor_future_new");
   struct cor_future *f = cor__malloc(sizeof *f);
   if (f == NULL) {
@@ -156,15 +155,18 @@ int cor__future_add_done_callback_drop(struct cor_future *f, cor_done_fn cb,
 
 int cor_future_add_done_callback(cor_future_t *f, cor_done_fn cb, void *arg) {
   if (f == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_future_add_done_callback", "fut is NULL");
   COR__CHECK_THREAD(f->loop, "cor_future_add_done_callback");
+  if (cb == NULL)
+    return cor__bad_arg("cor_future_add_done_callback", "cb is NULL");
   return cor__future_add_done_callback_drop(f, cb, arg, NULL);
 }
 
 int cor_future_remove_done_callback(cor_future_t *f, cor_done_fn cb,
                                     void *arg) {
   if (f == NULL || cb == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_future_remove_done_callback",
+                        f == NULL ? "fut is NULL" : "cb is NULL");
   COR__CHECK_THREAD(f->loop, "cor_future_remove_done_callback");
   int removed = 0;
   cor__fut_cb **pp = &f->cbs;
@@ -190,7 +192,7 @@ static char *dup_msg(const char *msg) {
 
 int cor_future_set_result(cor_future_t *f, void *value) {
   if (f == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_future_set_result", "fut is NULL");
   COR__CHECK_THREAD(f->loop, "cor_future_set_result");
   if (f->is_task || f->state != COR__FUT_PENDING)
     return -EINVAL;
@@ -200,17 +202,19 @@ int cor_future_set_result(cor_future_t *f, void *value) {
 
 int cor_future_set_error(cor_future_t *f, int code, const char *msg) {
   if (f == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_future_set_error", "fut is NULL");
   COR__CHECK_THREAD(f->loop, "cor_future_set_error");
   if (f->is_task || f->state != COR__FUT_PENDING || code >= 0)
-    return -EINVAL;
+    return code >= 0
+               ? cor__bad_arg("cor_future_set_error", "code is not negative")
+               : -EINVAL; /* a task's or a done future: a state */
   cor__future_finish(f, COR__FUT_DONE, code, NULL, dup_msg(msg), NULL, 0);
   return 0;
 }
 
 int cor_future_cancel(cor_future_t *f, const char *msg) {
   if (f == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_future_cancel", "fut is NULL");
   COR__CHECK_THREAD(f->loop, "cor_future_cancel");
   if (f->is_task)
     return cor_task_cancel((cor_task_t *)f, msg);
@@ -238,7 +242,7 @@ int cor__future_take(struct cor_future *f, void **result) {
 
 int cor_future_result(cor_future_t *f, void **value) {
   if (f == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_future_result", "fut is NULL");
   COR__CHECK_THREAD(f->loop, "cor_future_result");
   if (f->state == COR__FUT_PENDING)
     return -EAGAIN;
@@ -391,7 +395,10 @@ static void stop_loop_cb(void *loop) { cor_loop_stop(loop); }
 
 int cor_loop_run_until_complete(cor_loop_t *loop, cor_future_t *f) {
   if (loop == NULL || f == NULL || f->loop != loop)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_run_until_complete",
+                        loop == NULL ? "loop is NULL"
+                        : f == NULL  ? "fut is NULL"
+                                     : "fut belongs to another loop");
   COR__CHECK_THREAD(loop, "cor_loop_run_until_complete");
   if (f->state == COR__FUT_PENDING) {
     cor__fut_cb n = {.fn = stop_loop_cb, .arg = loop, .kind = COR__CB_EMBED};

@@ -146,6 +146,16 @@ long cor__alloc_count(void);
   } while (0)
 void cor__log_init_from_env(void);
 
+/* Invalid arguments (core/error.c): one ERROR record
+ * "<call>(): invalid argument: <what>" (what names the argument: "s is
+ * NULL"), then -EINVAL; the _ptr form sets errno = EINVAL and returns NULL.
+ * Only for the branch a public call already takes on bad input, so the
+ * fast path gains nothing. */
+__attribute__((cold, noinline)) int cor__bad_arg(const char *call,
+                                                 const char *what);
+__attribute__((cold, noinline)) void *cor__bad_arg_ptr(const char *call,
+                                                       const char *what);
+
 /* ------------------------------------------------------------ objects */
 
 /* Every counted object starts with this header; cor_release dispatches on

@@ -506,6 +506,14 @@ void cor_log_flush(void) {
 void cor_log(int level, const char *fmt, ...) {
   if (!cor_log_enabled(level))
     return;
+  /* glibc's vsnprintf fails on a NULL fmt (the record would read
+   * "unformattable"); C leaves it undefined, and other libcs crash. */
+  if (fmt == NULL) {
+    int e = errno;
+    cor__bad_arg("cor_log", "fmt is NULL");
+    errno = e; /* a void call: leaves errno alone, as every record does */
+    return;
+  }
   /* Callers log between a failed call and their look at errno. */
   int saved_errno = errno;
   char msg[MSG_MAX];

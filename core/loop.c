@@ -213,7 +213,7 @@ static void release_resources(cor_loop_t *loop) {
 
 int cor_loop_close(cor_loop_t *loop) {
   if (loop == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_close", "loop is NULL");
   if (ck_pr_load_int(&loop->closed))
     return COR_ECLOSED;
   COR__CHECK_THREAD(loop, "cor_loop_close");
@@ -264,7 +264,7 @@ uint64_t cor_loop_time_ns(const cor_loop_t *loop) {
 
 int cor_loop_set_debug(cor_loop_t *loop, bool on) {
   if (loop == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_set_debug", "loop is NULL");
   COR__CHECK_THREAD(loop, "cor_loop_set_debug");
   return cor__loop_debug_apply(loop, on);
 }
@@ -277,7 +277,8 @@ bool cor_loop_get_debug(const cor_loop_t *loop) {
 
 int cor_loop_get_stats(const cor_loop_t *loop, cor_loop_stats *out) {
   if (loop == NULL || out == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_get_stats",
+                        loop == NULL ? "loop is NULL" : "out is NULL");
   cor_loop_t *l = (cor_loop_t *)loop;
   out->iterations = ck_pr_load_64(&l->st_iterations);
   out->callbacks = ck_pr_load_64(&l->st_callbacks);
@@ -395,7 +396,8 @@ call_soon_slow(cor_loop_t *loop, cor_callback cb, void *arg, cor_handle_t *out,
 int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
                   cor_handle_t *out) {
   if (COR_UNLIKELY(loop == NULL || cb == NULL))
-    return -EINVAL;
+    return cor__bad_arg("cor_call_soon",
+                        loop == NULL ? "loop is NULL" : "cb is NULL");
   /* One thread-local compare (the wrong-thread check) and one flag word for
    * "closed" and "debug", which replaces the closed check the fast path
    * always made: debug mode costs it nothing more. */
@@ -410,7 +412,7 @@ static int call_at_site(cor_loop_t *loop, uint64_t when, cor_callback cb,
                         void *arg, cor_handle_t *out, const char *call,
                         void *site) {
   if (loop == NULL || cb == NULL)
-    return -EINVAL;
+    return cor__bad_arg(call, loop == NULL ? "loop is NULL" : "cb is NULL");
   COR__CHECK_THREAD(loop, call);
   if (loop->closed)
     return COR_ECLOSED;
@@ -461,7 +463,7 @@ int cor_call_at(cor_loop_t *loop, double when, cor_callback cb, void *arg,
 
 int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h) {
   if (loop == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_handle_cancel", "loop is NULL");
   COR__CHECK_THREAD(loop, "cor_handle_cancel");
   if (loop->closed)
     return COR_ECLOSED;
@@ -567,7 +569,8 @@ static inline __attribute__((always_inline)) int
 post_threadsafe(cor_loop_t *loop, cor_callback cb, void *arg, bool count,
                 void *site) {
   if (COR_UNLIKELY(loop == NULL || cb == NULL))
-    return -EINVAL;
+    return cor__bad_arg("cor_call_soon_threadsafe",
+                        loop == NULL ? "loop is NULL" : "cb is NULL");
   if (COR_UNLIKELY(ck_pr_load_int(&loop->closed)))
     return COR_ECLOSED;
   int tf = ck_pr_load_int(&loop->ts_flags);
@@ -672,18 +675,23 @@ static int io_reserve(cor_loop_t *loop, int fd) {
   return 0;
 }
 
+#define IO_CALL(bit, on)                                                       \
+  ((on) ? ((bit) == COR__POLL_IN ? "cor_loop_add_reader"                       \
+                                 : "cor_loop_add_writer")                      \
+        : ((bit) == COR__POLL_IN ? "cor_loop_remove_reader"                    \
+                                 : "cor_loop_remove_writer"))
+
 static int io_set(cor_loop_t *loop, int fd, unsigned bit, bool on,
                   cor_callback cb, void *arg) {
   if (loop == NULL || fd < 0 || (on && cb == NULL))
-    return -EINVAL;
-  COR__CHECK_THREAD(loop, on ? (bit == COR__POLL_IN ? "cor_loop_add_reader"
-                                                    : "cor_loop_add_writer")
-                             : (bit == COR__POLL_IN ? "cor_loop_remove_reader"
-                                                    : "cor_loop_remove_writer"));
+    return cor__bad_arg(IO_CALL(bit, on), loop == NULL ? "loop is NULL"
+                                          : fd < 0     ? "fd is negative"
+                                                       : "cb is NULL");
+  COR__CHECK_THREAD(loop, IO_CALL(bit, on));
   if (loop->closed)
     return COR_ECLOSED;
   if (fd == loop->wakefd || fd == loop->sigfd || fd == loop->poller.fd)
-    return -EINVAL;
+    return cor__bad_arg(IO_CALL(bit, on), "fd is one of the loop's own");
   if (!on && (fd >= loop->io_cap || !(loop->io[fd].mask & bit)))
     return -ENOENT;
   int err = io_reserve(loop, fd);
@@ -987,7 +995,7 @@ static void run_once(cor_loop_t *loop) {
 
 int cor__loop_run(cor_loop_t *loop, const char *call) {
   if (loop == NULL)
-    return -EINVAL;
+    return cor__bad_arg(call, "loop is NULL");
   if (ck_pr_load_int(&loop->closed))
     return COR_ECLOSED;
   if (!ck_pr_cas_int(&loop->running, 0, 1)) {
@@ -1028,7 +1036,7 @@ int cor_loop_run_forever(cor_loop_t *loop) {
 
 int cor_loop_stop(cor_loop_t *loop) {
   if (loop == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_stop", "loop is NULL");
   COR__CHECK_THREAD(loop, "cor_loop_stop");
   if (loop->closed)
     return COR_ECLOSED;

@@ -319,9 +319,9 @@ static uint64_t deadline_of(const cor_connect_opts *o) {
 /* ra: the application's call, for the stream's creation site. */
 static int open_connection(const char *host, const char *port,
                            const cor_connect_opts *opts, cor_stream_t **out,
-                           const void *ra) {
+                           const void *ra, const char *call) {
   if (port == NULL || out == NULL)
-    return -EINVAL;
+    return cor__bad_arg(call, port == NULL ? "port is NULL" : "out is NULL");
   int rc = check_task();
   if (rc)
     return rc;
@@ -347,18 +347,20 @@ static int open_connection(const char *host, const char *port,
 int cor_open_connection_opts(const char *host, const char *port,
                              const cor_connect_opts *opts,
                              cor_stream_t **out) {
-  return open_connection(host, port, opts, out, __builtin_return_address(0));
+  return open_connection(host, port, opts, out, __builtin_return_address(0),
+                         "cor_open_connection_opts");
 }
 
 int cor_open_connection(const char *host, const char *port,
                         cor_stream_t **out) {
-  return open_connection(host, port, NULL, out, __builtin_return_address(0));
+  return open_connection(host, port, NULL, out, __builtin_return_address(0),
+                         "cor_open_connection");
 }
 
 int cor_open_unix_connection(const char *path, const cor_connect_opts *opts,
                              cor_stream_t **out) {
   if (out == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_open_unix_connection", "out is NULL");
   int rc = check_task();
   if (rc)
     return rc;
@@ -367,7 +369,9 @@ int cor_open_unix_connection(const char *path, const cor_connect_opts *opts,
     o = *opts;
   cor__addr a;
   if ((rc = cor__addr_unix(path, &a)) != 0)
-    return rc;
+    return rc == -EINVAL ? cor__bad_arg("cor_open_unix_connection",
+                                        "path is NULL or empty")
+                         : rc;
   return connect_one(cor__tls_loop, &a, &o, deadline_of(&o), out,
                      __builtin_return_address(0));
 }

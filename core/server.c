@@ -455,10 +455,10 @@ cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
     o = *opts;
   if (loop == NULL)
     loop = cor__tls_loop;
-  if (loop == NULL || handler == NULL) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (loop == NULL || handler == NULL)
+    return cor__bad_arg_ptr("cor_start_server",
+                            loop == NULL ? "loop is NULL and no loop is running"
+                                         : "handler is NULL");
   COR__CHECK_THREAD_PTR(loop, "cor_start_server");
   if (loop->closed) {
     errno = -COR_ECLOSED;
@@ -591,7 +591,7 @@ static void on_each_loop(struct cor_server *srv,
 
 int cor_server_close(cor_server_t *srv) {
   if (srv == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_server_close", "srv is NULL");
   CHECK_SERVER_THREAD(srv, "cor_server_close");
   if (__atomic_exchange_n(&srv->closed, true, __ATOMIC_ACQ_REL))
     return COR_ECLOSED;
@@ -602,7 +602,7 @@ int cor_server_close(cor_server_t *srv) {
 
 int cor_server_close_clients(cor_server_t *srv) {
   if (srv == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_server_close_clients", "srv is NULL");
   CHECK_SERVER_THREAD(srv, "cor_server_close_clients");
   on_each_loop(srv, cancel_clients);
   return 0;
@@ -610,7 +610,7 @@ int cor_server_close_clients(cor_server_t *srv) {
 
 int cor_server_wait_closed(cor_server_t *srv, double timeout) {
   if (srv == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_server_wait_closed", "srv is NULL");
   CHECK_SERVER_THREAD(srv, "cor_server_wait_closed");
   if (!__atomic_load_n(&srv->closed, __ATOMIC_ACQUIRE))
     return -EINVAL;

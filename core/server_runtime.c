@@ -43,10 +43,11 @@ cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
   if (opts)
     o = *opts;
   unsigned n = cor_runtime_nloops(rt);
-  if (rt == NULL || handler == NULL || n == 0) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (rt == NULL || handler == NULL || n == 0)
+    return cor__bad_arg_ptr("cor_runtime_start_server",
+                            rt == NULL        ? "rt is NULL"
+                            : handler == NULL ? "handler is NULL"
+                                              : "rt has no loops");
   for (unsigned i = 0; i < n; i++)
     if (cor_runtime_loop(rt, i) == cor__tls_loop) {
       errno = EDEADLK;

@@ -60,7 +60,10 @@ int cor_loop_add_signal_handler(cor_loop_t *loop, int signum, cor_callback cb,
                                 void *arg) {
   if (loop == NULL || cb == NULL || signum <= 0 || signum >= NSIG_MAX ||
       signum == SIGKILL || signum == SIGSTOP)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_add_signal_handler",
+                        loop == NULL ? "loop is NULL"
+                        : cb == NULL ? "cb is NULL"
+                                     : "signum is out of range or uncatchable");
   COR__CHECK_THREAD(loop, "cor_loop_add_signal_handler");
   if (loop->closed)
     return COR_ECLOSED;
@@ -127,7 +130,9 @@ static void remove_locked(cor_loop_t *loop, int signum) {
 
 int cor_loop_remove_signal_handler(cor_loop_t *loop, int signum) {
   if (loop == NULL || signum <= 0 || signum >= NSIG_MAX)
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_remove_signal_handler",
+                        loop == NULL ? "loop is NULL"
+                                     : "signum is out of range");
   COR__CHECK_THREAD(loop, "cor_loop_remove_signal_handler");
   if (loop->closed)
     return COR_ECLOSED;

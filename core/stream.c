@@ -351,8 +351,9 @@ cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd) {
   if (loop == NULL || fd < 0) {
     if (fd >= 0)
       close(fd);
-    errno = EINVAL;
-    return NULL;
+    return cor__bad_arg_ptr("cor_stream_from_fd",
+                            loop == NULL ? "loop is NULL and no loop is running"
+                                         : "fd is negative");
   }
   if (COR_UNLIKELY(cor__tls_loop != loop) &&
       cor__wrong_thread(loop, "cor_stream_from_fd")) {
@@ -397,7 +398,7 @@ static void close_fd(cor_stream_t *s) {
 
 int cor_stream_close(cor_stream_t *s) {
   if (s == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_close", "s is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_close");
   if (s->closing)
     return COR_ECLOSED;
@@ -416,7 +417,7 @@ int cor_stream_close(cor_stream_t *s) {
 
 int cor_stream_wait_closed(cor_stream_t *s) {
   if (s == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_wait_closed", "s is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_wait_closed");
   if (!s->closing)
     return -EINVAL;
@@ -555,7 +556,8 @@ static inline void take(cor_stream_t *s, void *buf, size_t n) {
 
 ssize_t cor_stream_read(cor_stream_t *s, void *buf, size_t n) {
   if (s == NULL || (buf == NULL && n > 0))
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_read",
+                        s == NULL ? "s is NULL" : "buf is NULL with n > 0");
   COR__CHECK_THREAD(s->loop, "cor_stream_read");
   if (n == 0)
     return 0;
@@ -574,7 +576,8 @@ ssize_t cor_stream_read(cor_stream_t *s, void *buf, size_t n) {
 ssize_t cor_stream_readexactly(cor_stream_t *s, void *buf, size_t n,
                                size_t *partial) {
   if (s == NULL || (buf == NULL && n > 0))
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_readexactly",
+                        s == NULL ? "s is NULL" : "buf is NULL with n > 0");
   COR__CHECK_THREAD(s->loop, "cor_stream_readexactly");
   if (partial)
     *partial = 0;
@@ -657,7 +660,11 @@ static ssize_t readuntil(cor_stream_t *s, const void *sep, size_t seplen,
 ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep, size_t seplen,
                              void *buf, size_t cap, size_t *partial) {
   if (s == NULL || sep == NULL || seplen == 0 || (buf == NULL && cap > 0))
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_readuntil",
+                        s == NULL     ? "s is NULL"
+                        : sep == NULL ? "sep is NULL"
+                        : seplen == 0 ? "seplen is 0"
+                                      : "buf is NULL with cap > 0");
   COR__CHECK_THREAD(s->loop, "cor_stream_readuntil");
   return readuntil(s, sep, seplen, buf, cap, partial, "cor_stream_readuntil",
                    __builtin_return_address(0));
@@ -665,7 +672,8 @@ ssize_t cor_stream_readuntil(cor_stream_t *s, const void *sep, size_t seplen,
 
 ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap) {
   if (s == NULL || (buf == NULL && cap > 0))
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_readline",
+                        s == NULL ? "s is NULL" : "buf is NULL with cap > 0");
   COR__CHECK_THREAD(s->loop, "cor_stream_readline");
   size_t part = 0;
   ssize_t n = readuntil(s, "\n", 1, buf, cap, &part, "cor_stream_readline",
@@ -677,7 +685,8 @@ ssize_t cor_stream_readline(cor_stream_t *s, void *buf, size_t cap) {
 
 ssize_t cor_stream_peek(cor_stream_t *s, size_t min, const char **data) {
   if (s == NULL || data == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_peek",
+                        s == NULL ? "s is NULL" : "data is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_peek");
   if (min == 0)
     min = 1;
@@ -726,7 +735,8 @@ bool cor_stream_at_eof(const cor_stream_t *s) {
 
 int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
   if (COR_UNLIKELY(s == NULL || (buf == NULL && n > 0)))
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_write",
+                        s == NULL ? "s is NULL" : "buf is NULL with n > 0");
   COR__CHECK_THREAD(s->loop, "cor_stream_write");
   if (COR_UNLIKELY(s->werr))
     return s->werr;
@@ -785,7 +795,7 @@ int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
 
 int cor_stream_drain(cor_stream_t *s) {
   if (s == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_drain", "s is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_drain");
   for (;;) {
     if (s->werr)
@@ -816,7 +826,7 @@ size_t cor_stream_write_buffered(const cor_stream_t *s) {
 
 int cor_stream_write_eof(cor_stream_t *s) {
   if (s == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_write_eof", "s is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_write_eof");
   if (s->closing || s->fd_closed || s->shut_req)
     return COR_ECLOSED;
@@ -835,7 +845,7 @@ int cor_stream_write_eof(cor_stream_t *s) {
 
 int cor_stream_set_limit(cor_stream_t *s, size_t limit) {
   if (s == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_set_limit", "s is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_set_limit");
   s->limit = limit ? limit : COR_STREAM_DEFAULT_LIMIT;
   return 0;
@@ -844,7 +854,8 @@ int cor_stream_set_limit(cor_stream_t *s, size_t limit) {
 int cor_stream_set_write_buffer_limits(cor_stream_t *s, size_t high,
                                        size_t low) {
   if (s == NULL || low > high)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_set_write_buffer_limits",
+                        s == NULL ? "s is NULL" : "low is above high");
   COR__CHECK_THREAD(s->loop, "cor_stream_set_write_buffer_limits");
   if (high == 0 && low == 0) {
     high = COR_STREAM_DEFAULT_HIGH_WATER;
@@ -868,7 +879,9 @@ int cor_stream_set_timeouts(cor_stream_t *s, double read_timeout,
                             double idle_timeout) {
   uint64_t r, i;
   if (s == NULL || to_ns(read_timeout, &r) || to_ns(idle_timeout, &i))
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_set_timeouts",
+                        s == NULL ? "s is NULL"
+                                  : "a timeout is negative or NaN");
   COR__CHECK_THREAD(s->loop, "cor_stream_set_timeouts");
   s->read_to = r;
   s->idle_to = i;
@@ -885,7 +898,9 @@ int cor_stream_fd(const cor_stream_t *s) {
 int cor_stream_sockname(const cor_stream_t *s, struct sockaddr *sa,
                         unsigned *len) {
   if (s == NULL || sa == NULL || len == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_sockname", s == NULL    ? "s is NULL"
+                                               : sa == NULL ? "sa is NULL"
+                                                            : "len is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_sockname");
   socklen_t l = *len;
   if (getsockname(s->fd, sa, &l) < 0)
@@ -897,7 +912,9 @@ int cor_stream_sockname(const cor_stream_t *s, struct sockaddr *sa,
 int cor_stream_peername(const cor_stream_t *s, struct sockaddr *sa,
                         unsigned *len) {
   if (s == NULL || sa == NULL || len == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_stream_peername", s == NULL    ? "s is NULL"
+                                               : sa == NULL ? "sa is NULL"
+                                                            : "len is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_peername");
   socklen_t l = *len;
   if (getpeername(s->fd, sa, &l) < 0)

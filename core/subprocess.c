@@ -75,7 +75,10 @@ static void close_pair(int fds[2]) {
 int cor_subprocess_exec(const char *const argv[],
                         const cor_subprocess_opts *opts, cor_process_t **out) {
   if (argv == NULL || argv[0] == NULL || out == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_subprocess_exec", argv == NULL ? "argv is NULL"
+                                               : argv[0] == NULL
+                                                   ? "argv is empty"
+                                                   : "out is NULL");
   struct cor_loop *loop = cor__tls_loop;
   if (loop == NULL)
     return COR_ENOTASK;
@@ -84,10 +87,11 @@ int cor_subprocess_exec(const char *const argv[],
     o = *opts;
   int modes[3] = {o.stdin_mode, o.stdout_mode, o.stderr_mode};
   if (modes[0] == COR_STDIO_STDOUT || modes[1] == COR_STDIO_STDOUT)
-    return -EINVAL;
+    return cor__bad_arg("cor_subprocess_exec",
+                        "COR_STDIO_STDOUT is only for stderr_mode");
   for (int i = 0; i < 3; i++)
     if (modes[i] < COR_STDIO_INHERIT || modes[i] > COR_STDIO_STDOUT)
-      return -EINVAL;
+      return cor__bad_arg("cor_subprocess_exec", "a stdio mode is unknown");
   cor_process_t *p = cor__calloc(1, sizeof *p);
   if (p == NULL)
     return -ENOMEM;
@@ -209,7 +213,7 @@ int cor_process_pid(const cor_process_t *p) {
 
 int cor_process_wait(cor_process_t *p, double timeout, int *status) {
   if (p == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_process_wait", "p is NULL");
   COR__CHECK_THREAD(p->loop, "cor_process_wait");
   uint64_t dl = timeout > 0 ? cor__now_ns() + (uint64_t)(timeout * 1e9) : 0;
   while (!p->exited) {
@@ -226,7 +230,7 @@ int cor_process_wait(cor_process_t *p, double timeout, int *status) {
 
 int cor_process_kill(cor_process_t *p, int sig) {
   if (p == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_process_kill", "p is NULL");
   COR__CHECK_THREAD(p->loop, "cor_process_kill");
   if (p->exited || p->pidfd < 0)
     return -ESRCH;

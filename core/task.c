@@ -58,7 +58,9 @@ cor__tasks *cor__tasks_of(struct cor_loop *loop) {
 
 int cor_loop_set_task_stack_size(cor_loop_t *loop, size_t bytes) {
   if (loop == NULL || bytes == 0 || bytes > ((size_t)1 << 40))
-    return -EINVAL;
+    return cor__bad_arg("cor_loop_set_task_stack_size",
+                        loop == NULL ? "loop is NULL"
+                                     : "bytes is 0 or above 1 TiB");
   COR__CHECK_THREAD(loop, "cor_loop_set_task_stack_size");
   if (loop->closed)
     return COR_ECLOSED;
@@ -172,10 +174,8 @@ static void coro_track_unlink(struct cor_coro *c) {
 
 cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
                             const char *file, int line) {
-  if (fn == NULL) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (fn == NULL)
+    return cor__bad_arg_ptr("cor_coro_new", "fn is NULL");
   struct cor_coro *c;
   if (coro_q.n > QUARANTINE) {
     c = coro_q.head;
@@ -255,9 +255,18 @@ int cor__coro_take(cor_coro_t *c, struct cor_coro *out) {
   return 0;
 }
 
-int cor_coro_close(cor_coro_t *c) {
+int cor__coro_discard(cor_coro_t *c) {
   if (c == NULL || ck_pr_load_32(&c->state) != COR__CORO_LIVE)
     return -EINVAL;
+  coro_finish(c, COR__CORO_CLOSED);
+  return 0;
+}
+
+int cor_coro_close(cor_coro_t *c) {
+  if (c == NULL || ck_pr_load_32(&c->state) != COR__CORO_LIVE)
+    return cor__bad_arg("cor_coro_close",
+                        c == NULL ? "coro is NULL"
+                                  : "coro was already consumed or closed");
   coro_finish(c, COR__CORO_CLOSED);
   return 0;
 }
@@ -538,14 +547,13 @@ static void set_errno_code(int code) { errno = -code; }
 cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
                             const char *name) {
   struct cor_coro c;
-  if (cor__coro_take(coro, &c) != 0) {
-    errno = EINVAL;
-    return NULL;
-  }
-  if (loop == NULL && (loop = cor__tls_loop) == NULL) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (cor__coro_take(coro, &c) != 0)
+    return cor__bad_arg_ptr(
+        "cor_create_task",
+        coro == NULL ? "coro is NULL" : "coro was already consumed or closed");
+  if (loop == NULL && (loop = cor__tls_loop) == NULL)
+    return cor__bad_arg_ptr("cor_create_task",
+                            "loop is NULL and no loop is running");
   COR__CHECK_THREAD_PTR(loop, "cor_create_task");
   if (COR_UNLIKELY(loop->closed)) {
     set_errno_code(COR_ECLOSED);
@@ -640,7 +648,8 @@ const char *cor__task_name(struct cor_task *t) {
 
 int cor_task_set_name(cor_task_t *t, const char *name) {
   if (t == NULL || name == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_task_set_name",
+                        t == NULL ? "task is NULL" : "name is NULL");
   COR__CHECK_THREAD(t->fut.loop, "cor_task_set_name");
   char *n = cor__strdup(name);
   if (n == NULL)
@@ -658,6 +667,11 @@ size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out, size_t cap) {
   if (loop == NULL && (loop = cor__tls_loop) == NULL)
     return 0;
   COR__CHECK_THREAD_VAL(loop, "cor_all_tasks", 0);
+  if (out == NULL && cap > 0) { /* was a NULL write for a loop with tasks */
+    cor__bad_arg("cor_all_tasks", "out is NULL with cap > 0");
+    errno = EINVAL;
+    return 0;
+  }
   cor__tasks *tl = loop->tasks;
   if (tl == NULL)
     return 0;
@@ -705,13 +719,15 @@ await_impl(cor_future_t *f, void **result, const void *site, int line) {
   if (COR_UNLIKELY(t == NULL))
     return COR_ENOTASK;
   if (COR_UNLIKELY(f == NULL))
-    return -EINVAL;
+    return cor__bad_arg("cor_await", "fut is NULL");
   /* Before f is read: a future of a loop running on another thread. */
   COR__CHECK_THREAD(f->loop, "cor_await");
   if (f->state != COR__FUT_PENDING)
     return take_for_task(t, f, result);
   if (COR_UNLIKELY(f == &t->fut || f->loop != t->tl->loop))
-    return -EINVAL;
+    return cor__bad_arg("cor_await", f == &t->fut
+                                         ? "a task cannot await itself"
+                                         : "fut belongs to another loop");
   if (COR_UNLIKELY(t->must_cancel)) {
     /* A cancel request is waiting for this suspension: pass it on to what
      * we await, as asyncio's __step does; we still wait for it to end. */
@@ -754,7 +770,9 @@ int(cor_await)(cor_future_t *f, void **result) {
 int cor_await_coro(cor_coro_t *coro, void **result) {
   struct cor_coro c;
   if (cor__coro_take(coro, &c) != 0)
-    return -EINVAL;
+    return cor__bad_arg("cor_await_coro",
+                        coro == NULL ? "coro is NULL"
+                                     : "coro was already consumed or closed");
   if (cor__tls_task == NULL)
     return COR_ENOTASK;
   void *dummy;
@@ -846,7 +864,7 @@ int(cor_sleep)(double seconds) {
 
 int cor_task_cancel(cor_task_t *t, const char *msg) {
   if (t == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_task_cancel", "task is NULL");
   COR__CHECK_THREAD(t->fut.loop, "cor_task_cancel");
   if (t->fut.state != COR__FUT_PENDING || t->tstate >= COR__TASK_EXITED)
     return -EINVAL;
@@ -1182,7 +1200,7 @@ static void cancel_all_tasks(cor_loop_t *loop) {
 
 int cor_run(cor_fn main, void *arg, const cor_run_opts *opts) {
   if (main == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_run", "main is NULL");
   if (cor__tls_loop != NULL)
     return -EBUSY; /* cannot be called from a running event loop */
   cor_loop_opts lo = {0};

@@ -88,6 +88,10 @@ struct cor_coro {
 /* Consumes a coroutine: copies it to *out and marks it consumed. -EINVAL when
  * c is NULL or already consumed (or closed). */
 int cor__coro_take(cor_coro_t *c, struct cor_coro *out);
+/* cor_coro_close without the record: for a call that consumes a coroutine
+ * on its own failure path, where coro may be NULL or spent and the call has
+ * already reported its own error. */
+int cor__coro_discard(cor_coro_t *c);
 
 /* ------------------------------------------------------------ tasks */
 

@@ -228,7 +228,7 @@ void cor__cfuture_add_cb(cor_cfuture_t *cf, cor__cf_cb *n) {
 
 int cor_cfuture_cancel(cor_cfuture_t *cf) {
   if (cf == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_cfuture_cancel", "cf is NULL");
   if (cor__in_forked_child())
     return cor__fork_error("cor_cfuture_cancel");
   int s = claim(cf, false);
@@ -269,7 +269,8 @@ static void user_cb_drop(cor__cf_cb *n) { cor__free(n); }
 int cor_cfuture_add_done_callback(cor_cfuture_t *cf, cor_cfuture_done_fn cb,
                                   void *arg) {
   if (cf == NULL || cb == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_cfuture_add_done_callback",
+                        cf == NULL ? "cf is NULL" : "cb is NULL");
   if (cor__in_forked_child())
     return cor__fork_error("cor_cfuture_add_done_callback");
   cor__cf_cb *n = cor__malloc(sizeof *n);
@@ -293,7 +294,7 @@ static int take(cor_cfuture_t *cf, void **result) {
 
 int cor_cfuture_result(cor_cfuture_t *cf, double timeout, void **result) {
   if (cf == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_cfuture_result", "cf is NULL");
   if (cor__in_forked_child())
     return cor__fork_error("cor_cfuture_result");
   if (ck_pr_load_int(&cf->state) >= COR__CF_DONE)
@@ -433,7 +434,7 @@ int cor_await_cfuture(cor_cfuture_t *cf, void **result) {
   if (cor__tls_task == NULL)
     return COR_ENOTASK;
   if (cf == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_await_cfuture", "cf is NULL");
   if (cor__in_forked_child())
     return cor__fork_error("cor_await_cfuture");
   if (ck_pr_load_int(&cf->state) < COR__CF_DONE) {
@@ -698,10 +699,14 @@ static rct *rct_alloc(void) {
 }
 
 cor_cfuture_t *cor__rct_submit(cor_coro_t *coro, struct cor_loop *loop,
-                               cor__rt_loop *rl, const char *name) {
+                               cor__rt_loop *rl, const char *name,
+                               const char *call) {
   struct cor_coro c;
   int err;
   if (cor__coro_take(coro, &c) != 0 || loop == NULL) {
+    cor__bad_arg(call, coro == NULL   ? "coro is NULL"
+                       : loop == NULL ? "loop is NULL"
+                                      : "coro was already consumed or closed");
     err = EINVAL;
     goto fail;
   }
@@ -754,21 +759,21 @@ fail:
 cor_cfuture_t *cor_run_coroutine_threadsafe(cor_coro_t *coro,
                                             cor_loop_t *loop) {
   if (cor__in_forked_child()) {
-    cor_coro_close(coro);
+    cor__coro_discard(coro);
     cor__fork_error("cor_run_coroutine_threadsafe");
     errno = -COR_ECLOSED;
     return NULL;
   }
   if (loop != NULL && ck_pr_load_int(&loop->closed)) {
-    cor_coro_close(coro);
+    cor__coro_discard(coro);
     errno = -COR_ECLOSED;
     return NULL;
   }
   cor__rt_loop *rl = loop ? loop->runtime : NULL;
   if (rl && !cor__rt_task_admit(rl)) {
-    cor_coro_close(coro);
+    cor__coro_discard(coro);
     errno = -COR_ECLOSED;
     return NULL;
   }
-  return cor__rct_submit(coro, loop, rl, NULL);
+  return cor__rct_submit(coro, loop, rl, NULL, "cor_run_coroutine_threadsafe");
 }

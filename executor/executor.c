@@ -119,9 +119,9 @@ unsigned cor_executor_max_workers(const cor_executor_t *ex) {
 _Thread_local cor_executor_t *cor__tls_worker_of;
 
 static int shutdown_common(cor_executor_t *ex, bool wait, bool cancel,
-                           uint64_t deadline) {
+                           uint64_t deadline, const char *call) {
   if (ex == NULL)
-    return -EINVAL;
+    return cor__bad_arg(call, "ex is NULL");
   if (wait && cor__tls_worker_of == ex)
     return -EDEADLK;
   cor__res_untrack(&ex->res);
@@ -129,13 +129,14 @@ static int shutdown_common(cor_executor_t *ex, bool wait, bool cancel,
 }
 
 int cor_executor_shutdown(cor_executor_t *ex, bool wait, bool cancel_futures) {
-  return shutdown_common(ex, wait, cancel_futures, UINT64_MAX);
+  return shutdown_common(ex, wait, cancel_futures, UINT64_MAX,
+                         "cor_executor_shutdown");
 }
 
 int cor_executor_shutdown_timeout(cor_executor_t *ex, bool cancel_futures,
                                   double timeout) {
-  return shutdown_common(ex, true, cancel_futures,
-                         cor__deadline_after(timeout));
+  return shutdown_common(ex, true, cancel_futures, cor__deadline_after(timeout),
+                         "cor_executor_shutdown_timeout");
 }
 
 /* ------------------------------------------------------------ ports */

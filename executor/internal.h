@@ -157,7 +157,8 @@ void cor__cfuture_add_cb(cor_cfuture_t *cf, cor__cf_cb *n);
  * count when the task ends. Consumes coro. NULL with errno on failure (the
  * admission is then undone). Any thread. */
 cor_cfuture_t *cor__rct_submit(cor_coro_t *coro, struct cor_loop *loop,
-                               cor__rt_loop *rl, const char *name);
+                               cor__rt_loop *rl, const char *name,
+                               const char *call);
 
 /* ------------------------------------------------------------ fork */
 

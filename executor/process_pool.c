@@ -105,10 +105,11 @@ extern _Thread_local cor_executor_t *cor__tls_worker_of;
 
 cor_executor_t *cor_process_pool_new(const cor_process_pool_opts *opts) {
   cor_process_pool_opts o = opts ? *opts : (cor_process_pool_opts){0};
-  if (o.max_workers > 1024 || o.job_timeout < 0) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (o.max_workers > 1024 || o.job_timeout < 0)
+    return cor__bad_arg_ptr("cor_process_pool_new",
+                            o.max_workers > 1024
+                                ? "opts->max_workers is above 1024"
+                                : "opts->job_timeout is negative");
   ppool *p = cor__executor_alloc(sizeof *p, &pp_ops, COR__X_PROCESS);
   if (p == NULL)
     return NULL;
@@ -801,18 +802,24 @@ cor_future_t *cor_run_in_process(cor_loop_t *loop, cor_executor_t *ex,
                                  size_t len) {
   if (loop == NULL)
     loop = cor__tls_loop;
-  if (loop == NULL || ex == NULL || job == NULL ||
-      ex->kind != COR__X_PROCESS || (in == NULL && len > 0)) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (loop == NULL || ex == NULL || job == NULL || ex->kind != COR__X_PROCESS ||
+      (in == NULL && len > 0))
+    return cor__bad_arg_ptr("cor_run_in_process",
+                            loop == NULL ? "loop is NULL and no loop is running"
+                            : ex == NULL ? "ex is NULL"
+                            : job == NULL ? "job is NULL"
+                            : ex->kind != COR__X_PROCESS
+                                ? "ex is not a process pool"
+                                : "in is NULL with len > 0");
   COR__CHECK_THREAD_PTR(loop, "cor_run_in_process");
   ppool *p = (ppool *)ex;
   const cor_process_job_def *def = cor__process_job_find(job);
-  if (def == NULL || len > p->max_payload || strlen(job) > 255) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (def == NULL || len > p->max_payload || strlen(job) > 255)
+    return cor__bad_arg_ptr("cor_run_in_process",
+                            def == NULL ? "job names no registered job"
+                            : len > p->max_payload
+                                ? "len is above the pool's max_payload"
+                                : "job is longer than 255 bytes");
   if (cor_loop_is_closed(loop)) {
     errno = -COR_ECLOSED;
     return NULL;

@@ -20,8 +20,12 @@
 static cor_process_job_def *jobs; /* pushed by constructors, then read-only */
 
 void cor_process_job_register(cor_process_job_def *def) {
-  if (def == NULL || def->name == NULL || def->fn == NULL)
+  if (def == NULL || def->name == NULL || def->fn == NULL) {
+    cor__bad_arg("cor_process_job_register",
+                 def == NULL ? "def is NULL" : "def has no name or fn");
+    errno = EINVAL;
     return;
+  }
   /* Constructors run on one thread; a library loaded later (dlopen) from
    * another thread still publishes the node with release semantics. */
   def->next = ck_pr_load_ptr(&jobs);
@@ -37,7 +41,9 @@ const cor_process_job_def *cor__process_job_find(const char *name) {
 
 int cor_bytes_set(cor_bytes_t *out, const void *data, size_t len) {
   if (out == NULL || (data == NULL && len > 0))
-    return -EINVAL;
+    return cor__bad_arg("cor_bytes_set", out == NULL
+                                             ? "out is NULL"
+                                             : "data is NULL with len > 0");
   void *p = NULL;
   if (len > 0) {
     if ((p = malloc(len)) == NULL)

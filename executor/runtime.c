@@ -272,10 +272,8 @@ cor_runtime_t *cor_runtime_new(const cor_runtime_opts *opts) {
   cor_runtime_opts o = {0};
   if (opts)
     o = *opts;
-  if (o.nloops > MAX_LOOPS) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (o.nloops > MAX_LOOPS)
+    return cor__bad_arg_ptr("cor_runtime_new", "opts->nloops is too large");
   atfork_init();
   /* The CPUs this process may run on (taskset, cpusets, containers). */
   cpu_set_t mask;
@@ -454,31 +452,34 @@ cor_runtime_t *cor_runtime_current(unsigned *index) {
 cor_cfuture_t *cor_runtime_spawn_on(cor_runtime_t *rt, unsigned i,
                                     cor_coro_t *coro, const char *name) {
   if (rt == NULL || i >= rt->n || coro == NULL) {
-    cor_coro_close(coro);
-    errno = EINVAL;
-    return NULL;
+    cor__coro_discard(coro);
+    return cor__bad_arg_ptr("cor_runtime_spawn_on",
+                            rt == NULL     ? "rt is NULL"
+                            : coro == NULL ? "coro is NULL"
+                                           : "i is not below the loop count");
   }
   if (cor__in_forked_child()) {
-    cor_coro_close(coro);
+    cor__coro_discard(coro);
     cor__fork_error("cor_runtime_spawn");
     errno = -COR_ECLOSED;
     return NULL;
   }
   cor__rt_loop *rl = &rt->loops[i];
   if (!cor__rt_task_admit(rl)) {
-    cor_coro_close(coro);
+    cor__coro_discard(coro);
     errno = -COR_ECLOSED;
     return NULL;
   }
-  return cor__rct_submit(coro, rl->loop, rl, name);
+  return cor__rct_submit(coro, rl->loop, rl, name, "cor_runtime_spawn_on");
 }
 
 cor_cfuture_t *cor_runtime_spawn(cor_runtime_t *rt, cor_coro_t *coro,
                                  const char *name) {
-  if (rt == NULL) {
-    cor_coro_close(coro);
-    errno = EINVAL;
-    return NULL;
+  /* coro is tested here too so that the record names this call. */
+  if (rt == NULL || coro == NULL) {
+    cor__coro_discard(coro);
+    return cor__bad_arg_ptr("cor_runtime_spawn",
+                            rt == NULL ? "rt is NULL" : "coro is NULL");
   }
   return cor_runtime_spawn_on(rt, pick_loop(rt), coro, name);
 }
@@ -546,7 +547,7 @@ static int join_until(pthread_t t, uint64_t deadline) {
 
 int cor_runtime_shutdown(cor_runtime_t *rt, double timeout) {
   if (rt == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_runtime_shutdown", "rt is NULL");
   if (cor__in_forked_child())
     return cor__fork_error("cor_runtime_shutdown");
   if (tls_rt == rt)
@@ -637,7 +638,8 @@ int cor_runtime_shutdown(cor_runtime_t *rt, double timeout) {
 
 int cor_runtime_run(cor_runtime_t *rt, cor_fn main, void *arg, void **result) {
   if (rt == NULL || main == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_runtime_run",
+                        rt == NULL ? "rt is NULL" : "main is NULL");
   if (cor__in_forked_child())
     return cor__fork_error("cor_runtime_run");
   if (tls_rt == rt)
@@ -664,7 +666,10 @@ int cor_runtime_run(cor_runtime_t *rt, cor_fn main, void *arg, void **result) {
 int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
                               cor_loop_counters *out) {
   if (rt == NULL || out == NULL || i >= rt->n)
-    return -EINVAL;
+    return cor__bad_arg("cor_runtime_loop_counters",
+                        rt == NULL    ? "rt is NULL"
+                        : out == NULL ? "out is NULL"
+                                      : "i is not below the loop count");
   cor__rt_loop *rl = &rt->loops[i];
   cor_loop_t *l = rl->loop;
   cor_loop_get_stats(l, &out->loop);
@@ -716,7 +721,8 @@ static int door_post(cor_loop_t *loop, cor_callback cb, void *arg,
 int cor_try_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb,
                                  void *arg) {
   if (loop == NULL || cb == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_try_call_soon_threadsafe",
+                        loop == NULL ? "loop is NULL" : "cb is NULL");
   uint64_t limit = loop->ts_limit;
   void *site = __builtin_return_address(0); /* debug mode's reports */
   if (limit == 0)
@@ -731,7 +737,8 @@ int cor_try_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb,
 int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
                                   double timeout) {
   if (loop == NULL || cb == NULL)
-    return -EINVAL;
+    return cor__bad_arg("cor_call_soon_threadsafe_wait",
+                        loop == NULL ? "loop is NULL" : "cb is NULL");
   uint64_t limit = loop->ts_limit;
   void *site = __builtin_return_address(0); /* debug mode's reports */
   if (limit == 0)

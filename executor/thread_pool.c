@@ -130,10 +130,9 @@ static inline cjob *cjob_of(tjob *t) {
 
 cor_executor_t *cor_thread_pool_new(const cor_thread_pool_opts *opts) {
   cor_thread_pool_opts o = opts ? *opts : (cor_thread_pool_opts){0};
-  if (o.max_workers > 1024) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (o.max_workers > 1024)
+    return cor__bad_arg_ptr("cor_thread_pool_new",
+                            "opts->max_workers is above 1024");
   unsigned cpus = cor__affinity_cpus();
   tpool *p = cor__executor_alloc(sizeof *p, &tp_ops, COR__X_THREAD);
   if (p == NULL)
@@ -535,10 +534,11 @@ cor_future_t *cor_run_in_executor(cor_loop_t *loop, cor_executor_t *ex,
                                   cor_fn fn, void *arg) {
   if (loop == NULL)
     loop = cor__tls_loop;
-  if (loop == NULL || fn == NULL || (ex && ex->kind != COR__X_THREAD)) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (loop == NULL || fn == NULL || (ex && ex->kind != COR__X_THREAD))
+    return cor__bad_arg_ptr("cor_run_in_executor",
+                            loop == NULL ? "loop is NULL and no loop is running"
+                            : fn == NULL ? "fn is NULL"
+                                         : "ex is not a thread pool");
   COR__CHECK_THREAD_PTR(loop, "cor_run_in_executor");
   if (cor_loop_is_closed(loop)) {
     errno = -COR_ECLOSED;
@@ -608,10 +608,11 @@ static void cjob_cancelled(cor_cfuture_t *cf, void *arg) {
 }
 
 cor_cfuture_t *cor_executor_submit(cor_executor_t *ex, cor_fn fn, void *arg) {
-  if (ex == NULL || fn == NULL || ex->kind != COR__X_THREAD) {
-    errno = EINVAL;
-    return NULL;
-  }
+  if (ex == NULL || fn == NULL || ex->kind != COR__X_THREAD)
+    return cor__bad_arg_ptr("cor_executor_submit",
+                            ex == NULL   ? "ex is NULL"
+                            : fn == NULL ? "fn is NULL"
+                                         : "ex is not a thread pool");
   tpool *p = (tpool *)ex;
   cor_cfuture_t *cf = cor__cfuture_alloc(sizeof(cjob));
   if (cf == NULL)

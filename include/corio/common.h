@@ -13,7 +13,19 @@
  *    loop and both threads, and returns COR_ETHREAD; a call that cannot
  *    return it returns NULL (pointers), 0 or false (counts, flags) or nothing,
  *    and sets errno to 4001 (-COR_ETHREAD). Comments say "Owner thread (else
- *    COR_ETHREAD)" and the like; "Any thread" marks the exceptions.
+ *    COR_ETHREAD)" and the like; "Any thread" marks the exceptions;
+ *  - an invalid argument (a NULL where an object or buffer is needed, a
+ *    negative or NaN timeout where the call says so, a zero-length
+ *    separator, an out-of-range index or signal, a coroutine already
+ *    consumed) makes the call do nothing but return -EINVAL (a constructor
+ *    or other pointer-returning call: NULL with errno EINVAL) and log one
+ *    ERROR record on the "corio" logger naming the call and the argument,
+ *    such as "cor_stream_read(): invalid argument: s is NULL". Where a
+ *    comment documents NULL as accepted (cor_release(NULL) does nothing, a
+ *    NULL loop means the running loop, NULL opts the defaults, a getter's
+ *    "0 for NULL"), NULL is not an error and is not logged. An object in the
+ *    wrong state (a future already done, a server not yet closed) is not an
+ *    invalid argument: such calls return their documented code unlogged.
  */
 #ifndef CORIO_COMMON_H
 #define CORIO_COMMON_H

@@ -45,7 +45,8 @@ COR_EXTERN int cor_log_set_async(bool on);
 /* Waits until every record queued so far has reached the sink. Any thread. */
 COR_EXTERN void cor_log_flush(void);
 
-/* Emits a record on the "corio" logger. Any thread. */
+/* Emits a record on the "corio" logger. A NULL fmt emits, instead, an
+ * ERROR naming cor_log (see corio/common.h). Any thread. */
 COR_EXTERN void cor_log(int level, const char *fmt, ...) COR_PRINTF(2, 3);
 
 /* The name of a level ("DEBUG", "INFO", ...; "Level N" otherwise). Any

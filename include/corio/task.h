@@ -78,8 +78,9 @@ COR_EXTERN cor_task_t *cor_current_task(void);
 
 /* The loop's pending (not done) tasks (NULL: the running loop), in creation
  * order. Stores at most cap of them in out, each a new reference the caller
- * releases, and returns how many are pending (which may exceed cap). Owner
- * thread (else 0, errno 4001). */
+ * releases, and returns how many are pending (which may exceed cap). out
+ * may be NULL when cap is 0 (a count); NULL with cap > 0 returns 0 with
+ * errno EINVAL and an ERROR record. Owner thread (else 0, errno 4001). */
 COR_EXTERN size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out,
                                 size_t cap);
 
