@@ -11,30 +11,14 @@
 
 #include <corio.h>
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#ifndef COR_SRC_DIR
-#define COR_SRC_DIR "." /* the Makefile passes the repository root */
-#endif
 
 #include "logcap.h"
-
-static int setup(void **state) {
-  (void)state;
-  recs_clear();
-  unsetenv("CORIO_DEBUG");
-  cor_log_set_sink(sink, NULL);
-  return 0;
-}
-static int teardown(void **state) {
-  (void)state;
-  cor_log_set_sink(NULL, NULL);
-  return 0;
-}
+#include "apilist.h"
 
 /* ------------------------------------------------------------ fixtures */
 
@@ -542,154 +526,23 @@ static const struct {
 };
 #define NEXEMPT (sizeof exempt / sizeof exempt[0])
 
-#define MAXNAMES 512
-static char names[MAXNAMES][64];
-static size_t nnames;
-
-/* Comments out, so that a name or a parenthesis in prose is not taken for a
- * declaration. */
-static void strip_comments(char *s) {
-  for (char *p = s; *p; p++) {
-    if (p[0] == '/' && p[1] == '*') {
-      char *e = strstr(p + 2, "*/");
-      char *end = e ? e + 2 : p + strlen(p);
-      memset(p, ' ', (size_t)(end - p));
-      p = end - 1;
-    } else if (p[0] == '/' && p[1] == '/') {
-      while (*p && *p != '\n')
-        *p++ = ' ';
-      p--;
-    }
-  }
-}
-
-static bool ident_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '_';
-}
-
-/* Every function a COR_EXTERN declaration in text declares: the identifier
- * before the first '(' of the declaration (the text up to ';' or '{'). */
-static void collect(const char *text, const char *path) {
-  for (const char *p = strstr(text, "COR_EXTERN"); p;
-       p = strstr(p + 10, "COR_EXTERN")) {
-    const char *line = p;
-    while (line > text && line[-1] != '\n')
-      line--;
-    while (*line == ' ' || *line == '\t')
-      line++;
-    if (*line == '#') /* the macro's own definition */
-      continue;
-    const char *end = p + strcspn(p, ";{");
-    const char *paren = memchr(p, '(', (size_t)(end - p));
-    if (paren == NULL)
-      continue; /* an exported object, not a call */
-    const char *q = paren;
-    while (q > p && (q[-1] == ' ' || q[-1] == '\n' || q[-1] == '\t'))
-      q--;
-    const char *id = q;
-    while (id > p && ident_char(id[-1]))
-      id--;
-    size_t len = (size_t)(q - id);
-    if (len == 0 || len >= sizeof names[0] || strncmp(id, "cor_", 4) != 0) {
-      print_message("%s: cannot read the declaration at \"%.40s\"\n", path, p);
-      fail();
-    }
-    assert_true(nnames < MAXNAMES);
-    memcpy(names[nnames], id, len);
-    names[nnames][len] = 0;
-    nnames++;
-  }
-}
-
-static void read_header(const char *path) {
-  FILE *f = fopen(path, "re");
-  if (f == NULL) {
-    print_message("cannot open %s\n", path);
-    fail();
-  }
-  static char text[1 << 18];
-  size_t n = fread(text, 1, sizeof text - 1, f);
-  assert_true(n < sizeof text - 1); /* the whole header */
-  text[n] = 0;
-  fclose(f);
-  strip_comments(text);
-  collect(text, path);
-}
-
-static bool in_rows(const char *name) {
-  for (size_t i = 0; i < NROWS; i++)
-    if (strcmp(rows[i].name, name) == 0)
-      return true;
-  return false;
-}
-static bool in_exempt(const char *name) {
-  for (size_t i = 0; i < NEXEMPT; i++)
-    if (strcmp(exempt[i].name, name) == 0)
-      return true;
-  return false;
-}
-static bool declared(const char *name) {
-  for (size_t i = 0; i < nnames; i++)
-    if (strcmp(names[i], name) == 0)
-      return true;
-  return false;
-}
-
+#define WHAT "bad-argument"
 static void test_every_call_is_listed(void **state) {
   (void)state;
-  const char *dir = COR_SRC_DIR "/include/corio";
-  DIR *d = opendir(dir);
-  TEST_SKIP_IF(d == NULL, "the public headers are not at " COR_SRC_DIR);
-  nnames = 0;
-  struct dirent *e;
-  char path[1024];
-  while ((e = readdir(d)) != NULL) {
-    size_t l = strlen(e->d_name);
-    if (l < 3 || strcmp(e->d_name + l - 2, ".h") != 0)
-      continue;
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    read_header(path);
-  }
-  closedir(d);
-  read_header(COR_SRC_DIR "/include/corio.h");
-  assert_true(nnames > 100); /* a parser that found nothing passes all */
-
-  int bad = 0;
-  for (size_t i = 0; i < nnames; i++) {
-    bool r = in_rows(names[i]), x = in_exempt(names[i]);
-    if (!r && !x) {
-      print_message("%s: declared in include/corio but neither in the "
-                    "bad-argument table nor exempt (with a reason)\n",
-                    names[i]);
-      bad++;
-    } else if (r && x) {
-      print_message("%s: both in the table and exempt\n", names[i]);
-      bad++;
-    }
-  }
+  static const char *r[NROWS], *x[NEXEMPT], *why[NEXEMPT];
   for (size_t i = 0; i < NROWS; i++)
-    if (!declared(rows[i].name)) {
-      print_message("%s: in the table but not declared\n", rows[i].name);
-      bad++;
-    }
+    r[i] = rows[i].name;
   for (size_t i = 0; i < NEXEMPT; i++) {
-    if (!declared(exempt[i].name)) {
-      print_message("%s: exempt but not declared\n", exempt[i].name);
-      bad++;
-    }
-    if (exempt[i].why == NULL || exempt[i].why[0] == 0) {
-      print_message("%s: exempt without a reason\n", exempt[i].name);
-      bad++;
-    }
+    x[i] = exempt[i].name;
+    why[i] = exempt[i].why;
   }
-  assert_int_equal(bad, 0);
+  api_check_listed(WHAT, r, NROWS, false, x, why, NEXEMPT);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_call_is_listed),
-      cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_args, logcap_setup, logcap_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
