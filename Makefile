@@ -112,7 +112,7 @@ perf/bench: $(PERF_SRC) $(wildcard perf/*.h) $(BUILD)/libcorio.a
 	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude -Icore -Iexecutor -Iperf -o $@ $(PERF_SRC) $(BUILD)/libcorio.a $(LIBS) -lm
 
 # The peers need only their own library (pkg-config), not corio.
-perf/peer_uv_http: perf/peer_uv_http.c
+perf/peer_uv_http: perf/peer_uv_http.c examples/http_parse.h
 	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE $(shell pkg-config --cflags libuv) -o $@ $< \
 	  $(shell pkg-config --libs libuv) -lpthread
 
@@ -122,7 +122,7 @@ bench: check-deps
 	@$(MAKE) --no-print-directory perf/bench peers
 	@sh perf/run_all.sh
 
-$(EXAMPLE_DIR)/%: examples/%.c $(BUILD)/libcorio.a
+$(EXAMPLE_DIR)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libcorio.a
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -o $@ $< $(BUILD)/libcorio.a $(LIBS)
 
