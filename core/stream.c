@@ -394,6 +394,8 @@ static void close_fd(cor_stream_t *s) {
   s->wcap = s->wpos = s->wend = 0;
   if (s->wwait)
     cor__wake_embedded(&s->wfut, true, 0);
+  if (s->cwait)
+    cor__wake_embedded(&s->cfut, true, 0);
 }
 
 int cor_stream_close(cor_stream_t *s) {
@@ -423,8 +425,9 @@ int cor_stream_wait_closed(cor_stream_t *s) {
     return -EINVAL;
   while (!s->fd_closed) {
     uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
-    int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d,
-                                "cor_stream_wait_closed", __builtin_return_address(0));
+    int rc = cor__wait_embedded(s->loop, &s->cfut, &s->cwait, d,
+                                "cor_stream_wait_closed",
+                                __builtin_return_address(0));
     if (rc == -ETIMEDOUT && s->idle_to &&
         cor__now_ns() < s->last_io + s->idle_to)
       continue; /* bytes moved meanwhile: the idle clock restarted */
@@ -438,7 +441,7 @@ void cor_stream_free(cor_stream_t *s) {
   if (s == NULL)
     return;
   COR__CHECK_THREAD_VOID(s->loop, "cor_stream_free");
-  if (s->rwait || s->wwait) {
+  if (s->rwait || s->wwait || s->cwait) {
     COR_LOG(COR_LOG_ERROR,
             "cor_stream_free: a task still waits on the stream (fd %d); "
             "leaking it rather than freeing memory in use",

@@ -28,6 +28,7 @@ struct cor_stream {
   bool shut_done;
   bool registered; /* edge-triggered registration in the loop */
   bool rwait, wwait; /* a task waits on rfut / wfut */
+  bool cwait;        /* a task waits on cfut (wait_closed) */
   int rerr, werr;  /* sticky errors of each direction */
   /* read buffer: unread bytes are [rpos, rend) of rbuf (capacity rcap) */
   char *rbuf;
@@ -41,6 +42,9 @@ struct cor_stream {
   /* Embedded futures a waiting task awaits: one allocation-free wait per
    * suspension (re-initialised each time), cancellable as any future. */
   struct cor_future rfut, wfut;
+  /* wait_closed's own, so that one task may wait for the close while
+   * another drains. */
+  struct cor_future cfut;
   /* set when the stream belongs to a server connection */
   struct cor__srv_loop *srv;
   struct cor__conn *conn;

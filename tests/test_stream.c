@@ -309,6 +309,64 @@ static void test_drain_backpressure(void **state) {
   assert_int_equal(cor_run(drain_main, NULL, NULL), 0);
 }
 
+/* One task drains while another closes and waits for the close: both wait
+ * at once (wait_closed has its own waiter), and both end once the peer
+ * reads what was buffered. */
+static int drainer(void *arg, void **res) {
+  int rc = cor_stream_drain(arg);
+  *res = (void *)(intptr_t)rc;
+  return 0;
+}
+static int closer(void *arg, void **res) {
+  cor_stream_close(arg);
+  *res = (void *)(intptr_t)cor_stream_wait_closed(arg);
+  return 0;
+}
+static int drain_and_close_main(void *arg, void **res) {
+  pair p;
+  make_pair(&p);
+  int sz = 64 * 1024;
+  setsockopt(cor_stream_fd(p.s), SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  setsockopt(p.peer, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  cor_stream_set_write_buffer_limits(p.s, 64 * 1024, 16 * 1024);
+  static char chunk[1 << 19];
+  memset(chunk, 'b', sizeof chunk);
+  assert_int_equal(cor_stream_write(p.s, chunk, sizeof chunk), 0);
+  assert_true(cor_stream_write_buffered(p.s) > 64 * 1024);
+  cor_task_t *d = cor_create_task(NULL, cor_coro(drainer, p.s), "drainer");
+  cor_sleep(0.01); /* the drainer waits */
+  cor_task_t *c = cor_create_task(NULL, cor_coro(closer, p.s), "closer");
+  cor_sleep(0.01); /* the closer waits too: no -EBUSY */
+  assert_false(cor_future_done(cor_task_future(d)));
+  assert_false(cor_future_done(cor_task_future(c)));
+  static char buf[65536];
+  size_t total = 0;
+  while (total < sizeof chunk) {
+    ssize_t n = recv(p.peer, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0)
+      total += (size_t)n;
+    else
+      cor_sleep(0.001);
+  }
+  void *dr = NULL, *cr = NULL;
+  assert_int_equal(cor_await(cor_task_future(d), &dr), 0);
+  assert_int_equal(cor_await(cor_task_future(c), &cr), 0);
+  /* The drain ended when the buffer went under the low-water mark (0) or
+   * when the close it raced with finished (COR_ECLOSED). */
+  assert_true((intptr_t)dr == 0 || (intptr_t)dr == COR_ECLOSED);
+  assert_int_equal((intptr_t)cr, 0);
+  assert_int_equal(recv(p.peer, buf, sizeof buf, 0), 0); /* EOF: closed */
+  cor_release(d);
+  cor_release(c);
+  close(p.peer);
+  cor_stream_free(p.s);
+  return 0;
+}
+
+static void test_drain_and_wait_closed(void **state) {
+  assert_int_equal(cor_run(drain_and_close_main, NULL, NULL), 0);
+}
+
 /* ------------------------------------------------------------ reset */
 
 static int reset_main(void *arg, void **res) {
@@ -574,6 +632,7 @@ int main(void) {
       cmocka_unit_test(test_echo_unix),
       cmocka_unit_test(test_read_limits),
       cmocka_unit_test(test_drain_backpressure),
+      cmocka_unit_test(test_drain_and_wait_closed),
       cmocka_unit_test(test_peer_reset),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_connect_errors),

@@ -4,8 +4,9 @@
  * socket, or a subprocess pipe) bound to the loop that made it. Reading and
  * waiting calls suspend the calling task, never the loop: they must be made
  * from a task running on that loop (COR_ENOTASK outside a task). At most one
- * task reads and one task writes a stream at a time (a second concurrent
- * reader gets -EBUSY).
+ * task reads, one task drains and one task waits for the close of a stream
+ * at a time (a second concurrent reader or drainer gets -EBUSY); a drain
+ * and a wait_closed may wait at the same time.
  *
  * Threads: every call on a stream, server, datagram or process object
  * belongs to the thread of the loop that made it, except those marked "Any
