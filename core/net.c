@@ -193,7 +193,8 @@ static int parse_port(const char *port, int *out) {
 }
 
 int cor__resolve(const char *host, const char *port, int socktype,
-                 uint64_t deadline_ns, cor__addr **out, size_t *n) {
+                 uint64_t deadline_ns, cor__addr **out, size_t *n,
+                 const void *site) {
   int p;
   int rc = parse_port(port, &p);
   if (rc == -EINVAL)
@@ -246,7 +247,7 @@ int cor__resolve(const char *host, const char *port, int socktype,
   /* The wake may come before we wait: resolve_done runs on this loop,
    * only after we suspend, so `waiting` is set in time. */
   rc = cor__wait_embedded(loop, &r->fut, &r->waiting, deadline_ns,
-                          "cor_open_connection", NULL);
+                          "cor_open_connection", site);
   if (rc == 0) {
     rc = r->rc;
     if (rc == 0) {
@@ -284,7 +285,7 @@ static int connect_one(struct cor_loop *loop, const cor__addr *a,
       s->writable = false;
       while (!s->writable && rc == 0)
         rc = cor__wait_embedded(loop, &s->wfut, &s->wwait, deadline,
-                                "cor_open_connection", NULL);
+                                "cor_open_connection", ra);
       if (rc == 0) {
         int err = 0;
         socklen_t l = sizeof err;
@@ -331,7 +332,7 @@ static int open_connection(const char *host, const char *port,
   uint64_t deadline = deadline_of(&o);
   cor__addr *addrs = NULL;
   size_t n = 0;
-  rc = cor__resolve(host, port, SOCK_STREAM, deadline, &addrs, &n);
+  rc = cor__resolve(host, port, SOCK_STREAM, deadline, &addrs, &n, ra);
   if (rc != 0)
     return rc;
   rc = -ENOENT;

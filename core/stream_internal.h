@@ -90,9 +90,11 @@ int cor__addr_numeric(const char *host, int port, cor__addr *out);
 int cor__addr_unix(const char *path, cor__addr *out);
 /* Resolves host:port in a task without blocking the loop (numeric fast
  * path; names on a helper thread). *out is an array of *n addresses the
- * caller frees with cor__free. deadline_ns 0 = none. */
+ * caller frees with cor__free. deadline_ns 0 = none. site: the
+ * application's call, the task's "running at" while it waits. */
 int cor__resolve(const char *host, const char *port, int socktype,
-                 uint64_t deadline_ns, cor__addr **out, size_t *n);
+                 uint64_t deadline_ns, cor__addr **out, size_t *n,
+                 const void *site);
 /* A non-blocking CLOEXEC socket; -errno. */
 int cor__socket(int family, int type);
 /* TCP_NODELAY on a TCP socket (no-op for others). */
