@@ -720,14 +720,20 @@ await_impl(cor_future_t *f, void **result, const void *site, int line) {
     return COR_ENOTASK;
   if (COR_UNLIKELY(f == NULL))
     return cor__bad_arg("cor_await", "fut is NULL");
-  /* Before f is read: a future of a loop running on another thread. */
-  COR__CHECK_THREAD(f->loop, "cor_await");
+  /* A future of another loop, before its state is read (asyncio's task
+   * refuses one even when it is done): COR_ETHREAD (logged) when that loop
+   * runs on another thread, else an invalid argument. In a task,
+   * cor__tls_loop is the task's loop, so this one compare is also the
+   * wrong-thread check. */
+  if (COR_UNLIKELY(f->loop != t->tl->loop)) {
+    if (cor__wrong_thread(f->loop, "cor_await"))
+      return COR_ETHREAD;
+    return cor__bad_arg("cor_await", "fut belongs to another loop");
+  }
   if (f->state != COR__FUT_PENDING)
     return take_for_task(t, f, result);
-  if (COR_UNLIKELY(f == &t->fut || f->loop != t->tl->loop))
-    return cor__bad_arg("cor_await", f == &t->fut
-                                         ? "a task cannot await itself"
-                                         : "fut belongs to another loop");
+  if (COR_UNLIKELY(f == &t->fut))
+    return cor__bad_arg("cor_await", "a task cannot await itself");
   if (COR_UNLIKELY(t->must_cancel)) {
     /* A cancel request is waiting for this suspension: pass it on to what
      * we await, as asyncio's __step does; we still wait for it to end. */

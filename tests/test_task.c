@@ -269,6 +269,12 @@ static void test_await_invalid(void **state) {
   t = cor_create_task(loop, cor_coro(awaits_other_loop, f), NULL);
   assert_int_equal(run_task(loop, t), -EINVAL);
   cor_release(t);
+  /* Refused even when done, as asyncio's task refuses it: its result is
+   * another loop's to hand out. */
+  assert_int_equal(cor_future_set_result(f, (void *)1), 0);
+  t = cor_create_task(loop, cor_coro(awaits_other_loop, f), NULL);
+  assert_int_equal(run_task(loop, t), -EINVAL);
+  cor_release(t);
   cor_release(f);
   loop_free(other);
   loop_free(loop);

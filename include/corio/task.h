@@ -103,7 +103,8 @@ COR_EXTERN size_t cor_all_tasks(cor_loop_t *loop, cor_task_t **out,
  * result in *result (result may be NULL) and marks it retrieved. A done
  * future returns at once without suspending. Returns -ECANCELED when the
  * awaiting task is cancelled (the cancellation is passed on to fut); -EINVAL
- * (NULL, a future of another loop, the task awaiting itself); COR_ETHREAD
+ * (NULL, a future of another loop even when done, the task awaiting
+ * itself); COR_ETHREAD
  * (logged) when fut's loop runs on another thread; COR_ENOTASK outside a
  * task. */
 COR_EXTERN int cor_await(cor_future_t *fut, void **result);
