@@ -321,8 +321,25 @@ static int make_listener(const cor_server_opts *o, const char *host,
     rc = cor__addr_unix(path, &a);
   } else {
     rc = cor__addr_numeric(host, port, &a);
-    if (rc != 0) {
-      /* A name: resolved once, blocking, when the server starts. */
+    if (rc != 0 && cor__tls_task != NULL) {
+      /* A name, in a task: resolved without blocking the loop, the first
+       * address taken, as below. */
+      char ps[16];
+      snprintf(ps, sizeof ps, "%d", port);
+      cor__addr *addrs = NULL;
+      size_t n = 0;
+      rc = cor__resolve(host, ps, SOCK_STREAM, 0, &addrs, &n,
+                        __builtin_return_address(0));
+      if (rc == 0 && n > 0)
+        a = addrs[0];
+      else if (rc == 0 || rc == -ENOENT || rc == -EINVAL)
+        rc = -EADDRNOTAVAIL;
+      cor__free(addrs);
+      if (rc != 0)
+        return rc;
+    } else if (rc != 0) {
+      /* A name, outside a task: resolved once, blocking, when the server
+       * starts (the loop is not running its tasks then). */
       struct addrinfo hints = {0}, *res = NULL;
       char ps[16];
       snprintf(ps, sizeof ps, "%d", port);

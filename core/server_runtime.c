@@ -23,12 +23,16 @@ typedef struct {
   pthread_cond_t *cv;
   int *left;
   int *err;
+  bool *debug; /* loop 0's debug mode, read on its own thread */
 } start_job;
 
 static void start_on_loop(void *arg) {
   start_job *j = arg;
   int rc = cor__server_start_loop(j->srv, j->i);
+  bool dbg = j->i == 0 && cor_loop_get_debug(cor__tls_loop);
   pthread_mutex_lock(j->mu);
+  if (j->i == 0)
+    *j->debug = dbg;
   if (rc != 0 && *j->err == 0)
     *j->err = rc;
   if (--*j->left == 0)
@@ -72,6 +76,7 @@ cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
   int left = (int)nl, err = 0;
+  bool debug = false;
   start_job *jobs = cor__calloc(nl, sizeof *jobs);
   if (jobs == NULL) {
     cor__server_abort(srv);
@@ -79,7 +84,7 @@ cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
     return NULL;
   }
   for (unsigned i = 0; i < nl; i++) {
-    jobs[i] = (start_job){srv, i, &mu, &cv, &left, &err};
+    jobs[i] = (start_job){srv, i, &mu, &cv, &left, &err, &debug};
     int prc = cor_call_soon_threadsafe(cor_runtime_loop(rt, i), start_on_loop,
                                        &jobs[i]);
     if (prc != 0) {
@@ -100,7 +105,8 @@ cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
     errno = err == COR_ECLOSED ? -COR_ECLOSED : -err;
     return NULL;
   }
-  cor__server_track(srv, cor_loop_get_debug(cor_runtime_loop(rt, 0)),
-                    __builtin_return_address(0));
+  /* Debug mode as loop 0's, read there by its job (a loop's state is its
+   * thread's to read). */
+  cor__server_track(srv, debug, __builtin_return_address(0));
   return srv;
 }

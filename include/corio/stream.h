@@ -239,7 +239,8 @@ COR_EXTERN void cor_stream_free(cor_stream_t *s);
 /* Server options; a zeroed struct gives the defaults. */
 typedef struct cor_server_opts {
   /* Address to listen on: a numeric IPv4/IPv6 address or a name (resolved
-   * with getaddrinfo: blocking, once, at start). NULL = "127.0.0.1". */
+   * once, at start: from a task without blocking the loop, elsewhere with a
+   * blocking getaddrinfo). NULL = "127.0.0.1". */
   const char *host;
   /* Port; 0 = any free port (see cor_server_port). */
   int port;
