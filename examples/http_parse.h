@@ -174,4 +174,29 @@ static int parse(const char *d, size_t n, request *r) {
   return 0;
 }
 
+/* The answer to a parsed request: *resp and its length (for HEAD, the
+ * headers only). */
+static size_t answer(const request *r, const char **resp) {
+  size_t rlen;
+  if (r->status == 405) {
+    *resp = BAD_METHOD;
+    rlen = sizeof BAD_METHOD - 1;
+  } else if (r->status == 404) {
+    *resp = NOT_FOUND;
+    rlen = sizeof NOT_FOUND - 1;
+  } else if (!r->keep_alive) {
+    *resp = OK_CLOSE;
+    rlen = sizeof OK_CLOSE - 1;
+  } else if (r->http10) {
+    *resp = OK_KEEP10;
+    rlen = sizeof OK_KEEP10 - 1;
+  } else {
+    *resp = OK_KEEP;
+    rlen = sizeof OK_KEEP - 1;
+  }
+  if (r->head && r->status == 200)
+    rlen -= 13; /* the headers only: the body is "hello, world\n" */
+  return rlen;
+}
+
 #endif

@@ -174,25 +174,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
     }
     from = pos;
     const char *resp;
-    size_t rlen;
-    if (r.status == 405) {
-      resp = BAD_METHOD;
-      rlen = sizeof BAD_METHOD - 1;
-    } else if (r.status == 404) {
-      resp = NOT_FOUND;
-      rlen = sizeof NOT_FOUND - 1;
-    } else if (!r.keep_alive) {
-      resp = OK_CLOSE;
-      rlen = sizeof OK_CLOSE - 1;
-    } else if (r.http10) {
-      resp = OK_KEEP10;
-      rlen = sizeof OK_KEEP10 - 1;
-    } else {
-      resp = OK_KEEP;
-      rlen = sizeof OK_KEEP - 1;
-    }
-    if (r.head && r.status == 200)
-      rlen -= 13;
+    size_t rlen = answer(&r, &resp);
     if (outlen + rlen > sizeof out) {
       send_out(c, out, outlen);
       outlen = 0;
