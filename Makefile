@@ -30,7 +30,7 @@ endif
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS_LIB := -std=c11 $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition \
   -D_GNU_SOURCE -DCOR_BUILDING_LIBRARY $(ALLOC_DEF) -Iinclude -Icore -Iexecutor
-LIBS := $(ALLOC_LIBS) -lck -lpthread -ldl -ldw
+LIBS := $(ALLOC_LIBS) -luring -lck -lpthread -ldl -ldw
 TEST_LIBS := -lcmocka $(LIBS)
 
 CORE_SRC := $(sort $(wildcard core/*.c)) $(sort $(wildcard executor/*.c))

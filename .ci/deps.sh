@@ -3,7 +3,7 @@
 # run as root, otherwise prints the one command to run and fails.
 # wrk drives the network workloads of perf/; libuv1-dev builds their libuv
 # peer (perf/peer_uv_http), never linked with corio.
-PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev wrk libuv1-dev"
+PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev wrk libuv1-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -260,6 +260,20 @@ int cor__poller_set(cor__poller *p, int fd, unsigned old, unsigned mask);
  * negated errno (EINTR is reported as 0). */
 int cor__poller_wait(cor__poller *p, struct cor_loop *loop, int64_t timeout_ns);
 void cor__loop_io_ready(struct cor_loop *loop, int fd, unsigned events);
+/* One pending io_uring operation (core/uring.c): embedded in its owner, the
+ * SQE's user_data. The callback runs on the loop's thread when its
+ * completion is reaped. */
+typedef struct cor__uop {
+  void (*cb)(struct cor__uop *op, int res, unsigned flags);
+} cor__uop;
+/* core/uring.c: the loop's wait when it has a ring (the epoll fd is one of
+ * the ring's polls): submits, waits, runs completions and epoll events.
+ * Returns how many there were. */
+int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns);
+/* Cancels what is in flight, runs its callbacks, frees the ring. */
+void cor__uring_close(struct cor_loop *loop);
+/* Unsubmitted SQEs: the loop does not spin before it submits them. */
+bool cor__uring_pending(const struct cor_loop *loop);
 
 /* ------------------------------------------------------------ timers */
 
@@ -380,6 +394,11 @@ struct cor_loop {
   uint64_t timer_seq;
 
   cor__poller poller;
+  /* core/uring.c: the ring of the loop's socket streams, NULL until one
+   * needs it; uring_off: never make one (turned off, or it failed). */
+  struct cor__uring *uring;
+  bool uring_off;
+  uint32_t io_coalesce_us;
   cor__io *io;
   int io_cap;
   unsigned io_events; /* events of the fd being dispatched (COR__POLL_*) */

@@ -68,6 +68,12 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
   loop->spin_ns = loop->spin_cur = o.spin_seconds < 0    ? 0
                   : o.spin_seconds == 0 ? DEFAULT_SPIN_NS
                                         : (uint64_t)(o.spin_seconds * 1e9);
+  loop->uring_off = o.io_uring < 0;
+  loop->io_coalesce_us =
+      o.io_coalesce_seconds < 0    ? 0
+      : o.io_coalesce_seconds == 0 ? 250
+      : o.io_coalesce_seconds > 1  ? 1000000
+                                   : (uint32_t)(o.io_coalesce_seconds * 1e6);
   const char *dbg = getenv("CORIO_DEBUG");
   bool debug = o.debug || (dbg && dbg[0] && strcmp(dbg, "0") != 0);
   loop->slow_ns = 100000000u; /* asyncio's slow_callback_duration, 0.1 s */
@@ -197,6 +203,7 @@ static void release_resources(cor_loop_t *loop) {
     close(loop->wakefd);
     loop->wakefd = -1;
   }
+  cor__uring_close(loop);
   cor__poller_close(&loop->poller);
   cor__array_free(loop->ready, (size_t)loop->rcap * sizeof *loop->ready);
   loop->ready = NULL;
@@ -815,14 +822,16 @@ static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
      * counted by cor__debug_cb_end and left out (cor__debug_slow_poll). */
     uint64_t t0 = cor__now_ns();
     cor__debug_poll_begin(loop);
-    int n = cor__poller_wait(&loop->poller, loop, timeout_ns);
+    int n = loop->uring ? cor__uring_wait(loop, timeout_ns)
+                        : cor__poller_wait(&loop->poller, loop, timeout_ns);
     COR_ASSERT(n >= 0 || n == -ENOMEM);
     cor__debug_slow_poll(loop, timeout_ns, t0, cor__now_ns());
     loop->last_poll = loop->now;
     ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
     return;
   }
-  int n = cor__poller_wait(&loop->poller, loop, timeout_ns);
+  int n = loop->uring ? cor__uring_wait(loop, timeout_ns)
+                      : cor__poller_wait(&loop->poller, loop, timeout_ns);
   COR_ASSERT(n >= 0 || n == -ENOMEM);
   loop->last_poll = loop->now;
   ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
@@ -878,7 +887,7 @@ static void run_once(cor_loop_t *loop) {
   if (timeout != 0) {
     /* Spin first: a post arriving within spin_ns costs a cache miss
      * instead of a ~13 us eventfd wake-up. Never past the next timer. */
-    if (loop->spin_cur > 0) {
+    if (loop->spin_cur > 0 && !(loop->uring && cor__uring_pending(loop))) {
       uint64_t until = now + loop->spin_cur, t = now;
       if (timeout > 0 && (uint64_t)timeout < loop->spin_cur)
         until = now + (uint64_t)timeout;
@@ -931,7 +940,10 @@ static void run_once(cor_loop_t *loop) {
     ck_pr_fas_int(&loop->sleeping, 0);
     now = loop->now = cor__now_ns();
     ck_pr_store_64(&loop->st_idle_ns, loop->st_idle_ns + (now - sleep_from));
-  } else if (loop->nio > 0 && now - loop->last_poll >= POLL_INTERVAL_NS) {
+  } else if ((loop->nio > 0 && now - loop->last_poll >= POLL_INTERVAL_NS) ||
+             (loop->uring && cor__uring_pending(loop))) {
+    /* io_uring: what this iteration's tasks wrote goes out now, in one
+     * enter for all of them, rather than after the busy loop's interval. */
     poll_io(loop, 0);
   }
 

@@ -281,11 +281,8 @@ static int connect_one(struct cor_loop *loop, const cor__addr *a,
     if (errno != EINPROGRESS && errno != EAGAIN) {
       rc = -errno;
     } else {
-      /* The first writable edge says the connect finished, either way. */
-      s->writable = false;
-      while (!s->writable && rc == 0)
-        rc = cor__wait_embedded(loop, &s->wfut, &s->wwait, deadline,
-                                "cor_open_connection", ra);
+      /* Writable says the connect finished, either way. */
+      rc = cor__stream_wait_connect(s, deadline, "cor_open_connection", ra);
       if (rc == 0) {
         int err = 0;
         socklen_t l = sizeof err;

@@ -11,13 +11,22 @@
  * buffer, which the writable-edge callback flushes from the loop with no task
  * involved. drain() is the back-pressure point.
  *
+ * io_uring mode (socket streams of a loop with a ring, core/uring.c): a read
+ * that finds the buffer empty arms one recv on a provided buffer and waits;
+ * its completion copies the bytes into the read buffer. A write appends to
+ * the write buffer and, unless a send is in flight, hands the buffer to
+ * one (double-buffered: later writes fill the other buffer until the send
+ * completes). The loop's one io_uring_enter per iteration submits them all.
+ *
  * Memory: an empty read buffer goes back to a small per-thread cache while
  * its task waits for data, so an idle connection holds no read buffer; the
  * write buffer exists only while the kernel is behind. */
 #include "stream_internal.h"
+#include "uring.h"
 
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -147,6 +156,29 @@ static int wbuf_append(cor_stream_t *s, const char *p, size_t n) {
   return 0;
 }
 
+/* Bytes written and not yet taken by the kernel: the write buffer's and,
+ * in io_uring mode, the send in flight's. */
+static inline size_t wqueued(const cor_stream_t *s) {
+  return (s->wend - s->wpos) + (s->fend - s->fpos);
+}
+
+/* Appends n received bytes to the read buffer. */
+static int rbuf_append(cor_stream_t *s, const char *p, size_t n) {
+  while (n > 0) {
+    int rc = rbuf_room(s, s->rend - s->rpos + n);
+    if (rc != 0)
+      return rc;
+    size_t k = s->rcap - s->rend;
+    if (k > n)
+      k = n;
+    memcpy(s->rbuf + s->rend, p, k);
+    s->rend += k;
+    p += k;
+    n -= k;
+  }
+  return 0;
+}
+
 /* ------------------------------------------------------------ waiting */
 
 static void wait_timeout_cb(void *arg) {
@@ -258,7 +290,7 @@ static void flush(cor_stream_t *s) {
 
 /* After the buffer moved (flush) or an error: the deferred actions. */
 static void after_flush(cor_stream_t *s) {
-  size_t left = s->wend - s->wpos;
+  size_t left = wqueued(s);
   if (left == 0 && s->shut_req && !s->shut_done && !s->fd_closed) {
     s->shut_done = true;
     if (s->kind == COR__STREAM_SOCK)
@@ -292,6 +324,176 @@ static void on_writable(void *arg) {
   }
 }
 
+/* ------------------------------------------------------------ io_uring */
+
+static void stream_release(cor_stream_t *s);
+
+/* The last op of a freed stream completed: free it now. */
+static bool zombie_done(cor_stream_t *s) {
+  if (!s->zombie)
+    return false;
+  if (s->uops == 0)
+    stream_release(s);
+  return true;
+}
+
+static void on_recv(cor__uop *op, int res, unsigned flags) {
+  cor_stream_t *s = (cor_stream_t *)((char *)op - offsetof(cor_stream_t, rop));
+  cor__uring *u = s->loop->uring;
+  s->uops--;
+  s->rarmed = false;
+  int bid = (flags & IORING_CQE_F_BUFFER) ? (int)(flags >> IORING_CQE_BUFFER_SHIFT)
+                                          : -1;
+  if (s->zombie || s->closing || u->closing) {
+    if (bid >= 0)
+      cor__uring_buf_put(u, (unsigned)bid);
+    if (!zombie_done(s) && s->rwait && !u->closing)
+      cor__wake_embedded(&s->rfut, true, 0);
+    return;
+  }
+  if (res > 0 && bid >= 0) {
+    s->last_io = s->loop->now;
+    if (!s->rwait) {
+      /* No task waits (its wait timed out): keep the buffer, uncopied, for
+       * the next read, so a peek's pointer never moves under the user. */
+      s->pend_bid = bid;
+      s->pend_len = (unsigned)res;
+      return;
+    }
+    int rc = rbuf_append(s, cor__uring_buf(u, (unsigned)bid), (size_t)res);
+    cor__uring_buf_put(u, (unsigned)bid);
+    if (rc != 0)
+      s->rerr = rc;
+  } else {
+    if (bid >= 0)
+      cor__uring_buf_put(u, (unsigned)bid);
+    if (res == 0)
+      s->eof = true;
+    else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && res != -EINTR)
+      s->rerr = res; /* ENOBUFS (the pool ran dry this batch): re-armed */
+  }
+  if (s->rwait)
+    cor__wake_embedded(&s->rfut, true, 0);
+}
+
+static int arm_recv(cor_stream_t *s) {
+  cor__uring *u = s->loop->uring;
+  struct io_uring_sqe *sqe = u ? cor__uring_sqe(u) : NULL;
+  if (sqe == NULL)
+    return -ENOMEM;
+  io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = COR__URING_BGID;
+  io_uring_sqe_set_data(sqe, &s->rop);
+  u->inflight++;
+  s->uops++;
+  s->rarmed = true;
+  return 0;
+}
+
+static void start_send(cor_stream_t *s);
+
+static void submit_send(cor_stream_t *s) {
+  cor__uring *u = s->loop->uring;
+  struct io_uring_sqe *sqe = u ? cor__uring_sqe(u) : NULL;
+  if (sqe == NULL) {
+    s->werr = -ENOMEM;
+    return;
+  }
+  io_uring_prep_send(sqe, s->fd, s->fbuf + s->fpos, s->fend - s->fpos,
+                     MSG_NOSIGNAL);
+  io_uring_sqe_set_data(sqe, &s->wop);
+  u->inflight++;
+  s->uops++;
+  s->sending = true;
+}
+
+static void on_send(cor__uop *op, int res, unsigned flags) {
+  (void)flags;
+  cor_stream_t *s = (cor_stream_t *)((char *)op - offsetof(cor_stream_t, wop));
+  s->uops--;
+  s->sending = false;
+  if (zombie_done(s))
+    return;
+  if (s->loop->uring->closing) {
+    s->fpos = s->fend = 0;
+    return;
+  }
+  if (res < 0) {
+    s->werr = res == -ECANCELED ? COR_ECLOSED : res;
+    s->fpos = s->fend = 0;
+  } else {
+    s->fpos += (size_t)res;
+    s->last_io = s->loop->now;
+    if (s->fpos < s->fend && !s->fd_closed) {
+      submit_send(s); /* the kernel took part: the rest */
+      if (s->sending)
+        return;
+    }
+    s->fpos = s->fend = 0;
+  }
+  if (!s->werr && !s->fd_closed && s->wend > s->wpos) {
+    start_send(s);
+  } else if (s->wend == s->wpos) {
+    /* Nothing to send: an idle connection keeps no write buffer. */
+    cor__free(s->wbuf);
+    s->wbuf = NULL;
+    s->wcap = s->wpos = s->wend = 0;
+  }
+  after_flush(s);
+}
+
+/* Hands the write buffer to a send; writes fill the other buffer meanwhile. */
+static void start_send(cor_stream_t *s) {
+  char *b = s->fbuf;
+  size_t c = s->fcap;
+  s->fbuf = s->wbuf;
+  s->fcap = s->wcap;
+  s->fpos = s->wpos;
+  s->fend = s->wend;
+  s->wbuf = b;
+  s->wcap = c;
+  s->wpos = s->wend = 0;
+  submit_send(s);
+}
+
+static void on_pollout(cor__uop *op, int res, unsigned flags) {
+  (void)flags;
+  (void)res;
+  cor_stream_t *s = (cor_stream_t *)((char *)op - offsetof(cor_stream_t, wop));
+  s->uops--;
+  s->sending = false;
+  if (zombie_done(s) || s->loop->uring->closing)
+    return;
+  s->writable = true;
+  if (s->wwait)
+    cor__wake_embedded(&s->wfut, true, 0);
+}
+
+int cor__stream_wait_connect(cor_stream_t *s, uint64_t deadline_ns,
+                             const char *call, const void *site) {
+  s->writable = false;
+  int rc = 0;
+  while (!s->writable && rc == 0) {
+    if (s->uring && !s->sending) {
+      cor__uring *u = s->loop->uring;
+      struct io_uring_sqe *sqe = u ? cor__uring_sqe(u) : NULL;
+      if (sqe == NULL)
+        return -ENOMEM;
+      io_uring_prep_poll_add(sqe, s->fd, POLLOUT);
+      s->wop.cb = on_pollout;
+      io_uring_sqe_set_data(sqe, &s->wop);
+      u->inflight++;
+      s->uops++;
+      s->sending = true;
+    }
+    rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, deadline_ns, call,
+                            site);
+  }
+  s->wop.cb = on_send;
+  return rc;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 cor_stream_t *cor__stream_new(struct cor_loop *loop, int fd, int kind,
@@ -311,6 +513,14 @@ cor_stream_t *cor__stream_new(struct cor_loop *loop, int fd, int kind,
   s->hiwat = COR_STREAM_DEFAULT_HIGH_WATER;
   s->lowat = COR_STREAM_DEFAULT_LOW_WATER;
   s->last_io = loop->now ? loop->now : cor__now_ns();
+  s->pend_bid = -1;
+  if (kind == COR__STREAM_SOCK && cor__uring_get(loop) != NULL) {
+    s->uring = true;
+    s->readable = false;
+    s->rop.cb = on_recv;
+    s->wop.cb = on_send;
+    return s;
+  }
   int rc = cor__loop_io_et_add(loop, fd, on_readable, on_writable, s);
   if (rc != 0) {
     close(fd);
@@ -336,7 +546,7 @@ static void stream_repr(cor__res *r, cor__buf *out) {
   if (s->eof)
     cor__buf_printf(out, " eof");
   cor__buf_printf(out, " buffered=%zu write_buffered=%zu", s->rend - s->rpos,
-                  s->wend - s->wpos);
+                  wqueued(s));
 }
 
 static const cor__res_type stream_res = {"stream", stream_repr};
@@ -386,6 +596,24 @@ static void close_fd(cor_stream_t *s) {
     cor__loop_io_et_del(s->loop, s->fd);
     s->registered = false;
   }
+  cor__uring *u = s->uring ? s->loop->uring : NULL;
+  if (u != NULL && s->uops > 0) {
+    /* Ops in flight are cancelled; their completions come later, which is
+     * why a freed stream may outlive cor_stream_free. An SQE not yet
+     * submitted names the fd by number: submit first, so the kernel holds
+     * the file before the number can be reused. (The socket itself goes
+     * once the cancelled ops let go of it, at the loop's next enter.) */
+    cor__uring_submit(u);
+    struct io_uring_sqe *sqe;
+    if (s->rarmed && (sqe = cor__uring_sqe(u)) != NULL) {
+      io_uring_prep_cancel(sqe, &s->rop, 0);
+      io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
+    }
+    if (s->sending && (sqe = cor__uring_sqe(u)) != NULL) {
+      io_uring_prep_cancel(sqe, &s->wop, 0);
+      io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
+    }
+  }
   close(s->fd);
   s->fd = -1;
   s->fd_closed = true;
@@ -398,6 +626,17 @@ static void close_fd(cor_stream_t *s) {
     cor__wake_embedded(&s->cfut, true, 0);
 }
 
+/* Frees what the stream holds and the stream itself. */
+static void stream_release(cor_stream_t *s) {
+  if (s->rbuf)
+    rbuf_put(s->rbuf, s->rcap);
+  if (s->pend_bid >= 0 && s->loop->uring)
+    cor__uring_buf_put(s->loop->uring, (unsigned)s->pend_bid);
+  cor__free(s->wbuf);
+  cor__free(s->fbuf);
+  cor__free(s);
+}
+
 int cor_stream_close(cor_stream_t *s) {
   if (s == NULL)
     return cor__bad_arg("cor_stream_close", "s is NULL");
@@ -408,12 +647,12 @@ int cor_stream_close(cor_stream_t *s) {
   cor__res_untrack(&s->res);
   if (s->rwait)
     cor__wake_embedded(&s->rfut, true, COR_ECLOSED);
-  if (s->wend == s->wpos || s->werr || s->fd_closed)
+  if (wqueued(s) == 0 || s->werr || s->fd_closed)
     close_fd(s);
-  else if (s->writable) {
+  else if (!s->uring && s->writable) {
     flush(s);
     after_flush(s);
-  }
+  } /* io_uring: the send in flight closes it when the buffer is empty */
   return 0;
 }
 
@@ -452,10 +691,11 @@ void cor_stream_free(cor_stream_t *s) {
    * for the report to name its addresses. Freeing closes it anyway. */
   cor__res_release(&s->res);
   close_fd(s);
-  if (s->rbuf)
-    rbuf_put(s->rbuf, s->rcap);
-  cor__free(s->wbuf);
-  cor__free(s);
+  if (s->uops > 0) {
+    s->zombie = true; /* its cancelled ops complete later: they free it */
+    return;
+  }
+  stream_release(s);
 }
 
 /* ------------------------------------------------------------ reading */
@@ -485,6 +725,38 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
       return s->rerr;
     if (s->eof)
       return 0;
+    if (s->uring) {
+      size_t had = s->rend - s->rpos;
+      if (s->pend_bid >= 0) {
+        /* bytes that came while no task waited */
+        int rc = rbuf_append(s, cor__uring_buf(s->loop->uring, (unsigned)s->pend_bid),
+                             s->pend_len);
+        cor__uring_buf_put(s->loop->uring, (unsigned)s->pend_bid);
+        s->pend_bid = -1;
+        if (rc != 0)
+          return s->rerr = rc;
+        return 1;
+      }
+      if (!s->rarmed) {
+        int rc = arm_recv(s);
+        if (rc != 0)
+          return rc;
+      }
+      rbuf_release_if_empty(s);
+      uint64_t d = wait_deadline(s, call_dl);
+      int rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d, call, site);
+      if (s->rend - s->rpos > had)
+        return 1;
+      if (rc == -ETIMEDOUT) {
+        uint64_t now = cor__now_ns();
+        if ((call_dl == 0 || now < call_dl) &&
+            (s->idle_to == 0 || now < s->last_io + s->idle_to))
+          continue;
+      }
+      if (rc != 0)
+        return rc;
+      continue; /* EOF, an error, or no buffer: the checks above */
+    }
     if (s->readable) {
       int rc = rbuf_room(s, want);
       if (rc != 0)
@@ -747,6 +1019,12 @@ int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
     return COR_ECLOSED;
   if (n == 0)
     return 0;
+  if (s->uring) {
+    int rc = wbuf_append(s, buf, n);
+    if (rc == 0 && !s->sending)
+      start_send(s);
+    return rc ? rc : s->werr;
+  }
   const char *p = buf;
   if (s->writable) {
     ssize_t w;
@@ -805,7 +1083,7 @@ int cor_stream_drain(cor_stream_t *s) {
       return s->werr;
     if (s->fd_closed)
       return s->closing ? COR_ECLOSED : 0;
-    if (s->wend - s->wpos <= s->hiwat)
+    if (wqueued(s) <= s->hiwat)
       return 0;
     uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
     int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d,
@@ -815,7 +1093,7 @@ int cor_stream_drain(cor_stream_t *s) {
       continue;
     if (rc != 0)
       return rc;
-    if (s->wend - s->wpos <= s->lowat && !s->werr)
+    if (wqueued(s) <= s->lowat && !s->werr)
       return 0;
   }
 }
@@ -824,7 +1102,7 @@ size_t cor_stream_write_buffered(const cor_stream_t *s) {
   if (s == NULL)
     return 0;
   COR__CHECK_THREAD_VAL(s->loop, "cor_stream_write_buffered", 0);
-  return s->wend - s->wpos;
+  return wqueued(s);
 }
 
 int cor_stream_write_eof(cor_stream_t *s) {
@@ -836,7 +1114,7 @@ int cor_stream_write_eof(cor_stream_t *s) {
   if (s->kind != COR__STREAM_SOCK)
     return -ENOTSOCK;
   s->shut_req = true;
-  if (s->wend == s->wpos) {
+  if (wqueued(s) == 0) {
     s->shut_done = true;
     if (shutdown(s->fd, SHUT_WR) < 0)
       return -errno;

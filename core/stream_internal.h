@@ -29,6 +29,21 @@ struct cor_stream {
   bool registered; /* edge-triggered registration in the loop */
   bool rwait, wwait; /* a task waits on rfut / wfut */
   bool cwait;        /* a task waits on cfut (wait_closed) */
+  /* io_uring mode (core/uring.c): reads and writes complete on the loop's
+   * ring instead of recv/send calls; `readable`/`writable`/`registered`
+   * are unused then. */
+  bool uring;
+  bool rarmed;  /* a recv is in flight (rop) */
+  bool sending; /* a send (or connect's poll) is in flight (wop) */
+  bool zombie;  /* freed while ops were in flight: the last one frees it */
+  uint8_t uops; /* ops in flight */
+  int pend_bid; /* a received buffer not copied yet (no reader waited), -1 */
+  unsigned pend_len;
+  cor__uop rop, wop;
+  /* bytes handed to the kernel by the send in flight: [fpos, fend) of
+   * fbuf (capacity fcap); new writes go to wbuf meanwhile */
+  char *fbuf;
+  size_t fcap, fpos, fend;
   int rerr, werr;  /* sticky errors of each direction */
   /* read buffer: unread bytes are [rpos, rend) of rbuf (capacity rcap) */
   char *rbuf;
@@ -59,6 +74,11 @@ struct cor_stream {
  * errno). `readable`: whether to try reading before the first edge. */
 struct cor_stream *cor__stream_new(struct cor_loop *loop, int fd, int kind,
                                    bool readable);
+
+/* Waits (in a task) until a connecting socket stream's fd is writable,
+ * i.e. the connect finished either way; -ETIMEDOUT at deadline_ns. */
+int cor__stream_wait_connect(struct cor_stream *s, uint64_t deadline_ns,
+                             const char *call, const void *site);
 
 /* Tracks s as the application's (cor__res_track) from now on: freed
  * without cor_stream_close, it is reported. ra: the return address of the

@@ -80,7 +80,7 @@ typedef struct {
   unsigned pending; /* SQEs written since the last enter */
   bool defer;
   bool multishot;
-  unsigned batch, batch_us;
+  unsigned batch, batch_us, minwait_us;
   struct io_uring_buf_ring *br;
   char *bufs;
   unsigned short br_tail;
@@ -206,6 +206,11 @@ static void enter(ring *r, bool wait) {
   unsigned min = wait ? 1 : 0;
   struct __kernel_timespec ts = {0, (long long)r->batch_us * 1000};
   struct io_uring_getevents_arg ga = {0, 0, 0, (uint64_t)(uintptr_t)&ts};
+  if (r->minwait_us) {
+    ts.tv_sec = 3600;
+    ts.tv_nsec = 0;
+    ga.pad = r->minwait_us; /* min_wait_usec in newer headers */
+  }
   void *arg = NULL;
   size_t argsz = 0;
   if (wait && r->batch > 1) {
@@ -411,6 +416,7 @@ void *uring_http_thread(void *arg) {
   r.multishot = a->multishot;
   r.batch = a->batch;
   r.batch_us = a->batch_us;
+  r.minwait_us = a->minwait_us;
   r.conns = calloc(MAX_FD, sizeof *r.conns);
   /* io_uring waits for readiness itself; on an O_NONBLOCK file it would
    * hand EAGAIN back instead. */

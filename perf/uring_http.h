@@ -12,6 +12,8 @@ typedef struct {
   bool defer;     /* SINGLE_ISSUER | DEFER_TASKRUN */
   unsigned batch;    /* wait for this many completions (1: any) ... */
   unsigned batch_us; /* ... or this long, whichever comes first */
+  unsigned minwait_us; /* >0: the kernel's min-timeout wait instead: batch
+                          completions, or any after this long */
 } uring_http_args;
 
 /* 0 when io_uring can be set up here; else -1 with the reason in why. */

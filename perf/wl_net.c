@@ -557,7 +557,7 @@ BENCH_WORKLOAD(limit_http, wl_limit_http, "C=100,D=10,T=2,loops=0,syscalls=0")
  * an io_uring backend of corio: it says what one could reach here. */
 typedef struct {
   bool multishot, defer;
-  unsigned batch, batch_us;
+  unsigned batch, batch_us, minwait_us;
 } uring_cfg;
 
 static void uring_floor_start(int *lfds, long n, const void *cfg) {
@@ -569,6 +569,7 @@ static void uring_floor_start(int *lfds, long n, const void *cfg) {
     a->defer = u->defer;
     a->batch = u->batch;
     a->batch_us = u->batch_us;
+    a->minwait_us = u->minwait_us;
     pthread_t th;
     pthread_create(&th, NULL, uring_http_thread, a);
   }
@@ -579,7 +580,8 @@ static int wl_limit_http_uring(bench_ctx *ctx) {
   uring_cfg u = {bench_param_long(ctx, "multishot", 1) != 0,
                  bench_param_long(ctx, "defer", 1) != 0,
                  (unsigned)bench_param_long(ctx, "batch", 1),
-                 (unsigned)bench_param_long(ctx, "batch_us", 100)};
+                 (unsigned)bench_param_long(ctx, "batch_us", 100),
+                 (unsigned)bench_param_long(ctx, "minwait", 0)};
   if (u.batch == 0)
     bench_fail(ctx, "batch=0: at least one completion per wait");
   /* Probed in a child: a ring closed in the harness would interrupt its
@@ -613,7 +615,7 @@ static int wl_limit_http_uring(bench_ctx *ctx) {
 }
 BENCH_WORKLOAD(limit_http_uring, wl_limit_http_uring,
                "C=100,D=10,T=2,loops=0,multishot=1,defer=1,batch=1,"
-               "batch_us=100,syscalls=0")
+               "batch_us=100,minwait=0,syscalls=0")
 
 /* ------------------------------------------------------------ tcp_echo */
 

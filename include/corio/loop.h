@@ -37,6 +37,23 @@ typedef struct cor_loop_opts {
   unsigned threadsafe_batch;
   /* Debug mode (see cor_loop_set_debug); also on when CORIO_DEBUG=1. */
   bool debug;
+  /* Socket streams of this loop do their reads and writes through an
+   * io_uring (one kernel entry per loop iteration for all of them) instead
+   * of one recv and one send system call each. 0 = default: on where the
+   * kernel allows it (5.19+ with provided buffer rings; a container may
+   * forbid it), unless the environment has CORIO_IO=epoll; negative = off
+   * (epoll, edge-triggered). The ring is made on the loop's thread when
+   * its first socket stream needs it. */
+  int io_uring;
+  /* With io_uring, how long a loop under network load may wait to gather
+   * several completions into one batch (one kernel entry, run together)
+   * before it runs what came: throughput for latency. It adapts: a loop
+   * whose waits bring one completion at a time (a lone request/response
+   * peer) never waits for more, so is never held back. While it waits
+   * for a batch, a cross-thread wake-up (cor_call_soon_threadsafe, an
+   * executor's result) may be held as long. Needs Linux 6.12+ (else no
+   * coalescing). 0 = default (250 us); negative = never coalesce. */
+  double io_coalesce_seconds;
 } cor_loop_opts;
 
 /* Creates a loop. The caller holds one reference (cor_release). Returns NULL

@@ -1,0 +1,324 @@
+/* The io_uring side of a loop: socket streams complete their reads and
+ * writes here instead of making one recv and one send system call per
+ * message (core/stream.c).
+ *
+ * Why: on this kind of machine every kernel entry costs ~1 us, and a
+ * request/response server made two of them per request (recv, send) plus
+ * its share of epoll_wait. With a ring, the loop's one io_uring_enter per
+ * iteration submits every send and re-armed recv the iteration produced and
+ * collects every completion that came in meanwhile.
+ *
+ * How it fits the loop:
+ *   - The ring is made lazily, on the loop's thread, when the first socket
+ *     stream needs it: a loop that never has a stream never pays for one.
+ *     SINGLE_ISSUER | DEFER_TASKRUN: only the loop's thread submits, and
+ *     the kernel runs completion work inside that thread's io_uring_enter,
+ *     in one batch, instead of interrupting it whenever a packet lands.
+ *   - Everything else (timers, the cross-thread eventfd, signals, fds of
+ *     add_reader, listening sockets) stays in epoll. The ring watches the
+ *     epoll fd with a multishot poll, so the loop sleeps in io_uring_enter
+ *     alone; when that poll fires (or the last epoll_wait found events,
+ *     since level-triggered fds raise no new wake-up) the loop reads epoll
+ *     with a zero timeout.
+ *   - Reads use a ring of provided buffers (one pool per loop): a recv is
+ *     armed only while a task wants bytes, the kernel picks a buffer when
+ *     data arrives, the completion copies it into the stream's buffer and
+ *     gives the buffer back at once. An idle connection holds no memory.
+ *   - Coalescing (cor_loop_opts.io_coalesce_seconds): under load the loop
+ *     asks the kernel for several completions per wait, with the kernel's
+ *     minimum-wait time-out (IORING_FEAT_MIN_TIMEOUT): it returns as soon
+ *     as the completions asked for are there, and after the coalescing time
+ *     with whatever came (at least one). How many to ask for adapts: it
+ *     doubles while a wait finds more than it asked for and falls to what
+ *     came when the time-out cut a wait short, so a lone request/response
+ *     peer (one completion per wait) is never held back, and a loop serving
+ *     many connections runs them in batches. A wait for more than one
+ *     completion can hold a cross-thread wake-up for up to the coalescing
+ *     time (the kernel counts the eventfd's completion like any other).
+ *
+ * Ops: a cor__uop embedded in its owner is each SQE's user_data; its
+ * callback runs on the loop's thread when the CQE is reaped. */
+#include "internal.h"
+#include "uring.h"
+
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define SQ_ENTRIES 1024u
+#define CQ_ENTRIES 8192u
+#define BUF_COUNT 256u /* a power of two */
+#define MAX_WAIT_NR 64u
+#define DEFAULT_COALESCE_US 250u
+#define TAG_EPOLL 1ull /* user_data of the epoll fd's poll */
+#define TAG_IGNORE COR__URING_TAG_IGNORE
+
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1u << 15)
+#endif
+
+/* CORIO_IO=epoll turns the ring off for every loop of the process. */
+static int env_mode(void) {
+  static int mode; /* 0 unread, 1 allowed, -1 off */
+  int m = __atomic_load_n(&mode, __ATOMIC_RELAXED);
+  if (m == 0) {
+    const char *e = getenv("CORIO_IO");
+    m = e && strcmp(e, "epoll") == 0 ? -1 : 1;
+    __atomic_store_n(&mode, m, __ATOMIC_RELAXED);
+  }
+  return m;
+}
+
+static void ring_free(cor__uring *u) {
+  if (u->br)
+    munmap(u->br, u->br_size);
+  cor__free(u->bufs);
+  io_uring_queue_exit(&u->ring);
+  cor__free(u);
+}
+
+static cor__uring *ring_new(struct cor_loop *loop) {
+  cor__uring *u = cor__calloc(1, sizeof *u);
+  if (u == NULL)
+    return NULL;
+  struct io_uring_params p;
+  memset(&p, 0, sizeof p);
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+            IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+            IORING_SETUP_COOP_TASKRUN;
+  p.cq_entries = CQ_ENTRIES;
+  int rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
+  if (rc < 0) {
+    COR_LOG(COR_LOG_INFO,
+            "io_uring unavailable (%s): socket streams use epoll",
+            strerror(-rc));
+    cor__free(u);
+    return NULL;
+  }
+  u->features = p.features;
+  /* Provided buffers: one group, BUF_COUNT buffers of COR__URING_BUF. */
+  u->br_size = BUF_COUNT * sizeof(struct io_uring_buf);
+  u->br = mmap(NULL, u->br_size, PROT_READ | PROT_WRITE,
+               MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  u->bufs = cor__malloc((size_t)BUF_COUNT * COR__URING_BUF);
+  if (u->br == MAP_FAILED || u->bufs == NULL) {
+    if (u->br == MAP_FAILED)
+      u->br = NULL;
+    ring_free(u);
+    return NULL;
+  }
+  struct io_uring_buf_reg reg;
+  memset(&reg, 0, sizeof reg);
+  reg.ring_addr = (uint64_t)(uintptr_t)u->br;
+  reg.ring_entries = BUF_COUNT;
+  reg.bgid = COR__URING_BGID;
+  rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+  if (rc < 0) {
+    COR_LOG(COR_LOG_INFO,
+            "io_uring provided buffers unavailable (%s): socket streams use "
+            "epoll",
+            strerror(-rc));
+    ring_free(u);
+    return NULL;
+  }
+  io_uring_buf_ring_init(u->br);
+  for (unsigned i = 0; i < BUF_COUNT; i++)
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * COR__URING_BUF,
+                          COR__URING_BUF, (unsigned short)i,
+                          io_uring_buf_ring_mask(BUF_COUNT), (int)i);
+  io_uring_buf_ring_advance(u->br, BUF_COUNT);
+  u->wait_nr = 1;
+  (void)loop;
+  return u;
+}
+
+cor__uring *cor__uring_get(struct cor_loop *loop) {
+  if (COR_LIKELY(loop->uring != NULL))
+    return loop->uring;
+  if (loop->uring_off || env_mode() < 0 || loop->closed)
+    return NULL;
+  /* SINGLE_ISSUER binds the ring to the thread that makes it: only the
+   * thread running the loop may. */
+  if (cor__tls_loop != loop) {
+    return NULL;
+  }
+  cor__uring *u = ring_new(loop);
+  if (u == NULL) {
+    loop->uring_off = true;
+    return NULL;
+  }
+  loop->uring = u;
+  loop->nio++; /* the loop now has I/O to look at even when busy */
+  return u;
+}
+
+struct io_uring_sqe *cor__uring_sqe(cor__uring *u) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+  if (COR_UNLIKELY(sqe == NULL)) {
+    /* Full: submit what is queued (completions wait for the next reap). */
+    cor__uring_submit(u);
+    sqe = io_uring_get_sqe(&u->ring);
+  }
+  return sqe;
+}
+
+void cor__uring_buf_put(cor__uring *u, unsigned bid) {
+  io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * COR__URING_BUF,
+                        COR__URING_BUF, (unsigned short)bid,
+                        io_uring_buf_ring_mask(BUF_COUNT), 0);
+  io_uring_buf_ring_advance(u->br, 1);
+}
+
+const char *cor__uring_buf(cor__uring *u, unsigned bid) {
+  return u->bufs + (size_t)bid * COR__URING_BUF;
+}
+
+/* Makes queued SQEs visible to the kernel; returns how many are unsubmitted.
+ * (liburing 2.3 keeps its own flush private, and its wait calls cannot pass
+ * the minimum-wait time.) */
+static unsigned flush_sq(cor__uring *u) {
+  struct io_uring_sq *sq = &u->ring.sq;
+  unsigned tail = sq->sqe_tail;
+  if (sq->sqe_head != tail) {
+    sq->sqe_head = tail;
+    __atomic_store_n(sq->ktail, tail, __ATOMIC_RELEASE);
+  }
+  return tail - __atomic_load_n(sq->khead, __ATOMIC_ACQUIRE);
+}
+
+static void arm_epoll(struct cor_loop *loop, cor__uring *u) {
+  struct io_uring_sqe *sqe = cor__uring_sqe(u);
+  if (sqe == NULL)
+    return;
+  io_uring_prep_poll_multishot(sqe, loop->poller.fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, TAG_EPOLL);
+  u->epoll_armed = true;
+}
+
+/* Runs the callbacks of every completion there is. Returns how many. */
+static unsigned reap(struct cor_loop *loop, cor__uring *u) {
+  unsigned n = 0, head;
+  struct io_uring_cqe *cqe;
+  io_uring_for_each_cqe(&u->ring, head, cqe) {
+    uint64_t ud = cqe->user_data;
+    int res = cqe->res;
+    unsigned flags = cqe->flags;
+    /* Advance before the callback: it may submit, or reap again. */
+    io_uring_cq_advance(&u->ring, 1);
+    n++;
+    if (ud == TAG_EPOLL) {
+      u->epoll_hot = true;
+      if (!(flags & IORING_CQE_F_MORE))
+        u->epoll_armed = false;
+    } else if (ud > TAG_IGNORE) {
+      cor__uop *op = (cor__uop *)(uintptr_t)ud;
+      u->inflight--;
+      op->cb(op, res, flags);
+    }
+  }
+  return n;
+}
+
+int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns) {
+  cor__uring *u = loop->uring;
+  if (COR_UNLIKELY(!u->epoll_armed))
+    arm_epoll(loop, u);
+  if (u->epoll_hot) {
+    /* Level-triggered fds still ready raise no new wake-up: look first. */
+    u->epoll_hot = false;
+    int n = cor__poller_wait(&loop->poller, loop, 0);
+    if (n > 0) {
+      u->epoll_hot = true;
+      timeout_ns = 0;
+    }
+  }
+  unsigned submit = flush_sq(u);
+  unsigned wait_nr = timeout_ns == 0 ? 0 : u->wait_nr;
+  unsigned flags = IORING_ENTER_GETEVENTS;
+  struct __kernel_timespec ts;
+  struct io_uring_getevents_arg ga;
+  void *arg = NULL;
+  size_t argsz = 0;
+  uint32_t min_us = wait_nr > 1 ? loop->io_coalesce_us : 0;
+  if (timeout_ns > 0 || min_us) {
+    memset(&ga, 0, sizeof ga);
+    int64_t t = timeout_ns > 0 ? timeout_ns : (int64_t)3600 * 1000000000;
+    ts.tv_sec = t / 1000000000;
+    ts.tv_nsec = t % 1000000000;
+    ga.ts = (uint64_t)(uintptr_t)&ts;
+    ga.pad = min_us; /* min_wait_usec in kernel 6.12's headers */
+    arg = &ga;
+    argsz = sizeof ga;
+    flags |= IORING_ENTER_EXT_ARG;
+  }
+  if (submit > 0 || wait_nr > 0 || io_uring_cq_ready(&u->ring) == 0) {
+    int rc = (int)syscall(__NR_io_uring_enter, u->ring.ring_fd, submit,
+                          wait_nr, flags, arg, argsz);
+    if (COR_UNLIKELY(rc < 0 && errno != ETIME && errno != EINTR &&
+                     errno != EAGAIN && errno != EBUSY)) {
+      int e = errno;
+      if (!u->enter_err_logged) {
+        u->enter_err_logged = true;
+        COR_LOG(COR_LOG_ERROR, "io_uring_enter: %s%s", strerror(e),
+                e == EEXIST ? " (the loop moved to another thread; its ring "
+                              "stays bound to the first)"
+                            : "");
+      }
+    }
+  }
+  unsigned got = reap(loop, u);
+  if (u->epoll_hot) {
+    int n = cor__poller_wait(&loop->poller, loop, 0);
+    u->epoll_hot = n > 0;
+    got += n > 0 ? (unsigned)n : 0;
+  }
+  if (wait_nr > 0) {
+    /* Ask for more while waits find more than they asked for; fall back to
+     * what came when the time-out cut one short. */
+    if (got > wait_nr && u->wait_nr < MAX_WAIT_NR && loop->io_coalesce_us &&
+        (u->features & IORING_FEAT_MIN_TIMEOUT))
+      u->wait_nr = wait_nr * 2 > MAX_WAIT_NR ? MAX_WAIT_NR : wait_nr * 2;
+    else if (got < wait_nr)
+      u->wait_nr = got > 0 ? got : 1;
+  }
+  return (int)got;
+}
+
+void cor__uring_submit(cor__uring *u) {
+  unsigned n = flush_sq(u);
+  if (n > 0)
+    syscall(__NR_io_uring_enter, u->ring.ring_fd, n, 0, 0, NULL, 0);
+}
+
+bool cor__uring_pending(const struct cor_loop *loop) {
+  const struct io_uring_sq *sq = &loop->uring->ring.sq;
+  return sq->sqe_tail != __atomic_load_n(sq->khead, __ATOMIC_ACQUIRE);
+}
+
+void cor__uring_close(struct cor_loop *loop) {
+  cor__uring *u = loop->uring;
+  if (u == NULL)
+    return;
+  /* Cancel what is still in flight and run its callbacks (they free the
+   * streams that were freed while an op was pending), bounded in time. */
+  u->closing = true;
+  struct io_uring_sqe *sqe = cor__uring_sqe(u);
+  if (sqe) {
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+  }
+  uint64_t until = cor__now_ns() + 1000000000ull;
+  while (u->inflight > 0 && cor__now_ns() < until) {
+    struct __kernel_timespec ts = {0, 10000000};
+    struct io_uring_getevents_arg ga;
+    memset(&ga, 0, sizeof ga);
+    ga.ts = (uint64_t)(uintptr_t)&ts;
+    syscall(__NR_io_uring_enter, u->ring.ring_fd, flush_sq(u), 1,
+            IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ga, sizeof ga);
+    reap(loop, u);
+  }
+  loop->uring = NULL;
+  loop->nio--;
+  ring_free(u);
+}

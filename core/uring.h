@@ -1,0 +1,41 @@
+/* The io_uring side of a loop (core/uring.c), for core/stream.c. Internal;
+ * owner thread only. */
+#ifndef CORIO_CORE_URING_H
+#define CORIO_CORE_URING_H
+
+#include <liburing.h>
+
+#define COR__URING_BUF (16u * 1024u) /* provided buffer size: one recv's most */
+#define COR__URING_BGID 0
+#define COR__URING_TAG_IGNORE 2ull /* user_data of ops whose result is unused */
+
+
+typedef struct cor__uring {
+  struct io_uring ring;
+  unsigned features;
+  unsigned wait_nr;  /* completions the next wait asks for (adaptive) */
+  unsigned inflight; /* ops submitted whose completion is not reaped */
+  bool epoll_armed;  /* the multishot poll on the epoll fd is armed */
+  bool epoll_hot;    /* epoll may have events: read it before sleeping */
+  bool closing;      /* the loop closes: callbacks only release memory */
+  bool enter_err_logged;
+  struct io_uring_buf_ring *br;
+  size_t br_size;
+  char *bufs;
+} cor__uring;
+
+/* The loop's ring, made on first use (on the loop's thread only); NULL when
+ * io_uring is off (CORIO_IO=epoll, cor_loop_opts.io_uring < 0) or not
+ * available here, or when called from another thread. */
+cor__uring *cor__uring_get(struct cor_loop *loop);
+/* A free SQE (submitting queued ones when the queue is full); NULL only if
+ * the kernel takes none. The caller sets its user_data to a cor__uop and
+ * counts it in inflight. */
+struct io_uring_sqe *cor__uring_sqe(cor__uring *u);
+/* Submits the queued SQEs now (no wait). */
+void cor__uring_submit(cor__uring *u);
+/* Provided buffer bid's bytes; giving it back to the kernel. */
+const char *cor__uring_buf(cor__uring *u, unsigned bid);
+void cor__uring_buf_put(cor__uring *u, unsigned bid);
+
+#endif
