@@ -16,10 +16,21 @@
  * corio/common.h); a task of another loop that would have to wait on the
  * object gets COR_ETHREAD even when that loop is not running.
  *
- * Under the hood: one edge-triggered epoll registration per stream, reads
- * straight into the stream's buffer, writes tried at once and buffered only
- * for what the kernel did not take, TCP_NODELAY by default, and no SIGPIPE
- * ever (MSG_NOSIGNAL on sockets; SIGPIPE held for pipe writes).
+ * Under the hood, two back-ends, one behaviour:
+ *   - io_uring (socket streams, by default where the kernel allows it; see
+ *     cor_loop_opts.io_uring and CORIO_IO=epoll): each loop has one ring;
+ *     a read that finds the buffer empty arms one recv on a buffer of the
+ *     loop's shared pool (an idle connection holds no buffer), a write
+ *     queues a send, and the loop submits every stream's sends and recvs
+ *     and collects their completions in one io_uring_enter per iteration,
+ *     gathering completions into batches under load
+ *     (cor_loop_opts.io_coalesce_seconds).
+ *   - epoll (pipes; sockets when io_uring is off): one edge-triggered
+ *     registration per stream, reads straight into the stream's buffer,
+ *     writes tried at once and buffered only for what the kernel did not
+ *     take.
+ * TCP_NODELAY by default, and no SIGPIPE ever (MSG_NOSIGNAL on sockets;
+ * SIGPIPE held for pipe writes).
  */
 #ifndef CORIO_STREAM_H
 #define CORIO_STREAM_H
@@ -153,12 +164,19 @@ COR_EXTERN bool cor_stream_at_eof(const cor_stream_t *s);
 
 /* ------------------------------------------------------------ writing */
 
-/* Writes n bytes: what the kernel takes at once is sent now (one send), the
- * rest is copied to the stream's write buffer and sent as the socket drains
- * (no task needed). Never blocks, never waits: call cor_stream_drain to
- * apply back-pressure. Returns 0, or the stream's error: -EPIPE or
- * -ECONNRESET once the peer is gone (never SIGPIPE), COR_ECLOSED after
- * close or write_eof, -ENOMEM. Owner thread, any task or callback (else
+/* Writes n bytes. With epoll (pipes; sockets when io_uring is off): what
+ * the kernel takes at once is sent now (one send), the rest is copied to
+ * the stream's write buffer and sent as the socket drains. With io_uring
+ * (socket streams by default, see cor_loop_opts.io_uring): the bytes are
+ * copied to the write buffer and handed to the kernel by the loop's next
+ * io_uring_enter, i.e. as soon as the calling task or callback gives the
+ * loop back (one system call for every stream's writes of that moment);
+ * a peer in the same thread sees them only after that. Either way no task
+ * is needed afterwards. Never blocks, never waits: call cor_stream_drain
+ * to apply back-pressure. Returns 0, or the stream's error: -EPIPE or
+ * -ECONNRESET once the peer is gone (never SIGPIPE; with io_uring the error
+ * of a send shows in the next write or drain), COR_ECLOSED after close or
+ * write_eof, -ENOMEM. Owner thread, any task or callback (else
  * COR_ETHREAD). */
 COR_EXTERN int cor_stream_write(cor_stream_t *s, const void *buf, size_t n);
 /* Inside a task: waits while the write buffer holds more than the
