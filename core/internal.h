@@ -265,6 +265,9 @@ void cor__loop_io_ready(struct cor_loop *loop, int fd, unsigned events);
  * completion is reaped. */
 typedef struct cor__uop {
   void (*cb)(struct cor__uop *op, int res, unsigned flags);
+  /* Completes at submission as a rule (a send to a socket with room): not
+   * an arrival, so the coalescing neither waits for it nor counts it. */
+  bool quick;
 } cor__uop;
 /* core/uring.c: the loop's wait when it has a ring (the epoll fd is one of
  * the ring's polls): submits, waits, runs completions and epoll events.

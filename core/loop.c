@@ -25,6 +25,7 @@
 
 #define DEFAULT_SPIN_NS 50000u /* see cor_loop_opts.spin_seconds */
 #define DEFAULT_TS_BATCH 1024u
+#define DEFAULT_COALESCE_US 500u /* see cor_loop_opts.io_coalesce_seconds */
 /* How often a busy loop still looks at its fds (and signals). */
 #define POLL_INTERVAL_NS 100000u
 
@@ -69,11 +70,14 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
                   : o.spin_seconds == 0 ? DEFAULT_SPIN_NS
                                         : (uint64_t)(o.spin_seconds * 1e9);
   loop->uring_off = o.io_uring < 0;
-  loop->io_coalesce_us =
-      o.io_coalesce_seconds < 0    ? 0
-      : o.io_coalesce_seconds == 0 ? 250
-      : o.io_coalesce_seconds > 1  ? 1000000
-                                   : (uint32_t)(o.io_coalesce_seconds * 1e6);
+  double co = o.io_coalesce_seconds;
+  const char *co_env = getenv("CORIO_IO_COALESCE_US");
+  if (co == 0 && co_env && co_env[0])
+    co = atof(co_env) / 1e6; /* the default, from the environment */
+  loop->io_coalesce_us = co < 0    ? 0
+                         : co == 0 ? DEFAULT_COALESCE_US
+                         : co > 1  ? 1000000
+                                   : (uint32_t)(co * 1e6);
   const char *dbg = getenv("CORIO_DEBUG");
   bool debug = o.debug || (dbg && dbg[0] && strcmp(dbg, "0") != 0);
   loop->slow_ns = 100000000u; /* asyncio's slow_callback_duration, 0.1 s */

@@ -404,6 +404,7 @@ static void submit_send(cor_stream_t *s) {
                      MSG_NOSIGNAL);
   io_uring_sqe_set_data(sqe, &s->wop);
   u->inflight++;
+  u->quick++;
   s->uops++;
   s->sending = true;
 }
@@ -439,6 +440,9 @@ static void on_send(cor__uop *op, int res, unsigned flags) {
     cor__free(s->wbuf);
     s->wbuf = NULL;
     s->wcap = s->wpos = s->wend = 0;
+    cor__free(s->fbuf);
+    s->fbuf = NULL;
+    s->fcap = 0;
   }
   after_flush(s);
 }
@@ -482,6 +486,7 @@ int cor__stream_wait_connect(cor_stream_t *s, uint64_t deadline_ns,
         return -ENOMEM;
       io_uring_prep_poll_add(sqe, s->fd, POLLOUT);
       s->wop.cb = on_pollout;
+      s->wop.quick = false;
       io_uring_sqe_set_data(sqe, &s->wop);
       u->inflight++;
       s->uops++;
@@ -491,6 +496,7 @@ int cor__stream_wait_connect(cor_stream_t *s, uint64_t deadline_ns,
                             site);
   }
   s->wop.cb = on_send;
+  s->wop.quick = true;
   return rc;
 }
 
@@ -519,6 +525,7 @@ cor_stream_t *cor__stream_new(struct cor_loop *loop, int fd, int kind,
     s->readable = false;
     s->rop.cb = on_recv;
     s->wop.cb = on_send;
+    s->wop.quick = true;
     return s;
   }
   int rc = cor__loop_io_et_add(loop, fd, on_readable, on_writable, s);
@@ -608,10 +615,12 @@ static void close_fd(cor_stream_t *s) {
     if (s->rarmed && (sqe = cor__uring_sqe(u)) != NULL) {
       io_uring_prep_cancel(sqe, &s->rop, 0);
       io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
+      u->quick++;
     }
     if (s->sending && (sqe = cor__uring_sqe(u)) != NULL) {
       io_uring_prep_cancel(sqe, &s->wop, 0);
       io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
+      u->quick++;
     }
   }
   close(s->fd);

@@ -24,7 +24,8 @@
  *     armed only while a task wants bytes, the kernel picks a buffer when
  *     data arrives, the completion copies it into the stream's buffer and
  *     gives the buffer back at once. An idle connection holds no memory.
- *   - Coalescing (cor_loop_opts.io_coalesce_seconds): under load the loop
+ *   - Coalescing (cor_loop_opts.io_coalesce_seconds, 500 us by default,
+ *     CORIO_IO_COALESCE_US in the environment): under load the loop
  *     asks the kernel for several completions per wait, with the kernel's
  *     minimum-wait time-out (IORING_FEAT_MIN_TIMEOUT): it returns as soon
  *     as the completions asked for are there, and after the coalescing time
@@ -50,7 +51,6 @@
 #define CQ_ENTRIES 8192u
 #define BUF_COUNT 256u /* a power of two */
 #define MAX_WAIT_NR 64u
-#define DEFAULT_COALESCE_US 250u
 #define TAG_EPOLL 1ull /* user_data of the epoll fd's poll */
 #define TAG_IGNORE COR__URING_TAG_IGNORE
 
@@ -196,7 +196,8 @@ static void arm_epoll(struct cor_loop *loop, cor__uring *u) {
   u->epoll_armed = true;
 }
 
-/* Runs the callbacks of every completion there is. Returns how many. */
+/* Runs the callbacks of every completion there is. Returns how many were
+ * arrivals (not quick ops). */
 static unsigned reap(struct cor_loop *loop, cor__uring *u) {
   unsigned n = 0, head;
   struct io_uring_cqe *cqe;
@@ -206,13 +207,14 @@ static unsigned reap(struct cor_loop *loop, cor__uring *u) {
     unsigned flags = cqe->flags;
     /* Advance before the callback: it may submit, or reap again. */
     io_uring_cq_advance(&u->ring, 1);
-    n++;
     if (ud == TAG_EPOLL) {
+      /* not counted: the epoll events it announces are, once read */
       u->epoll_hot = true;
       if (!(flags & IORING_CQE_F_MORE))
         u->epoll_armed = false;
     } else if (ud > TAG_IGNORE) {
       cor__uop *op = (cor__uop *)(uintptr_t)ud;
+      n += !op->quick;
       u->inflight--;
       op->cb(op, res, flags);
     }
@@ -235,15 +237,29 @@ int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns) {
   }
   unsigned submit = flush_sq(u);
   unsigned wait_nr = timeout_ns == 0 ? 0 : u->wait_nr;
+  /* The kernel counts every completion: the quick ones this enter submits
+   * come on top of the arrivals the wait is for. */
+  unsigned kwait = wait_nr ? wait_nr + u->quick : 0;
+  u->quick = 0;
   unsigned flags = IORING_ENTER_GETEVENTS;
   struct __kernel_timespec ts;
   struct io_uring_getevents_arg ga;
   void *arg = NULL;
   size_t argsz = 0;
   uint32_t min_us = wait_nr > 1 ? loop->io_coalesce_us : 0;
-  if (timeout_ns > 0 || min_us) {
+  int64_t t = timeout_ns;
+  if (kwait > wait_nr) {
+    /* A quick op that did not complete at submission (a send to a full
+     * socket) would keep the wait short of its count: bound this one wait
+     * (the next counts arrivals only). */
+    int64_t cap = (int64_t)(loop->io_coalesce_us ? loop->io_coalesce_us : 1000) * 1000;
+    if (t < 0 || t > cap)
+      t = cap;
+  }
+  if (t > 0 || min_us) {
     memset(&ga, 0, sizeof ga);
-    int64_t t = timeout_ns > 0 ? timeout_ns : (int64_t)3600 * 1000000000;
+    if (t <= 0)
+      t = (int64_t)3600 * 1000000000; /* min_wait needs a time-out */
     ts.tv_sec = t / 1000000000;
     ts.tv_nsec = t % 1000000000;
     ga.ts = (uint64_t)(uintptr_t)&ts;
@@ -254,7 +270,7 @@ int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns) {
   }
   if (submit > 0 || wait_nr > 0 || io_uring_cq_ready(&u->ring) == 0) {
     int rc = (int)syscall(__NR_io_uring_enter, u->ring.ring_fd, submit,
-                          wait_nr, flags, arg, argsz);
+                          kwait, flags, arg, argsz);
     if (COR_UNLIKELY(rc < 0 && errno != ETIME && errno != EINTR &&
                      errno != EAGAIN && errno != EBUSY)) {
       int e = errno;
@@ -287,6 +303,7 @@ int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns) {
 
 void cor__uring_submit(cor__uring *u) {
   unsigned n = flush_sq(u);
+  u->quick = 0;
   if (n > 0)
     syscall(__NR_io_uring_enter, u->ring.ring_fd, n, 0, 0, NULL, 0);
 }

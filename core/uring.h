@@ -15,6 +15,7 @@ typedef struct cor__uring {
   unsigned features;
   unsigned wait_nr;  /* completions the next wait asks for (adaptive) */
   unsigned inflight; /* ops submitted whose completion is not reaped */
+  unsigned quick;    /* quick ops (sends, cancels) queued since the enter */
   bool epoll_armed;  /* the multishot poll on the epoll fd is armed */
   bool epoll_hot;    /* epoll may have events: read it before sleeping */
   bool closing;      /* the loop closes: callbacks only release memory */
@@ -30,7 +31,8 @@ typedef struct cor__uring {
 cor__uring *cor__uring_get(struct cor_loop *loop);
 /* A free SQE (submitting queued ones when the queue is full); NULL only if
  * the kernel takes none. The caller sets its user_data to a cor__uop and
- * counts it in inflight. */
+ * counts it in inflight; and in quick if it will most likely complete at
+ * submission (its op has `quick` set; cancels too). */
 struct io_uring_sqe *cor__uring_sqe(cor__uring *u);
 /* Submits the queued SQEs now (no wait). */
 void cor__uring_submit(cor__uring *u);

@@ -393,10 +393,31 @@ static void drive_http(bench_ctx *ctx, int port, child *srv) {
   report_server(ctx, reqs, secs, "REQ_PER_S", p99, &ru, sys);
 }
 
+/* The corio servers' (and tcp_client's) back-end for socket streams,
+ * through the environment they inherit: uring=1 (default: as the library
+ * chooses, io_uring where the kernel allows it) or uring=0 (CORIO_IO=epoll);
+ * coalesce_us=N sets CORIO_IO_COALESCE_US (0: the library's default; -1:
+ * none). */
+static void apply_io(bench_ctx *ctx) {
+  if (bench_param_long(ctx, "uring", 1) == 0)
+    setenv("CORIO_IO", "epoll", 1);
+  else
+    unsetenv("CORIO_IO");
+  long us = bench_param_long(ctx, "coalesce_us", 0);
+  if (us != 0) { /* negative: no coalescing */
+    char b[32];
+    snprintf(b, sizeof b, "%ld", us);
+    setenv("CORIO_IO_COALESCE_US", b, 1);
+  } else {
+    unsetenv("CORIO_IO_COALESCE_US");
+  }
+}
+
 /* ------------------------------------------------------------ http_hello */
 
 static int wl_http_hello(bench_ctx *ctx) {
   long loops = bench_param_long(ctx, "loops", 0);
+  apply_io(ctx);
   build_examples(ctx);
   child srv;
   int port = server_start(ctx, "examples/http_hello", loops, &srv);
@@ -405,7 +426,7 @@ static int wl_http_hello(bench_ctx *ctx) {
   return 0;
 }
 BENCH_WORKLOAD(http_hello, wl_http_hello,
-               "C=100,D=10,T=2,loops=0,syscalls=0")
+               "C=100,D=10,T=2,loops=0,uring=1,coalesce_us=0,syscalls=0")
 
 /* ------------------------------------------------------------ the libuv peer */
 
@@ -624,6 +645,7 @@ static int wl_tcp_echo(bench_ctx *ctx) {
   long d = bench_param_long(ctx, "D", 10);
   long loops = bench_param_long(ctx, "loops", 0);
   long cloops = bench_param_long(ctx, "client_loops", 0);
+  apply_io(ctx);
   build_examples(ctx);
   child srv;
   int port = server_start(ctx, "examples/echo_server", loops, &srv);
@@ -672,7 +694,8 @@ static int wl_tcp_echo(bench_ctx *ctx) {
   return 0;
 }
 BENCH_WORKLOAD(tcp_echo, wl_tcp_echo,
-               "C=100,D=10,loops=0,client_loops=0,syscalls=0")
+               "C=100,D=10,loops=0,client_loops=0,uring=1,coalesce_us=0,"
+               "syscalls=0")
 
 /* ------------------------------------------------------------ http_idle */
 
@@ -699,6 +722,7 @@ static int wl_http_idle(bench_ctx *ctx) {
                (unsigned long)rl.rlim_max);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
+  apply_io(ctx);
   build_examples(ctx);
   child srv;
   int port = server_start(ctx, "examples/http_hello", loops, &srv);
@@ -728,4 +752,4 @@ static int wl_http_idle(bench_ctx *ctx) {
                (double)(rss - base) / (double)n);
   return 0;
 }
-BENCH_WORKLOAD(http_idle, wl_http_idle, "N=10000,loops=0")
+BENCH_WORKLOAD(http_idle, wl_http_idle, "N=10000,loops=0,uring=1,coalesce_us=0")
