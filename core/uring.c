@@ -29,13 +29,17 @@
  *     asks the kernel for several completions per wait, with the kernel's
  *     minimum-wait time-out (IORING_FEAT_MIN_TIMEOUT): it returns as soon
  *     as the completions asked for are there, and after the coalescing time
- *     with whatever came (at least one). How many to ask for adapts: it
- *     doubles while a wait finds more than it asked for and falls to what
- *     came when the time-out cut a wait short, so a lone request/response
- *     peer (one completion per wait) is never held back, and a loop serving
- *     many connections runs them in batches. A wait for more than one
- *     completion can hold a cross-thread wake-up for up to the coalescing
- *     time (the kernel counts the eventfd's completion like any other).
+ *     with whatever came (at least one). Only arrivals count (recvs, epoll
+ *     events, a connect's poll): sends and cancels complete at submission
+ *     as a rule ("quick" ops), so the kernel is asked for that many more,
+ *     and that one wait is bounded in case a send did not complete (a full
+ *     socket). How many arrivals to ask for adapts: it doubles while a
+ *     wait finds more than it asked for and falls to what came when the
+ *     time-out cut a wait short, so a lone request/response peer (one
+ *     arrival per wait) is never held back, and a loop serving many
+ *     connections runs them in batches. A wait for more than one arrival
+ *     can hold a cross-thread wake-up for up to the coalescing time (the
+ *     kernel counts the eventfd's completion like any other).
  *
  * Ops: a cor__uop embedded in its owner is each SQE's user_data; its
  * callback runs on the loop's thread when the CQE is reaped. */
