@@ -1,9 +1,8 @@
 /* The io_uring floor of http_hello (workload limit_http_uring, registered in
  * perf/wl_net.c): a hand-written HTTP hello server on io_uring, to learn
  * what a completion-based server can reach on this machine, where every
- * kernel entry costs ~1.1 us. Not part of corio (it has no io_uring
- * backend); raw syscalls and <linux/io_uring.h>, no liburing, so the
- * harness needs nothing more than the kernel headers.
+ * kernel entry costs ~1.1 us. Not corio's io_uring back-end (core/uring.c),
+ * which it bounds; raw syscalls and <linux/io_uring.h>, no liburing.
  *
  * One thread per listener (one per CPU, SO_REUSEPORT), each with its own
  * ring. Per thread:
@@ -23,7 +22,10 @@
  * wait asks for k completions or batch_us microseconds, whichever comes
  * first: with DEFER_TASKRUN the kernel then wakes the thread once per k
  * arrivals instead of once per arrival, trading latency for fewer
- * sleeps, which are what a request costs most here after the syscalls. */
+ * sleeps, which are what a request costs most here after the syscalls.
+ * minwait=us (with batch=k) uses the kernel's minimum-wait time-out instead
+ * (Linux 6.12, IORING_FEAT_MIN_TIMEOUT), as corio's loops do: k completions,
+ * or any that came once `us` passed; an idle ring sleeps until the first. */
 #include "uring_http.h"
 
 #include <errno.h>
