@@ -20,7 +20,8 @@
  *
  * Memory: an empty read buffer goes back to a small per-thread cache while
  * its task waits for data, so an idle connection holds no read buffer; the
- * write buffer exists only while the kernel is behind. */
+ * write buffer exists only while the kernel is behind (epoll) or a send is
+ * in flight (io_uring). */
 #include "stream_internal.h"
 #include "uring.h"
 
@@ -495,8 +496,10 @@ int cor__stream_wait_connect(cor_stream_t *s, uint64_t deadline_ns,
     rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, deadline_ns, call,
                             site);
   }
-  s->wop.cb = on_send;
-  s->wop.quick = true;
+  if (!s->sending) { /* else the poll is still in flight: free cancels it */
+    s->wop.cb = on_send;
+    s->wop.quick = true;
+  }
   return rc;
 }
 
