@@ -11,9 +11,13 @@
  * buffer, which the writable-edge callback flushes from the loop with no task
  * involved. drain() is the back-pressure point.
  *
- * io_uring mode (socket streams of a loop with a ring, core/uring.c): a read
- * that finds the buffer empty arms one recv on a provided buffer and waits;
- * its completion copies the bytes into the read buffer. A write appends to
+ * io_uring mode (socket streams of a loop with a ring, core/uring.c): the
+ * first read that finds the buffer empty arms a multishot recv on the
+ * loop's provided buffers, which then stays armed: each arrival completes
+ * with a buffer whose bytes are copied into the read buffer when a task
+ * waits, or kept (uncopied, so a peek's pointer does not move) until the
+ * next read otherwise; past PEND_MAX kept buffers the recv is cancelled
+ * (back-pressure) and re-armed by the next read. A write appends to
  * the write buffer and, unless a send is in flight, hands the buffer to
  * one (double-buffered: later writes fill the other buffer until the send
  * completes). The loop's one io_uring_enter per iteration submits them all.
@@ -338,11 +342,63 @@ static bool zombie_done(cor_stream_t *s) {
   return true;
 }
 
+/* Buffers a task did not wait for that one stream may hold before its
+ * multishot recv is stopped (back-pressure: the pool is shared). */
+#define PEND_MAX 4u
+
+static void stop_recv(cor_stream_t *s, cor__uring *u) {
+  struct io_uring_sqe *sqe;
+  if (s->rarmed && !s->rcancel && (sqe = cor__uring_sqe(u)) != NULL) {
+    io_uring_prep_cancel(sqe, &s->rop, 0);
+    io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
+    u->quick++;
+    s->rcancel = true;
+  }
+}
+
+/* Keeps a received buffer, uncopied, for the next read: copying now could
+ * move the read buffer under a peek's pointer. */
+static void pend_push(cor_stream_t *s, cor__uring *u, unsigned bid,
+                      unsigned len) {
+  if (s->npend == s->pend_cap) {
+    uint16_t cap = s->pend_cap ? (uint16_t)(s->pend_cap * 2) : 4;
+    uint32_t *np = cor__realloc(s->pend, cap * sizeof *np);
+    if (np == NULL) {
+      cor__uring_buf_put(u, bid);
+      s->rerr = -ENOMEM;
+      return;
+    }
+    s->pend = np;
+    s->pend_cap = cap;
+  }
+  s->pend[s->npend++] = (uint32_t)bid << 16 | len;
+  if (s->npend >= PEND_MAX)
+    stop_recv(s, u);
+}
+
+/* Copies the kept buffers into the read buffer and gives them back. */
+static int pend_take(cor_stream_t *s) {
+  cor__uring *u = s->loop->uring;
+  int rc = 0;
+  for (unsigned i = 0; i < s->npend; i++) {
+    unsigned bid = s->pend[i] >> 16, len = s->pend[i] & 0xffffu;
+    if (rc == 0)
+      rc = rbuf_append(s, cor__uring_buf(u, bid), len);
+    cor__uring_buf_put(u, bid);
+  }
+  s->npend = 0;
+  return rc;
+}
+
+/* One completion of the stream's multishot recv (F_MORE: still armed). */
 static void on_recv(cor__uop *op, int res, unsigned flags) {
   cor_stream_t *s = (cor_stream_t *)((char *)op - offsetof(cor_stream_t, rop));
   cor__uring *u = s->loop->uring;
-  s->uops--;
-  s->rarmed = false;
+  if (!(flags & IORING_CQE_F_MORE)) {
+    s->uops--;
+    s->rarmed = false;
+    s->rcancel = false;
+  }
   int bid = (flags & IORING_CQE_F_BUFFER) ? (int)(flags >> IORING_CQE_BUFFER_SHIFT)
                                           : -1;
   if (s->zombie || s->closing || u->closing) {
@@ -354,17 +410,14 @@ static void on_recv(cor__uop *op, int res, unsigned flags) {
   }
   if (res > 0 && bid >= 0) {
     s->last_io = s->loop->now;
-    if (!s->rwait) {
-      /* No task waits (its wait timed out): keep the buffer, uncopied, for
-       * the next read, so a peek's pointer never moves under the user. */
-      s->pend_bid = bid;
-      s->pend_len = (unsigned)res;
-      return;
+    if (!s->rwait || s->npend > 0) {
+      pend_push(s, u, (unsigned)bid, (unsigned)res);
+    } else {
+      int rc = rbuf_append(s, cor__uring_buf(u, (unsigned)bid), (size_t)res);
+      cor__uring_buf_put(u, (unsigned)bid);
+      if (rc != 0)
+        s->rerr = rc;
     }
-    int rc = rbuf_append(s, cor__uring_buf(u, (unsigned)bid), (size_t)res);
-    cor__uring_buf_put(u, (unsigned)bid);
-    if (rc != 0)
-      s->rerr = rc;
   } else {
     if (bid >= 0)
       cor__uring_buf_put(u, (unsigned)bid);
@@ -377,12 +430,16 @@ static void on_recv(cor__uop *op, int res, unsigned flags) {
     cor__wake_embedded(&s->rfut, true, 0);
 }
 
+/* Arms the stream's multishot recv on the loop's provided buffers: it stays
+ * armed, one completion per arrival, until EOF, an error, a dry pool, or a
+ * cancel (back-pressure, close). */
 static int arm_recv(cor_stream_t *s) {
   cor__uring *u = s->loop->uring;
   struct io_uring_sqe *sqe = u ? cor__uring_sqe(u) : NULL;
   if (sqe == NULL)
     return -ENOMEM;
   io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
+  sqe->ioprio |= IORING_RECV_MULTISHOT;
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = COR__URING_BGID;
   io_uring_sqe_set_data(sqe, &s->rop);
@@ -522,7 +579,6 @@ cor_stream_t *cor__stream_new(struct cor_loop *loop, int fd, int kind,
   s->hiwat = COR_STREAM_DEFAULT_HIGH_WATER;
   s->lowat = COR_STREAM_DEFAULT_LOW_WATER;
   s->last_io = loop->now ? loop->now : cor__now_ns();
-  s->pend_bid = -1;
   if (kind == COR__STREAM_SOCK && cor__uring_get(loop) != NULL) {
     s->uring = true;
     s->readable = false;
@@ -614,12 +670,8 @@ static void close_fd(cor_stream_t *s) {
      * the file before the number can be reused. (The socket itself goes
      * once the cancelled ops let go of it, at the loop's next enter.) */
     cor__uring_submit(u);
+    stop_recv(s, u);
     struct io_uring_sqe *sqe;
-    if (s->rarmed && (sqe = cor__uring_sqe(u)) != NULL) {
-      io_uring_prep_cancel(sqe, &s->rop, 0);
-      io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
-      u->quick++;
-    }
     if (s->sending && (sqe = cor__uring_sqe(u)) != NULL) {
       io_uring_prep_cancel(sqe, &s->wop, 0);
       io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
@@ -642,8 +694,10 @@ static void close_fd(cor_stream_t *s) {
 static void stream_release(cor_stream_t *s) {
   if (s->rbuf)
     rbuf_put(s->rbuf, s->rcap);
-  if (s->pend_bid >= 0 && s->loop->uring)
-    cor__uring_buf_put(s->loop->uring, (unsigned)s->pend_bid);
+  if (s->loop->uring)
+    for (unsigned i = 0; i < s->npend; i++)
+      cor__uring_buf_put(s->loop->uring, s->pend[i] >> 16);
+  cor__free(s->pend);
   cor__free(s->wbuf);
   cor__free(s->fbuf);
   cor__free(s);
@@ -739,12 +793,9 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
       return 0;
     if (s->uring) {
       size_t had = s->rend - s->rpos;
-      if (s->pend_bid >= 0) {
+      if (s->npend > 0) {
         /* bytes that came while no task waited */
-        int rc = rbuf_append(s, cor__uring_buf(s->loop->uring, (unsigned)s->pend_bid),
-                             s->pend_len);
-        cor__uring_buf_put(s->loop->uring, (unsigned)s->pend_bid);
-        s->pend_bid = -1;
+        int rc = pend_take(s);
         if (rc != 0)
           return s->rerr = rc;
         return 1;

@@ -37,8 +37,11 @@ struct cor_stream {
   bool sending; /* a send (or connect's poll) is in flight (wop) */
   bool zombie;  /* freed while ops were in flight: the last one frees it */
   uint8_t uops; /* ops in flight */
-  int pend_bid; /* a received buffer not copied yet (no reader waited), -1 */
-  unsigned pend_len;
+  bool rcancel; /* the multishot recv was asked to stop (back-pressure) */
+  /* received buffers not copied yet (no task waited): bid << 16 | len,
+   * oldest first */
+  uint32_t *pend;
+  uint16_t npend, pend_cap;
   cor__uop rop, wop;
   /* bytes handed to the kernel by the send in flight: [fpos, fend) of
    * fbuf (capacity fcap); new writes go to wbuf meanwhile */

@@ -20,10 +20,13 @@
  *     alone; when that poll fires (or the last epoll_wait found events,
  *     since level-triggered fds raise no new wake-up) the loop reads epoll
  *     with a zero timeout.
- *   - Reads use a ring of provided buffers (one pool per loop): a recv is
- *     armed only while a task wants bytes, the kernel picks a buffer when
- *     data arrives, the completion copies it into the stream's buffer and
- *     gives the buffer back at once. An idle connection holds no memory.
+ *   - Reads use a ring of provided buffers (one pool per loop): a stream's
+ *     multishot recv, armed by its first read, completes once per arrival
+ *     with a buffer the kernel picked; the bytes are copied into the
+ *     stream's buffer and the provided one given back at once (or kept for
+ *     the next read if no task waits; a stream that keeps too many has its
+ *     recv cancelled until it reads again). An idle connection holds no
+ *     buffer.
  *   - Coalescing (cor_loop_opts.io_coalesce_seconds, 500 us by default,
  *     CORIO_IO_COALESCE_US in the environment): under load the loop
  *     asks the kernel for several completions per wait, with the kernel's
@@ -219,7 +222,8 @@ static unsigned reap(struct cor_loop *loop, cor__uring *u) {
     } else if (ud > TAG_IGNORE) {
       cor__uop *op = (cor__uop *)(uintptr_t)ud;
       n += !op->quick;
-      u->inflight--;
+      if (!(flags & IORING_CQE_F_MORE))
+        u->inflight--; /* a multishot op's last completion */
       op->cb(op, res, flags);
     }
   }

@@ -780,6 +780,52 @@ static void test_cancelled_reader(void **state) {
   assert_int_equal(cor_run(close_pending_main, NULL, NULL), 0);
 }
 
+
+/* A peer that floods a stream whose task is not reading: the stream stops
+ * taking bytes after a few buffers (the kernel's socket buffers fill and
+ * the peer's writes block), and every byte comes out later, in order. */
+static int flood_main(void *arg, void **res) {
+  pair p;
+  make_pair(&p);
+  cor_stream_set_timeouts(p.s, 0.01, 0);
+  char b[16];
+  assert_int_equal(cor_stream_read(p.s, b, sizeof b), -ETIMEDOUT); /* armed */
+  assert_int_equal(fcntl(p.peer, F_SETFL, O_NONBLOCK), 0);
+  static unsigned char chunk[4096];
+  size_t sent = 0;
+  int stalls = 0;
+  while (sent < (8u << 20) && stalls < 20) {
+    for (size_t i = 0; i < sizeof chunk; i++)
+      chunk[i] = (unsigned char)((sent + i) * 7 % 251);
+    ssize_t w = write(p.peer, chunk, sizeof chunk);
+    if (w < 0) {
+      assert_true(errno == EAGAIN);
+      stalls++;
+      cor_sleep(0.002); /* the loop runs: it could take more, if it would */
+      continue;
+    }
+    stalls = 0;
+    sent += (size_t)w;
+    if ((sent & 0xffff) == 0)
+      cor_sleep(0);
+  }
+  assert_true(sent < (2u << 20)); /* back-pressure: not 8 MiB, nor the pool */
+  cor_stream_set_timeouts(p.s, 5.0, 0);
+  static unsigned char got[2u << 20];
+  assert_int_equal(cor_stream_readexactly(p.s, got, sent, NULL), (ssize_t)sent);
+  for (size_t i = 0; i < sent; i++)
+    if (got[i] != (unsigned char)(i * 7 % 251))
+      fail_msg("byte %zu out of order", i);
+  close(p.peer);
+  cor_stream_close(p.s);
+  cor_stream_free(p.s);
+  return 0;
+}
+
+static void test_flood_unread(void **state) {
+  assert_int_equal(cor_run(flood_main, NULL, NULL), 0);
+}
+
 static void test_outside_task(void **state) {
   assert_int_equal(cor_open_connection("127.0.0.1", "1", &(cor_stream_t *){0}),
                    COR_ENOTASK);
@@ -806,6 +852,7 @@ int main(void) {
       cmocka_unit_test(test_late_bytes),
       cmocka_unit_test(test_free_in_flight),
       cmocka_unit_test(test_cancelled_reader),
+      cmocka_unit_test(test_flood_unread),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

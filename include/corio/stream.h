@@ -19,10 +19,11 @@
  * Under the hood, two back-ends, one behaviour:
  *   - io_uring (socket streams, by default where the kernel allows it; see
  *     cor_loop_opts.io_uring and CORIO_IO=epoll): each loop has one ring;
- *     a read that finds the buffer empty arms one recv on a buffer of the
- *     loop's shared pool (an idle connection holds no buffer), a write
- *     queues a send, and the loop submits every stream's sends and recvs
- *     and collects their completions in one io_uring_enter per iteration,
+ *     a stream's first read arms a multishot recv on the loop's shared
+ *     pool of buffers (an idle connection holds no buffer; a stream nobody
+ *     reads stops taking bytes after 64 KiB), a write queues a send, and
+ *     the loop submits every stream's sends and collects every completion
+ *     in one io_uring_enter per iteration,
  *     gathering completions into batches under load
  *     (cor_loop_opts.io_coalesce_seconds).
  *   - epoll (pipes; sockets when io_uring is off): one edge-triggered
