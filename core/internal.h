@@ -400,6 +400,7 @@ struct cor_loop {
   /* core/uring.c: the ring of the loop's socket streams, NULL until one
    * needs it; uring_off: never make one (turned off, or it failed). */
   struct cor__uring *uring;
+  struct cor__uring *uring_lost; /* rings of a thread the loop left */
   bool uring_off;
   uint32_t io_coalesce_us;
   cor__io *io;

@@ -356,6 +356,36 @@ static void stop_recv(cor_stream_t *s, cor__uring *u) {
   }
 }
 
+void cor__streams_ring_lost(cor__uring *u) {
+  cor_stream_t *s = u->streams;
+  u->streams = NULL;
+  while (s) {
+    cor_stream_t *next = s->unext;
+    s->lost = true;
+    s->unext = s->uprev = NULL;
+    /* what was in flight is gone with the ring's thread */
+    s->uops = 0;
+    s->rarmed = s->sending = false;
+    s->npend = 0;
+    s->fpos = s->fend = 0;
+    if (s->zombie) {
+      stream_release(s);
+    } else {
+      if (!s->rerr)
+        s->rerr = COR_ETHREAD;
+      if (!s->werr)
+        s->werr = COR_ETHREAD;
+      if (s->closing && !s->fd_closed)
+        close_fd(s);
+      if (s->rwait)
+        cor__wake_embedded(&s->rfut, true, COR_ETHREAD);
+      if (s->wwait)
+        cor__wake_embedded(&s->wfut, true, COR_ETHREAD);
+    }
+    s = next;
+  }
+}
+
 /* Keeps a received buffer, uncopied, for the next read: copying now could
  * move the read buffer under a peek's pointer. */
 static void pend_push(cor_stream_t *s, cor__uring *u, unsigned bid,
@@ -585,6 +615,11 @@ cor_stream_t *cor__stream_new(struct cor_loop *loop, int fd, int kind,
     s->rop.cb = on_recv;
     s->wop.cb = on_send;
     s->wop.quick = true;
+    cor__uring *u = loop->uring;
+    s->unext = u->streams;
+    if (u->streams)
+      u->streams->uprev = s;
+    u->streams = s;
     return s;
   }
   int rc = cor__loop_io_et_add(loop, fd, on_readable, on_writable, s);
@@ -662,7 +697,7 @@ static void close_fd(cor_stream_t *s) {
     cor__loop_io_et_del(s->loop, s->fd);
     s->registered = false;
   }
-  cor__uring *u = s->uring ? s->loop->uring : NULL;
+  cor__uring *u = s->uring && !s->lost ? s->loop->uring : NULL;
   if (u != NULL && s->uops > 0) {
     /* Ops in flight are cancelled; their completions come later, which is
      * why a freed stream may outlive cor_stream_free. An SQE not yet
@@ -692,6 +727,15 @@ static void close_fd(cor_stream_t *s) {
 
 /* Frees what the stream holds and the stream itself. */
 static void stream_release(cor_stream_t *s) {
+  if (s->uring && !s->lost) {
+    cor__uring *u = s->loop->uring;
+    if (s->uprev)
+      s->uprev->unext = s->unext;
+    else if (u)
+      u->streams = s->unext;
+    if (s->unext)
+      s->unext->uprev = s->uprev;
+  }
   if (s->rbuf)
     rbuf_put(s->rbuf, s->rcap);
   if (s->loop->uring)

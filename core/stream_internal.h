@@ -36,6 +36,8 @@ struct cor_stream {
   bool rarmed;  /* a recv is in flight (rop) */
   bool sending; /* a send (or connect's poll) is in flight (wop) */
   bool zombie;  /* freed while ops were in flight: the last one frees it */
+  bool lost;    /* its ring's thread is gone: every call fails (ETHREAD) */
+  struct cor_stream *unext, *uprev; /* the ring's list (cor__uring.streams) */
   uint8_t uops; /* ops in flight */
   bool rcancel; /* the multishot recv was asked to stop (back-pressure) */
   /* received buffers not copied yet (no task waited): bid << 16 | len,

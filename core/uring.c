@@ -140,9 +140,29 @@ static cor__uring *ring_new(struct cor_loop *loop) {
   return u;
 }
 
+/* The loop runs on another thread than its ring's: the ring can neither
+ * submit nor complete anything now (SINGLE_ISSUER, DEFER_TASKRUN). Fail
+ * its streams with a clear error and keep its memory until loop close; the
+ * next stream gets a new ring on this thread. */
+static void ring_lost(struct cor_loop *loop, cor__uring *u) {
+  COR_LOG(COR_LOG_ERROR,
+          "loop %p now runs on another thread than the one its io_uring "
+          "was made on: the socket streams on that ring fail with "
+          "COR_ETHREAD; streams made from now on use a new ring",
+          (void *)loop);
+  cor__streams_ring_lost(u);
+  loop->uring = NULL;
+  loop->nio--;
+  u->lost_next = loop->uring_lost;
+  loop->uring_lost = u;
+}
+
 cor__uring *cor__uring_get(struct cor_loop *loop) {
-  if (COR_LIKELY(loop->uring != NULL))
-    return loop->uring;
+  if (COR_LIKELY(loop->uring != NULL)) {
+    if (COR_LIKELY(pthread_equal(loop->uring->owner, pthread_self())))
+      return loop->uring;
+    ring_lost(loop, loop->uring);
+  }
   if (loop->uring_off || env_mode() < 0 || loop->closed)
     return NULL;
   /* SINGLE_ISSUER binds the ring to the thread that makes it: only the
@@ -155,6 +175,7 @@ cor__uring *cor__uring_get(struct cor_loop *loop) {
     loop->uring_off = true;
     return NULL;
   }
+  u->owner = pthread_self();
   loop->uring = u;
   loop->nio++; /* the loop now has I/O to look at even when busy */
   return u;
@@ -232,6 +253,10 @@ static unsigned reap(struct cor_loop *loop, cor__uring *u) {
 
 int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns) {
   cor__uring *u = loop->uring;
+  if (COR_UNLIKELY(!pthread_equal(u->owner, pthread_self()))) {
+    ring_lost(loop, u);
+    return cor__poller_wait(&loop->poller, loop, timeout_ns);
+  }
   if (COR_UNLIKELY(!u->epoll_armed))
     arm_epoll(loop, u);
   if (u->epoll_hot) {
@@ -322,9 +347,22 @@ bool cor__uring_pending(const struct cor_loop *loop) {
 }
 
 void cor__uring_close(struct cor_loop *loop) {
+  while (loop->uring_lost) {
+    cor__uring *l = loop->uring_lost;
+    loop->uring_lost = l->lost_next;
+    ring_free(l);
+  }
   cor__uring *u = loop->uring;
   if (u == NULL)
     return;
+  if (!pthread_equal(u->owner, pthread_self())) {
+    /* closed from another thread: nothing can complete here */
+    cor__streams_ring_lost(u);
+    loop->uring = NULL;
+    loop->nio--;
+    ring_free(u);
+    return;
+  }
   /* Cancel what is still in flight and run its callbacks (they free the
    * streams that were freed while an op was pending), bounded in time. */
   u->closing = true;

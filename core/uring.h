@@ -23,6 +23,9 @@ typedef struct cor__uring {
   struct io_uring_buf_ring *br;
   size_t br_size;
   char *bufs;
+  pthread_t owner;            /* SINGLE_ISSUER: the only thread that may enter */
+  struct cor_stream *streams; /* the socket streams on this ring */
+  struct cor__uring *lost_next;
 } cor__uring;
 
 /* The loop's ring, made on first use (on the loop's thread only); NULL when
@@ -34,6 +37,11 @@ cor__uring *cor__uring_get(struct cor_loop *loop);
  * counts it in inflight; and in quick if it will most likely complete at
  * submission (its op has `quick` set; cancels too). */
 struct io_uring_sqe *cor__uring_sqe(cor__uring *u);
+/* core/stream.c: the ring's thread is gone (the loop moved to another
+ * thread): every stream on it fails from now on with COR_ETHREAD, its
+ * waiters woken, instead of waiting for completions that cannot come. */
+void cor__streams_ring_lost(cor__uring *u);
+
 /* Submits the queued SQEs now (no wait). */
 void cor__uring_submit(cor__uring *u);
 /* Provided buffer bid's bytes; giving it back to the kernel. */

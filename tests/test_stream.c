@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -826,6 +827,55 @@ static void test_flood_unread(void **state) {
   assert_int_equal(cor_run(flood_main, NULL, NULL), 0);
 }
 
+
+/* A loop whose socket streams sit on its thread's io_uring, run later by
+ * another thread: the old streams fail with COR_ETHREAD (an ERROR logged)
+ * instead of waiting forever, and new streams work. */
+static pair moved;
+static int moved_first(void *arg, void **res) {
+  make_pair(&moved);
+  assert_int_equal(write(moved.peer, "a", 1), 1);
+  char b[4];
+  assert_int_equal(cor_stream_read(moved.s, b, sizeof b), 1); /* armed */
+  return 0;
+}
+static int moved_second(void *arg, void **res) {
+  char b[4];
+  if (uring_possible()) {
+    assert_int_equal(cor_stream_read(moved.s, b, sizeof b), COR_ETHREAD);
+  } else { /* epoll: the stream does not care which thread runs the loop */
+    assert_int_equal(write(moved.peer, "b", 1), 1);
+    assert_int_equal(cor_stream_read(moved.s, b, sizeof b), 1);
+  }
+  cor_stream_close(moved.s);
+  cor_stream_free(moved.s);
+  close(moved.peer);
+  int got = -1;
+  return ring_count_main(&got, res); /* a new stream: a full echo */
+}
+static cor_loop_t *moved_loop;
+static void *moved_thread(void *arg) {
+  cor_task_t *t = cor_create_task(moved_loop, cor_coro(moved_second, NULL), NULL);
+  assert_non_null(t);
+  intptr_t rc = cor_loop_run_until_complete(moved_loop, cor_task_future(t));
+  cor_release(t);
+  return (void *)rc;
+}
+static void test_loop_moves_thread(void **state) {
+  moved_loop = cor_loop_new(NULL);
+  assert_non_null(moved_loop);
+  cor_task_t *t = cor_create_task(moved_loop, cor_coro(moved_first, NULL), NULL);
+  assert_int_equal(cor_loop_run_until_complete(moved_loop, cor_task_future(t)), 0);
+  cor_release(t);
+  pthread_t th;
+  void *rc;
+  assert_int_equal(pthread_create(&th, NULL, moved_thread, NULL), 0);
+  assert_int_equal(pthread_join(th, &rc), 0);
+  assert_int_equal((intptr_t)rc, 0);
+  assert_int_equal(cor_loop_close(moved_loop), 0);
+  cor_release(moved_loop);
+}
+
 static void test_outside_task(void **state) {
   assert_int_equal(cor_open_connection("127.0.0.1", "1", &(cor_stream_t *){0}),
                    COR_ENOTASK);
@@ -853,6 +903,7 @@ int main(void) {
       cmocka_unit_test(test_free_in_flight),
       cmocka_unit_test(test_cancelled_reader),
       cmocka_unit_test(test_flood_unread),
+      cmocka_unit_test(test_loop_moves_thread),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

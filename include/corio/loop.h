@@ -43,7 +43,9 @@ typedef struct cor_loop_opts {
    * kernel allows it (5.19+ with provided buffer rings; a container may
    * forbid it), unless the environment has CORIO_IO=epoll; negative = off
    * (epoll, edge-triggered). The ring is made on the loop's thread when
-   * its first socket stream needs it. */
+   * its first socket stream needs it, and belongs to that thread: if the
+   * loop is later run by another thread, the streams on it fail with
+   * COR_ETHREAD (an ERROR is logged) and new streams get a new ring. */
   int io_uring;
   /* With io_uring, how long a loop under network load may wait to gather
    * several completions into one batch (one kernel entry, run together)
