@@ -254,8 +254,8 @@ static unsigned reap(struct cor_loop *loop, cor__uring *u) {
 int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns) {
   cor__uring *u = loop->uring;
   if (COR_UNLIKELY(!pthread_equal(u->owner, pthread_self()))) {
-    ring_lost(loop, u);
-    return cor__poller_wait(&loop->poller, loop, timeout_ns);
+    ring_lost(loop, u); /* woke tasks: no waiting now */
+    return cor__poller_wait(&loop->poller, loop, 0);
   }
   if (COR_UNLIKELY(!u->epoll_armed))
     arm_epoll(loop, u);
