@@ -66,11 +66,14 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
   loop->poller.fd = -1;
   cor__mpsc_init(&loop->mpsc);
   loop->ts_batch = o.threadsafe_batch ? o.threadsafe_batch : DEFAULT_TS_BATCH;
-  loop->spin_ns = loop->spin_cur = o.spin_seconds < 0    ? 0
-                  : o.spin_seconds == 0 ? DEFAULT_SPIN_NS
-                                        : (uint64_t)(o.spin_seconds * 1e9);
+  /* NaN counts as 0 (the default); huge values are capped at 1 s. */
+  double spin = isnan(o.spin_seconds) ? 0 : o.spin_seconds;
+  loop->spin_ns = loop->spin_cur = spin < 0    ? 0
+                  : spin == 0 ? DEFAULT_SPIN_NS
+                  : spin > 1  ? 1000000000u
+                              : (uint64_t)(spin * 1e9);
   loop->uring_off = o.io_uring < 0;
-  double co = o.io_coalesce_seconds;
+  double co = isnan(o.io_coalesce_seconds) ? 0 : o.io_coalesce_seconds;
   const char *co_env = getenv("CORIO_IO_COALESCE_US");
   if (co == 0 && co_env && co_env[0])
     co = atof(co_env) / 1e6; /* the default, from the environment */

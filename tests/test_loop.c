@@ -11,6 +11,8 @@
 
 #include <corio.h>
 
+#include <math.h>
+
 #include "internal.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -46,6 +48,22 @@ static void chain_cb(void *arg) {
    * already ready. */
   if ((intptr_t)arg == 1)
     cor_call_soon(g_order->loop, rec, (void *)(intptr_t)100, NULL);
+}
+
+
+/* Odd option values are taken as documented, never undefined behaviour
+ * (UBSan watches the conversions): NaN = default, huge = capped. */
+static void test_odd_options(void **state) {
+  double odd[] = {NAN, 1e300, -1.0, 0.0};
+  for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+    cor_loop_opts o = {.spin_seconds = odd[i], .io_coalesce_seconds = odd[i]};
+    cor_loop_t *loop = cor_loop_new(&o);
+    assert_non_null(loop);
+    cor_call_soon(loop, stop_cb, loop, NULL);
+    assert_int_equal(cor_loop_run_forever(loop), 0);
+    assert_int_equal(cor_loop_close(loop), 0);
+    cor_release(loop);
+  }
 }
 
 static void test_ready_fifo(void **state) {
@@ -582,6 +600,7 @@ static void test_strerror(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_odd_options),
       cmocka_unit_test(test_ready_fifo),
       cmocka_unit_test(test_ready_ring_wrap_growth),
       cmocka_unit_test(test_timer_order),

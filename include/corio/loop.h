@@ -29,8 +29,8 @@ typedef struct cor_loop_opts {
   /* How long the loop spins, watching its cross-thread queue, before it
    * sleeps in the poller. A loop woken within the spin costs ~0.1-0.5 us
    * instead of the ~13 us of an eventfd wake-up, at the price of up to this
-   * much CPU each time the loop goes idle. 0 = default (50 us); negative =
-   * never spin. */
+   * much CPU each time the loop goes idle. 0 (or NaN) = default (50 us);
+   * negative = never spin; more than 1 s counts as 1 s. */
   double spin_seconds;
   /* Most cross-thread callbacks run per loop iteration, so a flood from
    * other threads cannot starve timers or I/O. 0 = default (1024). */
@@ -54,8 +54,9 @@ typedef struct cor_loop_opts {
    * peer) never waits for more, so is never held back. While it waits
    * for a batch, a cross-thread wake-up (cor_call_soon_threadsafe, an
    * executor's result) may be held as long. Needs Linux 6.12+ (else no
-   * coalescing). 0 = default: 500 us, or CORIO_IO_COALESCE_US from the
-   * environment (microseconds); negative = never coalesce. Measured on a
+   * coalescing). 0 (or NaN) = default: 500 us, or CORIO_IO_COALESCE_US
+   * from the environment (microseconds); negative = never coalesce; more
+   * than 1 s counts as 1 s. Measured on a
    * 2-core VM under wrk's 100 connections: 100 us costs ~40% more server
    * CPU per request than 500 us, 1000 us saves a few % more (perf/README.md). */
   double io_coalesce_seconds;
