@@ -17,7 +17,8 @@
  * with a buffer whose bytes are copied into the read buffer when a task
  * waits, or kept (uncopied, so a peek's pointer does not move) until the
  * next read otherwise; past PEND_MAX kept buffers the recv is cancelled
- * (back-pressure) and re-armed by the next read. A write appends to
+ * (back-pressure) and re-armed by the next read. When the shared pool runs
+ * dry (-ENOBUFS), the next read is one recv into the stream's own buffer. A write appends to
  * the write buffer and, unless a send is in flight, hands the buffer to
  * one (double-buffered: later writes fill the other buffer until the send
  * completes). The loop's one io_uring_enter per iteration submits them all.
@@ -345,6 +346,8 @@ static bool zombie_done(cor_stream_t *s) {
 /* Buffers a task did not wait for that one stream may hold before its
  * multishot recv is stopped (back-pressure: the pool is shared). */
 #define PEND_MAX 4u
+/* A pend entry for bytes in the stream's own buffer (obuf), not the pool's. */
+#define OWN_BID 0xffffu
 
 static void stop_recv(cor_stream_t *s, cor__uring *u) {
   struct io_uring_sqe *sqe;
@@ -394,7 +397,8 @@ static void pend_push(cor_stream_t *s, cor__uring *u, unsigned bid,
     uint16_t cap = s->pend_cap ? (uint16_t)(s->pend_cap * 2) : 4;
     uint32_t *np = cor__realloc(s->pend, cap * sizeof *np);
     if (np == NULL) {
-      cor__uring_buf_put(u, bid);
+      if (bid != OWN_BID)
+        cor__uring_buf_put(u, bid);
       s->rerr = -ENOMEM;
       return;
     }
@@ -412,6 +416,11 @@ static int pend_take(cor_stream_t *s) {
   int rc = 0;
   for (unsigned i = 0; i < s->npend; i++) {
     unsigned bid = s->pend[i] >> 16, len = s->pend[i] & 0xffffu;
+    if (bid == OWN_BID) {
+      if (rc == 0)
+        rc = rbuf_append(s, s->obuf, len);
+      continue;
+    }
     if (rc == 0)
       rc = rbuf_append(s, cor__uring_buf(u, bid), len);
     cor__uring_buf_put(u, bid);
@@ -431,8 +440,10 @@ static void on_recv(cor__uop *op, int res, unsigned flags) {
   }
   int bid = (flags & IORING_CQE_F_BUFFER) ? (int)(flags >> IORING_CQE_BUFFER_SHIFT)
                                           : -1;
+  if (bid < 0 && res > 0 && s->obuf && !(flags & IORING_CQE_F_MORE))
+    bid = OWN_BID; /* the one-shot recv into the stream's own buffer */
   if (s->zombie || s->closing || u->closing) {
-    if (bid >= 0)
+    if (bid >= 0 && bid != OWN_BID)
       cor__uring_buf_put(u, (unsigned)bid);
     if (!zombie_done(s) && s->rwait && !u->closing)
       cor__wake_embedded(&s->rfut, true, 0);
@@ -442,6 +453,10 @@ static void on_recv(cor__uop *op, int res, unsigned flags) {
     s->last_io = s->loop->now;
     if (!s->rwait || s->npend > 0) {
       pend_push(s, u, (unsigned)bid, (unsigned)res);
+    } else if (bid == OWN_BID) {
+      int rc = rbuf_append(s, s->obuf, (size_t)res);
+      if (rc != 0)
+        s->rerr = rc;
     } else {
       int rc = rbuf_append(s, cor__uring_buf(u, (unsigned)bid), (size_t)res);
       cor__uring_buf_put(u, (unsigned)bid);
@@ -453,8 +468,10 @@ static void on_recv(cor__uop *op, int res, unsigned flags) {
       cor__uring_buf_put(u, (unsigned)bid);
     if (res == 0)
       s->eof = true;
-    else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && res != -EINTR)
-      s->rerr = res; /* ENOBUFS (the pool ran dry this batch): re-armed */
+    else if (res == -ENOBUFS)
+      s->nobufs = true; /* the pool ran dry: the next read brings its own */
+    else if (res < 0 && res != -ECANCELED && res != -EINTR)
+      s->rerr = res;
   }
   if (s->rwait)
     cor__wake_embedded(&s->rfut, true, 0);
@@ -465,13 +482,24 @@ static void on_recv(cor__uop *op, int res, unsigned flags) {
  * cancel (back-pressure, close). */
 static int arm_recv(cor_stream_t *s) {
   cor__uring *u = s->loop->uring;
+  if (s->nobufs && s->obuf == NULL &&
+      (s->obuf = cor__malloc(COR__URING_BUF)) == NULL)
+    return -ENOMEM;
   struct io_uring_sqe *sqe = u ? cor__uring_sqe(u) : NULL;
   if (sqe == NULL)
     return -ENOMEM;
-  io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
-  sqe->ioprio |= IORING_RECV_MULTISHOT;
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = COR__URING_BGID;
+  if (s->nobufs) {
+    /* The shared pool ran dry (streams nobody reads hold buffers): one
+     * recv into the stream's own buffer, so a reader neither spins on
+     * -ENOBUFS nor starves; the next read tries the pool again. */
+    s->nobufs = false;
+    io_uring_prep_recv(sqe, s->fd, s->obuf, COR__URING_BUF, 0);
+  } else {
+    io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
+    sqe->ioprio |= IORING_RECV_MULTISHOT;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = COR__URING_BGID;
+  }
   io_uring_sqe_set_data(sqe, &s->rop);
   u->inflight++;
   s->uops++;
@@ -740,8 +768,10 @@ static void stream_release(cor_stream_t *s) {
     rbuf_put(s->rbuf, s->rcap);
   if (s->loop->uring)
     for (unsigned i = 0; i < s->npend; i++)
-      cor__uring_buf_put(s->loop->uring, s->pend[i] >> 16);
+      if ((s->pend[i] >> 16) != OWN_BID)
+        cor__uring_buf_put(s->loop->uring, s->pend[i] >> 16);
   cor__free(s->pend);
+  cor__free(s->obuf);
   cor__free(s->wbuf);
   cor__free(s->fbuf);
   cor__free(s);

@@ -40,6 +40,8 @@ struct cor_stream {
   struct cor_stream *unext, *uprev; /* the ring's list (cor__uring.streams) */
   uint8_t uops; /* ops in flight */
   bool rcancel; /* the multishot recv was asked to stop (back-pressure) */
+  bool nobufs;  /* the pool ran dry: the next recv uses obuf, one-shot */
+  char *obuf;   /* the stream's own receive buffer for that case */
   /* received buffers not copied yet (no task waited): bid << 16 | len,
    * oldest first */
   uint32_t *pend;

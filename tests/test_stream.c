@@ -876,6 +876,68 @@ static void test_loop_moves_thread(void **state) {
   cor_release(moved_loop);
 }
 
+
+/* Streams nobody reads, flooded, hold the loop's shared receive buffers
+ * until the pool runs dry: a stream that reads still gets its bytes (its
+ * own buffer then), and every flooded stream gives its bytes back in order
+ * once read. */
+#define DRY_N 80
+static int dry_pool_main(void *arg, void **res) {
+  static pair ps[DRY_N];
+  static unsigned char chunk[16384];
+  static size_t sent[DRY_N];
+  for (int i = 0; i < DRY_N; i++) {
+    make_pair(&ps[i]);
+    cor_stream_set_timeouts(ps[i].s, 0.001, 0);
+    char b[4];
+    assert_int_equal(cor_stream_read(ps[i].s, b, sizeof b), -ETIMEDOUT);
+    assert_int_equal(fcntl(ps[i].peer, F_SETFL, O_NONBLOCK), 0);
+  }
+  for (int round = 0; round < 6; round++) {
+    for (int i = 0; i < DRY_N; i++) {
+      for (size_t k = 0; k < sizeof chunk; k++)
+        chunk[k] = (unsigned char)((sent[i] + k) * 13 % 251 + i);
+      ssize_t w = write(ps[i].peer, chunk, sizeof chunk);
+      if (w > 0)
+        sent[i] += (size_t)w;
+    }
+    cor_sleep(0.005); /* the loop takes what it will */
+  }
+  /* a reader, while the flooded streams hold what they took */
+  pair r;
+  make_pair(&r);
+  cor_stream_set_timeouts(r.s, 5.0, 0);
+  for (int k = 0; k < 20; k++) {
+    assert_int_equal(write(r.peer, "ping", 4), 4);
+    char b[8];
+    assert_int_equal(cor_stream_readexactly(r.s, b, 4, NULL), 4);
+    assert_memory_equal(b, "ping", 4);
+  }
+  close(r.peer);
+  cor_stream_close(r.s);
+  cor_stream_free(r.s);
+  /* and every flooded stream's bytes, in order */
+  static unsigned char got[6 * 16384];
+  for (int i = 0; i < DRY_N; i++) {
+    cor_stream_set_timeouts(ps[i].s, 5.0, 0);
+    assert_true(sent[i] <= sizeof got);
+    assert_int_equal(cor_stream_readexactly(ps[i].s, got, sent[i], NULL),
+                     (ssize_t)sent[i]);
+    for (size_t k = 0; k < sent[i]; k++)
+      if (got[k] != (unsigned char)(k * 13 % 251 + i))
+        fail_msg("stream %d: byte %zu out of order", i, k);
+    close(ps[i].peer);
+    cor_stream_close(ps[i].s);
+    cor_stream_free(ps[i].s);
+  }
+  return 0;
+}
+
+static void test_dry_pool(void **state) {
+  raise_nofile(4 * DRY_N + 64);
+  assert_int_equal(cor_run(dry_pool_main, NULL, NULL), 0);
+}
+
 static void test_outside_task(void **state) {
   assert_int_equal(cor_open_connection("127.0.0.1", "1", &(cor_stream_t *){0}),
                    COR_ENOTASK);
@@ -904,6 +966,7 @@ int main(void) {
       cmocka_unit_test(test_cancelled_reader),
       cmocka_unit_test(test_flood_unread),
       cmocka_unit_test(test_loop_moves_thread),
+      cmocka_unit_test(test_dry_pool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
