@@ -275,6 +275,10 @@ typedef struct cor__uop {
 int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns);
 /* Cancels what is in flight, runs its callbacks, frees the ring. */
 void cor__uring_close(struct cor_loop *loop);
+/* Cross-thread callbacks ran: the next wait asks for one completion, so
+ * a loop that keeps receiving posts does not hold them while it gathers a
+ * batch (only the first post after a quiet spell may wait). */
+void cor__uring_posted(struct cor_loop *loop);
 /* Unsubmitted SQEs: the loop does not spin before it submits them. */
 bool cor__uring_pending(const struct cor_loop *loop);
 

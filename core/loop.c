@@ -969,6 +969,8 @@ static void run_once(cor_loop_t *loop) {
   if (!cor__mpsc_empty(&loop->mpsc)) {
     unsigned n = run_threadsafe(loop);
     ncb += n;
+    if (loop->uring && n > 0)
+      cor__uring_posted(loop);
     ck_pr_store_64(&loop->st_ts_run, loop->st_ts_run + n);
     if (COR_UNLIKELY(loop->ts_limit != 0))
       door_space_wake(loop);

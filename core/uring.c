@@ -42,7 +42,9 @@
  *     arrival per wait) is never held back, and a loop serving many
  *     connections runs them in batches. A wait for more than one arrival
  *     can hold a cross-thread wake-up for up to the coalescing time (the
- *     kernel counts the eventfd's completion like any other).
+ *     kernel counts the eventfd's completion like any other); after an
+ *     iteration that ran cross-thread callbacks the next wait asks for one
+ *     arrival (cor__uring_posted), so only the first post of a burst can.
  *
  * Ops: a cor__uop embedded in its owner is each SQE's user_data; its
  * callback runs on the loop's thread when the CQE is reaped. */
@@ -340,6 +342,8 @@ void cor__uring_submit(cor__uring *u) {
   if (n > 0)
     syscall(__NR_io_uring_enter, u->ring.ring_fd, n, 0, 0, NULL, 0);
 }
+
+void cor__uring_posted(struct cor_loop *loop) { loop->uring->wait_nr = 1; }
 
 bool cor__uring_pending(const struct cor_loop *loop) {
   const struct io_uring_sq *sq = &loop->uring->ring.sq;

@@ -53,7 +53,10 @@ typedef struct cor_loop_opts {
    * whose waits bring one completion at a time (a lone request/response
    * peer) never waits for more, so is never held back. While it waits
    * for a batch, a cross-thread wake-up (cor_call_soon_threadsafe, an
-   * executor's result) may be held as long. Needs Linux 6.12+ (else no
+   * executor's result) may be held as long; a loop that has just run
+   * cross-thread callbacks asks for one completion at its next wait, so
+   * only the first post after a quiet spell can be held. Needs Linux
+   * 6.12+ (else no
    * coalescing). 0 (or NaN) = default: 500 us, or CORIO_IO_COALESCE_US
    * from the environment (microseconds); negative = never coalesce; more
    * than 1 s counts as 1 s. Measured on a
