@@ -80,10 +80,11 @@ static int env_mode(void) {
 }
 
 static void ring_free(cor__uring *u) {
+  /* the ring first: the kernel lets go of the buffers it was given */
+  io_uring_queue_exit(&u->ring);
   if (u->br)
     munmap(u->br, u->br_size);
   cor__free(u->bufs);
-  io_uring_queue_exit(&u->ring);
   cor__free(u);
 }
 
