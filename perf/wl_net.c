@@ -753,3 +753,118 @@ static int wl_http_idle(bench_ctx *ctx) {
   return 0;
 }
 BENCH_WORKLOAD(http_idle, wl_http_idle, "N=10000,loops=0,uring=1,coalesce_us=0")
+
+/* ------------------------------------------------------------ posts_under_load */
+
+/* How long a post from a plain thread waits for a loop that is busy with
+ * network load and gathers its completions into batches (io_uring
+ * coalescing, cor_loop_opts.io_coalesce_seconds). This process runs an echo
+ * server on a runtime (one loop per core); examples/tcp_client loads it
+ * with C connections for D seconds; meanwhile this thread makes
+ * run_coroutine_threadsafe round trips into the loops, one every gap_us
+ * microseconds (a sporadic post, the kind coalescing can hold), and times
+ * each. OPS = round trips; POST_P50_US / POST_P99_US / POST_MAX_US. Compare
+ * coalesce_us=-1 (no coalescing) and uring=0 (epoll). */
+static int pl_echo(void *arg, void **res) {
+  (void)res;
+  cor_stream_t *s = arg;
+  for (;;) {
+    const char *d;
+    ssize_t n = cor_stream_peek(s, 1, &d);
+    if (n <= 0)
+      return (int)n;
+    int rc = cor_stream_write(s, d, (size_t)n);
+    cor_stream_consume(s, (size_t)n);
+    if (rc == 0)
+      rc = cor_stream_drain(s);
+    if (rc != 0)
+      return rc;
+  }
+}
+
+static int pl_add_one(void *arg, void **res) {
+  *res = (char *)arg + 1;
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int wl_posts_under_load(bench_ctx *ctx) {
+  long c = bench_param_long(ctx, "C", 100);
+  long d = bench_param_long(ctx, "D", 5);
+  long gap = bench_param_long(ctx, "gap_us", 200);
+  long loops = bench_param_long(ctx, "loops", 0);
+  if (c < 1 || d < 1 || gap < 0 || loops < 0)
+    bench_fail(ctx, "C, D >= 1; gap_us, loops >= 0");
+  apply_io(ctx);
+  build_examples(ctx);
+  cor_runtime_opts ro = {.nloops = (unsigned)loops};
+  cor_runtime_t *rt = cor_runtime_new(&ro);
+  if (rt == NULL)
+    bench_fail(ctx, "cor_runtime_new: %s", strerror(errno));
+  cor_server_opts so = {.host = "127.0.0.1"};
+  cor_server_t *srv = cor_runtime_start_server(rt, &so, pl_echo);
+  if (srv == NULL)
+    bench_fail(ctx, "cor_runtime_start_server: %s", strerror(errno));
+  char ps[24], cs[24], ds[24];
+  snprintf(ps, sizeof ps, "%d", cor_server_port(srv));
+  snprintf(cs, sizeof cs, "%ld", c);
+  snprintf(ds, sizeof ds, "%ld", d);
+  char *argv[] = {"examples/tcp_client", "--port", ps, "--bench", cs, ds, NULL};
+  child cl = spawn(ctx, argv);
+  usleep(300000); /* the load is up */
+  unsigned nl = cor_runtime_nloops(rt);
+  size_t cap = (size_t)(d * 1000000 / (gap > 0 ? gap : 1)) + 16, n = 0;
+  uint64_t *lat = malloc(cap * sizeof *lat);
+  uint64_t end = bench_now_ns() + (uint64_t)(d - 1) * 1000000000ull;
+  double t0 = bench_now();
+  long wrong = 0;
+  while (bench_now_ns() < end && n < cap) {
+    uint64_t a = bench_now_ns();
+    void *r = NULL;
+    cor_cfuture_t *cf = cor_run_coroutine_threadsafe(
+        cor_coro(pl_add_one, (void *)(uintptr_t)n), cor_runtime_loop(rt, (unsigned)(n % nl)));
+    if (cf == NULL || cor_cfuture_result(cf, 5.0, &r) != 0 ||
+        r != (char *)(uintptr_t)n + 1)
+      wrong++;
+    if (cf)
+      cor_release(cf);
+    lat[n++] = bench_now_ns() - a;
+    if (gap > 0)
+      usleep((useconds_t)gap);
+  }
+  double secs = bench_now() - t0;
+  char *out = read_out(ctx, cl.out, (double)d + 60, false);
+  int st;
+  waitpid(cl.pid, &st, 0);
+  close(cl.out);
+  unsigned long msgs = 0, errs = 1, mism = 1;
+  int p99 = -1;
+  const char *p = strstr(out, "MESSAGES=");
+  if (p == NULL || sscanf(p, "MESSAGES=%lu ERRORS=%lu MISMATCHES=%lu P99_US=%d",
+                          &msgs, &errs, &mism, &p99) != 4 ||
+      !WIFEXITED(st) || WEXITSTATUS(st) != 0 || errs || mism || msgs == 0)
+    bench_fail(ctx, "the load lost work: %s (client status 0x%x)", out, st);
+  free(out);
+  cor_server_close(srv);
+  cor_server_wait_closed(srv, 5.0);
+  cor_server_free(srv);
+  cor_runtime_shutdown(rt, 5.0);
+  cor_release(rt);
+  if (wrong)
+    bench_fail(ctx, "%ld of %zu round trips failed or returned a wrong value",
+               wrong, n);
+  qsort(lat, n, sizeof *lat, cmp_u64);
+  bench_report(ctx, n, secs,
+               " POST_P50_US=%.1f POST_P99_US=%.1f POST_MAX_US=%.1f"
+               " LOAD_MSG_PER_S=%.0f",
+               lat[n / 2] / 1e3, lat[n * 99 / 100] / 1e3, lat[n - 1] / 1e3,
+               (double)msgs / (double)d);
+  free(lat);
+  return 0;
+}
+BENCH_WORKLOAD(posts_under_load, wl_posts_under_load,
+               "C=100,D=5,gap_us=200,loops=0,uring=1,coalesce_us=0")
