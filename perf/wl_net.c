@@ -797,8 +797,8 @@ static int wl_posts_under_load(bench_ctx *ctx) {
   long d = bench_param_long(ctx, "D", 5);
   long gap = bench_param_long(ctx, "gap_us", 200);
   long loops = bench_param_long(ctx, "loops", 0);
-  if (c < 1 || d < 1 || gap < 0 || loops < 0)
-    bench_fail(ctx, "C, D >= 1; gap_us, loops >= 0");
+  if (c < 1 || d < 2 || gap < 0 || loops < 0)
+    bench_fail(ctx, "C >= 1, D >= 2 (posts run for D - 1 s); gap_us, loops >= 0");
   apply_io(ctx);
   build_examples(ctx);
   cor_runtime_opts ro = {.nloops = (unsigned)loops};
@@ -854,7 +854,7 @@ static int wl_posts_under_load(bench_ctx *ctx) {
   cor_server_free(srv);
   cor_runtime_shutdown(rt, 5.0);
   cor_release(rt);
-  if (wrong)
+  if (wrong || n == 0)
     bench_fail(ctx, "%ld of %zu round trips failed or returned a wrong value",
                wrong, n);
   qsort(lat, n, sizeof *lat, cmp_u64);
