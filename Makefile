@@ -113,7 +113,7 @@ test-asan: check-deps
 test-tsan: check-deps
 	@$(MAKE) --no-print-directory SAN=tsan run-tests
 
-perf/bench: $(PERF_SRC) $(wildcard perf/*.h) $(BUILD)/libcorio.a
+perf/bench: $(PERF_SRC) $(wildcard perf/*.h) examples/echo.h $(BUILD)/libcorio.a
 	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude -Icore -Iexecutor -Iperf -o $@ $(PERF_SRC) $(BUILD)/libcorio.a $(LIBS) -lm
 
 # The peers need only their own library (pkg-config), not corio.

@@ -14,21 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int echo(void *arg, void **res) {
-  cor_stream_t *s = arg;
-  for (;;) {
-    const char *d;
-    ssize_t n = cor_stream_peek(s, 1, &d);
-    if (n <= 0)
-      return (int)n; /* 0: the client left */
-    int rc = cor_stream_write(s, d, (size_t)n);
-    cor_stream_consume(s, (size_t)n);
-    if (rc == 0)
-      rc = cor_stream_drain(s);
-    if (rc != 0)
-      return rc;
-  }
-}
+#include "echo.h"
+
 
 int main(int argc, char **argv) {
   int port = 7000;
@@ -67,7 +54,7 @@ int main(int argc, char **argv) {
   so.host = "127.0.0.1";
   so.port = port;
   so.stack_size = 32 * 1024;
-  cor_server_t *srv = cor_runtime_start_server(rt, &so, echo);
+  cor_server_t *srv = cor_runtime_start_server(rt, &so, echo_connection);
   if (srv == NULL) {
     fprintf(stderr, "cannot listen on 127.0.0.1:%d: %s\n", port,
             strerror(errno));

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "uring_http.h"
+#include "../examples/echo.h"
 
 /* ------------------------------------------------------------ children */
 
@@ -765,23 +766,6 @@ BENCH_WORKLOAD(http_idle, wl_http_idle, "N=10000,loops=0,uring=1,coalesce_us=0")
  * microseconds (a sporadic post, the kind coalescing can hold), and times
  * each. OPS = round trips; POST_P50_US / POST_P99_US / POST_MAX_US. Compare
  * coalesce_us=-1 (no coalescing) and uring=0 (epoll). */
-static int pl_echo(void *arg, void **res) {
-  (void)res;
-  cor_stream_t *s = arg;
-  for (;;) {
-    const char *d;
-    ssize_t n = cor_stream_peek(s, 1, &d);
-    if (n <= 0)
-      return (int)n;
-    int rc = cor_stream_write(s, d, (size_t)n);
-    cor_stream_consume(s, (size_t)n);
-    if (rc == 0)
-      rc = cor_stream_drain(s);
-    if (rc != 0)
-      return rc;
-  }
-}
-
 static int pl_add_one(void *arg, void **res) {
   *res = (char *)arg + 1;
   return 0;
@@ -806,7 +790,7 @@ static int wl_posts_under_load(bench_ctx *ctx) {
   if (rt == NULL)
     bench_fail(ctx, "cor_runtime_new: %s", strerror(errno));
   cor_server_opts so = {.host = "127.0.0.1"};
-  cor_server_t *srv = cor_runtime_start_server(rt, &so, pl_echo);
+  cor_server_t *srv = cor_runtime_start_server(rt, &so, echo_connection);
   if (srv == NULL)
     bench_fail(ctx, "cor_runtime_start_server: %s", strerror(errno));
   char ps[24], cs[24], ds[24];

@@ -187,6 +187,25 @@ typedef struct {
   int peer;
 } pair;
 
+/* Inside a task: a stream connected over TCP loopback to a plain blocking
+ * socket *peer (a real TCP pair: resets are RSTs, urgent data exists). */
+static void tcp_pair(cor_stream_t **s, int *peer) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t l = sizeof a;
+  getsockname(lfd, (struct sockaddr *)&a, &l);
+  listen(lfd, 4);
+  char port[16];
+  snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+  assert_int_equal(cor_open_connection("127.0.0.1", port, s), 0);
+  *peer = accept(lfd, NULL, NULL);
+  assert_true(*peer >= 0);
+  close(lfd);
+}
+
 static void make_pair(pair *p) {
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -374,21 +393,9 @@ static void test_drain_and_wait_closed(void **state) {
 
 static int reset_main(void *arg, void **res) {
   /* A TCP pair, so that a reset is a real RST. */
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t l = sizeof a;
-  getsockname(lfd, (struct sockaddr *)&a, &l);
-  listen(lfd, 4);
-  char port[16];
-  snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
   cor_stream_t *s;
-  assert_int_equal(cor_open_connection("127.0.0.1", port, &s), 0);
-  int peer = accept(lfd, NULL, NULL);
-  assert_true(peer >= 0);
-  close(lfd);
+  int peer;
+  tcp_pair(&s, &peer);
   static char chunk[65536];
   memset(chunk, 'b', sizeof chunk);
   assert_int_equal(cor_stream_write(s, chunk, sizeof chunk), 0);
@@ -554,21 +561,9 @@ static void test_cancel_and_close(void **state) {
  * edge will come for those bytes. The edge that carried EPOLLPRI must make
  * the stream read on until EAGAIN. */
 static int urgent_main(void *arg, void **res) {
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t l = sizeof a;
-  getsockname(lfd, (struct sockaddr *)&a, &l);
-  listen(lfd, 4);
-  char port[16];
-  snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
   cor_stream_t *s;
-  assert_int_equal(cor_open_connection("127.0.0.1", port, &s), 0);
-  int peer = accept(lfd, NULL, NULL);
-  assert_true(peer >= 0);
-  close(lfd);
+  int peer;
+  tcp_pair(&s, &peer);
   for (int round = 0; round < 3; round++) {
     /* loopback delivers inline: all of it is queued when send returns */
     assert_int_equal(send(peer, "abc", 3, 0), 3);
