@@ -171,4 +171,18 @@ static void api_check_listed(const char *what, const char *const *rows,
   assert_int_equal(bad, 0);
 }
 
+/* api_check_listed over a suite's tables: `rows` and `exempt` are arrays
+ * of structs with a `name` (and, for exempt, a `why`) member. */
+#define API_CHECK_TABLES(what, rows, nrows, unique_rows, exempt, nexempt)     \
+  do {                                                                         \
+    static const char *r_[(nrows)], *x_[(nexempt)], *why_[(nexempt)];          \
+    for (size_t i_ = 0; i_ < (nrows); i_++)                                    \
+      r_[i_] = (rows)[i_].name;                                                \
+    for (size_t i_ = 0; i_ < (nexempt); i_++) {                                \
+      x_[i_] = (exempt)[i_].name;                                              \
+      why_[i_] = (exempt)[i_].why;                                             \
+    }                                                                          \
+    api_check_listed((what), r_, (nrows), (unique_rows), x_, why_, (nexempt)); \
+  } while (0)
+
 #endif

@@ -529,14 +529,7 @@ static const struct {
 #define WHAT "bad-argument"
 static void test_every_call_is_listed(void **state) {
   (void)state;
-  static const char *r[NROWS], *x[NEXEMPT], *why[NEXEMPT];
-  for (size_t i = 0; i < NROWS; i++)
-    r[i] = rows[i].name;
-  for (size_t i = 0; i < NEXEMPT; i++) {
-    x[i] = exempt[i].name;
-    why[i] = exempt[i].why;
-  }
-  api_check_listed(WHAT, r, NROWS, false, x, why, NEXEMPT);
+  API_CHECK_TABLES(WHAT, rows, NROWS, false, exempt, NEXEMPT);
 }
 
 int main(void) {

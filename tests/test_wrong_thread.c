@@ -682,14 +682,7 @@ static void test_wrong_thread(void **state) {
 #define WHAT "wrong-thread"
 static void test_every_call_is_listed(void **state) {
   (void)state;
-  static const char *r[NROWS], *x[NEXEMPT], *why[NEXEMPT];
-  for (size_t i = 0; i < NROWS; i++)
-    r[i] = rows[i].name;
-  for (size_t i = 0; i < NEXEMPT; i++) {
-    x[i] = exempt[i].name;
-    why[i] = exempt[i].why;
-  }
-  api_check_listed(WHAT, r, NROWS, true, x, why, NEXEMPT);
+  API_CHECK_TABLES(WHAT, rows, NROWS, true, exempt, NEXEMPT);
 }
 
 int main(void) {
