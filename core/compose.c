@@ -31,9 +31,10 @@ static int wait_for_at(cor_future_t *f, double timeout, void **result,
   if (f == NULL)
     return cor__bad_arg("cor_wait_for", "fut is NULL");
   COR__CHECK_THREAD(f->loop, "cor_wait_for");
-  if (f->state != COR__FUT_PENDING)
-    return cor__await_at(f, result, site, line);
-  if (isinf(timeout) && timeout > 0)
+  uint64_t dl;
+  if (cor__timeout_deadline(timeout, &dl) != 0)
+    return cor__bad_arg("cor_wait_for", "timeout is NaN");
+  if (f->state != COR__FUT_PENDING || dl == 0) /* < 0 or INFINITY: no limit */
     return cor__await_at(f, result, site, line);
   /* asyncio.timeout: expiry cancels this task, whose await passes the
    * cancellation on to f and then waits until f finished its clean-up. The
@@ -41,11 +42,16 @@ static int wait_for_at(cor_future_t *f, double timeout, void **result,
   struct cor_loop *loop = t->tl->loop;
   wf_state st = {t, false};
   int cancelling = t->ncancel;
-  cor_handle_t h;
-  int rc = cor_call_later(loop, isnan(timeout) ? 0 : timeout, wf_expire, &st,
-                          &h);
-  if (rc != 0)
+  cor_handle_t h = {0};
+  int rc;
+  if (timeout == 0) {
+    /* "Do not wait" (asyncio 3.11's wait_for(fut, 0)): expire now. The
+     * await below passes the cancellation on to f and waits for its
+     * clean-up, as at any expiry. */
+    wf_expire(&st);
+  } else if ((rc = cor_call_at_ns(loop, dl, wf_expire, &st, &h)) != 0) {
     return rc;
+  }
   rc = cor__await_at(f, result, site, line);
   if (!st.fired) {
     cor_handle_cancel(loop, h);

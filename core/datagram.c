@@ -119,11 +119,14 @@ ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
     return cor__bad_arg("cor_datagram_recv",
                         d == NULL ? "d is NULL" : "buf is NULL with n > 0");
   COR__CHECK_THREAD(d->loop, "cor_datagram_recv");
-  uint64_t dl = timeout > 0 ? cor__now_ns() + (uint64_t)(timeout * 1e9) : 0;
+  uint64_t dl;
+  if (cor__timeout_deadline(timeout, &dl) != 0)
+    return cor__bad_arg("cor_datagram_recv", "timeout is NaN");
   for (;;) {
     if (d->closed)
       return COR_ECLOSED;
-    if (d->readable) {
+    /* A time-out of 0 asks now: the socket itself, not the readiness seen. */
+    if (d->readable || timeout == 0) {
       socklen_t fl = fromlen ? *fromlen : 0;
       ssize_t r = recvfrom(d->fd, buf, n, 0, from, from ? &fl : NULL);
       if (r >= 0) {
@@ -136,6 +139,8 @@ ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
       if (errno != EAGAIN && errno != EWOULDBLOCK)
         return -errno; /* ECONNREFUSED after an ICMP error, ... */
       d->readable = false;
+      if (timeout == 0)
+        return -ETIMEDOUT;
     }
     int rc = cor__wait_embedded(d->loop, &d->rfut, &d->rwait, dl,
                                 "cor_datagram_recv",
@@ -164,26 +169,47 @@ int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
 
 int cor_datagram_port(const cor_datagram_t *d) {
   if (d == NULL)
-    return -1;
+    return cor__bad_arg("cor_datagram_port", "d is NULL");
   COR__CHECK_THREAD(d->loop, "cor_datagram_port");
   return d->port;
 }
 
-void cor_datagram_close(cor_datagram_t *d) {
-  if (d == NULL)
-    return;
-  COR__CHECK_THREAD_VOID(d->loop, "cor_datagram_close");
-  cor__res_untrack(&d->res);
+static void dg_close_fd(cor_datagram_t *d) {
   cor__loop_io_et_del(d->loop, d->fd);
   close(d->fd);
   d->fd = -1;
   d->closed = true;
+  /* A task waiting in recv wakes with COR_ECLOSED. */
+  cor__wake_embedded(&d->rfut, d->rwait, COR_ECLOSED);
+}
+
+int cor_datagram_close(cor_datagram_t *d) {
+  if (d == NULL)
+    return cor__bad_arg("cor_datagram_close", "d is NULL");
+  COR__CHECK_THREAD(d->loop, "cor_datagram_close");
+  if (d->closed)
+    return 0; /* idempotent, as every close */
+  cor__res_untrack(&d->res);
+  dg_close_fd(d);
+  return 0;
+}
+
+void cor_datagram_free(cor_datagram_t *d) {
+  if (d == NULL)
+    return;
+  COR__CHECK_THREAD_VOID(d->loop, "cor_datagram_free");
+  if (!d->closed) {
+    /* Never closed: the resource warning (the fd still open for the report
+     * to name its addresses), then closed here all the same. */
+    cor__res_release(&d->res);
+    dg_close_fd(d);
+  }
   if (d->rwait) {
-    /* A task still waits in recv: it wakes with COR_ECLOSED and reads the
-     * object after this returns, so the (small) object is leaked rather
-     * than freed under it. */
-    cor__wake_embedded(&d->rfut, true, COR_ECLOSED);
-    COR_LOG(COR_LOG_ERROR, "cor_datagram_close: a task still waits in recv");
+    /* The woken task reads the object when it resumes: leak the (small)
+     * object rather than free it under that task. */
+    COR_LOG(COR_LOG_ERROR,
+            "cor_datagram_free: a task still waits in recv; leaking the "
+            "endpoint rather than freeing memory in use");
     return;
   }
   cor__free(d);

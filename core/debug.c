@@ -640,8 +640,7 @@ static int dump_tasks(int fd, bool direct) {
         r->done = true;
       } else {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        cor__realtime_abstime(cor__now_ns() + 1000000000u, &ts);
         pthread_mutex_lock(&r->mu);
         while (!r->done)
           if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0)
@@ -914,7 +913,7 @@ int cor_loop_set_watchdog(cor_loop_t *loop, double seconds) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   cor__bt_warm();
   pthread_once(&once, wd_install);
-  d->wd_ns = (uint64_t)(seconds * 1e9);
+  d->wd_ns = cor__duration_ns(seconds);
   d->wd_stop = false;
   sigset_t all, old;
   sigfillset(&all);

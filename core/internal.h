@@ -97,6 +97,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define COR_LIKELY(x) __builtin_expect(!!(x), 1)
 #define COR_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -180,7 +181,26 @@ void cor__obj_register(enum cor__obj_type type, cor__obj_free_fn fn);
 
 /* ------------------------------------------------------------ clock */
 
+/* The clock and the one time-out rule (core/clock.c; API.md,
+ * Conventions). Every public `double` time-out goes through
+ * cor__timeout_deadline, every delay or duration through cor__duration_ns,
+ * and every wait that needs a CLOCK_REALTIME date (pthread timed waits and
+ * joins) through cor__realtime_abstime, so there is one clamp and one
+ * treatment of NaN and INFINITY. */
 uint64_t cor__now_ns(void); /* CLOCK_MONOTONIC */
+/* Durations beyond this (~31.7 years) are clamped to it: later than any
+ * loop will run, and far from uint64_t overflow when added to the clock. */
+#define COR__NS_MAX ((uint64_t)1000000000 * 1000000000)
+/* A delay or duration in seconds as nanoseconds: NaN, negative and zero are
+ * 0; +INFINITY and huge values are COR__NS_MAX. */
+uint64_t cor__duration_ns(double seconds);
+/* A public time-out as a deadline on CLOCK_MONOTONIC: 0 -> now (already
+ * expired: answer without waiting); < 0 or +INFINITY -> 0, "no deadline"
+ * (what the waits take as no limit); NaN -> -EINVAL. Returns 0 or -EINVAL. */
+int cor__timeout_deadline(double timeout, uint64_t *deadline_ns);
+/* The CLOCK_REALTIME date at which the monotonic deadline falls (pthread's
+ * timed waits). */
+void cor__realtime_abstime(uint64_t deadline_ns, struct timespec *ts);
 
 /* ------------------------------------------------------------ MPSC queue */
 

@@ -455,23 +455,15 @@ int cor_call_at_ns(cor_loop_t *loop, uint64_t when, cor_callback cb, void *arg,
                       __builtin_return_address(0));
 }
 
-static uint64_t seconds_to_ns(double s) {
-  if (!(s > 0)) /* negative, zero or NaN */
-    return 0;
-  if (s > 1e10) /* ~317 years: later than anything the loop will see */
-    return (uint64_t)1e19;
-  return (uint64_t)(s * 1e9);
-}
-
 int cor_call_later(cor_loop_t *loop, double delay, cor_callback cb, void *arg,
                    cor_handle_t *out) {
-  return call_at_site(loop, cor__now_ns() + seconds_to_ns(delay), cb, arg, out,
+  return call_at_site(loop, cor__now_ns() + cor__duration_ns(delay), cb, arg, out,
                       "cor_call_later", __builtin_return_address(0));
 }
 
 int cor_call_at(cor_loop_t *loop, double when, cor_callback cb, void *arg,
                 cor_handle_t *out) {
-  return call_at_site(loop, seconds_to_ns(when), cb, arg, out, "cor_call_at",
+  return call_at_site(loop, cor__duration_ns(when), cb, arg, out, "cor_call_at",
                       __builtin_return_address(0));
 }
 

@@ -308,10 +308,14 @@ static int check_task(void) {
   return 0;
 }
 
-static uint64_t deadline_of(const cor_connect_opts *o) {
-  if (!(o->timeout > 0))
+/* opts->timeout: a zeroed field is the default (no limit); otherwise the
+ * one time-out rule (< 0 or INFINITY: no limit; NaN: invalid). */
+static int deadline_of(const cor_connect_opts *o, uint64_t *dl) {
+  if (o->timeout == 0) {
+    *dl = 0;
     return 0;
-  return cor__now_ns() + (uint64_t)(o->timeout * 1e9);
+  }
+  return cor__timeout_deadline(o->timeout, dl);
 }
 
 /* ra: the application's call, for the stream's creation site. */
@@ -326,7 +330,9 @@ static int open_connection(const char *host, const char *port,
   cor_connect_opts o = {0};
   if (opts)
     o = *opts;
-  uint64_t deadline = deadline_of(&o);
+  uint64_t deadline;
+  if (deadline_of(&o, &deadline) != 0)
+    return cor__bad_arg(call, "opts->timeout is NaN");
   cor__addr *addrs = NULL;
   size_t n = 0;
   rc = cor__resolve(host, port, SOCK_STREAM, deadline, &addrs, &n, ra);
@@ -370,6 +376,9 @@ int cor_open_unix_connection(const char *path, const cor_connect_opts *opts,
     return rc == -EINVAL ? cor__bad_arg("cor_open_unix_connection",
                                         "path is NULL or empty")
                          : rc;
-  return connect_one(cor__tls_loop, &a, &o, deadline_of(&o), out,
+  uint64_t deadline;
+  if (deadline_of(&o, &deadline) != 0)
+    return cor__bad_arg("cor_open_unix_connection", "opts->timeout is NaN");
+  return connect_one(cor__tls_loop, &a, &o, deadline, out,
                      __builtin_return_address(0));
 }

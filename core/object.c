@@ -1,8 +1,6 @@
 /* Reference counting shared by every counted object. */
 #include "internal.h"
 
-#include <time.h>
-
 static cor__obj_free_fn obj_free[COR__OBJ_MAX];
 
 void cor__obj_init(cor__obj *o, enum cor__obj_type type) {
@@ -37,10 +35,4 @@ void cor_release(void *obj) {
     COR_ASSERT(obj_free[o->type] != NULL);
     obj_free[o->type](o);
   }
-}
-
-uint64_t cor__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

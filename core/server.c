@@ -631,12 +631,12 @@ int cor_server_wait_closed(cor_server_t *srv, double timeout) {
   CHECK_SERVER_THREAD(srv, "cor_server_wait_closed");
   if (!__atomic_load_n(&srv->closed, __ATOMIC_ACQUIRE))
     return -EINVAL;
-  bool forever = !(timeout >= 0) || isinf(timeout);
+  uint64_t dl;
+  if (cor__timeout_deadline(timeout, &dl) != 0)
+    return cor__bad_arg("cor_server_wait_closed", "timeout is NaN");
+  bool forever = dl == 0;
   if (!srv->multi) {
     struct cor__srv_loop *sl = &srv->loops[0];
-    uint64_t dl = forever ? 0 : cor__now_ns() + (uint64_t)(timeout * 1e9);
-    if (!forever && dl == 0)
-      dl = 1;
     while (!(sl->closed && sl->nconn == 0)) {
       int rc = cor__wait_embedded(sl->loop, &sl->wfut, &sl->wwait, dl,
                                   "cor_server_wait_closed",
@@ -650,12 +650,8 @@ int cor_server_wait_closed(cor_server_t *srv, double timeout) {
     if (srv->loops[i].loop == cor__tls_loop)
       return COR_ETHREAD;
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  if (!forever) {
-    double end = (double)ts.tv_sec + ts.tv_nsec / 1e9 + timeout;
-    ts.tv_sec = (time_t)end;
-    ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
-  }
+  if (!forever)
+    cor__realtime_abstime(dl, &ts);
   int rc = 0;
   pthread_mutex_lock(&srv->mu);
   while (__atomic_load_n(&srv->nconn, __ATOMIC_ACQUIRE) != 0 ||

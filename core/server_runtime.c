@@ -54,7 +54,14 @@ cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
                                               : "rt has no loops");
   for (unsigned i = 0; i < n; i++)
     if (cor_runtime_loop(rt, i) == cor__tls_loop) {
-      errno = EDEADLK;
+      /* It waits until every loop listens, this one included: one code
+       * for "a runtime call from one of its own loop threads". */
+      COR_LOG(COR_LOG_ERROR,
+              "cor_runtime_start_server(): called from loop %u of its own "
+              "runtime, which it would wait for; call it from another "
+              "thread, or use cor_start_server on this loop",
+              i);
+      errno = -COR_ETHREAD;
       return NULL;
     }
   o.reuseport = o.path == NULL; /* Unix sockets cannot share a path */

@@ -204,6 +204,10 @@ int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
     return cor__wrong_thread_report(loop, call);
   if (COR_UNLIKELY(*flag))
     return -EBUSY;
+  /* A deadline already past (a time-out of 0: "do not wait") answers now,
+   * without a trip through the loop. */
+  if (deadline_ns && deadline_ns <= cor__now_ns())
+    return -ETIMEDOUT;
   cor__future_init(f, loop, COR__OBJ_FUTURE);
   cor_handle_t h = {0};
   if (deadline_ns) {
@@ -1287,9 +1291,7 @@ int cor_stream_set_write_buffer_limits(cor_stream_t *s, size_t high,
 static int to_ns(double sec, uint64_t *out) {
   if (isnan(sec) || sec < 0)
     return -EINVAL;
-  *out = sec == 0 ? 0 : sec > 1e9 ? (uint64_t)1e18 : (uint64_t)(sec * 1e9);
-  if (sec > 0 && *out == 0)
-    *out = 1;
+  *out = cor__duration_ns(sec); /* 0: none */
   return 0;
 }
 
@@ -1308,7 +1310,7 @@ int cor_stream_set_timeouts(cor_stream_t *s, double read_timeout,
 
 int cor_stream_fd(const cor_stream_t *s) {
   if (s == NULL)
-    return -1;
+    return cor__bad_arg("cor_stream_fd", "s is NULL");
   COR__CHECK_THREAD(s->loop, "cor_stream_fd");
   return s->fd;
 }

@@ -206,7 +206,7 @@ cor_stream_t *cor_process_stderr(cor_process_t *p) {
 }
 int cor_process_pid(const cor_process_t *p) {
   if (p == NULL)
-    return -1;
+    return cor__bad_arg("cor_process_pid", "p is NULL");
   COR__CHECK_THREAD(p->loop, "cor_process_pid");
   return (int)p->pid;
 }
@@ -215,7 +215,9 @@ int cor_process_wait(cor_process_t *p, double timeout, int *status) {
   if (p == NULL)
     return cor__bad_arg("cor_process_wait", "p is NULL");
   COR__CHECK_THREAD(p->loop, "cor_process_wait");
-  uint64_t dl = timeout > 0 ? cor__now_ns() + (uint64_t)(timeout * 1e9) : 0;
+  uint64_t dl;
+  if (cor__timeout_deadline(timeout, &dl) != 0)
+    return cor__bad_arg("cor_process_wait", "timeout is NaN");
   while (!p->exited) {
     int rc = cor__wait_embedded(p->loop, &p->wfut, &p->wwait, dl,
                                 "cor_process_wait",
@@ -236,6 +238,20 @@ int cor_process_kill(cor_process_t *p, int sig) {
     return -ESRCH;
   if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0)
     return -errno;
+  return 0;
+}
+
+int cor_process_close(cor_process_t *p) {
+  if (p == NULL)
+    return cor__bad_arg("cor_process_close", "p is NULL");
+  COR__CHECK_THREAD(p->loop, "cor_process_close");
+  /* The pipes are the resources the object holds for the caller; the
+   * child and its pidfd stay, so cor_process_wait still works. A pipe the
+   * caller closed already answers 0 or COR_ECLOSED: both are fine here. */
+  cor_stream_t *pipes[3] = {p->in, p->out, p->err};
+  for (int i = 0; i < 3; i++)
+    if (pipes[i])
+      (void)cor_stream_close(pipes[i]);
   return 0;
 }
 

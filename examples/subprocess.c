@@ -29,7 +29,7 @@ static int run(void *arg, void **res) {
   while ((n = cor_stream_readline(out, line, sizeof line)) > 0)
     printf("sorted: %.*s", (int)n, line);
   int status;
-  cor_process_wait(p, 0, &status);
+  cor_process_wait(p, COR_FOREVER, &status);
   printf("sort exited with %d\n", status);
   cor_process_free(p);
 
@@ -37,7 +37,7 @@ static int run(void *arg, void **res) {
   const char *exit_argv[] = {"sh", "-c", "exit 3", NULL};
   if ((rc = cor_subprocess_exec(exit_argv, NULL, &p)) != 0)
     return rc;
-  cor_process_wait(p, 0, &status);
+  cor_process_wait(p, COR_FOREVER, &status);
   printf("sh exited with %d\n", status);
   cor_process_free(p);
 
@@ -47,7 +47,7 @@ static int run(void *arg, void **res) {
     return rc;
   if (cor_process_wait(p, 0.1, &status) == -ETIMEDOUT) {
     cor_process_kill(p, SIGKILL);
-    cor_process_wait(p, 0, &status);
+    cor_process_wait(p, COR_FOREVER, &status);
   }
   printf("sleep ended with %d (killed by signal %d)\n", status, -status);
   cor_process_free(p);

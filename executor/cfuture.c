@@ -301,9 +301,11 @@ int cor_cfuture_result(cor_cfuture_t *cf, double timeout, void **result) {
     return take(cf, result);
   if (cf->loop != NULL && cf->loop == cor__tls_loop)
     return COR_ETHREAD; /* the loop that must complete it is this thread */
+  uint64_t deadline;
+  if (cor__deadline_after(timeout, &deadline) != 0)
+    return cor__bad_arg("cor_cfuture_result", "timeout is NaN");
   if (timeout == 0)
     return -ETIMEDOUT;
-  uint64_t deadline = isinf(timeout) ? UINT64_MAX : cor__deadline_after(timeout);
   /* Spin first, reading the clock every 64 pauses only. */
   uint64_t now = cor__now_ns();
   uint64_t spin_end = now + WAIT_SPIN_NS;

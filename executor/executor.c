@@ -135,7 +135,10 @@ int cor_executor_shutdown(cor_executor_t *ex, bool wait, bool cancel_futures) {
 
 int cor_executor_shutdown_timeout(cor_executor_t *ex, bool cancel_futures,
                                   double timeout) {
-  return shutdown_common(ex, true, cancel_futures, cor__deadline_after(timeout),
+  uint64_t deadline;
+  if (cor__deadline_after(timeout, &deadline) != 0)
+    return cor__bad_arg("cor_executor_shutdown_timeout", "timeout is NaN");
+  return shutdown_common(ex, true, cancel_futures, deadline,
                          "cor_executor_shutdown_timeout");
 }
 

@@ -35,11 +35,14 @@ static inline int cor__futex_wait(int *addr, int val, uint64_t deadline_ns) {
 static inline void cor__futex_wake_all(int *addr) {
   syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
-/* seconds -> absolute deadline on cor__now_ns; < 0, NaN or huge: none. */
-static inline uint64_t cor__deadline_after(double seconds) {
-  if (seconds != seconds || seconds < 0 || seconds > 1e9)
-    return UINT64_MAX;
-  return cor__now_ns() + (uint64_t)(seconds * 1e9);
+/* A public time-out as the deadline the blocking waits here take:
+ * cor__timeout_deadline's rule, with UINT64_MAX for "no limit". Returns 0
+ * or -EINVAL (NaN). */
+static inline int cor__deadline_after(double seconds, uint64_t *deadline) {
+  int rc = cor__timeout_deadline(seconds, deadline);
+  if (rc == 0 && *deadline == 0)
+    *deadline = UINT64_MAX;
+  return rc;
 }
 static inline void cor__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -115,7 +115,7 @@ cor_executor_t *cor_process_pool_new(const cor_process_pool_opts *opts) {
     return NULL;
   int err;
   p->ex.max_workers = o.max_workers ? o.max_workers : cor__affinity_cpus();
-  p->timeout_ns = o.job_timeout > 0 ? (uint64_t)(o.job_timeout * 1e9) : 0;
+  p->timeout_ns = cor__duration_ns(o.job_timeout); /* 0: none */
   p->max_payload = o.max_payload ? o.max_payload : DEFAULT_MAX_PAYLOAD;
   if (p->max_payload > UINT32_MAX - 4096)
     p->max_payload = UINT32_MAX - 4096; /* frame lengths are 32-bit */

@@ -535,13 +535,8 @@ static bool all_quiet(cor_runtime_t *rt) {
 static int join_until(pthread_t t, uint64_t deadline) {
   if (deadline == UINT64_MAX)
     return pthread_join(t, NULL);
-  uint64_t now = cor__now_ns();
-  uint64_t left = deadline > now ? deadline - now : 0;
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t ns = (uint64_t)ts.tv_nsec + left % 1000000000u;
-  ts.tv_sec += (time_t)(left / 1000000000u + ns / 1000000000u);
-  ts.tv_nsec = (long)(ns % 1000000000u);
+  cor__realtime_abstime(deadline, &ts);
   return pthread_timedjoin_np(t, NULL, &ts);
 }
 
@@ -553,19 +548,15 @@ int cor_runtime_shutdown(cor_runtime_t *rt, double timeout) {
   if (tls_rt == rt)
     return COR_ETHREAD;
   uint64_t t0 = cor__now_ns();
-  uint64_t deadline = UINT64_MAX;
-  if (!(isinf(timeout) || timeout < 0 || isnan(timeout)))
-    deadline = t0 + (uint64_t)((timeout < 1e9 ? timeout : 1e9) * 1e9);
+  uint64_t deadline;
+  if (cor__deadline_after(timeout, &deadline) != 0)
+    return cor__bad_arg("cor_runtime_shutdown", "timeout is NaN");
   /* Serialise concurrent shutdowns; the second one finds it closed. */
   if (deadline == UINT64_MAX) {
     pthread_mutex_lock(&rt->shutdown_lock);
   } else {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t left = deadline > t0 ? deadline - t0 : 0;
-    uint64_t ns = (uint64_t)ts.tv_nsec + left % 1000000000u;
-    ts.tv_sec += (time_t)(left / 1000000000u + ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
+    cor__realtime_abstime(deadline, &ts);
     if (pthread_mutex_timedlock(&rt->shutdown_lock, &ts) != 0)
       return -ETIMEDOUT;
   }
@@ -743,7 +734,9 @@ int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
   void *site = __builtin_return_address(0); /* debug mode's reports */
   if (limit == 0)
     return cor__call_soon_threadsafe_at(loop, cb, arg, site);
-  uint64_t deadline = isinf(timeout) ? UINT64_MAX : cor__deadline_after(timeout);
+  uint64_t deadline;
+  if (cor__deadline_after(timeout, &deadline) != 0)
+    return cor__bad_arg("cor_call_soon_threadsafe_wait", "timeout is NaN");
   for (;;) {
     if (ck_pr_load_int(&loop->closed))
       return COR_ECLOSED;

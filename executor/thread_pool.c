@@ -142,12 +142,12 @@ cor_executor_t *cor_thread_pool_new(const cor_thread_pool_opts *opts) {
   p->queue_limit = o.queue_limit;
   p->idle_ns = o.idle_timeout < 0    ? UINT64_MAX
                : o.idle_timeout == 0 ? DEFAULT_IDLE_NS
-                                     : (uint64_t)(o.idle_timeout * 1e9);
-  if (p->idle_ns == 0)
-    p->idle_ns = 1;
+                                     : cor__duration_ns(o.idle_timeout);
+  if (p->idle_ns == 0) /* NaN: the default */
+    p->idle_ns = DEFAULT_IDLE_NS;
   p->spin_ns = o.spin_seconds < 0    ? 0
                : o.spin_seconds == 0 ? DEFAULT_SPIN_NS
-                                     : (uint64_t)(o.spin_seconds * 1e9);
+                                     : cor__duration_ns(o.spin_seconds);
   p->max_spinners = cpus / 2 ? cpus / 2 : 1;
   snprintf(p->prefix, sizeof p->prefix, "%s",
            o.name_prefix ? o.name_prefix : "cor-pool");

@@ -271,7 +271,7 @@ enum { P, T };
     (cor_stream_set_timeouts(NULL, 1, 1)))                                   \
   X(cor_stream_set_timeouts, CODE, P, -EINVAL, "negative",                   \
     (cor_stream_set_timeouts(g_s, -1, 0)))                                   \
-  X(cor_stream_fd, QUIET, P, -1, NULL, (cor_stream_fd(NULL)))                \
+  X(cor_stream_fd, CODE, P, -EINVAL, "s is NULL", (cor_stream_fd(NULL)))     \
   X(cor_stream_sockname, CODE, P, -EINVAL, "s is NULL",                      \
     (cor_stream_sockname(NULL, NULL, NULL)))                                 \
   X(cor_stream_peername, CODE, P, -EINVAL, "sa is NULL",                     \
@@ -305,8 +305,11 @@ enum { P, T };
     (cor_datagram_recv(NULL, g_buf, sizeof g_buf, NULL, NULL, 1)))           \
   X(cor_datagram_send, CODE, P, -EINVAL, "d is NULL",                        \
     (cor_datagram_send(NULL, "x", 1, NULL, 0)))                              \
-  X(cor_datagram_port, QUIET, P, -1, NULL, (cor_datagram_port(NULL)))        \
-  X(cor_datagram_close, QUIET, P, 0, NULL, (cor_datagram_close(NULL), 0))    \
+  X(cor_datagram_port, CODE, P, -EINVAL, "d is NULL",                        \
+    (cor_datagram_port(NULL)))                                               \
+  X(cor_datagram_close, CODE, P, -EINVAL, "d is NULL",                       \
+    (cor_datagram_close(NULL)))                                              \
+  X(cor_datagram_free, QUIET, P, 0, NULL, (cor_datagram_free(NULL), 0))      \
   X(cor_subprocess_exec, CODE, P, -EINVAL, "argv is NULL",                   \
     (cor_subprocess_exec(NULL, NULL, NULL)))                                 \
   X(cor_subprocess_exec, CODE, P, -EINVAL, "argv is empty",                  \
@@ -314,7 +317,9 @@ enum { P, T };
   X(cor_process_stdin, QUIET, P, 0, NULL, (cor_process_stdin(NULL)))         \
   X(cor_process_stdout, QUIET, P, 0, NULL, (cor_process_stdout(NULL)))       \
   X(cor_process_stderr, QUIET, P, 0, NULL, (cor_process_stderr(NULL)))       \
-  X(cor_process_pid, QUIET, P, -1, NULL, (cor_process_pid(NULL)))            \
+  X(cor_process_pid, CODE, P, -EINVAL, "p is NULL", (cor_process_pid(NULL)))  \
+  X(cor_process_close, CODE, P, -EINVAL, "p is NULL",                        \
+    (cor_process_close(NULL)))                                               \
   X(cor_process_wait, CODE, P, -EINVAL, "p is NULL",                         \
     (cor_process_wait(NULL, 1, NULL)))                                       \
   X(cor_process_kill, CODE, P, -EINVAL, "p is NULL",                         \

@@ -261,6 +261,7 @@ static void test_datagram_closed_quiet(void **state) {
   cor_datagram_t *d = cor_open_datagram(l, &o);
   assert_non_null(d);
   cor_datagram_close(d);
+  cor_datagram_free(d);
   cor_loop_close(l);
   cor_release(l);
   assert_int_equal(nrec, 0);

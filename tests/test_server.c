@@ -288,6 +288,30 @@ static int rt_client_main(void *arg, void **res) {
   return 0;
 }
 
+static int start_on_own_loop(void *arg, void **res) {
+  cor_server_opts o = {0};
+  errno = 0;
+  cor_server_t *srv = cor_runtime_start_server(arg, &o, echo_handler);
+  if (srv != NULL || errno != -COR_ETHREAD)
+    return -EPROTO;
+  return 0;
+}
+
+/* From one of its own loops: the code of every runtime call made there,
+ * and one ERROR line (it was a silent EDEADLK). */
+static void test_runtime_server_from_own_loop(void **state) {
+  __atomic_store_n(&errors, 0, __ATOMIC_RELAXED);
+  cor_log_set_sink(count_sink, NULL);
+  cor_runtime_opts ro = {.nloops = 1};
+  cor_runtime_t *rt = cor_runtime_new(&ro);
+  assert_non_null(rt);
+  assert_int_equal(cor_runtime_run(rt, start_on_own_loop, rt, NULL), 0);
+  cor_release(rt);
+  cor_log_flush();
+  cor_log_set_sink(NULL, NULL);
+  assert_int_equal(__atomic_load_n(&errors, __ATOMIC_RELAXED), 1);
+}
+
 static void test_runtime_server(void **state) {
   /* Nothing here is misuse: no ERROR record (the server once read loop 0's
    * debug flag from the caller's thread, which the wrong-thread check
@@ -372,6 +396,7 @@ int main(void) {
       cmocka_unit_test(test_limits_and_idle),
       cmocka_unit_test(test_emfile),
       cmocka_unit_test(test_runtime_server),
+      cmocka_unit_test(test_runtime_server_from_own_loop),
       cmocka_unit_test(test_server_by_name),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -255,6 +255,8 @@ static int udp_main(void *arg, void **res) {
                    -ETIMEDOUT);
   cor_datagram_close(cl);
   cor_datagram_close(srv);
+  cor_datagram_free(cl);
+  cor_datagram_free(srv);
   return 0;
 }
 

@@ -259,7 +259,9 @@ static int c_open_datagram(void) { return PTR_CALL(cor_open_datagram(E.loop, &dg
 static int c_dg_recv(void) { return ETH(cor_datagram_recv(E.dgram, scratch, sizeof scratch, NULL, NULL, 0.01)); }
 static int c_dg_send(void) { return cor_datagram_send(E.dgram, "x", 1, NULL, 0); }
 static int c_dg_port(void) { return cor_datagram_port(E.dgram); }
-static int c_dg_close(void) { return VOID_CALL(cor_datagram_close(E.dgram)); }
+static int c_dg_close(void) { return cor_datagram_close(E.dgram); }
+static int c_dg_free(void) { return VOID_CALL(cor_datagram_free(E.dgram)); }
+static int c_proc_close(void) { return cor_process_close(E.proc); }
 /* stream.h: processes */
 static int c_proc_stdin(void) { return PTR_CALL(cor_process_stdin(E.proc)); }
 static int c_proc_stdout(void) { return PTR_CALL(cor_process_stdout(E.proc)); }
@@ -366,12 +368,14 @@ static const struct {
     {"cor_datagram_send", c_dg_send, ANY},
     {"cor_datagram_port", c_dg_port, ANY},
     {"cor_datagram_close", c_dg_close, ANY},
+    {"cor_datagram_free", c_dg_free, ANY},
     {"cor_process_stdin", c_proc_stdin, ANY},
     {"cor_process_stdout", c_proc_stdout, ANY},
     {"cor_process_stderr", c_proc_stderr, ANY},
     {"cor_process_pid", c_proc_pid, ANY},
     {"cor_process_wait", c_proc_wait, ANY},
     {"cor_process_kill", c_proc_kill, ANY},
+    {"cor_process_close", c_proc_close, ANY},
     {"cor_process_free", c_proc_free, ANY},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
@@ -441,7 +445,7 @@ static const struct {
     {"cor_runtime_run", "any thread: runtime (COR_ETHREAD on its loops)"},
     {"cor_runtime_shutdown", "any thread: runtime (COR_ETHREAD on its loops)"},
     {"cor_runtime_loop_counters", "any thread: relaxed counters"},
-    {"cor_runtime_start_server", "any thread: runtime (EDEADLK on its loops)"},
+    {"cor_runtime_start_server", "any thread: runtime (COR_ETHREAD on its loops: test_server)"},
     {"cor_run_coroutine_threadsafe", "threadsafe by contract"},
     {"cor_cfuture_result", "any thread: concurrent future"},
     {"cor_await_cfuture", "any loop: concurrent future"},
@@ -550,7 +554,10 @@ static int owner_body(void *arg, void **r) {
   cor_server_free(E.server);
   OWN(cor_datagram_port(E.dgram) > 0);
   OWN(cor_datagram_send(E.dgram, "x", 1, NULL, 0) != COR_ECLOSED);
-  cor_datagram_close(E.dgram);
+  OWN(cor_datagram_close(E.dgram) == 0);
+  OWN(cor_datagram_close(E.dgram) == 0); /* idempotent */
+  OWN(cor_datagram_send(E.dgram, "x", 1, NULL, 0) == COR_ECLOSED);
+  cor_datagram_free(E.dgram);
   /* cat is alive (not killed): it exits 0 at the end of its input. */
   OWN(cor_stream_close(cor_process_stdin(E.proc)) == 0);
   int st = -1;

@@ -20,12 +20,31 @@
  *    consumed) makes the call do nothing but return -EINVAL (a constructor
  *    or other pointer-returning call: NULL with errno EINVAL) and log one
  *    ERROR record on the "corio" logger naming the call and the argument,
- *    such as "cor_stream_read(): invalid argument: s is NULL". Where a
+ *    such as "cor_stream_read(): invalid argument: s is NULL"; a getter
+ *    given NULL (cor_stream_fd, cor_process_pid, ...) returns -EINVAL
+ *    through the same path. Where a
  *    comment documents NULL as accepted (cor_release(NULL) does nothing, a
  *    NULL loop means the running loop, NULL opts the defaults, a getter's
  *    "0 for NULL"), NULL is not an error and is not logged. An object in the
  *    wrong state (a future already done, a server not yet closed) is not an
- *    invalid argument: such calls return their documented code unlogged.
+ *    invalid argument: such calls return their documented code unlogged;
+ *  - constructors that need not suspend return a pointer (NULL with errno);
+ *    calls that may suspend the calling task (cor_open_connection,
+ *    cor_subprocess_exec, ...) return an int code and hand the object back
+ *    through an out-parameter. Counted objects (loop, future, task,
+ *    concurrent future, executor, runtime and the coordination objects) are
+ *    freed by cor_release; the other resource holders (stream, server,
+ *    datagram endpoint, process) by their cor_X_free;
+ *  - time-outs, one rule everywhere: a `double timeout` is seconds and is
+ *    the call's last argument; 0 = do not wait (answer now, -ETIMEDOUT if
+ *    nothing is there), < 0 or COR_FOREVER (INFINITY) = no limit, NaN = an
+ *    invalid argument (-EINVAL, logged). In option structs a zeroed field
+ *    means the documented default; other values follow the same rule.
+ *    -ETIMEDOUT is the code of every expired time-out;
+ *  - closing, one rule everywhere: an object that holds a resource has an
+ *    idempotent int cor_X_close (a second close returns 0 or COR_ECLOSED,
+ *    never crashes) and is freed by cor_release or cor_X_free; freeing one
+ *    never closed closes it and logs the resource warning.
  */
 #ifndef CORIO_COMMON_H
 #define CORIO_COMMON_H
@@ -34,6 +53,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
+
+/* A time-out without limit (see the time-out rule above). */
+#define COR_FOREVER INFINITY
 
 #ifdef __cplusplus
 extern "C" {

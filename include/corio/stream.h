@@ -72,8 +72,9 @@ struct cor_runtime;
 
 /* Options of a client connection; a zeroed struct (or NULL) = defaults. */
 typedef struct cor_connect_opts {
-  /* Seconds for resolving and connecting together; 0 = no limit. On expiry
-   * the call returns -ETIMEDOUT. */
+  /* Seconds for resolving and connecting together. 0 (the zeroed field) =
+   * the default, no limit; otherwise the rule of common.h (< 0 or
+   * COR_FOREVER: no limit; NaN: -EINVAL). On expiry -ETIMEDOUT. */
   double timeout;
   /* readuntil/readline limit; 0 = COR_STREAM_DEFAULT_LIMIT. */
   size_t limit;
@@ -214,8 +215,8 @@ COR_EXTERN int cor_stream_set_write_buffer_limits(cor_stream_t *s,
 COR_EXTERN int cor_stream_set_timeouts(cor_stream_t *s, double read_timeout,
                                        double idle_timeout);
 
-/* The socket or pipe fd (for setsockopt and the like; do not close it).
- * Owner thread (else COR_ETHREAD), as the two address calls below. */
+/* The socket or pipe fd (for setsockopt and the like; do not close it);
+ * -EINVAL (NULL). Owner thread (else COR_ETHREAD), as the two address calls below. */
 COR_EXTERN int cor_stream_fd(const cor_stream_t *s);
 /* The local and peer addresses of a socket stream: copies up to *len bytes
  * and sets *len as getsockname/getpeername do. 0 or a negated errno. */
@@ -306,7 +307,9 @@ COR_EXTERN cor_server_t *cor_start_server(cor_loop_t *loop,
  * each accepting on its own loop, so the kernel spreads connections over
  * cores. Returns once every loop listens. NULL with errno as
  * cor_start_server, or EINVAL (NULL runtime). Any thread but a loop thread
- * of rt (it would wait for itself: errno EDEADLK). */
+ * of rt: from one it would wait for itself, so it returns NULL with errno
+ * 4001 (-COR_ETHREAD, as every runtime call made from its own loops) and
+ * logs an ERROR. */
 COR_EXTERN cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
                                                   const cor_server_opts *opts,
                                                   cor_fn handler);
@@ -362,7 +365,7 @@ typedef struct cor_datagram_opts {
 } cor_datagram_opts;
 
 /* A UDP endpoint on `loop` (NULL: the running loop), the caller's to close
- * (cor_datagram_close). One still open when its loop is freed, or at exit,
+ * (cor_datagram_close) and free (cor_datagram_free). One still open when its loop is freed, or at exit,
  * is reported: WARNING "unclosed datagram endpoint <Datagram fd=7
  * local=127.0.0.1:5353 peer=127.0.0.1:53>" (with "created at file.c:N" and
  * the creation backtrace in debug mode). NULL with errno EINVAL (no address
@@ -372,8 +375,9 @@ COR_EXTERN cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
                                              const cor_datagram_opts *opts);
 /* Inside a task: receives one datagram (truncated to n bytes), waiting for
  * one if none is queued; stores the sender in from/fromlen when given.
- * Returns its length, -ETIMEDOUT after `timeout` seconds (0 = no limit),
- * -ECANCELED, COR_ECLOSED, COR_ENOTASK, or a negated errno (-ECONNREFUSED
+ * Returns its length, -ETIMEDOUT after `timeout` seconds (the one
+ * rule of common.h: 0 = only a datagram already queued, < 0 or COR_FOREVER
+ * = no limit, NaN = -EINVAL), -ECANCELED, COR_ECLOSED, COR_ENOTASK, or a negated errno (-ECONNREFUSED
  * after an ICMP error on a connected endpoint). Owner thread (else
  * COR_ETHREAD). */
 COR_EXTERN ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
@@ -385,13 +389,18 @@ COR_EXTERN ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
  * COR_ETHREAD). */
 COR_EXTERN int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
                                  const struct sockaddr *to, unsigned tolen);
-/* The bound port. Owner thread (else COR_ETHREAD). */
+/* The bound port; -EINVAL (NULL). Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_datagram_port(const cor_datagram_t *d);
-/* Closes the socket and frees the endpoint. A task waiting in recv wakes
- * with COR_ECLOSED (the object is then leaked, not freed under it, and an
- * ERROR is logged): close it when no task waits. Owner thread (else
- * nothing done, errno 4001). */
-COR_EXTERN void cor_datagram_close(cor_datagram_t *d);
+/* Closes the socket; the endpoint stays allocated until cor_datagram_free.
+ * A task waiting in recv wakes with COR_ECLOSED; later calls get
+ * COR_ECLOSED. Idempotent: a second close returns 0. -EINVAL (NULL). Owner
+ * thread (else COR_ETHREAD). */
+COR_EXTERN int cor_datagram_close(cor_datagram_t *d);
+/* Frees the endpoint. One never closed is closed here and reported as
+ * unclosed (the WARNING above). Freed while a task still waits in recv, it
+ * is leaked rather than freed under that task (an ERROR is logged). NULL
+ * does nothing. Owner thread (else nothing done, errno 4001). */
+COR_EXTERN void cor_datagram_free(cor_datagram_t *d);
 
 /* ------------------------------------------------------------ processes */
 
@@ -424,12 +433,18 @@ COR_EXTERN int cor_subprocess_exec(const char *const argv[],
 COR_EXTERN cor_stream_t *cor_process_stdin(cor_process_t *p);
 COR_EXTERN cor_stream_t *cor_process_stdout(cor_process_t *p);
 COR_EXTERN cor_stream_t *cor_process_stderr(cor_process_t *p);
-/* The child's pid. Owner thread (else COR_ETHREAD). */
+/* The child's pid; -EINVAL (NULL). Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_process_pid(const cor_process_t *p);
+/* Closes the parent's ends of the pipes (each as cor_stream_close: a reader
+ * of the child's output sees the end). The child is not signalled and
+ * cor_process_wait still works; free the object with cor_process_free.
+ * Idempotent: 0; -EINVAL (NULL). Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_process_close(cor_process_t *p);
 /* Inside a task: waits for the child to exit and stores its status in
  * *status: the exit code (0-255), or -N when killed by signal N (as
- * asyncio's returncode). Returns 0, -ETIMEDOUT after `timeout` seconds (0 =
- * no limit), -ECANCELED, COR_ENOTASK. Returns at once once exited. Owner
+ * asyncio's returncode). Returns 0, -ETIMEDOUT after `timeout` seconds (the
+ * rule of common.h: 0 = do not wait, < 0 or COR_FOREVER = no limit, NaN =
+ * -EINVAL), -ECANCELED, COR_ENOTASK. Returns at once once exited. Owner
  * thread (else COR_ETHREAD). */
 COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
 /* Sends sig to the child (SIGKILL for kill, SIGTERM for terminate) through

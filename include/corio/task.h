@@ -150,8 +150,9 @@ COR_EXTERN int cor_task_uncancel(cor_task_t *task);
 
 /* ------------------------------------------------------------ composing */
 
-/* Inside a task: awaits fut for at most `timeout` seconds (INFINITY: no
- * limit; <= 0: only what is done by the next iteration). On time-out
+/* Inside a task: awaits fut for at most `timeout` seconds (the rule of
+ * common.h: 0 = do not wait, so a pending fut times out at once; < 0 or
+ * COR_FOREVER = no limit; NaN = -EINVAL, logged). On time-out
  * cancels fut, waits until it finished its clean-up, and returns -ETIMEDOUT;
  * otherwise as cor_await. If the waiting task itself is cancelled, returns
  * -ECANCELED. COR_ETHREAD as cor_await; COR_ENOTASK outside a task. */
