@@ -28,7 +28,10 @@ else
 endif
 
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
-CFLAGS_LIB := -std=c11 $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition \
+# The library's own files also: every non-static function is declared in a
+# header first, so a prototype and its definition cannot drift apart.
+WARN_LIB := $(WARN) -Wmissing-prototypes -Wmissing-declarations
+CFLAGS_LIB := -std=c11 $(WARN_LIB) $(SANFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition \
   -D_GNU_SOURCE -DCOR_BUILDING_LIBRARY $(ALLOC_DEF) -Iinclude -Icore -Iexecutor
 LIBS := $(ALLOC_LIBS) -luring -lck -lpthread -ldl -ldw
 TEST_LIBS := -lcmocka $(LIBS)
@@ -100,7 +103,11 @@ test: check-deps
 # socket streams stay tested.
 EPOLL_SUITES := $(addprefix $(BUILD)/tests/,test_stream test_server test_resource test_examples test_bad_args)
 run-tests: lib $(TEST_BINS)
-	@pass=0; fail=0; for t in $(TEST_BINS) $(EPOLL_SUITES:%=epoll:%); do \
+	@pass=0; fail=0; \
+	echo "== tests/check_tree.sh"; \
+	if sh tests/check_tree.sh; then pass=$$((pass+1)); \
+	else echo "FAILED: tests/check_tree.sh"; fail=$$((fail+1)); fi; \
+	for t in $(TEST_BINS) $(EPOLL_SUITES:%=epoll:%); do \
 	  case $$t in epoll:*) t=$${t#epoll:}; env=CORIO_IO=epoll;; *) env=;; esac; \
 	  echo "== $$t $$env"; \
 	  if env $$env $(TEST_ENV) timeout $(TEST_TIMEOUT) $$t; then pass=$$((pass+1)); \

@@ -8,10 +8,8 @@
 #endif
 
 static _Thread_local long fail_after; /* 0 = off; n = the n-th call fails */
-static long alloc_calls;              /* atomic, statistics only */
 
 void cor__alloc_fail_after(long n) { fail_after = n; }
-long cor__alloc_count(void) { return ck_pr_load_64((uint64_t *)&alloc_calls); }
 
 static inline bool inject_failure(void) {
   if (COR_LIKELY(fail_after == 0))

@@ -58,6 +58,12 @@
 #undef ck_pr_store_64
 #undef ck_pr_store_int
 #undef ck_pr_store_ptr
+#undef ck_pr_load_uint
+#undef ck_pr_inc_uint
+#undef ck_pr_dec_uint
+#undef ck_pr_faa_64
+#undef ck_pr_store_32
+#undef ck_pr_fence_memory
 #define COR__SC __ATOMIC_SEQ_CST
 #define ck_pr_load_ptr(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ck_pr_store_ptr(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -87,6 +93,14 @@
 #define ck_pr_load_32(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ck_pr_inc_32(p) ((void)__atomic_add_fetch((p), 1, COR__SC))
 #define ck_pr_dec_32_zero(p, z) (*(z) = __atomic_sub_fetch((p), 1, COR__SC) == 0)
+#define ck_pr_load_uint(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define ck_pr_inc_uint(p) ((void)__atomic_add_fetch((p), 1, COR__SC))
+#define ck_pr_dec_uint(p) ((void)__atomic_sub_fetch((p), 1, COR__SC))
+#define ck_pr_faa_64(p, v) __atomic_fetch_add((p), (v), COR__SC)
+#define ck_pr_store_32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+/* The full fence of the Dekker pairs (announce, fence, look again): TSan
+ * models a seq_cst thread fence; ck's mfence asm it cannot see. */
+#define ck_pr_fence_memory() __atomic_thread_fence(COR__SC)
 #define ck_pr_fence_load() ((void)0)
 #define ck_pr_fence_acquire() ((void)0)
 #define ck_pr_fence_atomic_load() ((void)0)
@@ -127,15 +141,13 @@ void *cor__realloc(void *p, size_t n);
 void cor__free(void *p);
 char *cor__strdup(const char *s);
 /* Test hook: the n-th allocation from now (1 = the next) fails with NULL;
- * 0 disables. cor__alloc_count() counts calls since process start. Both
- * act on the calling thread's allocations only, so a test can target one
+ * 0 disables. It acts on the calling thread's allocations only, so a test can target one
  * call without disturbing other threads. */
 void cor__alloc_fail_after(long n);
 /* Arrays that may grow large (slots, timers): resized in place through
  * mremap past 1 MiB; bytes past `old` are zero. Free with the current size. */
 void *cor__array_resize(void *p, size_t old, size_t n);
 void cor__array_free(void *p, size_t size);
-long cor__alloc_count(void);
 
 /* ------------------------------------------------------------ logging */
 
@@ -304,7 +316,7 @@ bool cor__uring_pending(const struct cor_loop *loop);
 
 /* ------------------------------------------------------------ timers */
 
-/* The timer heap (core/timer.c): a binary min-heap of (deadline, sequence,
+/* The timer heap (core/timer.c): a 4-ary min-heap of (deadline, sequence,
  * slot) kept in an array; each slot knows its heap index, so a cancel
  * removes its timer at once and memory stays flat under cancel storms. */
 typedef struct cor__timer_ent {
@@ -395,7 +407,10 @@ struct cor_loop {
    * future may be freed anywhere); set by the owner. */
   cor_exception_handler exc_fn;
   void *exc_arg;
-  struct cor__dbg *dbg; /* debug-mode state (core/debug.c), NULL when off */
+  /* Debug-mode and watchdog state (core/debug.c): made on first use (debug
+   * mode on, or a watchdog set) and kept when debug mode goes off again, so
+   * NULL means "never used", not "off" (that is `debug`). */
+  struct cor__dbg *dbg;
   pthread_t owner;
   bool has_owner;
   unsigned ts_batch;

@@ -127,4 +127,15 @@ int cor__socket(int family, int type);
 /* TCP_NODELAY on a TCP socket (no-op for others). */
 void cor__set_nodelay(int fd, int family);
 
+/* The pieces of a server that executor/server_runtime.c assembles into a
+ * runtime server (one listener per loop), from core/server.c. */
+struct cor_server *cor__server_alloc(const cor_server_opts *opts, cor_fn handler,
+                                     unsigned nloops);
+int cor__server_listen(struct cor_server *srv, unsigned i, struct cor_loop *loop,
+                       bool reuseport);
+int cor__server_start_loop(struct cor_server *srv, unsigned i);
+void cor__server_abort(struct cor_server *srv);
+void cor__server_set_multi(struct cor_server *srv, bool multi);
+void cor__server_track(struct cor_server *srv, bool debug, const void *ra);
+
 #endif

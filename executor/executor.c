@@ -248,12 +248,6 @@ bool cor__executor_drain_pending(cor_executor_t *ex, cor_loop_t *loop) {
   return false;
 }
 
-void cor__executor_drain_loop(cor_executor_t *ex, cor_loop_t *loop) {
-  for (cor__xport *p = ck_pr_load_ptr(&ex->ports); p; p = p->next)
-    if (p->loop == loop)
-      port_deliver(p);
-}
-
 /* ------------------------------------------------------------ loop jobs */
 
 static void cancel_node_cb(void *arg) {

@@ -95,6 +95,9 @@ void cor__executor_iref_put(cor_executor_t *ex);
 void cor__executor_track(cor_executor_t *ex, const void *ra);
 /* Frees the ports and their loop references (from destroy). */
 void cor__executor_fini(cor_executor_t *ex);
+/* The loop's default thread pool (made on first use): run_in_executor's
+ * ex == NULL. NULL with errno on failure. */
+cor_executor_t *cor__executor_default(cor_loop_t *loop);
 
 /* The port of `ex` for `loop`, made on first use. NULL on ENOMEM. */
 cor__xport *cor__executor_port(cor_executor_t *ex, cor_loop_t *loop);
@@ -118,7 +121,6 @@ void cor__xjob_release(cor__xjob *j);
  * released. Returns true when it did either (the job is gone). */
 bool cor__xjob_deliver_cancelled(cor__xjob *j);
 /* Loop thread: delivers what sits in the ports of `ex` for `loop` now. */
-void cor__executor_drain_loop(cor_executor_t *ex, cor_loop_t *loop);
 /* True when a drain of `ex` to `loop` is posted and not yet run. */
 bool cor__executor_drain_pending(cor_executor_t *ex, cor_loop_t *loop);
 

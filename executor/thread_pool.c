@@ -528,8 +528,6 @@ static void ljob_deliver(cor__xjob *x) {
   cor__xjob_finish(x, x->code, x->result, msg, x->file, x->line);
 }
 
-cor_executor_t *cor__executor_default(cor_loop_t *loop);
-
 cor_future_t *cor_run_in_executor(cor_loop_t *loop, cor_executor_t *ex,
                                   cor_fn fn, void *arg) {
   if (loop == NULL)

@@ -1,20 +1,13 @@
 /* cor_runtime_start_server: one listener per loop of a runtime.
  *
- * Kept apart from core/server.c so that programs using single-loop servers
- * do not link the runtime. The listening sockets are made and bound on the
+ * In executor/, the layer above core/: it calls the runtime, which a core
+ * file must not (core/server.c offers the pieces through stream_internal.h),
+ * and programs using single-loop servers do not link the runtime. The listening sockets are made and bound on the
  * calling thread (SO_REUSEPORT, the first one picks the port when port is
  * 0); each loop then registers its own listener on its own thread, and the
  * caller waits until every loop listens. */
 #include "stream_internal.h"
 
-struct cor_server *cor__server_alloc(const cor_server_opts *opts, cor_fn handler,
-                                     unsigned nloops);
-int cor__server_listen(struct cor_server *srv, unsigned i, struct cor_loop *loop,
-                       bool reuseport);
-int cor__server_start_loop(struct cor_server *srv, unsigned i);
-void cor__server_abort(struct cor_server *srv);
-void cor__server_set_multi(struct cor_server *srv, bool multi);
-void cor__server_track(struct cor_server *srv, bool debug, const void *ra);
 
 typedef struct {
   struct cor_server *srv;
