@@ -118,12 +118,8 @@ static bool on_big_stack(void (*fn)(void *), void *arg) {
   big_job j = {fn, arg};
   /* Born with every signal blocked: a process-directed signal must not pick
    * this thread. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
   pthread_t th;
-  int e = pthread_create(&th, NULL, big_run, &j);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int e = cor__thread_create(&th, NULL, big_run, &j, false);
   if (e != 0)
     return false;
   pthread_join(th, NULL);

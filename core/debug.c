@@ -733,11 +733,7 @@ static void dump_signal_once(void) {
   pthread_attr_init(&a);
   pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
   /* The dump thread must never take the signals the loops own. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&th, &a, dump_thread, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = cor__thread_create(&th, &a, dump_thread, NULL, false);
   pthread_attr_destroy(&a);
   if (rc != 0)
     return;
@@ -915,11 +911,7 @@ int cor_loop_set_watchdog(cor_loop_t *loop, double seconds) {
   pthread_once(&once, wd_install);
   d->wd_ns = cor__duration_ns(seconds);
   d->wd_stop = false;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&d->wd_thread, NULL, wd_main, loop);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = cor__thread_create(&d->wd_thread, NULL, wd_main, loop, false);
   if (rc != 0)
     return -rc;
   d->wd_running = true;

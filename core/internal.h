@@ -98,9 +98,13 @@
 #define ck_pr_dec_uint(p) ((void)__atomic_sub_fetch((p), 1, COR__SC))
 #define ck_pr_faa_64(p, v) __atomic_fetch_add((p), (v), COR__SC)
 #define ck_pr_store_32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-/* The full fence of the Dekker pairs (announce, fence, look again): TSan
- * models a seq_cst thread fence; ck's mfence asm it cannot see. */
-#define ck_pr_fence_memory() __atomic_thread_fence(COR__SC)
+/* The full fence of the Dekker pairs (announce, fence, look again). ck's
+ * mfence asm TSan cannot see, and GCC refuses __atomic_thread_fence under
+ * TSan: a seq_cst read-modify-write of one process-wide word orders every
+ * such fence in one total order, which TSan does model. */
+extern int cor__tsan_fence_word;
+#define ck_pr_fence_memory()                                                   \
+  ((void)__atomic_fetch_add(&cor__tsan_fence_word, 0, COR__SC))
 #define ck_pr_fence_load() ((void)0)
 #define ck_pr_fence_acquire() ((void)0)
 #define ck_pr_fence_atomic_load() ((void)0)
@@ -148,6 +152,19 @@ void cor__alloc_fail_after(long n);
  * mremap past 1 MiB; bytes past `old` are zero. Free with the current size. */
 void *cor__array_resize(void *p, size_t old, size_t n);
 void cor__array_free(void *p, size_t size);
+
+/* ------------------------------------------------------------ threads */
+
+/* Every thread corio starts goes through here (core/thread.c), born with
+ * one signal mask: every asynchronous signal blocked, so a
+ * process-directed signal never picks it and the loops' signalfds get
+ * theirs; the synchronous ones (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT) open.
+ * runs_user_code (loop threads, pool workers) also leaves SIGPROF open, so
+ * ITIMER_PROF profilers sample the application's code; corio's own helpers
+ * (log, dump, watchdog, resolver, pool manager) block it. Returns
+ * pthread_create's code. */
+int cor__thread_create(pthread_t *th, const pthread_attr_t *attr,
+                       void *(*fn)(void *), void *arg, bool runs_user_code);
 
 /* ------------------------------------------------------------ logging */
 

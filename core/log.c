@@ -425,11 +425,7 @@ static int start_thread(void) {
    * pthread_create means it never runs a signal handler, not even before
    * its first instruction, and signals go to the threads that wait for
    * them (a loop's signalfd). */
-  sigset_t all, old;
-  sigfillset(&all);
-  COR_ASSERT(pthread_sigmask(SIG_SETMASK, &all, &old) == 0);
-  int rc = pthread_create(&log_thread, NULL, log_thread_main, NULL);
-  COR_ASSERT(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0);
+  int rc = cor__thread_create(&log_thread, NULL, log_thread_main, NULL, false);
   lock(&q.mu);
   if (rc != 0) {
     q.slots = NULL;

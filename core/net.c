@@ -231,11 +231,7 @@ int cor__resolve(const char *host, const char *port, int socktype,
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&at, 256 * 1024);
   /* The helper must not take the application's signals. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  int e = pthread_create(&th, &at, resolve_thread, r);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int e = cor__thread_create(&th, &at, resolve_thread, r, false);
   pthread_attr_destroy(&at);
   if (e != 0) {
     r->refs = 1;

@@ -725,20 +725,12 @@ static void *manager_main(void *arg) {
 
 /* Under mu. */
 static int start_manager(ppool *p) {
-  sigset_t all, old;
-  sigfillset(&all);
-  static const int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
-                                  SIGSYS, SIGABRT};
-  for (size_t i = 0; i < sizeof sync_sigs / sizeof sync_sigs[0]; i++)
-    sigdelset(&all, sync_sigs[i]);
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   cor__executor_iref_get(&p->ex);
   pthread_t th;
-  int rc = pthread_create(&th, &a, manager_main, p);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = cor__thread_create(&th, &a, manager_main, p, false);
   pthread_attr_destroy(&a);
   if (rc != 0) {
     cor__executor_iref_put(&p->ex);

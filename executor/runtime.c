@@ -336,18 +336,10 @@ cor_runtime_t *cor_runtime_new(const cor_runtime_opts *opts) {
     }
   }
   /* Loop threads are born with every catchable asynchronous signal blocked
-   * (they inherit this thread's mask at creation, so no signal can reach
-   * one in between): the kernel then delivers process signals to the
-   * application's threads, and core/signal.c routes those a loop handles
-   * to that loop's signalfd. Synchronous faults must stay deliverable
+   * (cor__thread_create's mask): the kernel then delivers process signals
+   * to the application's threads, and core/signal.c routes those a loop
+   * handles to that loop's signalfd. Synchronous faults stay deliverable
    * (stack overflow reports, sanitizers), and SIGPROF too (profilers). */
-  sigset_t block, old;
-  sigfillset(&block);
-  static const int keep[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-                             SIGTRAP, SIGSYS, SIGABRT, SIGPROF};
-  for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++)
-    sigdelset(&block, keep[k]);
-  pthread_sigmask(SIG_BLOCK, &block, &old);
   for (unsigned i = 0; i < n; i++) {
     cor__rt_loop *rl = &rt->loops[i];
     pthread_attr_t attr;
@@ -358,7 +350,7 @@ cor_runtime_t *cor_runtime_new(const cor_runtime_opts *opts) {
       CPU_SET(rl->cpu, &one);
       pthread_attr_setaffinity_np(&attr, sizeof one, &one);
     }
-    int rc = pthread_create(&rl->thread, &attr, loop_main, rl);
+    int rc = cor__thread_create(&rl->thread, &attr, loop_main, rl, true);
     if (rc == EINVAL && rl->cpu >= 0) {
       /* The CPU went away since sched_getaffinity: run unpinned. */
       COR_LOG(COR_LOG_WARNING, "runtime: cannot pin loop %u to CPU %d", i,
@@ -366,17 +358,15 @@ cor_runtime_t *cor_runtime_new(const cor_runtime_opts *opts) {
       rl->cpu = -1;
       pthread_attr_destroy(&attr);
       pthread_attr_init(&attr);
-      rc = pthread_create(&rl->thread, &attr, loop_main, rl);
+      rc = cor__thread_create(&rl->thread, &attr, loop_main, rl, true);
     }
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-      pthread_sigmask(SIG_SETMASK, &old, NULL);
       err = rc;
       goto fail_threads;
     }
     rl->thread_ok = true;
   }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
   reg_add(rt);
   return rt;
 

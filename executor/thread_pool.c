@@ -247,16 +247,8 @@ static int spawn_worker(tpool *p) {
   w->pool = p;
   w->id = p->next_id++;
   w->state = W_SPINNING;
-  sigset_t all, old;
-  sigfillset(&all);
-  static const int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
-                                  SIGSYS, SIGABRT};
-  for (size_t i = 0; i < sizeof sync_sigs / sizeof sync_sigs[0]; i++)
-    sigdelset(&all, sync_sigs[i]);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   cor__executor_iref_get(&p->ex);
-  int rc = pthread_create(&w->thread, NULL, worker_main, w);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = cor__thread_create(&w->thread, NULL, worker_main, w, true);
   if (rc != 0) {
     cor__executor_iref_put(&p->ex); /* cannot be the last: the caller's */
     pthread_cond_destroy(&w->cond);

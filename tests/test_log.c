@@ -485,10 +485,18 @@ static void props_sink(void *arg, int level, const char *logger,
   pthread_getname_np(pthread_self(), seen.name, sizeof seen.name);
   sigset_t set;
   pthread_sigmask(SIG_BLOCK, NULL, &set);
+  /* Every asynchronous signal blocked; the synchronous ones stay open so
+   * a fault in a sink reaches its handler (cor__thread_create's mask). */
   seen.all_blocked = true;
-  for (int sig = 1; sig < 32; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP && !sigismember(&set, sig))
+  for (int sig = 1; sig < 32; sig++) {
+    bool sync = sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE ||
+                sig == SIGILL || sig == SIGTRAP || sig == SIGSYS ||
+                sig == SIGABRT;
+    if (sig != SIGKILL && sig != SIGSTOP && !sync && !sigismember(&set, sig))
       seen.all_blocked = false;
+    if (sync && sigismember(&set, sig))
+      seen.all_blocked = false;
+  }
   seen.other_thread = !pthread_equal(pthread_self(), main_thread);
 }
 
