@@ -8,6 +8,7 @@
  * wake-up on to the next waiter, so none is lost (CPython bpo-27585). */
 #include <errno.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include "task_internal.h"
@@ -93,10 +94,12 @@ static void lock_free(cor__obj *o) {
 }
 
 static void event_free(cor__obj *o);
+static void sem_free(cor__obj *o);
 
 __attribute__((constructor)) static void sync_register(void) {
   cor__obj_register(COR__OBJ_LOCK, lock_free);
   cor__obj_register(COR__OBJ_EVENT, event_free);
+  cor__obj_register(COR__OBJ_SEMAPHORE, sem_free);
 }
 
 static cor_loop_t *loop_arg(cor_loop_t *loop, const char *call) {
@@ -250,4 +253,101 @@ bool cor_event_is_set(const cor_event_t *e) {
   }
   COR__CHECK_THREAD_VAL(e->loop, "cor_event_is_set", false);
   return e->set;
+}
+
+/* ------------------------------------------------------------ semaphore */
+
+struct cor_semaphore {
+  cor__obj obj;
+  cor_loop_t *loop;
+  unsigned value, start;
+  bool bounded;
+  wlist waiters;
+};
+
+static void sem_free(cor__obj *o) {
+  struct cor_semaphore *s = (struct cor_semaphore *)o;
+  cor_release(s->loop);
+  cor__free(s);
+}
+
+cor_semaphore_t *cor_semaphore_new(cor_loop_t *loop, unsigned value,
+                                   bool bounded) {
+  loop = loop_arg(loop, "cor_semaphore_new");
+  if (loop == NULL)
+    return NULL;
+  COR__CHECK_THREAD_PTR(loop, "cor_semaphore_new");
+  struct cor_semaphore *s = cor__malloc(sizeof *s);
+  if (s == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  memset(s, 0, sizeof *s);
+  cor__obj_init(&s->obj, COR__OBJ_SEMAPHORE);
+  s->loop = cor_retain(loop);
+  s->value = s->start = value;
+  s->bounded = bounded;
+  return s;
+}
+
+/* Wakes the first waiter not yet woken, when a unit is free for it. */
+static void sem_wake(struct cor_semaphore *s) {
+  unsigned promised = 0;
+  for (waiter *w = s->waiters.head; w; w = w->next) {
+    if (cor_future_done(w->fut)) {
+      promised++;
+      continue;
+    }
+    if (promised < s->value)
+      cor_future_set_result(w->fut, NULL);
+    return;
+  }
+}
+
+int cor_semaphore_acquire(cor_semaphore_t *s) {
+  if (s == NULL)
+    return cor__bad_arg("cor_semaphore_acquire", "s is NULL");
+  COR__CHECK_THREAD(s->loop, "cor_semaphore_acquire");
+  if (s->value > 0 && s->waiters.head == NULL) {
+    s->value--;
+    return 0;
+  }
+  for (;;) {
+    bool woken;
+    int rc = wl_wait(&s->waiters, s->loop, &woken);
+    if (rc == 0) {
+      if (s->value > 0) {
+        s->value--;
+        return 0;
+      }
+      continue;
+    }
+    if (woken)
+      sem_wake(s); /* cancelled after the wake-up: hand it on */
+    return rc;
+  }
+}
+
+int cor_semaphore_release(cor_semaphore_t *s) {
+  if (s == NULL)
+    return cor__bad_arg("cor_semaphore_release", "s is NULL");
+  COR__CHECK_THREAD(s->loop, "cor_semaphore_release");
+  if (s->bounded && s->value >= s->start)
+    return -EOVERFLOW;
+  if (s->value == UINT_MAX)
+    return -EOVERFLOW;
+  s->value++;
+  sem_wake(s);
+  return 0;
+}
+
+bool cor_semaphore_locked(const cor_semaphore_t *s) {
+  if (s == NULL) {
+    cor__bad_arg("cor_semaphore_locked", "s is NULL");
+    return false;
+  }
+  COR__CHECK_THREAD_VAL(s->loop, "cor_semaphore_locked", false);
+  /* asyncio: locked when acquire would wait (no unit, or units promised to
+   * queued waiters). */
+  return s->value == 0 || s->waiters.head != NULL;
 }

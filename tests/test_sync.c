@@ -183,12 +183,60 @@ static void test_wrong_thread(void **s) {
   assert_false(cor_event_is_set(ev));
 }
 
+static cor_semaphore_t *sem;
+static int sem_user(void *arg, void **res) {
+  int rc = cor_semaphore_acquire(sem);
+  order[norder++] = rc == 0 ? (int)(intptr_t)arg : -(int)(intptr_t)arg;
+  return 0;
+}
+/* FIFO, cancel while waiting and after woken, bounded over-release. */
+static void test_semaphore(void **s) {
+  sem = cor_semaphore_new(loop, 1, true);
+  assert_non_null(sem);
+  assert_int_equal(cor_semaphore_release(sem), -EOVERFLOW);
+  assert_int_equal(cor_semaphore_acquire(sem), 0);
+  assert_true(cor_semaphore_locked(sem));
+  cor_task_t *t[4];
+  for (int i = 0; i < 4; i++)
+    t[i] = spawn(sem_user, i + 1);
+  run_steps(3);
+  assert_int_equal(cor_task_cancel(t[0], NULL), 0); /* while waiting */
+  run_steps(2);
+  assert_int_equal(cor_semaphore_release(sem), 0); /* wakes 2 */
+  assert_int_equal(cor_task_cancel(t[1], NULL), 0); /* after woken */
+  run_steps(5);
+  assert_int_equal(norder, 3);
+  assert_int_equal(order[0], -1);
+  assert_int_equal(order[1], -2);
+  assert_int_equal(order[2], 3);
+  assert_int_equal(cor_semaphore_release(sem), 0); /* wakes 4 */
+  run_steps(5);
+  assert_int_equal(norder, 4);
+  assert_int_equal(order[3], 4);
+  assert_int_equal(cor_semaphore_release(sem), 0);
+  assert_int_equal(cor_semaphore_release(sem), -EOVERFLOW);
+  assert_false(cor_semaphore_locked(sem));
+  assert_int_equal(cor_semaphore_acquire(NULL), -EINVAL);
+  assert_int_equal(cor_semaphore_release(NULL), -EINVAL);
+  for (int i = 0; i < 4; i++)
+    cor_release(t[i]);
+  cor_release(sem);
+  cor_semaphore_t *u = cor_semaphore_new(loop, 0, false);
+  assert_int_equal(cor_semaphore_release(u), 0);
+  assert_int_equal(cor_semaphore_release(u), 0);
+  assert_int_equal(cor_semaphore_acquire(u), 0);
+  assert_int_equal(cor_semaphore_acquire(u), 0);
+  assert_int_equal(cor_semaphore_acquire(u), COR_ENOTASK);
+  cor_release(u);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_lock_fifo, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lock_cancel_waiting, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lock_cancel_after_woken, setup, teardown),
       cmocka_unit_test_setup_teardown(test_event, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_semaphore, setup, teardown),
       cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wrong_thread, setup, teardown),
   };

@@ -21,6 +21,7 @@ extern "C" {
 
 typedef struct cor_lock cor_lock_t;
 typedef struct cor_event cor_event_t;
+typedef struct cor_semaphore cor_semaphore_t;
 
 /* An unlocked lock on `loop` (NULL: the loop running on this thread).
  * Returns NULL with errno EINVAL (no loop), ENOMEM. Owner thread (else NULL,
@@ -53,6 +54,22 @@ COR_EXTERN void cor_event_set(cor_event_t *e);
 COR_EXTERN void cor_event_clear(cor_event_t *e);
 /* True while set. Owner thread (else false, errno 4001). */
 COR_EXTERN bool cor_event_is_set(const cor_event_t *e);
+
+/* A semaphore with `value` units on `loop` (NULL: the running loop);
+ * `bounded`: a BoundedSemaphore. NULL with errno EINVAL, ENOMEM, 4001. */
+COR_EXTERN cor_semaphore_t *cor_semaphore_new(cor_loop_t *loop,
+                                              unsigned value, bool bounded);
+/* Takes a unit, suspending the task while none is free (FIFO). 0;
+ * -ECANCELED (holds nothing; a wake-up received is handed on);
+ * COR_ENOTASK (outside a task, would wait); -ENOMEM; -EINVAL (NULL). Owner
+ * thread (else COR_ETHREAD). */
+COR_EXTERN int cor_semaphore_acquire(cor_semaphore_t *s);
+/* Returns a unit and wakes the first waiter. 0; -EOVERFLOW when a bounded
+ * semaphore would pass its start value (asyncio's ValueError) or the count
+ * would overflow; -EINVAL (NULL). Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_semaphore_release(cor_semaphore_t *s);
+/* True when an acquire would wait. Owner thread (else false, errno 4001). */
+COR_EXTERN bool cor_semaphore_locked(const cor_semaphore_t *s);
 
 #ifdef __cplusplus
 }
