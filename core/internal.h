@@ -198,6 +198,9 @@ enum cor__obj_type {
   COR__OBJ_CFUTURE,
   COR__OBJ_EXECUTOR,
   COR__OBJ_RUNTIME,
+  COR__OBJ_LOCK,
+  COR__OBJ_EVENT,
+  COR__OBJ_SEMAPHORE,
   COR__OBJ_MAX
 };
 typedef struct cor__obj {

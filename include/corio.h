@@ -12,5 +12,6 @@
 #include <corio/runtime.h>
 #include <corio/executor.h>
 #include <corio/stream.h>
+#include <corio/sync.h>
 
 #endif
