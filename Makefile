@@ -1,11 +1,14 @@
+# SPDX-License-Identifier: MIT
 # corio build. `make` builds libcorio.a and libcorio.so; `make test`,
 # `make test-asan`, `make test-tsan`, `make bench`, `make install PREFIX=...`.
 # See README.md.
 
 PREFIX ?= /usr/local
 CC ?= cc
-SONAME_MAJOR := 0
-VERSION := 0.1.0
+# The version is the one in include/corio/common.h (and CHANGELOG.md).
+cor_version = $(shell sed -n 's/^\#define COR_VERSION_$(1) \([0-9][0-9]*\).*/\1/p' include/corio/common.h)
+SONAME_MAJOR := $(call cor_version,MAJOR)
+VERSION := $(SONAME_MAJOR).$(call cor_version,MINOR).$(call cor_version,PATCH)
 
 BUILD ?= build
 # Flavours: normal (jemalloc), asan (ASan+UBSan), tsan. Each builds into its
@@ -60,7 +63,7 @@ TEST_TIMEOUT ?= 300
 # Under the sanitizers stress tests shrink their counts (see tests/testutil.h).
 TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
 
-.PHONY: all lib clean install test test-asan test-tsan bench deps examples check-deps peers
+.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers
 all: lib
 lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
 
@@ -142,6 +145,9 @@ install: lib
 	ln -sf libcorio.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcorio.so.$(SONAME_MAJOR)
 	ln -sf libcorio.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcorio.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' corio.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/corio.pc
+
+version:
+	@echo $(VERSION)
 
 clean:
 	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench perf/peer_uv_http $(EXAMPLES)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs corio's Debian dependencies when they are missing: with apt-get when
 # run as root, otherwise prints the one command to run and fails.
 # wrk drives the network workloads of perf/; libuv1-dev builds their libuv

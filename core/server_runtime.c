@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cor_runtime_start_server: one listener per loop of a runtime.
  *
  * Kept apart from core/server.c so that programs using single-loop servers
