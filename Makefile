@@ -192,5 +192,9 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/corio $(DESTDIR)$(LIBDIR)/cmake/corio $(DESTDIR)$(DOCDIR) 2>/dev/null
 
+# The version, from include/corio/common.h (.ci/run checks CHANGELOG.md has it).
+version:
+	@echo $(VERSION)
+
 clean:
 	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench perf/peer_uv_http $(EXAMPLES)
