@@ -1,11 +1,23 @@
+# SPDX-License-Identifier: MIT
 # corio build. `make` builds libcorio.a and libcorio.so; `make test`,
-# `make test-asan`, `make test-tsan`, `make bench`, `make install PREFIX=...`.
+# `make test-asan`, `make test-tsan`, `make bench`, `make install PREFIX=...`,
+# `make uninstall PREFIX=...`.
 # See README.md.
 
+# Where `make install` / `make uninstall` put corio: PREFIX, and under it
+# LIBDIR (multiarch: LIBDIR=/usr/lib/x86_64-linux-gnu) and INCLUDEDIR.
+# DESTDIR stages an install (packages); corio.pc and the CMake package
+# name the final places, without DESTDIR.
 PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DOCDIR ?= $(PREFIX)/share/doc/corio
 CC ?= cc
-SONAME_MAJOR := 0
-VERSION := 0.1.0
+# The version is the one in include/corio/common.h (and CHANGELOG.md).
+cor_version = $(shell sed -n 's/^\#define COR_VERSION_$(1) \([0-9][0-9]*\).*/\1/p' include/corio/common.h)
+SONAME_MAJOR := $(call cor_version,MAJOR)
+VERSION_MINOR := $(call cor_version,MINOR)
+VERSION := $(SONAME_MAJOR).$(VERSION_MINOR).$(call cor_version,PATCH)
 
 BUILD ?= build
 # Flavours: normal (jemalloc), asan (ASan+UBSan), tsan. Each builds into its
@@ -35,6 +47,16 @@ CFLAGS_LIB := -std=c11 $(WARN_LIB) $(SANFLAGS) -fPIC -fvisibility=hidden -fno-se
   -D_GNU_SOURCE -DCOR_BUILDING_LIBRARY $(ALLOC_DEF) -Iinclude -Icore -Iexecutor
 LIBS := $(ALLOC_LIBS) -luring -lck -lpthread -ldl -ldw
 TEST_LIBS := -lcmocka $(LIBS)
+# What a program linking libcorio.a statically needs besides it, for corio.pc
+# (`pkg-config --static --libs corio`) and the CMake package: liburing and
+# libdw are required by name (libdw.pc lists its own dependencies: libelf,
+# zlib, lzma, bz2), the rest of LIBS are flags, then -lm for jemalloc's
+# archive (after -ljemalloc: Libs.private comes before the required ones).
+PC_REQUIRES := liburing libdw
+PC_LIBS := $(filter-out -luring -ldw,$(LIBS)) -lm
+empty :=
+space := $(empty) $(empty)
+STATIC_LIBS := $(subst $(space),;,$(strip $(patsubst -l%,%,$(LIBS)) m))
 
 CORE_SRC := $(sort $(wildcard core/*.c)) $(sort $(wildcard executor/*.c))
 CORE_ASM := $(sort $(wildcard core/*.S))
@@ -63,7 +85,7 @@ TEST_TIMEOUT ?= 300
 # Under the sanitizers stress tests shrink their counts (see tests/testutil.h).
 TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
 
-.PHONY: all lib clean install test test-asan test-tsan bench deps examples check-deps peers
+.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers
 all: lib
 lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
 
@@ -79,8 +101,9 @@ $(BUILD)/libcorio.a: $(OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libcorio.so: $(OBJS)
-	$(CC) -shared -Wl,-soname,libcorio.so.$(SONAME_MAJOR) $(SANFLAGS) -o $(BUILD)/libcorio.so.$(VERSION) $^ $(LIBS)
+# corio.map: only cor_* exported, each versioned CORIO_0.
+$(BUILD)/libcorio.so: $(OBJS) corio.map
+	$(CC) -shared -Wl,-soname,libcorio.so.$(SONAME_MAJOR) -Wl,--version-script=corio.map $(SANFLAGS) -o $(BUILD)/libcorio.so.$(VERSION) $(OBJS) $(LIBS)
 	ln -sf libcorio.so.$(VERSION) $(BUILD)/libcorio.so.$(SONAME_MAJOR)
 	ln -sf libcorio.so.$(VERSION) $@
 
@@ -140,15 +163,45 @@ $(EXAMPLE_DIR)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libcorio.a
 
 examples: $(EXAMPLES)
 
+# The installed files, also what `make uninstall` removes.
+HEADERS := $(sort $(wildcard include/corio/*.h))
+INSTALLED := $(INCLUDEDIR)/corio.h $(HEADERS:include/%=$(INCLUDEDIR)/%) \
+  $(LIBDIR)/libcorio.a $(LIBDIR)/libcorio.so.$(VERSION) \
+  $(LIBDIR)/libcorio.so.$(SONAME_MAJOR) $(LIBDIR)/libcorio.so \
+  $(LIBDIR)/pkgconfig/corio.pc \
+  $(LIBDIR)/cmake/corio/corioConfig.cmake $(LIBDIR)/cmake/corio/corioConfigVersion.cmake \
+  $(DOCDIR)/LICENSE $(DOCDIR)/CHANGELOG.md
+# corio.pc names libdir and includedir from ${prefix} when they are under it.
+PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(2)|g' -e 's|@INCLUDEDIR@|$(3)|g' \
+  -e 's|@VERSION@|$(VERSION)|g' -e 's|@SONAME_MAJOR@|$(SONAME_MAJOR)|g' \
+  -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@REQUIRES_PRIVATE@|$(strip $(PC_REQUIRES))|g' \
+  -e 's|@LIBS_PRIVATE@|$(strip $(PC_LIBS))|g' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' $(1)
+
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/include/corio $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/corio.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 include/corio/*.h $(DESTDIR)$(PREFIX)/include/corio/
-	install -m 644 $(BUILD)/libcorio.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libcorio.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libcorio.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcorio.so.$(SONAME_MAJOR)
-	ln -sf libcorio.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcorio.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' corio.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/corio.pc
+	install -d $(DESTDIR)$(INCLUDEDIR)/corio $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(LIBDIR)/cmake/corio $(DESTDIR)$(DOCDIR)
+	install -m 644 include/corio.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/corio/
+	install -m 644 $(BUILD)/libcorio.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/libcorio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libcorio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcorio.so.$(SONAME_MAJOR)
+	ln -sf libcorio.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcorio.so
+	$(call SUBST,corio.pc.in,$(PC_LIBDIR),$(PC_INCLUDEDIR)) > $(DESTDIR)$(LIBDIR)/pkgconfig/corio.pc
+	$(call SUBST,cmake/corioConfig.cmake.in,$(LIBDIR),$(INCLUDEDIR)) > $(DESTDIR)$(LIBDIR)/cmake/corio/corioConfig.cmake
+	$(call SUBST,cmake/corioConfigVersion.cmake.in,$(LIBDIR),$(INCLUDEDIR)) > $(DESTDIR)$(LIBDIR)/cmake/corio/corioConfigVersion.cmake
+	install -m 644 LICENSE CHANGELOG.md $(DESTDIR)$(DOCDIR)/
+
+# Removes what `make install` put there (same PREFIX, LIBDIR, INCLUDEDIR,
+# DOCDIR, DESTDIR) and the directories only corio uses, when empty.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/corio $(DESTDIR)$(LIBDIR)/cmake/corio $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# The version, from include/corio/common.h (.ci/run checks CHANGELOG.md has it).
+version:
+	@echo $(VERSION)
 
 clean:
 	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench perf/peer_uv_http $(EXAMPLES)

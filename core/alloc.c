@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one allocation path: jemalloc (mallocx/dallocx) in normal builds, the
  * system allocator under the sanitizers, whose interposed malloc must see
  * every allocation. Tests inject failures through a per-thread countdown. */

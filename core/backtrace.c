@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Backtraces for debug mode: capture with glibc's backtrace() (the libgcc
  * unwinder, driven by .eh_frame, so it works at -O2 without frame pointers
  * and stops at the outermost frame of a task's stack, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Composition over futures and tasks: wait_for, shield, gather and task
  * groups, with asyncio's (3.11+) cancellation rules. All of them are built on
  * cor_await and the task's cancel counter, so a cancellation arriving from

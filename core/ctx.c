@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Context creation for the assembly switches, and the ucontext fallback for
  * other targets (or when built with -DCOR_CTX_UCONTEXT). See core/ctx.h. */
 #include "ctx.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The context switch (core/ctx_*.S, core/ctx_ucontext.c): the one primitive
  * tasks are built on. Internal; perf/ and tests/ may use it.
  *

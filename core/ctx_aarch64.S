@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* AArch64 (AAPCS64) context switch. See core/ctx.h.
  *
  * Saved on the suspended stack (176 bytes, 16-byte aligned):

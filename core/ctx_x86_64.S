@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* x86-64 System V context switch. See core/ctx.h.
  *
  * Saved on the suspended stack, from low to high addresses:

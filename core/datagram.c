@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* UDP endpoints: enough for a DNS-style request/response.
  *
  * One edge-triggered registration; recv tries the socket first and waits

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Debug mode and diagnostics: the exception handler and its default, the
  * wrong-thread check's slow path, slow callbacks and polls, the registry of
  * live loops and cor_dump_tasks, the dump signal and the stall watchdog.

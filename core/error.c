@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error codes: one X-macro table gives cor_strerror and cor_err_name. */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Futures (asyncio.Future): an outcome and the callbacks waiting for it.
  *
  * Callbacks are a FIFO list of nodes. A task awaiting a future links a node

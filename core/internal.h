@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio internal declarations for core/. Not installed. */
 #ifndef CORIO_CORE_INTERNAL_H
 #define CORIO_CORE_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The "corio" logger: the level, the sink, and async mode's logging thread.
  *
  * Sync mode: the caller formats the record on its stack and calls the sink

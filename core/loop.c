@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The event loop: ready queue, timers, the cross-thread door, and polling.
  *
  * One iteration (run_once):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The cross-thread queue: Vyukov's intrusive multi-producer single-consumer
  * list on Concurrency Kit's ck_pr atomics, and the per-thread node caches
  * that keep malloc off its fast path.

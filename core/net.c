@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Addresses, name resolution and client connections.
  *
  * Resolution never blocks the loop: numeric addresses (and "localhost") are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reference counting shared by every counted object. */
 #include "internal.h"
 

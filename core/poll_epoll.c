@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The epoll backend of the poller contract (core/internal.h). Level-
  * triggered, as asyncio's add_reader; timeouts in nanoseconds through
  * epoll_pwait2 so the loop wakes exactly when its next timer is due, with a

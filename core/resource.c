@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Resource warnings (asyncio's ResourceWarning) and the reports at exit.
  *
  * What the application must close is tracked from creation until it is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Servers: listening sockets, accepting, one task per connection.
  *
  * A server is one listener per loop (a single-loop server has one; a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Signals on any loop. Each loop reads the signals it owns from one
  * signalfd, with those signals blocked in the loop's thread. A process-wide
  * signal is delivered by the kernel to any thread that does not block it, so

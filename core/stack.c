@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task stacks: mmap'd with a guard page, pooled per loop, and a SIGSEGV
  * handler that names the task whose stack overflowed. See core/stack.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task stacks (core/stack.c): a per-loop pool of mmap'd stacks, each with a
  * PROT_NONE guard page below it, and the SIGSEGV handler that turns a fault
  * in a guard page into "corio: stack overflow in task 'NAME' (stack size N)".

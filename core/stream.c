@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streams: buffered, task-suspending reads and writes over a socket or pipe.
  *
  * One edge-triggered epoll registration for the stream's whole life (one

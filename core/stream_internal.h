@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streams, servers, datagrams and subprocesses: what core/stream.c,
  * core/server.c, core/net.c, core/datagram.c and core/subprocess.c share.
  * Internal. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Subprocesses: posix_spawn, pipes as streams, exit through a pidfd.
  *
  * The child's exit is watched with a pidfd (Linux 5.3+) registered as a

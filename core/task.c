@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tasks: coroutines on their own stacks, scheduled by the loop.
  *
  * A task is resumed by a ready-queue entry (cor_call_soon(task_step, t)):

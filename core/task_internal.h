@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Futures and tasks: the structures shared by core/future.c, core/task.c and
  * core/compose.c. Internal. */
 #ifndef CORIO_CORE_TASK_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The timer heap: a 4-ary min-heap of (deadline, sequence, slot) entries in
  * one array. Ordering by sequence on equal deadlines gives asyncio's "ties in
  * scheduling order". Each slot stores its entry's index, so cancelling removes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The io_uring side of a loop: socket streams complete their reads and
  * writes here instead of making one recv and one send system call per
  * message (core/stream.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The io_uring side of a loop (core/uring.c), for core/stream.c. Internal;
  * owner thread only. */
 #ifndef CORIO_CORE_URING_H

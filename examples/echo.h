@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The echo connection handler of examples/echo_server.c, shared with the
  * perf harness's posts_under_load (perf/wl_net.c), which serves the same
  * echo in its own process. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* echo_server: a TCP echo server on every core.
  *
  *   examples/echo_server [--port N] [--loops N]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A loop, a timer, and a callback posted from another thread. */
 #include <corio.h>
 #include <pthread.h>

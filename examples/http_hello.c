@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http_hello: an HTTP/1.1 server on every core answering `GET /` with
  * "hello, world\n".
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http_parse.h: the request-head parser and the fixed answers of
  * examples/http_hello.c, in a header so that perf/peer_uv_http.c (the same
  * server on libuv, for the benchmark) parses exactly as the example does.

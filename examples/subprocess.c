@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* subprocess: child processes from a task, pipes as streams.
  *
  *   examples/subprocess

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcp_client: a line-oriented TCP client, and the load generator of the
  * tcp_echo benchmark.
  *

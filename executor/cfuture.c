@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Concurrent futures (concurrent.futures.Future) and the two bridges
  * between them and the loops: run_coroutine_threadsafe (a coroutine on a
  * loop, its outcome in a cfuture) and await_cfuture (a task on any loop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Executors: what every pool shares. The object and its two reference
  * counts, the ports that carry finished jobs back to their loops, the
  * loop-job life cycle (cancel node, delivery), each loop's default thread

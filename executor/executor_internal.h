@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Executors: what executor/executor.c, thread_pool.c and process_pool.c
  * share. Internal, not installed.
  *

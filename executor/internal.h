@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio internal declarations for executor/: the concurrent future and the
  * runtime's hooks. Not installed. */
 #ifndef CORIO_EXECUTOR_INTERNAL_H

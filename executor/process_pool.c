@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The process pool, parent side.
  *
  * Start-up: a worker is this program started again, posix_spawn of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process jobs: the registry of named jobs, and the worker side of the
  * process pool, which runs in a worker process before main.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-core runtime: N loops on N pinned threads, placement of spawned
  * tasks, the phased shutdown, fork detection, and the bounded door.
  *

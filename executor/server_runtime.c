@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cor_runtime_start_server: one listener per loop of a runtime.
  *
  * In executor/, the layer above core/: it calls the runtime, which a core

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The thread pool: blocking C functions on worker threads.
  *
  * One FIFO queue of jobs under the pool's mutex (a job can be unlinked from

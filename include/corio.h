@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: asyncio's model of programming, in C11, for many cores.
  * The one header to include. See README.md and ARCHITECTURE.md. */
 #ifndef CORIO_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio perf harness: parses `perf/bench WORKLOAD [k=v ...]`, runs the
  * workload that registered under that name, prints its one line. See
  * bench.h for the workload side and perf/README.md for the workloads. */

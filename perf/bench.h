@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio perf harness: one program, `perf/bench WORKLOAD [k=v ...]`.
  *
  * A workload is a function in its own perf/wl_*.c file that registers itself

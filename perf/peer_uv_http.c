@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* peer_uv_http: the libuv peer of examples/http_hello, for perf/bench's
  * `peer_uv_http` workload. Not part of corio and never linked with it: it
  * is the same server written the way a libuv user would write it, so that

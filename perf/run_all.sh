@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # What `make bench` runs: every line of perf/suite.txt, then every workload
 # `perf/bench list` shows that the suite does not name (once, with its
 # defaults); prints each figure as it comes, then a table. Exits 1 if any run

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The io_uring floor of http_hello (workload limit_http_uring, registered in
  * perf/wl_net.c): a hand-written HTTP hello server on io_uring, to learn
  * what a completion-based server can reach on this machine, where every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The io_uring floor server of perf/uring_http.c (workload
  * limit_http_uring in perf/wl_net.c). */
 #ifndef CORIO_PERF_URING_HTTP_H

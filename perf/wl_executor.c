@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Executor workloads (shared/perf-workloads.md):
  *
  *  executor_roundtrip  a task keeps C run_in_executor calls in flight on a

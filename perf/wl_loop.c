@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Loop workloads (local_callbacks, threadsafe_post, pingpong, timers) and the
  * floors they are read against (limit_queue, limit_eventfd_pingpong). The
  * definitions are shared/perf-workloads.md; perf/README.md says what each

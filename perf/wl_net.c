@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Network workloads: http_hello, tcp_echo (shared/perf-workloads.md),
  * their peers and floors, and http_idle (10,000 idle keep-alive
  * connections: the server's RSS).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Runtime workloads: run_coroutine_threadsafe (plain threads blocking on
  * concurrent futures), cross_loop_await (a task awaiting tasks of another
  * loop), and threadsafe_post_rt (threadsafe_post into a runtime loop, whose

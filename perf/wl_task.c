@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task workloads (task_switch, spawn_await, idle_tasks) and their floor
  * (limit_context_switch). Definitions: shared/perf-workloads.md. */
 #include "bench.h"

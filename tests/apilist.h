@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: the list of every function the public headers declare
  * (COR_EXTERN in include/corio.h and the headers of include/corio/, read from
  * COR_SRC_DIR at run time), and the check that a table-driven test covers

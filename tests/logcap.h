@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: captures the records of the "corio" logger (install `sink`
  * with cor_log_set_sink) so that a test can assert their level and text.
  * Header-only; each test binary gets its own buffer. */

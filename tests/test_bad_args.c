@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bad arguments, call by call: every public call that takes a pointer is
  * made with NULL (and a few with another clearly invalid value: a negative
  * timeout, a zero-length separator, an uncatchable signal) and must return

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Concurrent futures: completion from any thread, blocking waits with
  * time-outs, done callbacks, cancellation, run_coroutine_threadsafe on a
  * lone loop, and cor_await_cfuture across loops. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Debug mode and diagnostics: the traps of "Developing with asyncio" in C.
  * Each test triggers a trap and checks the records the "corio" logger
  * received (level, text, and this file's name and line), in debug mode and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The examples, built (`make examples`, in this suite's flavour) and run:
  * each server is started, talked to over loopback, sent SIGTERM (or
  * SIGINT) and must exit 0 within a few seconds, live clients or not. */

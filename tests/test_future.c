@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Futures: outcome, invalid state, callbacks scheduled (never inline) in
  * order, retrieval, run_until_complete and cor_fail. */
 #include "testutil.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The "corio" logger: levels, the environment, sinks, async mode. */
 #include <errno.h>
 #include <poll.h>

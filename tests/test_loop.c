@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The event loop: ordering, handles, timers, fds, signals, lifecycle. */
 #include <fcntl.h>
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The cross-thread door: a validator for the lock-free queue (loss,
  * duplicates, per-producer order) with up to 8 producers on 2 cores, through
  * the raw queue and through cor_call_soon_threadsafe into a running loop. */

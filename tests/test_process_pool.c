@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process pool: results, crashes, exits, time-outs, threads in the parent,
  * zombies, shutdown. Worker processes are this test program started again
  * (the jobs below are found by name). Every wait is bounded. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Resource warnings (asyncio's ResourceWarning) and the reports at exit.
  *
  * A stream, server or executor freed without being closed, a datagram

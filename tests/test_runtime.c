@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-core runtime: placement, spawning from many threads, cross-loop
  * await chains, time-outs and cancellation, phased shutdown with a deadline,
  * the bounded door, counters, fork, pinning, signals. */

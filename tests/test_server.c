@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Servers: close with live connections, close_clients, max_connections,
  * idle time-out, EMFILE in accept (no spin, one WARNING), and a runtime
  * server with a listener on every loop. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Streams: echo over TCP/IPv4, IPv6 and Unix sockets with many concurrent
  * connections, readuntil/readline limits, readexactly at EOF, drain
  * back-pressure against a peer that does not read, writes to a reset peer,

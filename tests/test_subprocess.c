@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Subprocesses (pipes both ways, exit codes, kill, wait time-out, the
  * resource warning, from a runtime loop's thread) and UDP datagrams
  * (request/response, recv time-out). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tasks: scheduling, await, sleep, names, coroutine consumption, the seeds'
  * chain-coroutines example (buggy and fixed, order asserted), cancellation
  * in every state, wait_for, shield, gather, task groups, cor_run, a stack

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread pool: run_in_executor, submit, cancellation, queue limit,
  * shutdown, keep-alive, names. Every wait is bounded. */
 #include "testutil.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The wrong-thread check, call by call: every public call that belongs to a
  * loop's thread is made from a thread that does not own the loop (a plain
  * thread, and a task of another loop) and must return COR_ETHREAD (NULL, 0

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for the cmocka suites. */
 #ifndef CORIO_TESTUTIL_H
 #define CORIO_TESTUTIL_H

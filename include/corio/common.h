@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: common definitions shared by every part of the public API.
  *
  * Conventions (see ARCHITECTURE.md):

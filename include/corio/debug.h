@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: debug mode and diagnostics, as asyncio's "Developing with asyncio".
  *
  * Debug mode is on for a loop when CORIO_DEBUG=1 is in the environment when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: executors, as asyncio's run_in_executor and concurrent.futures.
  *
  * "Blocking code should not be called directly": hand it to an executor, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: futures, as asyncio.Future.
  *
  * A future is bound to one loop and is not thread-safe: every call here

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: the "corio" logger. */
 #ifndef CORIO_LOG_H
 #define CORIO_LOG_H

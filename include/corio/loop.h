@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: the event loop.
  *
  * A loop runs callbacks, timers, fd readiness and signal handlers on one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: the per-core runtime, concurrent futures, and the bounded door.
  *
  * A runtime is N event loops, each run by its own thread, loop i pinned to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: streams, servers, datagrams and subprocesses (asyncio's streams).
  *
  * A stream is a connected byte pipe (TCP over IPv4/IPv6, a Unix-domain

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: coroutines and tasks, as asyncio's, on their own stacks.
  *
  * A coroutine object (cor_coro) is a function and its argument, waiting to
