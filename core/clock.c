@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The monotonic clock and the conversions of public time-outs (seconds as
  * double) into the nanosecond deadlines the loop and the waits use: one
  * clamp, one treatment of NaN and INFINITY (API.md, Conventions). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Lock and Event for the tasks of one loop (asyncio.Lock, asyncio.Event).
  *
  * A waiter is a node on the waiting task's stack (it lives while the task

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio's threads and their one signal mask. */
 #include "internal.h"
 

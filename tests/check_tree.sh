@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Checks of the tree's shape that `make test` runs before the suites:
 #  1. layering: core/ is below executor/, so no file of core/ includes a
 #     header of executor/ or calls the runtime, executor or concurrent

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Lock and Event (core/sync.c): behaviours ported from CPython's
  * test_locks.py. */
 #include "testutil.h"

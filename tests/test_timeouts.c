@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one time-out rule (include/corio/common.h, API.md Conventions), call
  * by call: 0 answers now without waiting, < 0 and INFINITY (COR_FOREVER)
  * mean no limit, NaN is an invalid argument (-EINVAL and one ERROR line). */

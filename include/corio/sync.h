@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* corio: coordination between the tasks of one loop, as asyncio's Lock and
  * Event.
  *
