@@ -338,3 +338,58 @@ int(cor_taskgroup_wait)(cor_taskgroup_t *g) {
 int cor_taskgroup_wait_at(cor_taskgroup_t *g, const char *file, int line) {
   return taskgroup_wait_at(g, file, line);
 }
+
+/* ------------------------------------------------------------ embedded waits */
+
+/* The one wait of an object that embeds its future (streams, datagrams,
+ * processes, servers, the waiter nodes of core/sync.c): no allocation. */
+
+static void wait_timeout_cb(void *arg) {
+  struct cor_future *f = arg;
+  if (f->state == COR__FUT_PENDING)
+    cor__future_finish(f, COR__FUT_DONE, -ETIMEDOUT, NULL, NULL, NULL, 0);
+}
+
+int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
+                       uint64_t deadline_ns, const char *call,
+                       const void *site) {
+  if (COR_UNLIKELY(cor__tls_task == NULL))
+    return COR_ENOTASK;
+  /* The public calls checked their object's loop already; what is left is
+   * a task of another loop waiting on an object of a loop nobody runs. */
+  if (COR_UNLIKELY(cor__tls_loop != loop))
+    return cor__wrong_thread_report(loop, call);
+  if (COR_UNLIKELY(*flag))
+    return -EBUSY;
+  /* A deadline already past (a time-out of 0: "do not wait") answers now,
+   * without a trip through the loop. */
+  if (deadline_ns && deadline_ns <= cor__now_ns())
+    return -ETIMEDOUT;
+  cor__future_init(f, loop, COR__OBJ_FUTURE);
+  cor_handle_t h = {0};
+  if (deadline_ns) {
+    int rc = cor_call_at_ns(loop, deadline_ns, wait_timeout_cb, f, &h);
+    if (rc != 0) {
+      cor__future_fini(f);
+      return rc;
+    }
+  }
+  *flag = true;
+  /* "running at": the application's call that waits, not this line. */
+  int rc = cor__await_at(f, NULL, site ? site : __builtin_return_address(0), 0);
+  *flag = false;
+  if (deadline_ns)
+    cor_handle_cancel(loop, h); /* -ENOENT when it fired: fine */
+  if (f->state == COR__FUT_PENDING) {
+    /* cor_await failed before suspending (it never does for a pending
+     * future of this loop, but stay safe): detach the task's node. */
+    cor__future_finish(f, COR__FUT_CANCELLED, -ECANCELED, NULL, NULL, NULL, 0);
+  }
+  cor__future_fini(f);
+  return rc;
+}
+
+void cor__wake_embedded(struct cor_future *f, bool flag, int code) {
+  if (flag && f->state == COR__FUT_PENDING)
+    cor__future_finish(f, COR__FUT_DONE, code, NULL, NULL, NULL, 0);
+}

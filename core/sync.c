@@ -17,9 +17,13 @@
 #include <corio/sync.h>
 #include <corio/task.h>
 
+/* A waiting task's node, on that task's stack: the future is embedded
+ * (cor__wait_embedded), so a wait allocates nothing. */
 typedef struct waiter {
   struct waiter *prev, *next;
-  cor_future_t *fut;
+  struct cor_future fut;
+  bool waiting; /* cor__wait_embedded's flag */
+  bool woken;   /* a wake-up was given to it */
 } waiter;
 
 typedef struct wlist {
@@ -51,32 +55,62 @@ static void wl_unlink(wlist *l, waiter *w) {
 /* The first waiter not yet woken, or NULL. */
 static waiter *wl_first_pending(wlist *l) {
   for (waiter *w = l->head; w; w = w->next)
-    if (!cor_future_done(w->fut))
+    if (!w->woken)
       return w;
   return NULL;
 }
 
-/* Suspends the running task on a fresh waiter of l. Returns 0 when woken,
- * -ECANCELED (woken or not), -ENOMEM, COR_ENOTASK. *woken tells whether the
- * wake-up reached it (so a cancelled one can hand it on). */
-static int wl_wait(wlist *l, cor_loop_t *loop, bool *woken) {
+static void wl_wake(waiter *w) {
+  w->woken = true;
+  cor__wake_embedded(&w->fut, w->waiting, 0);
+}
+
+/* Suspends the running task on a waiter of l. Returns 0 when woken,
+ * -ECANCELED (woken or not), COR_ENOTASK. *woken tells whether the wake-up
+ * reached it (so a cancelled one can hand it on). `site`: the application's
+ * call, for the task's "running at". */
+static int wl_wait(wlist *l, cor_loop_t *loop, bool *woken, const char *call,
+                   const void *site) {
   *woken = false;
   if (cor__tls_task == NULL)
     return COR_ENOTASK;
-  waiter w;
-  w.fut = cor_future_new(loop);
-  if (w.fut == NULL)
-    return -ENOMEM;
+  waiter w = {0};
   wl_push(l, &w);
-  int rc = cor_await(w.fut, NULL);
-  *woken = cor_future_done(w.fut) && !cor_future_cancelled(w.fut);
+  int rc = cor__wait_embedded(loop, &w.fut, &w.waiting, 0, call, site);
   wl_unlink(l, &w);
-  cor_release(w.fut);
-  if (rc != 0 && rc != -ECANCELED)
-    rc = -ECANCELED; /* the wait had no other outcome */
-  if (rc == 0 && !*woken)
-    rc = -ECANCELED;
+  *woken = w.woken;
   return rc;
+}
+
+/* Every object here starts with these two fields. */
+typedef struct sync_head {
+  cor__obj obj;
+  cor_loop_t *loop;
+} sync_head;
+
+/* The three constructors' common part: the running loop for NULL, the
+ * owner-thread check, a zeroed counted object that holds its loop. */
+static void *sync_new(cor_loop_t *loop, size_t size, enum cor__obj_type type,
+                      const char *call) {
+  if (loop == NULL)
+    loop = cor__tls_loop;
+  if (loop == NULL)
+    return cor__bad_arg_ptr(call, "loop is NULL and no loop is running");
+  COR__CHECK_THREAD_PTR(loop, call);
+  sync_head *o = cor__calloc(1, size);
+  if (o == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  cor__obj_init(&o->obj, type);
+  o->loop = cor_retain(loop);
+  return o;
+}
+
+/* The destructor of all three. */
+static void sync_free(cor__obj *o) {
+  cor_release(((sync_head *)o)->loop);
+  cor__free(o);
 }
 
 /* ------------------------------------------------------------ lock */
@@ -88,50 +122,22 @@ struct cor_lock {
   wlist waiters;
 };
 
-static void lock_free(cor__obj *o) {
-  struct cor_lock *l = (struct cor_lock *)o;
-  cor_release(l->loop);
-  cor__free(l);
-}
-
-static void event_free(cor__obj *o);
-static void sem_free(cor__obj *o);
-
 __attribute__((constructor)) static void sync_register(void) {
-  cor__obj_register(COR__OBJ_LOCK, lock_free);
-  cor__obj_register(COR__OBJ_EVENT, event_free);
-  cor__obj_register(COR__OBJ_SEMAPHORE, sem_free);
-}
-
-static cor_loop_t *loop_arg(cor_loop_t *loop, const char *call) {
-  if (loop == NULL)
-    loop = cor__tls_loop;
-  if (loop == NULL)
-    cor__bad_arg_ptr(call, "loop is NULL and no loop is running");
-  return loop;
+  cor__obj_register(COR__OBJ_LOCK, sync_free);
+  cor__obj_register(COR__OBJ_EVENT, sync_free);
+  cor__obj_register(COR__OBJ_SEMAPHORE, sync_free);
 }
 
 cor_lock_t *cor_lock_new(cor_loop_t *loop) {
-  loop = loop_arg(loop, "cor_lock_new");
-  if (loop == NULL)
-    return NULL;
-  COR__CHECK_THREAD_PTR(loop, "cor_lock_new");
-  struct cor_lock *l = cor__malloc(sizeof *l);
-  if (l == NULL) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  memset(l, 0, sizeof *l);
-  cor__obj_init(&l->obj, COR__OBJ_LOCK);
-  l->loop = cor_retain(loop);
-  return l;
+  return sync_new(loop, sizeof(struct cor_lock), COR__OBJ_LOCK,
+                  "cor_lock_new");
 }
 
 /* Wakes the first waiter not yet woken: it takes the lock when it runs. */
 static void lock_wake(struct cor_lock *l) {
   waiter *w = wl_first_pending(&l->waiters);
   if (w)
-    cor_future_set_result(w->fut, NULL);
+    wl_wake(w);
 }
 
 int cor_lock_acquire(cor_lock_t *l) {
@@ -146,7 +152,8 @@ int cor_lock_acquire(cor_lock_t *l) {
   }
   for (;;) {
     bool woken;
-    int rc = wl_wait(&l->waiters, l->loop, &woken);
+    int rc = wl_wait(&l->waiters, l->loop, &woken, "cor_lock_acquire",
+                     __builtin_return_address(0));
     if (rc == 0) {
       if (!l->locked) {
         l->locked = true;
@@ -189,26 +196,9 @@ struct cor_event {
   wlist waiters;
 };
 
-static void event_free(cor__obj *o) {
-  struct cor_event *e = (struct cor_event *)o;
-  cor_release(e->loop);
-  cor__free(e);
-}
-
 cor_event_t *cor_event_new(cor_loop_t *loop) {
-  loop = loop_arg(loop, "cor_event_new");
-  if (loop == NULL)
-    return NULL;
-  COR__CHECK_THREAD_PTR(loop, "cor_event_new");
-  struct cor_event *e = cor__malloc(sizeof *e);
-  if (e == NULL) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  memset(e, 0, sizeof *e);
-  cor__obj_init(&e->obj, COR__OBJ_EVENT);
-  e->loop = cor_retain(loop);
-  return e;
+  return sync_new(loop, sizeof(struct cor_event), COR__OBJ_EVENT,
+                  "cor_event_new");
 }
 
 int cor_event_wait(cor_event_t *e) {
@@ -218,7 +208,8 @@ int cor_event_wait(cor_event_t *e) {
   if (e->set)
     return 0;
   bool woken;
-  int rc = wl_wait(&e->waiters, e->loop, &woken);
+  int rc = wl_wait(&e->waiters, e->loop, &woken, "cor_event_wait",
+                   __builtin_return_address(0));
   /* asyncio: a waiter woken by set returns True even if the event was
    * cleared again before it ran. */
   return rc;
@@ -234,8 +225,8 @@ void cor_event_set(cor_event_t *e) {
     return;
   e->set = true;
   for (waiter *w = e->waiters.head; w; w = w->next)
-    if (!cor_future_done(w->fut))
-      cor_future_set_result(w->fut, NULL);
+    if (!w->woken)
+      wl_wake(w);
 }
 
 void cor_event_clear(cor_event_t *e) {
@@ -266,26 +257,12 @@ struct cor_semaphore {
   wlist waiters;
 };
 
-static void sem_free(cor__obj *o) {
-  struct cor_semaphore *s = (struct cor_semaphore *)o;
-  cor_release(s->loop);
-  cor__free(s);
-}
-
 cor_semaphore_t *cor_semaphore_new(cor_loop_t *loop, unsigned value,
                                    bool bounded) {
-  loop = loop_arg(loop, "cor_semaphore_new");
-  if (loop == NULL)
+  struct cor_semaphore *s =
+      sync_new(loop, sizeof *s, COR__OBJ_SEMAPHORE, "cor_semaphore_new");
+  if (s == NULL)
     return NULL;
-  COR__CHECK_THREAD_PTR(loop, "cor_semaphore_new");
-  struct cor_semaphore *s = cor__malloc(sizeof *s);
-  if (s == NULL) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  memset(s, 0, sizeof *s);
-  cor__obj_init(&s->obj, COR__OBJ_SEMAPHORE);
-  s->loop = cor_retain(loop);
   s->value = s->start = value;
   s->bounded = bounded;
   return s;
@@ -295,12 +272,12 @@ cor_semaphore_t *cor_semaphore_new(cor_loop_t *loop, unsigned value,
 static void sem_wake(struct cor_semaphore *s) {
   unsigned promised = 0;
   for (waiter *w = s->waiters.head; w; w = w->next) {
-    if (cor_future_done(w->fut)) {
+    if (w->woken) {
       promised++;
       continue;
     }
     if (promised < s->value)
-      cor_future_set_result(w->fut, NULL);
+      wl_wake(w);
     return;
   }
 }
@@ -315,7 +292,8 @@ int cor_semaphore_acquire(cor_semaphore_t *s) {
   }
   for (;;) {
     bool woken;
-    int rc = wl_wait(&s->waiters, s->loop, &woken);
+    int rc = wl_wait(&s->waiters, s->loop, &woken, "cor_semaphore_acquire",
+                     __builtin_return_address(0));
     if (rc == 0) {
       if (s->value > 0) {
         s->value--;

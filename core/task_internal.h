@@ -197,4 +197,19 @@ const char *cor__task_await_site(const struct cor_task *t, char *buf, size_t n);
  * shut the loop's default executor down. */
 extern void (*cor__run_shutdown_hook)(struct cor_loop *loop);
 
+/* core/compose.c */
+/* Waits (in a task) for f, an embedded future, to be completed by an event,
+ * or until deadline_ns (0: none; then -ETIMEDOUT). *flag is true while
+ * waiting. Returns the future's code: 0, -ETIMEDOUT, -ECANCELED, or what
+ * the waker set. -EBUSY when *flag is already set; COR_ENOTASK; COR_ETHREAD
+ * (logged, naming `call`) when the task runs on another loop. `site`: the
+ * return address of the application's call (the public function's
+ * __builtin_return_address(0)), shown as the task's "running at"; NULL:
+ * the caller of this function. */
+int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
+                       uint64_t deadline_ns, const char *call,
+                       const void *site);
+/* Completes an embedded future a task may be waiting on, with code. */
+void cor__wake_embedded(struct cor_future *f, bool flag, int code);
+
 #endif

@@ -326,6 +326,24 @@ enum { P, T };
   X(cor_process_kill, CODE, P, -EINVAL, "p is NULL",                         \
     (cor_process_kill(NULL, SIGTERM)))                                       \
   X(cor_process_free, QUIET, P, 0, NULL, (cor_process_free(NULL), 0))        \
+  /* corio/sync.h */                                                         \
+  X(cor_lock_new, PTR, P, 0, "no loop is running", (cor_lock_new(NULL)))     \
+  X(cor_lock_acquire, CODE, P, -EINVAL, "l is NULL", (cor_lock_acquire(NULL))) \
+  X(cor_lock_release, CODE, P, -EINVAL, "l is NULL", (cor_lock_release(NULL))) \
+  X(cor_lock_locked, LOGV, P, 0, "l is NULL", (cor_lock_locked(NULL)))       \
+  X(cor_event_new, PTR, P, 0, "no loop is running", (cor_event_new(NULL)))   \
+  X(cor_event_wait, CODE, P, -EINVAL, "e is NULL", (cor_event_wait(NULL)))   \
+  X(cor_event_set, LOGV, P, 0, "e is NULL", (cor_event_set(NULL), 0))        \
+  X(cor_event_clear, LOGV, P, 0, "e is NULL", (cor_event_clear(NULL), 0))    \
+  X(cor_event_is_set, LOGV, P, 0, "e is NULL", (cor_event_is_set(NULL)))     \
+  X(cor_semaphore_new, PTR, P, 0, "no loop is running",                      \
+    (cor_semaphore_new(NULL, 1, false)))                                     \
+  X(cor_semaphore_acquire, CODE, P, -EINVAL, "s is NULL",                    \
+    (cor_semaphore_acquire(NULL)))                                           \
+  X(cor_semaphore_release, CODE, P, -EINVAL, "s is NULL",                    \
+    (cor_semaphore_release(NULL)))                                           \
+  X(cor_semaphore_locked, LOGV, P, 0, "s is NULL",                           \
+    (cor_semaphore_locked(NULL)))                                            \
   /* corio/task.h */                                                         \
   X(cor_coro_new_at, PTR, P, 0, "fn is NULL",                                \
     (cor_coro_new_at(NULL, NULL, NULL, NULL, 0)))                            \
@@ -503,19 +521,6 @@ static const struct {
   const char *name, *why;
 } exempt[] = {
     {"cor_version", "takes no pointer"},
-    {"cor_semaphore_new", "covered in tests/test_sync.c"},
-    {"cor_semaphore_acquire", "covered in tests/test_sync.c"},
-    {"cor_semaphore_release", "covered in tests/test_sync.c"},
-    {"cor_semaphore_locked", "covered in tests/test_sync.c"},
-    {"cor_lock_new", "covered in tests/test_sync.c"},
-    {"cor_lock_acquire", "covered in tests/test_sync.c"},
-    {"cor_lock_release", "covered in tests/test_sync.c"},
-    {"cor_lock_locked", "covered in tests/test_sync.c"},
-    {"cor_event_new", "covered in tests/test_sync.c"},
-    {"cor_event_wait", "covered in tests/test_sync.c"},
-    {"cor_event_set", "covered in tests/test_sync.c"},
-    {"cor_event_clear", "covered in tests/test_sync.c"},
-    {"cor_event_is_set", "covered in tests/test_sync.c"},
     {"cor_version_hex", "takes no argument"},
     {"cor_strerror", "takes no pointer (any code has a message)"},
     {"cor_err_name", "takes no pointer (any code has a name)"},
