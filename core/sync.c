@@ -12,86 +12,15 @@
 #include <limits.h>
 #include <string.h>
 
-#include "task_internal.h"
+#include "sync_internal.h"
 #include <corio/future.h>
 #include <corio/sync.h>
 #include <corio/task.h>
 
-/* A waiting task's node, on that task's stack: the future is embedded
- * (cor__wait_embedded), so a wait allocates nothing. */
-typedef struct waiter {
-  struct waiter *prev, *next;
-  struct cor_future fut;
-  bool waiting; /* cor__wait_embedded's flag */
-  bool woken;   /* a wake-up was given to it */
-} waiter;
-
-typedef struct wlist {
-  waiter *head, *tail;
-} wlist;
-
-static void wl_push(wlist *l, waiter *w) {
-  w->next = NULL;
-  w->prev = l->tail;
-  if (l->tail)
-    l->tail->next = w;
-  else
-    l->head = w;
-  l->tail = w;
-}
-
-static void wl_unlink(wlist *l, waiter *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    l->head = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    l->tail = w->prev;
-  w->prev = w->next = NULL;
-}
-
-/* The first waiter not yet woken, or NULL. */
-static waiter *wl_first_pending(wlist *l) {
-  for (waiter *w = l->head; w; w = w->next)
-    if (!w->woken)
-      return w;
-  return NULL;
-}
-
-static void wl_wake(waiter *w) {
-  w->woken = true;
-  cor__wake_embedded(&w->fut, w->waiting, 0);
-}
-
-/* Suspends the running task on a waiter of l. Returns 0 when woken,
- * -ECANCELED (woken or not), COR_ENOTASK. *woken tells whether the wake-up
- * reached it (so a cancelled one can hand it on). `site`: the application's
- * call, for the task's "running at". */
-static int wl_wait(wlist *l, cor_loop_t *loop, bool *woken, const char *call,
-                   const void *site) {
-  *woken = false;
-  if (cor__tls_task == NULL)
-    return COR_ENOTASK;
-  waiter w = {0};
-  wl_push(l, &w);
-  int rc = cor__wait_embedded(loop, &w.fut, &w.waiting, 0, call, site);
-  wl_unlink(l, &w);
-  *woken = w.woken;
-  return rc;
-}
-
-/* Every object here starts with these two fields. */
-typedef struct sync_head {
-  cor__obj obj;
-  cor_loop_t *loop;
-} sync_head;
-
 /* The three constructors' common part: the running loop for NULL, the
  * owner-thread check, a zeroed counted object that holds its loop. */
-static void *sync_new(cor_loop_t *loop, size_t size, enum cor__obj_type type,
-                      const char *call) {
+void *cor__sync_new(cor_loop_t *loop, size_t size, enum cor__obj_type type,
+                    const char *call) {
   if (loop == NULL)
     loop = cor__tls_loop;
   if (loop == NULL)
@@ -108,7 +37,7 @@ static void *sync_new(cor_loop_t *loop, size_t size, enum cor__obj_type type,
 }
 
 /* The destructor of all three. */
-static void sync_free(cor__obj *o) {
+void cor__sync_free(cor__obj *o) {
   cor_release(((sync_head *)o)->loop);
   cor__free(o);
 }
@@ -123,13 +52,13 @@ struct cor_lock {
 };
 
 __attribute__((constructor)) static void sync_register(void) {
-  cor__obj_register(COR__OBJ_LOCK, sync_free);
-  cor__obj_register(COR__OBJ_EVENT, sync_free);
-  cor__obj_register(COR__OBJ_SEMAPHORE, sync_free);
+  cor__obj_register(COR__OBJ_LOCK, cor__sync_free);
+  cor__obj_register(COR__OBJ_EVENT, cor__sync_free);
+  cor__obj_register(COR__OBJ_SEMAPHORE, cor__sync_free);
 }
 
 cor_lock_t *cor_lock_new(cor_loop_t *loop) {
-  return sync_new(loop, sizeof(struct cor_lock), COR__OBJ_LOCK,
+  return cor__sync_new(loop, sizeof(struct cor_lock), COR__OBJ_LOCK,
                   "cor_lock_new");
 }
 
@@ -197,7 +126,7 @@ struct cor_event {
 };
 
 cor_event_t *cor_event_new(cor_loop_t *loop) {
-  return sync_new(loop, sizeof(struct cor_event), COR__OBJ_EVENT,
+  return cor__sync_new(loop, sizeof(struct cor_event), COR__OBJ_EVENT,
                   "cor_event_new");
 }
 
@@ -260,7 +189,7 @@ struct cor_semaphore {
 cor_semaphore_t *cor_semaphore_new(cor_loop_t *loop, unsigned value,
                                    bool bounded) {
   struct cor_semaphore *s =
-      sync_new(loop, sizeof *s, COR__OBJ_SEMAPHORE, "cor_semaphore_new");
+      cor__sync_new(loop, sizeof *s, COR__OBJ_SEMAPHORE, "cor_semaphore_new");
   if (s == NULL)
     return NULL;
   s->value = s->start = value;

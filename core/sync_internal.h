@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/* The waiter lists of the coordination primitives of one loop (core/sync.c,
+ * core/queue.c): a FIFO of nodes that live on the waiting tasks' stacks,
+ * each with an embedded future, so a wait allocates nothing. Internal. */
+#ifndef CORIO_CORE_SYNC_INTERNAL_H
+#define CORIO_CORE_SYNC_INTERNAL_H
+
+#include "task_internal.h"
+
+/* A waiting task's node, on that task's stack: the future is embedded
+ * (cor__wait_embedded), so a wait allocates nothing. */
+typedef struct waiter {
+  struct waiter *prev, *next;
+  struct cor_future fut;
+  bool waiting; /* cor__wait_embedded's flag */
+  bool woken;   /* a wake-up was given to it */
+} waiter;
+
+typedef struct wlist {
+  waiter *head, *tail;
+} wlist;
+
+static inline void wl_push(wlist *l, waiter *w) {
+  w->next = NULL;
+  w->prev = l->tail;
+  if (l->tail)
+    l->tail->next = w;
+  else
+    l->head = w;
+  l->tail = w;
+}
+
+static inline void wl_unlink(wlist *l, waiter *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    l->head = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    l->tail = w->prev;
+  w->prev = w->next = NULL;
+}
+
+/* The first waiter not yet woken, or NULL. */
+static inline waiter *wl_first_pending(wlist *l) {
+  for (waiter *w = l->head; w; w = w->next)
+    if (!w->woken)
+      return w;
+  return NULL;
+}
+
+static inline void wl_wake(waiter *w) {
+  w->woken = true;
+  cor__wake_embedded(&w->fut, w->waiting, 0);
+}
+
+/* Suspends the running task on a waiter of l. Returns 0 when woken,
+ * -ECANCELED (woken or not), COR_ENOTASK. *woken tells whether the wake-up
+ * reached it (so a cancelled one can hand it on). `site`: the application's
+ * call, for the task's "running at". */
+static inline int wl_wait(wlist *l, cor_loop_t *loop, bool *woken, const char *call,
+                   const void *site) {
+  *woken = false;
+  if (cor__tls_task == NULL)
+    return COR_ENOTASK;
+  waiter w = {0};
+  wl_push(l, &w);
+  int rc = cor__wait_embedded(loop, &w.fut, &w.waiting, 0, call, site);
+  wl_unlink(l, &w);
+  *woken = w.woken;
+  return rc;
+}
+
+/* Every primitive starts with these two fields. */
+typedef struct sync_head {
+  cor__obj obj;
+  cor_loop_t *loop;
+} sync_head;
+
+/* The constructors' common part: the running loop for NULL, the
+ * owner-thread check, a zeroed counted object of `size` bytes that holds its
+ * loop. NULL with errno EINVAL, ENOMEM, COR_ETHREAD. */
+void *cor__sync_new(cor_loop_t *loop, size_t size, enum cor__obj_type type,
+                    const char *call);
+/* Their common destructor (registered for each type). */
+void cor__sync_free(cor__obj *o);
+
+#endif
