@@ -353,6 +353,13 @@ static void wait_timeout_cb(void *arg) {
 int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
                        uint64_t deadline_ns, const char *call,
                        const void *site) {
+  return cor__wait_embedded_at(loop, f, flag, deadline_ns, call,
+                               site ? site : __builtin_return_address(0), 0);
+}
+
+int cor__wait_embedded_at(struct cor_loop *loop, struct cor_future *f,
+                          bool *flag, uint64_t deadline_ns, const char *call,
+                          const void *site, int line) {
   if (COR_UNLIKELY(cor__tls_task == NULL))
     return COR_ENOTASK;
   /* The public calls checked their object's loop already; what is left is
@@ -376,7 +383,7 @@ int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
   }
   *flag = true;
   /* "running at": the application's call that waits, not this line. */
-  int rc = cor__await_at(f, NULL, site ? site : __builtin_return_address(0), 0);
+  int rc = cor__await_at(f, NULL, site, line);
   *flag = false;
   if (deadline_ns)
     cor_handle_cancel(loop, h); /* -ENOENT when it fired: fine */

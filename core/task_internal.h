@@ -209,6 +209,11 @@ extern void (*cor__run_shutdown_hook)(struct cor_loop *loop);
 int cor__wait_embedded(struct cor_loop *loop, struct cor_future *f, bool *flag,
                        uint64_t deadline_ns, const char *call,
                        const void *site);
+/* As cor__wait_embedded, with the site of the _at calls: line > 0 means
+ * site is a file name (a string literal), else a return address. */
+int cor__wait_embedded_at(struct cor_loop *loop, struct cor_future *f,
+                          bool *flag, uint64_t deadline_ns, const char *call,
+                          const void *site, int line);
 /* Completes an embedded future a task may be waiting on, with code. */
 void cor__wake_embedded(struct cor_future *f, bool flag, int code);
 

@@ -26,6 +26,7 @@
 static cor_loop_t *g_loop;     /* a loop nobody runs: any one thread may use it */
 static cor_stream_t *g_s;      /* one end of a socketpair, on g_loop */
 static cor_future_t *g_fut;    /* pending, on g_loop */
+static cor_future_t *g_fut2;   /* receives nothing: every row fails first */
 static cor_stream_t *g_out;    /* receives nothing: every row fails first */
 static char g_buf[16];
 static const char *g_data;
@@ -378,6 +379,31 @@ enum { P, T };
     ((cor_gather)(NULL, 1, NULL, NULL)))                                     \
   X(cor_gather_at, CODE, T, -EINVAL, "futs is NULL",                         \
     (cor_gather_at(NULL, 1, NULL, NULL, __FILE__, __LINE__)))                \
+  X(cor_wait, CODE, T, -EINVAL, "futs is NULL",                              \
+    ((cor_wait)(NULL, 1, COR_ALL_COMPLETED, 1, NULL)))                       \
+  X(cor_wait_at, CODE, T, -EINVAL, "futs is NULL",                           \
+    (cor_wait_at(NULL, 1, COR_ALL_COMPLETED, 1, NULL, __FILE__, __LINE__)))  \
+  X(cor_wait, CODE, T, -EINVAL, "not COR_FIRST_COMPLETED",                   \
+    ((cor_wait)(&g_fut, 1, 0, 1, NULL)))                                     \
+  X(cor_as_completed_new, PTR, P, 0, "futs is NULL",                         \
+    (cor_as_completed_new(NULL, 1, 1)))                                      \
+  X(cor_as_completed_new, PTR, P, 0, "timeout is NaN",                       \
+    (cor_as_completed_new(&g_fut, 1, NAN)))                                  \
+  X(cor_as_completed_next, CODE, P, -EINVAL, "it is NULL",                   \
+    ((cor_as_completed_next)(NULL, &g_fut2)))                                \
+  X(cor_as_completed_next_at, CODE, P, -EINVAL, "it is NULL",                \
+    (cor_as_completed_next_at(NULL, &g_fut2, __FILE__, __LINE__)))           \
+  X(cor_timeout_enter, PTR, P, 0, "delay is NaN", (cor_timeout_enter(NAN)))  \
+  X(cor_timeout_enter_at, PTR, P, 0, "when is NaN",                          \
+    (cor_timeout_enter_at(NAN)))                                             \
+  X(cor_timeout_reschedule, CODE, P, -EINVAL, "t is NULL",                   \
+    (cor_timeout_reschedule(NULL, 1)))                                       \
+  X(cor_timeout_when, LOGV, P, 1, "t is NULL",                               \
+    (isnan(cor_timeout_when(NULL))))                                         \
+  X(cor_timeout_expired, LOGV, P, 0, "t is NULL",                            \
+    (cor_timeout_expired(NULL)))                                             \
+  X(cor_timeout_exit, CODE, P, -EINVAL, "t is NULL",                         \
+    (cor_timeout_exit(NULL, 0)))                                             \
   X(cor_taskgroup_spawn, PTR, P, 0, "group is NULL",                         \
     (cor_taskgroup_spawn(NULL, cor_coro(body, NULL), NULL)))                 \
   X(cor_taskgroup_wait, CODE, T, -EINVAL, "group is NULL",                   \
@@ -429,7 +455,8 @@ static int nfailed;
 static const char *logged_name(const char *name, char *buf, size_t n) {
   static const char *const behind_macro[] = {
       "cor_coro_new_at", "cor_await_at",          "cor_wait_for_at",
-      "cor_gather_at",   "cor_taskgroup_wait_at",
+      "cor_gather_at",   "cor_taskgroup_wait_at", "cor_wait_at",
+      "cor_as_completed_next_at",
   };
   for (size_t i = 0; i < sizeof behind_macro / sizeof *behind_macro; i++)
     if (strcmp(name, behind_macro[i]) == 0) {

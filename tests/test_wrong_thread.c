@@ -82,6 +82,8 @@ static struct {
   cor_task_t *task;       /* "idle", waiting for hold */
   cor_task_t *parent;     /* made the group, waits for hold, then for it */
   cor_taskgroup_t *group; /* set by parent on A (atomic) */
+  cor_timeout_t *scope;   /* parent's time-out scope (set before group) */
+  cor_as_completed_t *ac; /* watches fut */
   cor_stream_t *stream;   /* one end of a socketpair */
   int peer;               /* the other end */
   cor_server_t *server;   /* single-loop, on 127.0.0.1 */
@@ -109,9 +111,13 @@ static int parent_body(void *arg, void **r) {
   cor_taskgroup_t *g = cor_taskgroup_new();
   if (g == NULL)
     return -errno;
+  E.scope = cor_timeout_enter(COR_FOREVER);
+  if (E.scope == NULL)
+    return -errno;
   __atomic_store_n(&E.group, g, __ATOMIC_RELEASE);
   int rc = cor_await(E.hold, NULL);
   int wrc = cor_taskgroup_wait(g);
+  rc = cor_timeout_exit(E.scope, rc);
   return rc ? rc : wrc;
 }
 static int spawn_body(void *arg, void **r) {
@@ -194,6 +200,24 @@ static int c_gather_at(void) { return cor_gather(&E.fut, 1, NULL, NULL); }
 static int c_tg_spawn(void) { return PTR_CALL(cor_taskgroup_spawn(E.group, cor_coro(bad_body, NULL), "bad")); }
 static int c_tg_wait(void) { return (cor_taskgroup_wait)(E.group); }
 static int c_tg_wait_at(void) { return cor_taskgroup_wait(E.group); }
+static int c_wait(void) { return (cor_wait)(&E.fut, 1, COR_ALL_COMPLETED, 0.01, NULL); }
+static int c_wait_at(void) { return cor_wait(&E.fut, 1, COR_ALL_COMPLETED, 0.01, NULL); }
+static int c_ac_new(void) { return PTR_CALL(cor_as_completed_new(&E.fut, 1, 1)); }
+static int c_ac_next(void) {
+  cor_future_t *f;
+  return (cor_as_completed_next)(E.ac, &f);
+}
+static int c_ac_next_at(void) {
+  cor_future_t *f;
+  return cor_as_completed_next(E.ac, &f);
+}
+static int c_to_resched(void) { return cor_timeout_reschedule(E.scope, 1e9); }
+static int c_to_when(void) {
+  errno = 0;
+  return isnan(cor_timeout_when(E.scope)) && errno == -COR_ETHREAD ? COR_ETHREAD : -1;
+}
+static int c_to_expired(void) { return VAL_CALL(cor_timeout_expired(E.scope)); }
+static int c_to_exit(void) { return cor_timeout_exit(E.scope, 0); }
 static int c_set_stack(void) { return cor_loop_set_task_stack_size(E.loop, 1 << 20); }
 static int c_get_stack(void) { return VAL_CALL(cor_loop_get_task_stack_size(E.loop)); }
 /* debug.h */
@@ -328,6 +352,15 @@ static const struct {
     {"cor_taskgroup_spawn", c_tg_spawn, ANY},
     {"cor_taskgroup_wait", c_tg_wait, TASK},
     {"cor_taskgroup_wait_at", c_tg_wait_at, TASK},
+    {"cor_wait", c_wait, TASK},
+    {"cor_wait_at", c_wait_at, TASK},
+    {"cor_as_completed_new", c_ac_new, ANY},
+    {"cor_as_completed_next", c_ac_next, TASK},
+    {"cor_as_completed_next_at", c_ac_next_at, TASK},
+    {"cor_timeout_reschedule", c_to_resched, ANY},
+    {"cor_timeout_when", c_to_when, ANY},
+    {"cor_timeout_expired", c_to_expired, ANY},
+    {"cor_timeout_exit", c_to_exit, ANY},
     {"cor_loop_set_task_stack_size", c_set_stack, ANY},
     {"cor_loop_get_task_stack_size", c_get_stack, ANY},
     {"cor_loop_set_exception_handler", c_set_handler, ANY},
@@ -428,6 +461,8 @@ static const struct {
     {"cor_sleep_at", "acts on the calling task only (COR_ENOTASK)"},
     {"cor_yield_at", "acts on the calling task only (COR_ENOTASK)"},
     {"cor_taskgroup_new", "acts on the calling task only (COR_ENOTASK)"},
+    {"cor_timeout_enter", "acts on the calling task only (COR_ENOTASK)"},
+    {"cor_timeout_enter_at", "acts on the calling task only (COR_ENOTASK)"},
     {"cor_run", "any thread: makes and runs its own loop"},
     {"cor_loop_default_exception_handler", "any thread by contract"},
     {"cor_loop_call_exception_handler", "any thread by contract"},
@@ -594,6 +629,7 @@ static void wrong_thread(bool debug) {
   /* Made before A runs: any thread may, as in asyncio. */
   E.fut = cor_future_new(a);
   E.hold = cor_future_new(a);
+  E.ac = cor_as_completed_new(&E.fut, 1, COR_FOREVER);
   E.task = cor_create_task(a, cor_coro(idle_body, E.hold), "idle");
   E.parent = cor_create_task(a, cor_coro(parent_body, NULL), "parent");
   int sv[2];
@@ -679,6 +715,7 @@ static void wrong_thread(bool debug) {
   cor_release(E.ppool);
   cor_release(E.task);
   cor_release(E.parent);
+  cor_release(E.ac);
   cor_release(E.fut);
   cor_release(E.hold);
   close(E.peer);

@@ -28,6 +28,8 @@ extern "C" {
 typedef struct cor_coro cor_coro_t;
 typedef struct cor_task cor_task_t;
 typedef struct cor_taskgroup cor_taskgroup_t;
+typedef struct cor_as_completed cor_as_completed_t;
+typedef struct cor_timeout cor_timeout_t;
 
 /* ------------------------------------------------------------ coroutines */
 
@@ -183,6 +185,100 @@ COR_EXTERN int cor_gather_at(cor_future_t **futs, size_t n, int *codes,
                              void **results, const char *file, int line);
 #define cor_gather(futs, n, codes, results)                                    \
   cor_gather_at((futs), (n), (codes), (results), __FILE__, __LINE__)
+
+/* cor_wait's conditions (asyncio.FIRST_COMPLETED, FIRST_EXCEPTION,
+ * ALL_COMPLETED). An "exception" is a future done with a non-zero code; a
+ * cancelled one is not. */
+enum { COR_FIRST_COMPLETED = 1, COR_FIRST_EXCEPTION = 2, COR_ALL_COMPLETED = 3 };
+
+/* Inside a task: waits until `when` holds for the n futures (asyncio.wait):
+ * one of them is done (COR_FIRST_COMPLETED), one ended with an error or all
+ * are done (COR_FIRST_EXCEPTION), all are done (COR_ALL_COMPLETED), or until
+ * `timeout` seconds passed (common.h's rule: 0 = look without waiting; < 0
+ * or COR_FOREVER = no limit). Nothing is cancelled and no outcome is
+ * retrieved: read them with cor_future_done / cor_future_result. *ndone (may
+ * be NULL) receives how many of the n are done, a future listed twice
+ * counting twice. Returns 0 when the condition holds (without suspending
+ * when it held already), -ETIMEDOUT when the time-out came first,
+ * -ECANCELED when the waiting task is cancelled (the futures are left
+ * alone), -ENOMEM; -EINVAL (logged: futs NULL, n 0 as asyncio's
+ * ValueError, an element NULL, of another loop or the calling task itself,
+ * a bad `when`, a NaN timeout); COR_ETHREAD; COR_ENOTASK outside a task.
+ * One allocation per call that suspends, none otherwise. */
+COR_EXTERN int cor_wait(cor_future_t **futs, size_t n, int when,
+                        double timeout, size_t *ndone);
+COR_EXTERN int cor_wait_at(cor_future_t **futs, size_t n, int when,
+                           double timeout, size_t *ndone, const char *file,
+                           int line);
+#define cor_wait(futs, n, when, timeout, ndone)                                \
+  cor_wait_at((futs), (n), (when), (timeout), (ndone), __FILE__, __LINE__)
+
+/* asyncio.as_completed: an iterator that hands back the n futures one by
+ * one in the order they finish (those done already first, in the given
+ * order). `timeout` (common.h's rule) runs from this call. The iterator
+ * holds a reference to each future until it is released (cor_release); a
+ * future listed twice is handed back twice. n may be 0. NULL with errno
+ * EINVAL (logged: futs NULL with n > 0, an element NULL or of another loop,
+ * no futures and no running loop, NaN timeout), ENOMEM, 4001 (wrong
+ * thread). */
+COR_EXTERN cor_as_completed_t *cor_as_completed_new(cor_future_t **futs,
+                                                    size_t n, double timeout);
+/* Hands back in *done the next finished future (one of futs, no new
+ * reference: its outcome is read with cor_future_result or cor_await),
+ * suspending the task until one finishes. Returns 0; COR_ECLOSED when all
+ * were handed back; -ETIMEDOUT once the time-out passed (and at every later
+ * call; futures that finished before it are still handed back first);
+ * -ECANCELED when the task is cancelled (nothing is lost: the next call
+ * goes on); -EBUSY when another task waits on the same iterator;
+ * COR_ENOTASK outside a task when it would wait; -EINVAL (NULL, logged).
+ * Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_as_completed_next(cor_as_completed_t *it,
+                                     cor_future_t **done);
+COR_EXTERN int cor_as_completed_next_at(cor_as_completed_t *it,
+                                        cor_future_t **done, const char *file,
+                                        int line);
+#define cor_as_completed_next(it, done)                                        \
+  cor_as_completed_next_at((it), (done), __FILE__, __LINE__)
+
+/* Time-out scopes (asyncio.timeout, 3.11's rules), for a block of code in a
+ * task:
+ *
+ *   cor_timeout_t *to = cor_timeout_enter(2.0);
+ *   int rc = fetch_all(...);            // any number of awaits
+ *   rc = cor_timeout_exit(to, rc);      // -ETIMEDOUT if the scope expired
+ *
+ * At the deadline the task is cancelled: the await it is in (or its next
+ * one) returns -ECANCELED, and the code unwinds as for any cancellation.
+ * cor_timeout_exit(to, rc) then turns that -ECANCELED into -ETIMEDOUT, but
+ * only when the cancellation was this scope's own: a cancellation from
+ * outside (cor_task_cancel, an enclosing scope) stays -ECANCELED, counted by
+ * cor_task_cancelling. Scopes nest; each enter needs its exit, in the same
+ * task, innermost first.
+ *
+ * cor_timeout_enter(delay): delay in seconds from now by common.h's rule
+ * (0 = expires at once: the first await is cancelled; < 0 or COR_FOREVER =
+ * no deadline until rescheduled). NULL with errno EINVAL (NaN, logged),
+ * ENOMEM, 4002 (COR_ENOTASK: outside a task, logged). */
+COR_EXTERN cor_timeout_t *cor_timeout_enter(double delay);
+/* As cor_timeout_enter with a deadline in loop time (cor_loop_time): a time
+ * already past expires at once; COR_FOREVER is no deadline. */
+COR_EXTERN cor_timeout_t *cor_timeout_enter_at(double when);
+/* Moves the deadline to loop time `when` (COR_FOREVER: none). 0; -EPERM
+ * (logged) when the scope expired already (asyncio's RuntimeError);
+ * -EINVAL (NULL, NaN; logged). Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_timeout_reschedule(cor_timeout_t *t, double when);
+/* The deadline in loop time, COR_FOREVER for none; NaN for NULL (logged).
+ * Owner thread (else NaN, errno 4001). */
+COR_EXTERN double cor_timeout_when(const cor_timeout_t *t);
+/* True once the deadline passed and the task was cancelled for it. Owner
+ * thread (else false, errno 4001). */
+COR_EXTERN bool cor_timeout_expired(const cor_timeout_t *t);
+/* Leaves the scope and frees t: returns -ETIMEDOUT when rc is -ECANCELED
+ * and the cancellation was this scope's own (the request is withdrawn, as
+ * cor_task_uncancel), else rc unchanged. -EINVAL (logged) for NULL, or when
+ * called from a task other than the one that entered (t is freed all the
+ * same). Owner thread (else COR_ETHREAD, t not freed). */
+COR_EXTERN int cor_timeout_exit(cor_timeout_t *t, int rc);
 
 /* A task group (asyncio.TaskGroup), made inside a task (its parent): tasks
  * spawned in it are awaited by cor_taskgroup_wait. The first child to fail
