@@ -1,14 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Addresses, name resolution and client connections.
- *
- * Resolution never blocks the loop: numeric addresses (and "localhost") are
- * parsed in place; other names go to getaddrinfo on a short-lived helper
- * thread that posts its answer back with cor_call_soon_threadsafe. (The
- * executor module's thread pool can take this over once it is in: the
- * request object is already shaped as a job.) */
+/* Addresses and client connections. Names are resolved by core/resolve.c
+ * (cor__resolve), never on the loop. */
 #include "stream_internal.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -112,160 +108,23 @@ void cor__buf_sockaddr(cor__buf *out, const char *key, int fd, bool peer) {
   }
 }
 
-/* ------------------------------------------------------------ resolution */
-
-/* One request shared by the waiting task, the helper thread and the
- * callback it posts: three references, the last one frees it (the task may
- * be cancelled or time out first). The thread keeps its own until its post
- * returned, so the loop reference the request holds outlives the post. */
-typedef struct resolve_req {
-  int refs; /* atomic */
-  struct cor_loop *loop;
-  char *host, *port;
-  int socktype;
-  int rc;
-  cor__addr *addrs;
-  size_t n;
-  bool waiting; /* the task still waits (loop thread only) */
-  struct cor_future fut;
-} resolve_req;
-
-static void req_unref(resolve_req *r) {
-  if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-    cor__free(r->host);
-    cor__free(r->port);
-    cor__free(r->addrs);
-    cor_release(r->loop);
-    cor__free(r);
-  }
-}
-
-static void resolve_done(void *arg) { /* on the loop */
-  resolve_req *r = arg;
-  cor__wake_embedded(&r->fut, r->waiting, 0);
-  req_unref(r);
-}
-
-static void *resolve_thread(void *arg) {
-  resolve_req *r = arg;
-  struct addrinfo hints = {0}, *res = NULL;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = r->socktype;
-  hints.ai_flags = AI_ADDRCONFIG;
-  int e = getaddrinfo(r->host, r->port, &hints, &res);
-  if (e != 0) {
-    r->rc = e == EAI_MEMORY ? -ENOMEM : e == EAI_SYSTEM ? -errno : -ENOENT;
-  } else {
-    size_t n = 0;
-    for (struct addrinfo *a = res; a; a = a->ai_next)
-      n++;
-    r->addrs = cor__calloc(n ? n : 1, sizeof *r->addrs);
-    if (r->addrs == NULL) {
-      r->rc = -ENOMEM;
-    } else {
-      for (struct addrinfo *a = res; a; a = a->ai_next) {
-        if (a->ai_addrlen > sizeof r->addrs[0].ss)
-          continue;
-        memcpy(&r->addrs[r->n].ss, a->ai_addr, a->ai_addrlen);
-        r->addrs[r->n].len = a->ai_addrlen;
-        r->n++;
-      }
-      r->rc = r->n ? 0 : -ENOENT;
-    }
-    freeaddrinfo(res);
-  }
-  if (cor_call_soon_threadsafe(r->loop, resolve_done, r) != 0)
-    req_unref(r); /* the loop is closed: nobody waits any more */
-  req_unref(r);   /* the thread's own */
-  return NULL;
-}
-
-static int parse_port(const char *port, int *out) {
-  if (port == NULL || *port == 0)
-    return -EINVAL;
-  char *end;
-  long v = strtol(port, &end, 10);
-  if (*end != 0)
-    return -ENOENT; /* a service name */
-  if (v < 0 || v > 65535)
-    return -EINVAL;
-  *out = (int)v;
-  return 0;
-}
-
-int cor__resolve(const char *host, const char *port, int socktype,
-                 uint64_t deadline_ns, cor__addr **out, size_t *n,
-                 const void *site) {
-  int p;
-  int rc = parse_port(port, &p);
-  if (rc == -EINVAL)
-    return rc;
-  if (rc == 0) {
-    cor__addr a;
-    if (cor__addr_numeric(host, p, &a) == 0) {
-      if ((*out = cor__malloc(sizeof a)) == NULL)
-        return -ENOMEM;
-      **out = a;
-      *n = 1;
-      return 0;
-    }
-  }
-  struct cor_loop *loop = cor__tls_loop;
-  if (loop == NULL || cor__tls_task == NULL)
-    return COR_ENOTASK;
-  resolve_req *r = cor__calloc(1, sizeof *r);
-  if (r == NULL)
-    return -ENOMEM;
-  r->refs = 3;
-  r->loop = cor_retain(loop);
-  r->socktype = socktype;
-  r->host = cor__strdup(host ? host : "localhost");
-  r->port = cor__strdup(port);
-  if (r->host == NULL || r->port == NULL) {
-    r->refs = 1;
-    req_unref(r);
-    return -ENOMEM;
-  }
-  pthread_t th;
-  pthread_attr_t at;
-  pthread_attr_init(&at);
-  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&at, 256 * 1024);
-  /* The helper must not take the application's signals. */
-  int e = cor__thread_create(&th, &at, resolve_thread, r, false);
-  pthread_attr_destroy(&at);
-  if (e != 0) {
-    r->refs = 1;
-    req_unref(r);
-    return -e;
-  }
-  /* From here the thread owns two of the references (its own and the
-   * post's); cor__wait_embedded never fails before suspending here. */
-  /* The wake may come before we wait: resolve_done runs on this loop,
-   * only after we suspend, so `waiting` is set in time. */
-  rc = cor__wait_embedded(loop, &r->fut, &r->waiting, deadline_ns,
-                          "cor_open_connection", site);
-  if (rc == 0) {
-    rc = r->rc;
-    if (rc == 0) {
-      *out = r->addrs;
-      *n = r->n;
-      r->addrs = NULL;
-    }
-  }
-  req_unref(r);
-  return rc;
-}
-
 /* ------------------------------------------------------------ connecting */
 
 /* Waits for a non-blocking connect on s's fd. */
 static int connect_one(struct cor_loop *loop, const cor__addr *a,
-                       const cor_connect_opts *o, uint64_t deadline,
-                       cor_stream_t **out, const void *ra) {
+                       const cor_connect_opts *o, const cor__addr *local,
+                       uint64_t deadline, cor_stream_t **out,
+                       const void *ra) {
+  if (local && local->ss.ss_family != a->ss.ss_family)
+    return -EAFNOSUPPORT; /* local_addr of the other family */
   int fd = cor__socket(a->ss.ss_family, SOCK_STREAM);
   if (fd < 0)
     return fd;
+  if (local && bind(fd, (const struct sockaddr *)&local->ss, local->len) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
   if (!o->no_nodelay)
     cor__set_nodelay(fd, a->ss.ss_family);
   cor_stream_t *s = cor__stream_new(loop, fd, COR__STREAM_SOCK, false);
@@ -315,6 +174,151 @@ static int deadline_of(const cor_connect_opts *o, uint64_t *dl) {
   return cor__timeout_deadline(o->timeout, dl);
 }
 
+/* ------------------------------------------------------------ happy eyeballs */
+
+/* RFC 8305: the resolved addresses, alternating between the families
+ * starting with the first one's (its "First Address Family Count" of 1),
+ * each in resolver order. In place, through a scratch copy. */
+static int interleave(cor__addr *a, size_t n) {
+  cor__addr *v = cor__malloc(n * sizeof *v);
+  if (v == NULL)
+    return -ENOMEM;
+  int first = a[0].ss.ss_family;
+  size_t i = 0, j = 0, k = 0; /* next of the first family, of the others */
+  bool want_first = true;
+  while (k < n) {
+    while (i < n && a[i].ss.ss_family != first)
+      i++;
+    while (j < n && a[j].ss.ss_family == first)
+      j++;
+    if ((want_first && i < n) || j >= n)
+      v[k++] = a[i++];
+    else
+      v[k++] = a[j++];
+    want_first = !want_first;
+  }
+  memcpy(a, v, n * sizeof *v);
+  cor__free(v);
+  return 0;
+}
+
+/* One attempt, as a task of its own: its outcome in rc and s. */
+typedef struct {
+  const cor__addr *a, *local;
+  const cor_connect_opts *o;
+  uint64_t deadline;
+  const void *ra;
+  cor_stream_t *s;
+  int rc;
+  bool seen; /* its outcome was counted */
+} he_attempt;
+
+static int he_body(void *arg, void **res) {
+  he_attempt *at = arg;
+  at->rc = connect_one(cor__tls_loop, at->a, at->o, at->local, at->deadline,
+                       &at->s, at->ra);
+  return 0; /* the outcome is in at->rc */
+}
+
+/* Races the n addresses: an attempt starts every `delay` seconds, or at
+ * once when one fails; the first connection wins, the other attempts are
+ * cancelled and awaited, and a second connection made meanwhile is
+ * closed. */
+static int race(struct cor_loop *loop, const cor__addr *addrs, size_t n,
+                const cor_connect_opts *o, const cor__addr *local,
+                uint64_t deadline, double delay, cor_stream_t **out,
+                const void *ra) {
+  he_attempt *at = cor__calloc(n, sizeof *at);
+  cor_task_t **tasks = cor__calloc(n, sizeof *tasks);
+  cor_future_t **live = cor__calloc(n, sizeof *live);
+  if (at == NULL || tasks == NULL || live == NULL) {
+    cor__free(at);
+    cor__free(tasks);
+    cor__free(live);
+    return -ENOMEM;
+  }
+  size_t started = 0, winner = n;
+  int rc = -ENOENT, last = -ENOENT;
+  for (;;) {
+    if (started < n) {
+      at[started] = (he_attempt){.a = &addrs[started], .local = local, .o = o,
+                                 .deadline = deadline, .ra = ra};
+      tasks[started] = cor_create_task(
+          loop, cor_coro(he_body, &at[started]), "happy-eyeballs");
+      if (tasks[started] == NULL) {
+        rc = -ENOMEM;
+        break;
+      }
+      started++;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < started; i++) {
+      if (!cor_future_done(cor_task_future(tasks[i]))) {
+        live[m++] = cor_task_future(tasks[i]);
+      } else if (!at[i].seen) {
+        at[i].seen = true;
+        if (at[i].rc == 0 && winner == n)
+          winner = i;
+        else if (at[i].rc != 0)
+          last = at[i].rc;
+      }
+    }
+    if (winner < n) {
+      rc = 0;
+      break;
+    }
+    if (m == 0 && started == n) {
+      rc = last;
+      break;
+    }
+    if (m == 0)
+      continue; /* every attempt failed: the next one at once */
+    rc = cor_wait(live, m, COR_FIRST_COMPLETED,
+                  started < n ? delay : COR_FOREVER, NULL);
+    if (rc != 0 && rc != -ETIMEDOUT)
+      break; /* -ECANCELED, -ENOMEM */
+  }
+  /* Nothing outlives the race: the losers are cancelled and awaited. */
+  for (size_t i = 0; i < started; i++) {
+    cor_future_t *f = cor_task_future(tasks[i]);
+    if (!cor_future_done(f))
+      cor_task_cancel(tasks[i], NULL);
+    while (!cor_future_done(f))
+      (void)cor_await(f, NULL); /* -ECANCELED again: the request is passed on */
+    if (at[i].rc == 0 && i != winner) {
+      cor_stream_close(at[i].s);
+      cor_stream_free(at[i].s);
+    }
+    cor_release(tasks[i]);
+  }
+  if (rc == 0)
+    *out = at[winner].s;
+  cor__free(at);
+  cor__free(tasks);
+  cor__free(live);
+  return rc;
+}
+
+int cor__connect_addrs(cor__addr *addrs, size_t n, const cor_connect_opts *o,
+                       const cor__addr *local, uint64_t deadline,
+                       cor_stream_t **out, const void *ra) {
+  double delay = o->happy_eyeballs_delay == 0 ? COR_HAPPY_EYEBALLS_DELAY
+                                              : o->happy_eyeballs_delay;
+  if (n > 1 && delay >= 0) {
+    int rc = interleave(addrs, n);
+    return rc ? rc
+              : race(cor__tls_loop, addrs, n, o, local, deadline, delay, out,
+                     ra);
+  }
+  int rc = -ENOENT;
+  for (size_t i = 0; i < n; i++) {
+    rc = connect_one(cor__tls_loop, &addrs[i], o, local, deadline, out, ra);
+    if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED)
+      break;
+  }
+  return rc;
+}
+
 /* ra: the application's call, for the stream's creation site. */
 static int open_connection(const char *host, const char *port,
                            const cor_connect_opts *opts, cor_stream_t **out,
@@ -330,17 +334,22 @@ static int open_connection(const char *host, const char *port,
   uint64_t deadline;
   if (deadline_of(&o, &deadline) != 0)
     return cor__bad_arg(call, "opts->timeout is NaN");
+  if (isnan(o.happy_eyeballs_delay))
+    return cor__bad_arg(call, "opts->happy_eyeballs_delay is NaN");
+  cor__addr local, *lp = NULL;
+  if (o.local_addr) {
+    if (o.local_port < 0 || o.local_port > 65535 ||
+        cor__addr_numeric(o.local_addr, o.local_port, &local) != 0)
+      return cor__bad_arg(call, "opts->local_addr is not a numeric address "
+                                "with a port in 0..65535");
+    lp = &local;
+  }
   cor__addr *addrs = NULL;
   size_t n = 0;
   rc = cor__resolve(host, port, SOCK_STREAM, deadline, &addrs, &n, ra);
   if (rc != 0)
     return rc;
-  rc = -ENOENT;
-  for (size_t i = 0; i < n; i++) {
-    rc = connect_one(cor__tls_loop, &addrs[i], &o, deadline, out, ra);
-    if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED)
-      break;
-  }
+  rc = cor__connect_addrs(addrs, n, &o, lp, deadline, out, ra);
   cor__free(addrs);
   return rc;
 }
@@ -376,6 +385,6 @@ int cor_open_unix_connection(const char *path, const cor_connect_opts *opts,
   uint64_t deadline;
   if (deadline_of(&o, &deadline) != 0)
     return cor__bad_arg("cor_open_unix_connection", "opts->timeout is NaN");
-  return connect_one(cor__tls_loop, &a, &o, deadline, out,
+  return connect_one(cor__tls_loop, &a, &o, NULL, deadline, out,
                      __builtin_return_address(0));
 }

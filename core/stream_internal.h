@@ -102,13 +102,21 @@ typedef struct cor__addr {
 int cor__addr_numeric(const char *host, int port, cor__addr *out);
 /* Unix-domain address ('@' = abstract); -ENAMETOOLONG, -EINVAL. */
 int cor__addr_unix(const char *path, cor__addr *out);
-/* Resolves host:port in a task without blocking the loop (numeric fast
- * path; names on a helper thread). *out is an array of *n addresses the
+/* core/resolve.c: resolves host:port in a task without blocking the loop
+ * (numeric fast path; names on the bounded resolver pool). *out is an array of *n addresses the
  * caller frees with cor__free. deadline_ns 0 = none. site: the
  * application's call, the task's "running at" while it waits. */
 int cor__resolve(const char *host, const char *port, int socktype,
                  uint64_t deadline_ns, cor__addr **out, size_t *n,
                  const void *site);
+/* Inside a task: connects to one of the n addresses (reordered in place):
+ * Happy Eyeballs when n > 1 and o->happy_eyeballs_delay >= 0 (0: the
+ * default delay), else one after another. local: bind first (NULL: any).
+ * deadline 0 = none. ra: the application's call. */
+int cor__connect_addrs(cor__addr *addrs, size_t n,
+                       const struct cor_connect_opts *o,
+                       const cor__addr *local, uint64_t deadline,
+                       struct cor_stream **out, const void *ra);
 /* A non-blocking CLOEXEC socket; -errno. */
 int cor__socket(int family, int type);
 /* TCP_NODELAY on a TCP socket (no-op for others). */

@@ -27,6 +27,7 @@ static cor_loop_t *g_loop;     /* a loop nobody runs: any one thread may use it 
 static cor_stream_t *g_s;      /* one end of a socketpair, on g_loop */
 static cor_future_t *g_fut;    /* pending, on g_loop */
 static cor_future_t *g_fut2;   /* receives nothing: every row fails first */
+static struct addrinfo *g_ai;  /* receives NULL */
 static cor_stream_t *g_out;    /* receives nothing: every row fails first */
 static char g_buf[16];
 static const char *g_data;
@@ -327,6 +328,12 @@ enum { P, T };
   X(cor_process_kill, CODE, P, -EINVAL, "p is NULL",                         \
     (cor_process_kill(NULL, SIGTERM)))                                       \
   X(cor_process_free, QUIET, P, 0, NULL, (cor_process_free(NULL), 0))        \
+  X(cor_getaddrinfo, CODE, P, -EINVAL, "out is NULL",                       \
+    (cor_getaddrinfo("localhost", "1", NULL, NULL)))                         \
+  X(cor_getaddrinfo, CODE, P, -EINVAL, "both NULL",                          \
+    (cor_getaddrinfo(NULL, NULL, NULL, &g_ai)))                              \
+  X(cor_getnameinfo, CODE, P, -EINVAL, "sa is NULL",                         \
+    (cor_getnameinfo(NULL, 0, g_buf, sizeof g_buf, NULL, 0, 0)))             \
   /* corio/sync.h */                                                         \
   X(cor_lock_new, PTR, P, 0, "no loop is running", (cor_lock_new(NULL)))     \
   X(cor_lock_acquire, CODE, P, -EINVAL, "l is NULL", (cor_lock_acquire(NULL))) \

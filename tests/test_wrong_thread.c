@@ -508,6 +508,8 @@ static const struct {
     {"cor_open_connection", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_open_connection_opts", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_open_unix_connection", "acts on the calling task's loop (COR_ENOTASK)"},
+    {"cor_getaddrinfo", "acts on the calling task's loop (COR_ENOTASK)"},
+    {"cor_getnameinfo", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_subprocess_exec", "acts on the calling thread's running loop"},
     {"cor_server_port", "any thread: a field that never changes"},
     {"cor_server_connections", "any thread: relaxed counter"},

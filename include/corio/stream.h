@@ -41,6 +41,7 @@
 #include <corio/loop.h>
 #include <corio/task.h>
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -48,6 +49,7 @@ extern "C" {
 #endif
 
 struct sockaddr;
+struct addrinfo;
 
 typedef struct cor_stream cor_stream_t;
 typedef struct cor_server cor_server_t;
@@ -71,6 +73,9 @@ struct cor_runtime;
 
 /* ------------------------------------------------------------ connecting */
 
+/* Happy Eyeballs' default delay between connection attempts (RFC 8305). */
+#define COR_HAPPY_EYEBALLS_DELAY 0.25
+
 /* Options of a client connection; a zeroed struct (or NULL) = defaults. */
 typedef struct cor_connect_opts {
   /* Seconds for resolving and connecting together. 0 (the zeroed field) =
@@ -81,13 +86,27 @@ typedef struct cor_connect_opts {
   size_t limit;
   /* Leave Nagle's algorithm on (TCP_NODELAY is set by default). */
   bool no_nodelay;
+  /* Happy Eyeballs (RFC 8305) when a name resolves to several addresses:
+   * seconds to wait for one attempt before starting the next one beside it
+   * (the addresses alternate between IPv6 and IPv4, starting with the
+   * first family resolved); the first connection made wins and the others
+   * are closed. 0 (the zeroed field) = the default, 0.25 s; < 0 = off (one
+   * address after another, as asyncio without happy_eyeballs_delay). */
+  double happy_eyeballs_delay;
+  /* Bind the socket to this numeric local address first (asyncio's
+   * local_addr); NULL = any. Addresses of the other family are skipped. */
+  const char *local_addr;
+  /* With local_addr: the local port (0 = any). */
+  int local_port;
 } cor_connect_opts;
 
 /* Inside a task: connects to host:port over TCP (IPv4 or IPv6) and stores a
  * new stream in *out, which the caller owns (cor_stream_close, then
  * cor_stream_free; see there for the report of a stream never closed). host is a numeric address ("127.0.0.1", "::1") or a name;
- * names are resolved on a helper thread, never blocking the loop; each
- * resolved address is tried in turn. port is a number or a service name.
+ * names are resolved on the resolver pool (cor_getaddrinfo), never
+ * blocking the loop; several resolved addresses are raced by Happy
+ * Eyeballs (opts->happy_eyeballs_delay). port is a number or a service
+ * name.
  * Returns 0; -EINVAL (NULL arguments); -ECONNREFUSED and other connect
  * errors (negated errno); -ETIMEDOUT (opts->timeout); -ENOENT when the name
  * does not resolve; -ECANCELED when the task is cancelled; COR_ENOTASK
@@ -97,6 +116,31 @@ COR_EXTERN int cor_open_connection(const char *host, const char *port,
 COR_EXTERN int cor_open_connection_opts(const char *host, const char *port,
                                         const cor_connect_opts *opts,
                                         cor_stream_t **out);
+/* Inside a task: getaddrinfo(3) without blocking the loop. Names go to a
+ * bounded pool of resolver threads shared by every loop (at most 4 at
+ * once; more lookups queue); a numeric host and port are answered at once.
+ * hints may be NULL (AF_UNSPEC, AI_ADDRCONFIG); host or port may be NULL,
+ * not both. On success *out is getaddrinfo's list: the caller frees it with
+ * freeaddrinfo(3). Returns 0; -ENOENT (no such name or service), -EAGAIN
+ * (temporary failure: try later), -EAFNOSUPPORT, -ENOMEM, -EIO (a
+ * resolver failure), -EINVAL (bad hints; NULL out, host and port both NULL:
+ * logged); -ECANCELED when the task is cancelled (it returns at once; a
+ * lookup still queued is dropped, one already running finishes unseen);
+ * COR_ENOTASK outside a task. *out is NULL on every error. */
+COR_EXTERN int cor_getaddrinfo(const char *host, const char *port,
+                               const struct addrinfo *hints,
+                               struct addrinfo **out);
+/* Inside a task: getnameinfo(3) on the resolver pool (NI_NUMERICHOST with
+ * NI_NUMERICSERV is answered at once). host/serv receive NUL-terminated
+ * strings of at most hostlen/servlen bytes (a NULL buffer with length 0 is
+ * not asked for). Returns 0; -ENOENT (no name, with NI_NAMEREQD),
+ * -ENAMETOOLONG (a buffer too small), -EAGAIN, -EAFNOSUPPORT, -ENOMEM,
+ * -EIO; -EINVAL (logged: sa NULL, salen 0 or above sockaddr_storage, a NULL
+ * buffer with a length, nothing asked for); -ECANCELED; COR_ENOTASK. */
+COR_EXTERN int cor_getnameinfo(const struct sockaddr *sa, socklen_t salen,
+                               char *host, size_t hostlen, char *serv,
+                               size_t servlen, int flags);
+
 /* Inside a task: as cor_open_connection, to a Unix-domain socket at path
  * (a leading '@' names an abstract socket). -ENAMETOOLONG for long paths. */
 COR_EXTERN int cor_open_unix_connection(const char *path,
