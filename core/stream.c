@@ -29,6 +29,10 @@
  * write buffer exists only while the kernel is behind (epoll) or a send is
  * in flight (io_uring). */
 #include "stream_internal.h"
+
+#include <limits.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
 #include "uring.h"
 
 #include <fcntl.h>
@@ -188,23 +192,35 @@ static int rbuf_append(cor_stream_t *s, const char *p, size_t n) {
 
 /* ------------------------------------------------------------ syscalls */
 
-static ssize_t pipe_write(int fd, const void *p, size_t n) {
-  /* write(2) on a pipe whose reader is gone raises SIGPIPE (there is no
-   * MSG_NOSIGNAL for pipes): hold it blocked around the write and consume
-   * the one the write raised. Only pipe streams pay these syscalls. */
-  sigset_t pipe_set, old;
+/* write(2) on a pipe whose reader is gone, and sendfile(2) to a socket
+ * whose peer is gone, raise SIGPIPE (neither takes MSG_NOSIGNAL): hold it
+ * blocked around the call and consume the one the call raised. Only pipe
+ * writes and sendfile pay these syscalls. */
+static void sigpipe_hold(sigset_t *old) {
+  sigset_t pipe_set;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  ssize_t w = write(fd, p, n);
-  int err = errno;
-  if (w < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+  pthread_sigmask(SIG_BLOCK, &pipe_set, old);
+}
+
+static void sigpipe_release(const sigset_t *old, ssize_t w, int err) {
+  if (w < 0 && err == EPIPE && !sigismember(old, SIGPIPE)) {
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
     struct timespec zero = {0, 0};
     while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
     }
   }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_sigmask(SIG_SETMASK, old, NULL);
   errno = err;
+}
+
+static ssize_t pipe_write(int fd, const void *p, size_t n) {
+  sigset_t old;
+  sigpipe_hold(&old);
+  ssize_t w = write(fd, p, n);
+  sigpipe_release(&old, w, errno);
   return w;
 }
 
@@ -1162,6 +1178,185 @@ int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
     n -= (size_t)w;
   }
   return wbuf_append(s, p, n);
+}
+
+int cor_stream_writev(cor_stream_t *s, const struct iovec *iov, int n) {
+  if (COR_UNLIKELY(s == NULL || (iov == NULL && n > 0) || n < 0 ||
+                   n > IOV_MAX))
+    return cor__bad_arg("cor_stream_writev",
+                        s == NULL   ? "s is NULL"
+                        : n < 0     ? "n is negative"
+                        : n > IOV_MAX ? "n is above IOV_MAX"
+                                      : "iov is NULL with n > 0");
+  COR__CHECK_THREAD(s->loop, "cor_stream_writev");
+  if (COR_UNLIKELY(s->werr))
+    return s->werr;
+  if (COR_UNLIKELY(s->closing || s->shut_req || s->fd_closed))
+    return COR_ECLOSED;
+  size_t total = 0;
+  for (int i = 0; i < n; i++) {
+    if (iov[i].iov_base == NULL && iov[i].iov_len > 0)
+      return cor__bad_arg("cor_stream_writev",
+                          "an element has a NULL base and a length");
+    if (iov[i].iov_len > SSIZE_MAX - total)
+      return cor__bad_arg("cor_stream_writev", "the lengths overflow");
+    total += iov[i].iov_len;
+  }
+  if (total == 0)
+    return 0;
+  int i = 0;
+  size_t skip = 0; /* bytes of iov[i] the kernel took already */
+  if (!s->uring && s->writable && s->wend == s->wpos &&
+      s->kind == COR__STREAM_SOCK) {
+    /* Nothing queued: one sendmsg for the whole vector, no copy. */
+    struct msghdr mh = {0};
+    mh.msg_iov = (struct iovec *)iov;
+    mh.msg_iovlen = (size_t)n;
+    ssize_t w;
+    do
+      w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        s->werr = -errno;
+        return s->werr;
+      }
+      w = 0;
+    }
+    s->last_io = s->loop->now;
+    if ((size_t)w == total)
+      return 0;
+    s->writable = false;
+    size_t left = (size_t)w;
+    while (left >= iov[i].iov_len) {
+      left -= iov[i].iov_len;
+      i++;
+    }
+    skip = left;
+  }
+  /* The rest goes to the write buffer, in order. */
+  for (; i < n; i++, skip = 0) {
+    int rc = wbuf_append(s, (const char *)iov[i].iov_base + skip,
+                         iov[i].iov_len - skip);
+    if (rc != 0)
+      return rc;
+  }
+  if (s->uring) {
+    if (!s->sending)
+      start_send(s);
+  } else if (s->writable) {
+    flush(s);
+    after_flush(s);
+  }
+  return s->werr;
+}
+
+/* The copy path of sendfile: what sendfile(2) cannot take (a pipe stream,
+ * a source that is not a regular file), read and written through the
+ * stream's buffer, drained every chunk. */
+static ssize_t sendfile_copy(cor_stream_t *s, int fd, off_t off, size_t count,
+                             size_t done) {
+  enum { CHUNK = 64 * 1024 };
+  char *buf = cor__malloc(CHUNK);
+  if (buf == NULL)
+    return -ENOMEM;
+  ssize_t rc = 0;
+  while (count == 0 || done < count) {
+    size_t want = CHUNK;
+    if (count && count - done < want)
+      want = count - done;
+    ssize_t r;
+    do
+      r = pread(fd, buf, want, off + (off_t)done);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      rc = -errno;
+      break;
+    }
+    if (r == 0)
+      break; /* the end of the file */
+    if ((rc = cor_stream_write(s, buf, (size_t)r)) != 0 ||
+        (rc = cor_stream_drain(s)) != 0)
+      break;
+    done += (size_t)r;
+  }
+  cor__free(buf);
+  return rc < 0 ? rc : (ssize_t)done;
+}
+
+ssize_t cor_stream_sendfile(cor_stream_t *s, int fd, off_t offset,
+                            size_t count) {
+  if (s == NULL)
+    return cor__bad_arg("cor_stream_sendfile", "s is NULL");
+  if (fd < 0 || offset < 0)
+    return cor__bad_arg("cor_stream_sendfile",
+                        fd < 0 ? "fd is negative" : "offset is negative");
+  COR__CHECK_THREAD(s->loop, "cor_stream_sendfile");
+  if (cor__tls_task == NULL)
+    return COR_ENOTASK;
+  if (s->werr)
+    return s->werr;
+  if (s->closing || s->shut_req || s->fd_closed)
+    return COR_ECLOSED;
+  /* What was written before goes first: wait until the queue is empty and
+   * no send is in flight. */
+  while (wqueued(s) > 0 || (s->uring && s->sending)) {
+    uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
+    int rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, d,
+                                "cor_stream_sendfile",
+                                __builtin_return_address(0));
+    if (rc == -ETIMEDOUT && s->idle_to &&
+        cor__now_ns() < s->last_io + s->idle_to)
+      continue;
+    if (rc != 0)
+      return rc;
+    if (s->werr)
+      return s->werr;
+    if (s->fd_closed)
+      return COR_ECLOSED;
+  }
+  if (s->kind != COR__STREAM_SOCK)
+    return sendfile_copy(s, fd, offset, count, 0);
+  size_t done = 0;
+  off_t off = offset;
+  while (count == 0 || done < count) {
+    size_t want = count ? count - done : (size_t)1 << 30;
+    if (want > ((size_t)1 << 30))
+      want = (size_t)1 << 30;
+    sigset_t old;
+    sigpipe_hold(&old);
+    ssize_t w;
+    do
+      w = sendfile(s->fd, fd, &off, want);
+    while (w < 0 && errno == EINTR);
+    sigpipe_release(&old, w, errno);
+    if (w > 0) {
+      done += (size_t)w;
+      s->last_io = cor__now_ns();
+      continue;
+    }
+    if (w == 0)
+      break; /* the end of the file */
+    if ((errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) &&
+        done == 0)
+      return sendfile_copy(s, fd, offset, count, 0); /* not a regular file */
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      s->werr = -errno;
+      return s->werr;
+    }
+    /* The socket's buffer is full: wait until it takes bytes again. */
+    uint64_t d = s->idle_to ? s->last_io + s->idle_to : 0;
+    int rc = cor__stream_wait_connect(s, d, "cor_stream_sendfile",
+                                      __builtin_return_address(0));
+    if (rc == -ETIMEDOUT && s->idle_to &&
+        cor__now_ns() < s->last_io + s->idle_to)
+      continue;
+    if (rc != 0)
+      return rc;
+    if (s->fd_closed || s->closing)
+      return COR_ECLOSED;
+  }
+  return (ssize_t)done;
 }
 
 int cor_stream_drain(cor_stream_t *s) {

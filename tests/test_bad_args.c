@@ -328,6 +328,14 @@ enum { P, T };
   X(cor_process_kill, CODE, P, -EINVAL, "p is NULL",                         \
     (cor_process_kill(NULL, SIGTERM)))                                       \
   X(cor_process_free, QUIET, P, 0, NULL, (cor_process_free(NULL), 0))        \
+  X(cor_stream_writev, CODE, P, -EINVAL, "s is NULL",                        \
+    (cor_stream_writev(NULL, NULL, 0)))                                      \
+  X(cor_stream_writev, CODE, P, -EINVAL, "iov is NULL",                      \
+    (cor_stream_writev(g_s, NULL, 1)))                                       \
+  X(cor_stream_sendfile, CODE, P, -EINVAL, "s is NULL",                      \
+    (cor_stream_sendfile(NULL, 0, 0, 1)))                                    \
+  X(cor_stream_sendfile, CODE, P, -EINVAL, "fd is negative",                 \
+    (cor_stream_sendfile(g_s, -1, 0, 1)))                                    \
   X(cor_getaddrinfo, CODE, P, -EINVAL, "out is NULL",                       \
     (cor_getaddrinfo("localhost", "1", NULL, NULL)))                         \
   X(cor_getaddrinfo, CODE, P, -EINVAL, "both NULL",                          \

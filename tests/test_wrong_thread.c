@@ -218,6 +218,11 @@ static int c_to_when(void) {
 }
 static int c_to_expired(void) { return VAL_CALL(cor_timeout_expired(E.scope)); }
 static int c_to_exit(void) { return cor_timeout_exit(E.scope, 0); }
+static int c_writev(void) {
+  struct iovec v[1] = {{(void *)"x", 1}};
+  return cor_stream_writev(E.stream, v, 1);
+}
+static int c_sendfile(void) { return (int)cor_stream_sendfile(E.stream, E.rfd, 0, 1); }
 static int c_set_stack(void) { return cor_loop_set_task_stack_size(E.loop, 1 << 20); }
 static int c_get_stack(void) { return VAL_CALL(cor_loop_get_task_stack_size(E.loop)); }
 /* debug.h */
@@ -379,6 +384,8 @@ static const struct {
     {"cor_stream_buffered", c_buffered, ANY},
     {"cor_stream_at_eof", c_at_eof, ANY},
     {"cor_stream_write", c_write, ANY},
+    {"cor_stream_writev", c_writev, ANY},
+    {"cor_stream_sendfile", c_sendfile, ANY},
     {"cor_stream_drain", c_drain, ANY},
     {"cor_stream_write_buffered", c_write_buffered, ANY},
     {"cor_stream_write_eof", c_write_eof, ANY},

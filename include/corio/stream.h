@@ -50,6 +50,7 @@ extern "C" {
 
 struct sockaddr;
 struct addrinfo;
+struct iovec;
 
 typedef struct cor_stream cor_stream_t;
 typedef struct cor_server cor_server_t;
@@ -232,6 +233,30 @@ COR_EXTERN int cor_stream_write(cor_stream_t *s, const void *buf, size_t n);
  * 0, the stream's write error (-EPIPE, -ECONNRESET), -ETIMEDOUT (idle
  * time-out), -ECANCELED, COR_ENOTASK. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_stream_drain(cor_stream_t *s);
+/* As cor_stream_write for the n buffers of iov, in order (asyncio's
+ * writelines): on a socket with nothing queued, one sendmsg for all of them
+ * and no copy; what the kernel does not take is buffered. 0; the stream's
+ * error; COR_ECLOSED; -ENOMEM; -EINVAL (logged: NULL s, NULL iov with
+ * n > 0, n < 0 or above IOV_MAX, an element with a NULL base and a length,
+ * lengths that overflow). Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_stream_writev(cor_stream_t *s, const struct iovec *iov,
+                                 int n);
+/* Inside a task: sends `count` bytes (0: up to the end of the file) of fd
+ * from `offset` (fd's own file position is neither used nor moved), after
+ * everything written before, and returns when the kernel took them all
+ * (asyncio's loop.sendfile). Zero-copy with sendfile(2) on socket streams,
+ * both back-ends; a copy through the stream's buffer for pipe streams and
+ * for a source sendfile(2) refuses (not a regular file). Returns the bytes
+ * sent (less than count when the file ends first); the stream's error
+ * (-EPIPE, -ECONNRESET...); -EBADF or another read error of fd (-ESPIPE
+ * for a pipe or socket: the source must be readable at an offset);
+ * COR_ECLOSED; -ETIMEDOUT (the stream's idle time-out); -ECANCELED (bytes
+ * already sent stay sent); COR_ENOTASK outside a task; -EINVAL (logged:
+ * NULL s, negative fd or offset). No other write may run on the stream
+ * until it returns (their bytes would land inside the file's). Owner
+ * thread (else COR_ETHREAD). */
+COR_EXTERN ssize_t cor_stream_sendfile(cor_stream_t *s, int fd, off_t offset,
+                                       size_t count);
 /* Bytes in the write buffer (not yet taken by the kernel). Owner thread
  * (else 0, errno 4001). */
 COR_EXTERN size_t cor_stream_write_buffered(const cor_stream_t *s);
