@@ -1,15 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Name resolution off the loop: getaddrinfo and getnameinfo run on a small
- * bounded pool of resolver threads shared by every loop of the process (at
- * most COR__RESOLVERS at once; they start on demand and leave after
- * RESOLVER_IDLE_S idle seconds), and the answer comes back to the waiting
- * task through cor_call_soon_threadsafe. Numeric requests are answered in
- * place, on the loop, since libc does no lookup for them.
- *
- * A job is shared by the waiting task, the resolver thread and the callback
- * it posts: three references, the last one frees it. A task cancelled or
- * timed out returns at once and marks the job abandoned, so a job still
- * queued is skipped rather than resolved for nobody. */
+/* Name resolution off the loop: getaddrinfo and getnameinfo run on the
+ * bounded resolver pool (core/offload.c: at most 4 threads shared by every
+ * loop of the process), and the answer comes back to the waiting task
+ * through the pool's post. Numeric requests are answered in place, on the
+ * loop, since libc does no lookup for them. A cancelled or timed-out task
+ * returns at once: the thread writes only into the job, never into the
+ * caller's memory, and a job not started yet is dropped. */
+#include "offload.h"
 #include "stream_internal.h"
 
 #include <arpa/inet.h>
@@ -17,18 +14,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#define COR__RESOLVERS 4
-#define RESOLVER_IDLE_S 10
-
-typedef struct gai_job gai_job;
-struct gai_job {
-  gai_job *next;         /* the pool's queue (under its mutex) */
-  int refs;              /* atomic */
-  int abandoned;         /* atomic: the task stopped waiting */
-  void (*run)(gai_job *); /* on the resolver thread */
-  struct cor_loop *loop;
-  bool waiting; /* cor__wait_embedded's flag (loop thread only) */
-  struct cor_future fut;
+typedef struct gai_job {
+  cor__job job; /* first */
   int rc;
   /* getaddrinfo */
   char *host, *port;
@@ -40,18 +27,18 @@ struct gai_job {
   int flags;
   size_t hl, sl;
   char nhost[NI_MAXHOST], nserv[NI_MAXSERV];
-};
+} gai_job;
 
-static void job_unref(gai_job *j) {
-  if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-    cor__free(j->host);
-    cor__free(j->port);
-    if (j->res)
-      freeaddrinfo(j->res);
-    cor_release(j->loop);
-    cor__free(j);
-  }
+static void job_free(cor__job *jb) {
+  gai_job *j = (gai_job *)jb;
+  cor__free(j->host);
+  cor__free(j->port);
+  if (j->res)
+    freeaddrinfo(j->res);
+  cor__free(j);
 }
+
+static void job_unref(gai_job *j) { cor__job_unref(&j->job); }
 
 /* getaddrinfo's and getnameinfo's EAI_ codes as corio's negated errnos. */
 static int gai_code(int e, int saved_errno) {
@@ -85,7 +72,8 @@ static int gai_code(int e, int saved_errno) {
   }
 }
 
-static void run_getaddrinfo(gai_job *j) {
+static void run_getaddrinfo(cor__job *jb) {
+  gai_job *j = (gai_job *)jb;
   errno = 0;
   int e = getaddrinfo(j->host, j->port, &j->hints, &j->res);
   j->rc = gai_code(e, errno);
@@ -93,7 +81,8 @@ static void run_getaddrinfo(gai_job *j) {
     j->res = NULL;
 }
 
-static void run_getnameinfo(gai_job *j) {
+static void run_getnameinfo(cor__job *jb) {
+  gai_job *j = (gai_job *)jb;
   errno = 0;
   int e = getnameinfo((const struct sockaddr *)&j->ss, j->sslen,
                       j->hl ? j->nhost : NULL, (socklen_t)j->hl,
@@ -101,128 +90,19 @@ static void run_getnameinfo(gai_job *j) {
   j->rc = gai_code(e, errno);
 }
 
-/* ------------------------------------------------------------ the pool */
-
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  gai_job *head, *tail;
-  unsigned nthreads, nidle;
-  bool atfork;
-} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-
-static void job_done(void *arg) { /* on the loop */
-  gai_job *j = arg;
-  cor__wake_embedded(&j->fut, j->waiting, 0);
-  job_unref(j);
-}
-
-static void *resolver_main(void *arg) {
-  (void)arg;
-  pthread_setname_np(pthread_self(), "corio-resolve");
-  pthread_mutex_lock(&pool.mu);
-  for (;;) {
-    while (pool.head == NULL) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_sec += RESOLVER_IDLE_S;
-      pool.nidle++;
-      int e = pthread_cond_timedwait(&pool.cv, &pool.mu, &ts);
-      pool.nidle--;
-      if (e == ETIMEDOUT && pool.head == NULL) {
-        pool.nthreads--;
-        pthread_mutex_unlock(&pool.mu);
-        return NULL;
-      }
-    }
-    gai_job *j = pool.head;
-    pool.head = j->next;
-    if (pool.head == NULL)
-      pool.tail = NULL;
-    pthread_mutex_unlock(&pool.mu);
-    if (__atomic_load_n(&j->abandoned, __ATOMIC_ACQUIRE)) {
-      job_unref(j); /* the post's: never made */
-    } else {
-      j->run(j);
-      if (cor_call_soon_threadsafe(j->loop, job_done, j) != 0)
-        job_unref(j); /* the loop is closed: nobody waits any more */
-    }
-    job_unref(j); /* the thread's own */
-    pthread_mutex_lock(&pool.mu);
-  }
-}
-
-/* A forked child has none of the parent's threads: an empty pool. */
-static void pool_atfork_child(void) {
-  pthread_mutex_init(&pool.mu, NULL);
-  pthread_cond_init(&pool.cv, NULL);
-  pool.head = pool.tail = NULL; /* the parent's jobs: not ours to free */
-  pool.nthreads = pool.nidle = 0;
-}
-
-/* Queues j, starting a resolver when none is idle and fewer than the bound
- * run. 0 or -errno (no thread at all could start). */
-static int pool_submit(gai_job *j) {
-  pthread_mutex_lock(&pool.mu);
-  if (!pool.atfork) {
-    pthread_atfork(NULL, NULL, pool_atfork_child);
-    pool.atfork = true;
-  }
-  j->next = NULL;
-  if (pool.tail)
-    pool.tail->next = j;
-  else
-    pool.head = j;
-  pool.tail = j;
-  int rc = 0;
-  if (pool.nidle == 0 && pool.nthreads < COR__RESOLVERS) {
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, 256 * 1024);
-    /* A helper: the application's signals stay off it. */
-    int e = cor__thread_create(&th, &at, resolver_main, NULL, false);
-    pthread_attr_destroy(&at);
-    if (e == 0) {
-      pool.nthreads++;
-    } else if (pool.nthreads == 0) {
-      /* Nobody would ever take it: take it back. */
-      pool.head = pool.tail = NULL;
-      rc = -e;
-    }
-  } else {
-    pthread_cond_signal(&pool.cv);
-  }
-  pthread_mutex_unlock(&pool.mu);
-  return rc;
-}
-
-/* Runs j on the pool and waits for it in the current task. The caller
- * holds one reference; this takes the thread's and the post's. 0 (then
- * j->rc is the answer), -ETIMEDOUT, -ECANCELED, -errno. */
 static int job_wait(gai_job *j, uint64_t deadline_ns, const char *call,
                     const void *site) {
-  j->loop = cor_retain(cor__tls_loop);
-  __atomic_store_n(&j->refs, 3, __ATOMIC_RELAXED);
-  int rc = pool_submit(j);
-  if (rc != 0) {
-    __atomic_store_n(&j->refs, 1, __ATOMIC_RELAXED);
-    return rc;
-  }
-  /* The answer is posted to this loop, so it cannot run before we suspend:
-   * `waiting` is set in time. */
-  rc = cor__wait_embedded(j->loop, &j->fut, &j->waiting, deadline_ns, call,
-                          site);
-  if (rc != 0)
-    __atomic_store_n(&j->abandoned, 1, __ATOMIC_RELEASE);
-  return rc;
+  return cor__job_run(&cor__resolver_pool, &j->job, deadline_ns, false, call,
+                      site);
 }
 
-static gai_job *job_new(void) {
+static gai_job *job_new(void (*run)(cor__job *)) {
   gai_job *j = cor__calloc(1, sizeof *j);
-  if (j)
-    j->refs = 1;
+  if (j) {
+    j->job.refs = 1;
+    j->job.run = run;
+    j->job.free = job_free;
+  }
   return j;
 }
 
@@ -260,10 +140,9 @@ int cor__resolve(const char *host, const char *port, int socktype,
   }
   if (cor__tls_loop == NULL || cor__tls_task == NULL)
     return COR_ENOTASK;
-  gai_job *j = job_new();
+  gai_job *j = job_new(run_getaddrinfo);
   if (j == NULL)
     return -ENOMEM;
-  j->run = run_getaddrinfo;
   j->hints.ai_family = AF_UNSPEC;
   j->hints.ai_socktype = socktype;
   j->hints.ai_flags = AI_ADDRCONFIG;
@@ -340,10 +219,9 @@ static int gai_at(const char *host, const char *port,
       *out = NULL;
     return rc;
   }
-  gai_job *j = job_new();
+  gai_job *j = job_new(run_getaddrinfo);
   if (j == NULL)
     return -ENOMEM;
-  j->run = run_getaddrinfo;
   j->hints = h;
   j->hints.ai_addr = NULL;
   j->hints.ai_canonname = NULL;
@@ -389,10 +267,9 @@ int cor_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                         servlen ? serv : NULL, (socklen_t)servlen, flags);
     return gai_code(e, errno);
   }
-  gai_job *j = job_new();
+  gai_job *j = job_new(run_getnameinfo);
   if (j == NULL)
     return -ENOMEM;
-  j->run = run_getnameinfo;
   memcpy(&j->ss, sa, salen);
   j->sslen = salen;
   j->flags = flags;

@@ -336,6 +336,16 @@ enum { P, T };
     (cor_stream_sendfile(NULL, 0, 0, 1)))                                    \
   X(cor_stream_sendfile, CODE, P, -EINVAL, "fd is negative",                 \
     (cor_stream_sendfile(g_s, -1, 0, 1)))                                    \
+  X(cor_file_open, CODE, P, -EINVAL, "path is NULL",                         \
+    (cor_file_open(NULL, 0, 0, NULL)))                                       \
+  X(cor_file_pread, CODE, P, -EINVAL, "f is NULL",                           \
+    (cor_file_pread(NULL, g_buf, 1, 0)))                                     \
+  X(cor_file_pwrite, CODE, P, -EINVAL, "f is NULL",                          \
+    (cor_file_pwrite(NULL, g_buf, 1, 0)))                                    \
+  X(cor_file_fsync, CODE, P, -EINVAL, "f is NULL", (cor_file_fsync(NULL)))   \
+  X(cor_file_close, CODE, P, -EINVAL, "f is NULL", (cor_file_close(NULL)))   \
+  X(cor_file_free, QUIET, P, 0, NULL, (cor_file_free(NULL), 0))              \
+  X(cor_file_fd, CODE, P, -EINVAL, "f is NULL", (cor_file_fd(NULL)))         \
   X(cor_getaddrinfo, CODE, P, -EINVAL, "out is NULL",                       \
     (cor_getaddrinfo("localhost", "1", NULL, NULL)))                         \
   X(cor_getaddrinfo, CODE, P, -EINVAL, "both NULL",                          \

@@ -83,6 +83,7 @@ static struct {
   cor_task_t *parent;     /* made the group, waits for hold, then for it */
   cor_taskgroup_t *group; /* set by parent on A (atomic) */
   cor_timeout_t *scope;   /* parent's time-out scope (set before group) */
+  cor_file_t *file;       /* /dev/null, opened by parent (set before group) */
   cor_as_completed_t *ac; /* watches fut */
   cor_stream_t *stream;   /* one end of a socketpair */
   int peer;               /* the other end */
@@ -114,11 +115,16 @@ static int parent_body(void *arg, void **r) {
   E.scope = cor_timeout_enter(COR_FOREVER);
   if (E.scope == NULL)
     return -errno;
+  int frc = cor_file_open("/dev/null", O_RDWR, 0, &E.file);
+  if (frc != 0)
+    return frc;
   __atomic_store_n(&E.group, g, __ATOMIC_RELEASE);
   int rc = cor_await(E.hold, NULL);
   int wrc = cor_taskgroup_wait(g);
   rc = cor_timeout_exit(E.scope, rc);
-  return rc ? rc : wrc;
+  int crc = cor_file_close(E.file);
+  cor_file_free(E.file);
+  return rc ? rc : wrc ? wrc : crc;
 }
 static int spawn_body(void *arg, void **r) {
   static const char *const argv[] = {"cat", NULL};
@@ -223,6 +229,12 @@ static int c_writev(void) {
   return cor_stream_writev(E.stream, v, 1);
 }
 static int c_sendfile(void) { return (int)cor_stream_sendfile(E.stream, E.rfd, 0, 1); }
+static int c_file_pread(void) { return (int)cor_file_pread(E.file, scratch, 1, 0); }
+static int c_file_pwrite(void) { return (int)cor_file_pwrite(E.file, "x", 1, 0); }
+static int c_file_fsync(void) { return cor_file_fsync(E.file); }
+static int c_file_close(void) { return cor_file_close(E.file); }
+static int c_file_free(void) { return VOID_CALL(cor_file_free(E.file)); }
+static int c_file_fd(void) { return cor_file_fd(E.file); }
 static int c_set_stack(void) { return cor_loop_set_task_stack_size(E.loop, 1 << 20); }
 static int c_get_stack(void) { return VAL_CALL(cor_loop_get_task_stack_size(E.loop)); }
 /* debug.h */
@@ -385,6 +397,12 @@ static const struct {
     {"cor_stream_at_eof", c_at_eof, ANY},
     {"cor_stream_write", c_write, ANY},
     {"cor_stream_writev", c_writev, ANY},
+    {"cor_file_pread", c_file_pread, ANY},
+    {"cor_file_pwrite", c_file_pwrite, ANY},
+    {"cor_file_fsync", c_file_fsync, ANY},
+    {"cor_file_close", c_file_close, ANY},
+    {"cor_file_free", c_file_free, ANY},
+    {"cor_file_fd", c_file_fd, ANY},
     {"cor_stream_sendfile", c_sendfile, ANY},
     {"cor_stream_drain", c_drain, ANY},
     {"cor_stream_write_buffered", c_write_buffered, ANY},
@@ -516,6 +534,7 @@ static const struct {
     {"cor_open_connection_opts", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_open_unix_connection", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_getaddrinfo", "acts on the calling task's loop (COR_ENOTASK)"},
+    {"cor_file_open", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_getnameinfo", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_subprocess_exec", "acts on the calling thread's running loop"},
     {"cor_server_port", "any thread: a field that never changes"},
