@@ -202,6 +202,7 @@ enum cor__obj_type {
   COR__OBJ_LOCK,
   COR__OBJ_EVENT,
   COR__OBJ_SEMAPHORE,
+  COR__OBJ_QUEUE,
   COR__OBJ_MAX
 };
 typedef struct cor__obj {
