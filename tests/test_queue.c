@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include "logcap.h"
+
 static cor_loop_t *loop;
 static cor_queue_t *q;
 
@@ -42,6 +44,16 @@ static int teardown(void **s) {
   assert_int_equal(cor_loop_close(loop), 0);
   cor_release(loop);
   return 0;
+}
+
+/* The misuse tests capture the log: each refusal logs one ERROR. */
+static int setup_cap(void **s) {
+  logcap_setup(s);
+  return setup(s);
+}
+static int teardown_cap(void **s) {
+  logcap_teardown(s);
+  return teardown(s);
 }
 
 static cor_queue_t *mkq(size_t maxsize, cor_queue_kind kind,
@@ -94,6 +106,14 @@ static int joiner(void *arg, void **res) {
   int rc = cor_queue_join(q);
   log_ev((int)(intptr_t)arg, rc, 0);
   return 0;
+}
+
+static int find_ev(int id) {
+  for (int i = 0; i < lg.n; i++)
+    if (lg.id[i] == id)
+      return i;
+  fail_msg("no event for %d", id);
+  return -1;
 }
 
 static intptr_t get_now(void) {
@@ -348,6 +368,20 @@ static void test_cancel_after_woken(void **s) {
   assert_int_equal(lg.item[1], 5);
   release_all(g, 2);
 
+  /* Cancelled first, the item put before it ran: the same. */
+  lg.n = 0;
+  cor_task_t *h[2] = {spawn(getter, 1), spawn(getter, 2)};
+  run_steps(2);
+  assert_int_equal(cor_task_cancel(h[0], NULL), 0);
+  assert_int_equal(cor_queue_put_nowait(q, (void *)8), 0);
+  run_steps(3);
+  assert_int_equal(lg.n, 2);
+  assert_int_equal(lg.rc[find_ev(1)], -ECANCELED);
+  assert_int_equal(lg.rc[find_ev(2)], 0);
+  assert_int_equal(lg.item[find_ev(2)], 8);
+  assert_true(cor_queue_empty(q));
+  release_all(h, 2);
+
   /* With nobody to pass it to, the item stays in the queue. */
   lg.n = 0;
   cor_task_t *a = spawn(getter, 3);
@@ -380,6 +414,21 @@ static void test_cancel_after_woken(void **s) {
   assert_int_equal(cor_queue_qsize(q), 1);
   assert_int_equal(get_now(), 12);
   release_all(p, 2);
+
+  /* Putters, cancelled first, the slot freed before it ran. */
+  lg.n = 0;
+  assert_int_equal(cor_queue_put_nowait(q, (void *)20), 0);
+  cor_task_t *r[2] = {spawn(putter, 21), spawn(putter, 22)};
+  run_steps(2);
+  assert_int_equal(cor_task_cancel(r[0], NULL), 0);
+  assert_int_equal(get_now(), 20);
+  run_steps(3);
+  assert_int_equal(lg.n, 2);
+  assert_int_equal(lg.rc[find_ev(21)], -ECANCELED);
+  assert_int_equal(lg.rc[find_ev(22)], 0);
+  assert_int_equal(get_now(), 22);
+  assert_true(cor_queue_empty(q));
+  release_all(r, 2);
 }
 
 /* A woken getter keeps its item against a task that comes later; one whose
@@ -567,14 +616,7 @@ static void test_shutdown(void **s) {
     assert_int_equal(lg.rc[i], COR_ECLOSED);
   release_all(g, 3);
   cor_release(q);
-}
-
-static int find_ev(int id) {
-  for (int i = 0; i < lg.n; i++)
-    if (lg.id[i] == id)
-      return i;
-  fail_msg("no event for %d", id);
-  return -1;
+  q = NULL;
 }
 
 static int shut_ok;
@@ -770,6 +812,9 @@ static void test_misuse(void **s) {
   assert_int_equal(cor_queue_join(q), COR_ENOTASK);
   assert_int_equal(cor_queue_qsize(q), 1);
   assert_true(cor_queue_full(q));
+  /* One ERROR per bad argument; none for the COR_ENOTASK refusals. */
+  assert_int_equal(count_recs("(): invalid argument", NULL, NULL, NULL), 16);
+  assert_int_equal(nrec, 16);
 }
 
 static int other_rc[12];
@@ -809,6 +854,11 @@ static void test_wrong_thread(void **s) {
   cor_release(t);
   for (int i = 0; i < 12; i++)
     assert_int_equal(other_rc[i], COR_ETHREAD);
+  int level = 0;
+  assert_int_equal(count_recs("Non-thread-safe operation cor_queue_",
+                              "called from thread", NULL, &level),
+                   12);
+  assert_int_equal(level, COR_LOG_ERROR);
   /* Nothing changed. */
   assert_int_equal(cor_queue_qsize(q), 1);
   assert_int_equal(get_now(), 9);
@@ -949,8 +999,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_shutdown_immediate, setup, teardown),
       cmocka_unit_test_setup_teardown(test_from_callbacks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unbounded_growth, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_wrong_thread, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_misuse, setup_cap, teardown_cap),
+      cmocka_unit_test_setup_teardown(test_wrong_thread, setup_cap, teardown_cap),
       cmocka_unit_test_setup_teardown(test_release_while_waiting, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stress_cancel, setup, teardown),
   };
