@@ -18,9 +18,11 @@
  * invariant kept after every change: a getter waits (unwoken) only while
  * count <= get_promised, a putter only while count + put_promised >= maxsize.
  * A woken waiter that is cancelled before it runs gives its promise back and
- * wakes the next one (no lost wake-up, CPython bpo-31620's family); one that
- * finds its unit taken by a _nowait call (which, as asyncio's, takes what is
- * there) waits again at the head of the list, keeping its turn.
+ * wakes the next one (no lost wake-up); one that finds its unit taken by a
+ * _nowait call (which, as asyncio's, takes what is there) waits again at the
+ * head of the list, keeping its turn. Every
+ * waiter unlinks itself (or was unlinked) before its call returns, so
+ * cancelled waiters never pile up in the lists (CPython bpo-31620).
  *
  * The hot path: a put or get that need not wait is the owner check, one
  * compare, the ring store or load, and one test for a waiter on the other

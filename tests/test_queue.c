@@ -10,6 +10,8 @@
 #include <pthread.h>
 
 #include "logcap.h"
+/* cor__alloc_fail_after: allocation failures on purpose. */
+#include "internal.h"
 
 static cor_loop_t *loop;
 static cor_queue_t *q;
@@ -778,6 +780,43 @@ static void test_unbounded_growth(void **s) {
     assert_int_equal(cor_queue_put_nowait(q, (void *)i), 0);
 }
 
+/* Out of memory: the constructor fails cleanly; a put that cannot grow the
+ * storage puts nothing, counts nothing, and the queue goes on. */
+static void test_alloc_failure(void **s) {
+  for (long nth = 1; nth <= 2; nth++) {
+    cor__alloc_fail_after(nth);
+    errno = 0;
+    cor_queue_t *x = cor_queue_new(loop, NULL);
+    cor__alloc_fail_after(0);
+    assert_null(x);
+    assert_int_equal(errno, ENOMEM);
+  }
+  q = mkq(0, COR_QUEUE_FIFO, NULL);
+  intptr_t n = 0;
+  /* Fill the first storage (its size is the queue's business: put until a
+   * put allocates). */
+  for (;;) {
+    cor__alloc_fail_after(1);
+    int rc = cor_queue_put_nowait(q, (void *)n);
+    cor__alloc_fail_after(0);
+    if (rc == -ENOMEM)
+      break;
+    assert_int_equal(rc, 0);
+    n++;
+    assert_true(n < 100000);
+  }
+  assert_int_equal(cor_queue_qsize(q), n);
+  cor__alloc_fail_after(1);
+  assert_int_equal(cor_queue_put(q, (void *)n), -ENOMEM);
+  cor__alloc_fail_after(0);
+  assert_int_equal(cor_queue_put(q, (void *)n), 0);
+  for (intptr_t i = 0; i <= n; i++) {
+    assert_int_equal(get_now(), i);
+    assert_int_equal(cor_queue_task_done(q), 0);
+  }
+  assert_int_equal(cor_queue_task_done(q), -EPERM);
+}
+
 /* ------------------------------------------------------------ misuse */
 
 static void test_misuse(void **s) {
@@ -999,6 +1038,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_shutdown_immediate, setup, teardown),
       cmocka_unit_test_setup_teardown(test_from_callbacks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unbounded_growth, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_misuse, setup_cap, teardown_cap),
       cmocka_unit_test_setup_teardown(test_wrong_thread, setup_cap, teardown_cap),
       cmocka_unit_test_setup_teardown(test_release_while_waiting, setup, teardown),

@@ -20,7 +20,8 @@
  * that is woken has the item (or slot) promised to it until it runs: a task
  * calling put or get meanwhile waits its turn rather than take it; if the
  * woken one is cancelled before it runs, the promise passes to the next
- * waiter, so no item and no wake-up is lost (CPython bpo-31620 and kin).
+ * waiter, so no item and no wake-up is lost; a cancelled waiter leaves
+ * nothing behind in the queue (CPython's bpo-31620 and its kin).
  * The _nowait calls never wait and, as asyncio's, take what is there
  * (a woken waiter that then finds nothing waits again, first in line). No
  * wait allocates; a put may grow the storage (amortised doubling). NULL
