@@ -43,19 +43,47 @@ static void probe(void) {
   io_uring_free_probe(p);
 }
 
-typedef struct {
+/* An op in flight, on its task's stack, linked into its ring's file_ops
+ * until it completes (or the ring is lost). */
+typedef struct cor__file_op {
   cor__uop op; /* first */
+  struct cor__file_op *prev, *next;
+  cor__uring *u;
   struct cor_future fut;
-  bool waiting, done;
+  bool waiting, done, lost;
   int res;
 } ring_op;
+
+static void ring_op_unlink(ring_op *o) {
+  if (o->prev)
+    o->prev->next = o->next;
+  else
+    o->u->file_ops = o->next;
+  if (o->next)
+    o->next->prev = o->prev;
+  o->prev = o->next = NULL;
+}
+
+static void ring_op_finish(ring_op *o, int res) {
+  ring_op_unlink(o);
+  o->res = res;
+  o->done = true;
+  cor__wake_embedded(&o->fut, o->waiting, 0);
+}
 
 static void ring_op_done(cor__uop *op, int res, unsigned flags) {
   (void)flags;
   ring_op *o = (ring_op *)op;
-  o->res = res;
-  o->done = true;
-  cor__wake_embedded(&o->fut, o->waiting, 0);
+  if (!o->lost)
+    ring_op_finish(o, res);
+}
+
+void cor__file_ops_ring_lost(cor__uring *u) {
+  while (u->file_ops) {
+    ring_op *o = u->file_ops;
+    o->lost = true;
+    ring_op_finish(o, COR_ETHREAD);
+  }
 }
 
 /* The loop's ring when it can take `kind`, else NULL (the pool then). */
@@ -74,19 +102,26 @@ static int ring_wait(struct cor_loop *loop, cor__uring *u,
                      const void *site) {
   o->op.cb = ring_op_done;
   o->op.quick = false;
+  o->u = u;
+  o->next = u->file_ops;
+  if (o->next)
+    o->next->prev = o;
+  u->file_ops = o;
   io_uring_sqe_set_data(sqe, &o->op);
   u->inflight++;
   int rc = cor__wait_embedded(loop, &o->fut, &o->waiting, 0, call, site);
-  if (!o->done) {
+  if (!o->done && cor__uring_get(loop) == u) {
     struct io_uring_sqe *c = cor__uring_sqe(u);
     if (c) {
       io_uring_prep_cancel(c, &o->op, 0);
       io_uring_sqe_set_data64(c, COR__URING_TAG_IGNORE);
       u->quick++;
     }
-    while (!o->done)
-      (void)cor__wait_embedded(loop, &o->fut, &o->waiting, 0, call, site);
   }
+  while (!o->done)
+    (void)cor__wait_embedded(loop, &o->fut, &o->waiting, 0, call, site);
+  if (o->lost)
+    return COR_ETHREAD;
   return rc != 0 ? rc : o->res;
 }
 

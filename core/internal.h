@@ -203,6 +203,7 @@ enum cor__obj_type {
   COR__OBJ_EVENT,
   COR__OBJ_SEMAPHORE,
   COR__OBJ_AS_COMPLETED,
+  COR__OBJ_QUEUE,
   COR__OBJ_MAX
 };
 typedef struct cor__obj {

@@ -86,4 +86,47 @@ void *cor__sync_new(cor_loop_t *loop, size_t size, enum cor__obj_type type,
 /* Their common destructor (registered for each type). */
 void cor__sync_free(cor__obj *o);
 
+/* ------------------------------------------------------------ pop-on-wake lists */
+
+/* The queue's lists (core/queue.c) unlink the waiter they wake at once, so
+ * their head is always the first waiter not yet woken and a wake-up costs
+ * O(1) however many woken waiters have not run yet (a callback's thousand
+ * put_nowait calls wake a thousand getters in linear time). Such a list is
+ * waited on with wl_wait_pop and woken with wl_pop_wake only; wl_wait and
+ * wl_first_pending are for the other kind. */
+
+/* Unlinks and wakes the first waiter; NULL when none waits. */
+static inline waiter *wl_pop_wake(wlist *l) {
+  waiter *w = l->head;
+  if (w) {
+    wl_unlink(l, w);
+    wl_wake(w);
+  }
+  return w;
+}
+
+/* As wl_wait, on a pop-on-wake list. `front`: wait at the head, for a woken
+ * waiter that found its promised unit taken by a caller that never waits
+ * (it keeps its turn). */
+static inline int wl_wait_pop(wlist *l, cor_loop_t *loop, bool front,
+                              bool *woken, const char *call,
+                              const void *site) {
+  *woken = false;
+  if (cor__tls_task == NULL)
+    return COR_ENOTASK;
+  waiter w = {0};
+  if (front && l->head) {
+    w.next = l->head;
+    l->head->prev = &w;
+    l->head = &w;
+  } else {
+    wl_push(l, &w);
+  }
+  int rc = cor__wait_embedded(loop, &w.fut, &w.waiting, 0, call, site);
+  if (!w.woken) /* the waker unlinked it */
+    wl_unlink(l, &w);
+  *woken = w.woken;
+  return rc;
+}
+
 #endif

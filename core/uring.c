@@ -155,6 +155,7 @@ static void ring_lost(struct cor_loop *loop, cor__uring *u) {
           "COR_ETHREAD; streams made from now on use a new ring",
           (void *)loop);
   cor__streams_ring_lost(u);
+  cor__file_ops_ring_lost(u);
   loop->uring = NULL;
   loop->nio--;
   u->lost_next = loop->uring_lost;

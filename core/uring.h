@@ -26,6 +26,7 @@ typedef struct cor__uring {
   char *bufs;
   pthread_t owner;            /* SINGLE_ISSUER: the only thread that may enter */
   struct cor_stream *streams; /* the socket streams on this ring */
+  struct cor__file_op *file_ops; /* core/file.c's ops in flight on it */
   struct cor__uring *lost_next;
 } cor__uring;
 
@@ -42,6 +43,10 @@ struct io_uring_sqe *cor__uring_sqe(cor__uring *u);
  * thread): every stream on it fails from now on with COR_ETHREAD, its
  * waiters woken, instead of waiting for completions that cannot come. */
 void cor__streams_ring_lost(cor__uring *u);
+/* core/file.c: the same for the file operations in flight on u: each
+ * returns COR_ETHREAD to its task at once (its completion can no longer
+ * be reaped: the ring defers it to its lost thread). */
+void cor__file_ops_ring_lost(cor__uring *u);
 
 /* Submits the queued SQEs now (no wait). */
 void cor__uring_submit(cor__uring *u);

@@ -15,5 +15,6 @@
 #include <corio/stream.h>
 #include <corio/sync.h>
 #include <corio/file.h>
+#include <corio/queue.h>
 
 #endif

@@ -35,6 +35,8 @@ static cor_loop_stats g_stats;
 static cor_loop_counters g_counters;
 static const char *const g_noargv[] = {NULL};
 static const char *volatile g_nullfmt; /* NULL, hidden from -Wformat */
+static cor_queue_t *g_q;         /* an empty queue on g_loop */
+static void *g_item;
 
 static void cb(void *arg) { (void)arg; }
 static void done_cb(cor_future_t *f, void *arg) {
@@ -370,6 +372,31 @@ enum { P, T };
     (cor_semaphore_release(NULL)))                                           \
   X(cor_semaphore_locked, LOGV, P, 0, "s is NULL",                           \
     (cor_semaphore_locked(NULL)))                                            \
+  /* corio/queue.h */                                                        \
+  X(cor_queue_new, PTR, P, 0, "no loop is running", (cor_queue_new(NULL, NULL))) \
+  X(cor_queue_new, PTR, P, 0, "cmp is NULL",                                 \
+    (cor_queue_new(g_loop, NOPTS(cor_queue_opts, kind, COR_QUEUE_PRIORITY)))) \
+  X(cor_queue_new, PTR, P, 0, "kind is not a kind",                          \
+    (cor_queue_new(g_loop, NOPTS(cor_queue_opts, kind, (cor_queue_kind)9))))  \
+  X(cor_queue_put, CODE, P, -EINVAL, "q is NULL", (cor_queue_put(NULL, NULL))) \
+  X(cor_queue_get, CODE, P, -EINVAL, "q is NULL",                            \
+    (cor_queue_get(NULL, &g_item)))                                          \
+  X(cor_queue_get, CODE, P, -EINVAL, "item is NULL", (cor_queue_get(g_q, NULL))) \
+  X(cor_queue_put_nowait, CODE, P, -EINVAL, "q is NULL",                     \
+    (cor_queue_put_nowait(NULL, NULL)))                                      \
+  X(cor_queue_get_nowait, CODE, P, -EINVAL, "q is NULL",                     \
+    (cor_queue_get_nowait(NULL, &g_item)))                                   \
+  X(cor_queue_get_nowait, CODE, P, -EINVAL, "item is NULL",                  \
+    (cor_queue_get_nowait(g_q, NULL)))                                       \
+  X(cor_queue_task_done, CODE, P, -EINVAL, "q is NULL",                      \
+    (cor_queue_task_done(NULL)))                                             \
+  X(cor_queue_join, CODE, P, -EINVAL, "q is NULL", (cor_queue_join(NULL)))   \
+  X(cor_queue_shutdown, CODE, P, -EINVAL, "q is NULL",                       \
+    (cor_queue_shutdown(NULL, true)))                                        \
+  X(cor_queue_qsize, LOGV, P, 0, "q is NULL", (cor_queue_qsize(NULL)))       \
+  X(cor_queue_maxsize, LOGV, P, 0, "q is NULL", (cor_queue_maxsize(NULL)))   \
+  X(cor_queue_empty, LOGV, P, 0, "q is NULL", (cor_queue_empty(NULL)))       \
+  X(cor_queue_full, LOGV, P, 0, "q is NULL", (cor_queue_full(NULL)))         \
   /* corio/task.h */                                                         \
   X(cor_coro_new_at, PTR, P, 0, "fn is NULL",                                \
     (cor_coro_new_at(NULL, NULL, NULL, NULL, 0)))                            \
@@ -551,6 +578,8 @@ static void test_bad_args(void **state) {
   assert_non_null(g_s);
   g_fut = cor_future_new(g_loop);
   assert_non_null(g_fut);
+  g_q = cor_queue_new(g_loop, NULL);
+  assert_non_null(g_q);
   nfailed = 0;
 
   run_rows(P);
@@ -558,6 +587,8 @@ static void test_bad_args(void **state) {
   assert_int_equal(cor_run(task_rows, NULL, NULL), 0);
 
   assert_false(cor_future_done(g_fut)); /* the bad set_error changed nothing */
+  assert_int_equal(cor_queue_qsize(g_q), 0);
+  cor_release(g_q);
   cor_release(g_fut);
   cor_stream_free(g_s);
   close(sv[1]);

@@ -93,6 +93,7 @@ static struct {
   cor_executor_t *pool, *ppool;
   int rfd, wfd;           /* a readable pipe end, a writable one */
   size_t stack_size;      /* A's task stack size before the rows */
+  cor_queue_t *queue;     /* maxsize 2, holding one item (7) */
 } E;
 
 /* Anything a refused call would have scheduled or started: must stay 0. */
@@ -315,6 +316,20 @@ static int c_proc_wait(void) {
 }
 static int c_proc_kill(void) { return cor_process_kill(E.proc, SIGKILL); }
 static int c_proc_free(void) { return VOID_CALL(cor_process_free(E.proc)); }
+/* queue.h */
+static void *q_item;
+static int c_queue_new(void) { return PTR_CALL(cor_queue_new(E.loop, NULL)); }
+static int c_queue_put(void) { return cor_queue_put(E.queue, (void *)1); }
+static int c_queue_get(void) { return cor_queue_get(E.queue, &q_item); }
+static int c_queue_put_nowait(void) { return cor_queue_put_nowait(E.queue, (void *)1); }
+static int c_queue_get_nowait(void) { return cor_queue_get_nowait(E.queue, &q_item); }
+static int c_queue_task_done(void) { return cor_queue_task_done(E.queue); }
+static int c_queue_join(void) { return cor_queue_join(E.queue); }
+static int c_queue_shutdown(void) { return cor_queue_shutdown(E.queue, true); }
+static int c_queue_qsize(void) { return VAL_CALL(cor_queue_qsize(E.queue)); }
+static int c_queue_maxsize(void) { return VAL_CALL(cor_queue_maxsize(E.queue)); }
+static int c_queue_empty(void) { return VAL_CALL(cor_queue_empty(E.queue)); }
+static int c_queue_full(void) { return VAL_CALL(cor_queue_full(E.queue)); }
 
 /* TASK: the call needs a running task (outside one it is COR_ENOTASK, for
  * the calling task is what it acts on), so it is only made from a task of
@@ -436,6 +451,18 @@ static const struct {
     {"cor_process_kill", c_proc_kill, ANY},
     {"cor_process_close", c_proc_close, ANY},
     {"cor_process_free", c_proc_free, ANY},
+    {"cor_queue_new", c_queue_new, ANY},
+    {"cor_queue_put", c_queue_put, ANY},
+    {"cor_queue_get", c_queue_get, ANY},
+    {"cor_queue_put_nowait", c_queue_put_nowait, ANY},
+    {"cor_queue_get_nowait", c_queue_get_nowait, ANY},
+    {"cor_queue_task_done", c_queue_task_done, ANY},
+    {"cor_queue_join", c_queue_join, ANY},
+    {"cor_queue_shutdown", c_queue_shutdown, ANY},
+    {"cor_queue_qsize", c_queue_qsize, ANY},
+    {"cor_queue_maxsize", c_queue_maxsize, ANY},
+    {"cor_queue_empty", c_queue_empty, ANY},
+    {"cor_queue_full", c_queue_full, ANY},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
@@ -641,6 +668,13 @@ static int owner_body(void *arg, void **r) {
   OWN(cor_process_wait(E.proc, 10, &st) == 0);
   OWN(st == 0);
   cor_process_free(E.proc);
+  /* The queue: its one item, not shut down, nothing task_done'd. */
+  OWN(cor_queue_qsize(E.queue) == 1);
+  void *qi = NULL;
+  OWN(cor_queue_get_nowait(E.queue, &qi) == 0 && qi == (void *)7);
+  OWN(cor_queue_task_done(E.queue) == 0);
+  OWN(cor_queue_task_done(E.queue) == -EPERM);
+  OWN(cor_queue_put_nowait(E.queue, NULL) == 0);
   /* The idle task and the group's parent may finish now. */
   OWN(cor_future_set_result(E.hold, NULL) == 0);
   return 0;
@@ -676,6 +710,9 @@ static void wrong_thread(bool debug) {
   E.rfd = rp[0];
   E.wfd = wp[1];
   E.stack_size = cor_loop_get_task_stack_size(a);
+  E.queue = cor_queue_new(a, &(cor_queue_opts){.maxsize = 2});
+  assert_non_null(E.queue);
+  assert_int_equal(cor_queue_put_nowait(E.queue, (void *)7), 0);
   assert_non_null(E.fut);
   assert_non_null(E.hold);
   assert_non_null(E.task);
@@ -746,6 +783,7 @@ static void wrong_thread(bool debug) {
   cor_release(E.ac);
   cor_release(E.fut);
   cor_release(E.hold);
+  cor_release(E.queue);
   close(E.peer);
   close(rp[0]);
   close(rp[1]);

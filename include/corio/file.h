@@ -9,7 +9,11 @@
  * opened it: its calls are for that loop's tasks (else COR_ETHREAD,
  * logged). Cancelling a task in a read or write returns -ECANCELED only
  * once the kernel is done with the buffer (it may have read or written some
- * bytes meanwhile), so the buffer is the caller's again on return.
+ * bytes meanwhile), so the buffer is the caller's again on return. One
+ * exception: a loop that starts running on another thread while an
+ * io_uring operation is in flight (its ring is lost: an ERROR is logged)
+ * returns COR_ETHREAD to that operation at once, and the kernel may still
+ * finish it later.
  * Outside a task: COR_ENOTASK. NULL arguments: -EINVAL (logged).
  */
 #ifndef CORIO_FILE_H
