@@ -297,6 +297,9 @@ static int c_proc_wait(void) {
   return cor_process_wait(E.proc, 0.01, &st);
 }
 static int c_proc_kill(void) { return cor_process_kill(E.proc, SIGKILL); }
+static int c_proc_communicate(void) {
+  return cor_process_communicate(E.proc, "x", 1, NULL, NULL, 0.01);
+}
 static int c_proc_free(void) { return VOID_CALL(cor_process_free(E.proc)); }
 
 /* TASK: the call needs a running task (outside one it is COR_ENOTASK, for
@@ -408,6 +411,7 @@ static const struct {
     {"cor_process_stderr", c_proc_stderr, ANY},
     {"cor_process_pid", c_proc_pid, ANY},
     {"cor_process_wait", c_proc_wait, ANY},
+    {"cor_process_communicate", c_proc_communicate, ANY},
     {"cor_process_kill", c_proc_kill, ANY},
     {"cor_process_close", c_proc_close, ANY},
     {"cor_process_free", c_proc_free, ANY},
@@ -509,6 +513,7 @@ static const struct {
     {"cor_open_connection_opts", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_open_unix_connection", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_subprocess_exec", "acts on the calling thread's running loop"},
+    {"cor_subprocess_shell", "acts on the calling thread's running loop"},
     {"cor_server_port", "any thread: a field that never changes"},
     {"cor_server_connections", "any thread: relaxed counter"},
 };
