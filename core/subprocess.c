@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Subprocesses: posix_spawn, pipes as streams, exit through a pidfd.
+/* Subprocesses: posix_spawn, pipes as streams, exit through a pidfd; the
+ * shell form and communicate (at the end of the file).
  *
  * The child's exit is watched with a pidfd (Linux 5.3+) registered as a
  * reader on the loop that started it, and reaped with waitid(P_PIDFD): no
@@ -389,8 +390,11 @@ int cor_process_communicate(cor_process_t *p, const void *in, size_t n,
                             cor_bytes_t *out, cor_bytes_t *err,
                             double timeout) {
   static const char call[] = "cor_process_communicate";
-  if (p == NULL || (in == NULL && n > 0))
-    return cor__bad_arg(call, p == NULL ? "p is NULL" : "in is NULL with n > 0");
+  if (p == NULL || (in == NULL && n > 0) || (out != NULL && out == err))
+    return cor__bad_arg(call, p == NULL ? "p is NULL"
+                              : out == err
+                                  ? "out and err are the same cor_bytes_t"
+                                  : "in is NULL with n > 0");
   COR__CHECK_THREAD(p->loop, call);
   uint64_t dl;
   if (cor__timeout_deadline(timeout, &dl) != 0)

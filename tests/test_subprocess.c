@@ -395,6 +395,8 @@ static int some_main(void *arg, void **res) {
   assert_int_equal(cor_process_communicate(p, "x", 1, &out, &err, 10), -EINVAL);
   assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, NAN),
                    -EINVAL);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &out, 10),
+                   -EINVAL);
   assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, 10), 0);
   cor_process_free(p);
 

@@ -483,8 +483,9 @@ COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
  * (what was read so far is kept likewise); a read or write error of a
  * pipe (the first one seen; the other helpers are stopped), COR_ECLOSED
  * when the caller closed a pipe before, -EBUSY when another task reads one
- * of them, -ENOMEM; -EINVAL (logged: NULL p, NULL in with n > 0, NaN
- * timeout); COR_ENOTASK outside a task. Owner thread (else COR_ETHREAD). */
+ * of them, -ENOMEM; -EINVAL (logged: NULL p, NULL in with n > 0, out and
+ * err the same non-NULL pointer, NaN timeout); COR_ENOTASK outside a task.
+ * Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_process_communicate(cor_process_t *p, const void *in,
                                        size_t n, cor_bytes_t *out,
                                        cor_bytes_t *err, double timeout);
