@@ -392,9 +392,9 @@ int cor_process_communicate(cor_process_t *p, const void *in, size_t n,
   static const char call[] = "cor_process_communicate";
   if (p == NULL || (in == NULL && n > 0) || (out != NULL && out == err))
     return cor__bad_arg(call, p == NULL ? "p is NULL"
-                              : out == err
-                                  ? "out and err are the same cor_bytes_t"
-                                  : "in is NULL with n > 0");
+                              : in == NULL && n > 0
+                                  ? "in is NULL with n > 0"
+                                  : "out and err are the same cor_bytes_t");
   COR__CHECK_THREAD(p->loop, call);
   uint64_t dl;
   if (cor__timeout_deadline(timeout, &dl) != 0)
@@ -436,6 +436,10 @@ int cor_process_communicate(cor_process_t *p, const void *in, size_t n,
   }
   while (rc == 0 && c.left > 0 && c.err == 0)
     rc = cor__wait_embedded(p->loop, &c.wake, &c.waiting, dl, call, site);
+  /* The deadline and the last helper in one iteration: the helpers say
+   * what happened (the exit is checked below, at once when it came). */
+  if (rc == -ETIMEDOUT && c.left == 0)
+    rc = 0;
   if (rc == 0)
     rc = c.err;
   if (c.left > 0) {
@@ -454,7 +458,7 @@ int cor_process_communicate(cor_process_t *p, const void *in, size_t n,
   for (int i = 0; i < 3; i++)
     cor_release(tasks[i]);
   if (rc == 0)
-    rc = wait_exit(p, dl, call, site);
+    rc = p->exited ? 0 : wait_exit(p, dl, call, site);
   for (int i = 0; i < 2; i++)
     comm_give(&c.rd[i], tos[i]);
   return rc;

@@ -461,9 +461,9 @@ COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
  * waits for it to exit. The exit status is then asyncio's returncode:
  * cor_process_wait(p, 0, &status) returns it at once, as its header says
  * (a return value could not carry it: -9 is both SIGKILL and -EBADF).
- * The writing and both readings run at
- * once (two or three helper tasks on the process's loop), so a child that
- * fills stdout and stderr before reading all its input never deadlocks.
+ * The writing and both readings run at once (one helper task per pipe on
+ * the process's loop), so a child that fills stdout and stderr before
+ * reading all its input never deadlocks.
  *  - stdin: closed even when n is 0 (in may then be NULL); a child that
  *    exits without reading it all is not an error (EPIPE is ignored, as
  *    asyncio does). in with n > 0 and no stdin pipe: -EINVAL (logged).
@@ -476,10 +476,11 @@ COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
  *    {NULL, 0} or an earlier such buffer when passed: that one is freed
  *    first (as cor_bytes_set). Bad arguments leave them untouched.
  * `timeout` covers the whole call (the rule of common.h: 0 = do not wait,
- * < 0 or COR_FOREVER = no limit, NaN = -EINVAL). Returns 0; -ETIMEDOUT when
- * it passed first: the child is NOT killed (as asyncio: kill and wait for
- * it yourself), stdin may be left open and partly written, and what was
- * read so far is in *out and *err; -ECANCELED when the task is cancelled
+ * < 0 or COR_FOREVER = no limit, NaN = -EINVAL). Returns 0 (the child
+ * exited; its output is in *out and *err); -ETIMEDOUT when it passed
+ * first: the child is NOT killed (as asyncio: kill and wait for it
+ * yourself), stdin may be left open and partly written, and what was read
+ * so far is in *out and *err; -ECANCELED when the task is cancelled
  * (what was read so far is kept likewise); a read or write error of a
  * pipe (the first one seen; the other helpers are stopped), COR_ECLOSED
  * when the caller closed a pipe before, -EBUSY when another task reads one
