@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Subprocesses: posix_spawn, pipes as streams, exit through a pidfd.
+/* Subprocesses: posix_spawn, pipes as streams, exit through a pidfd; the
+ * shell form and communicate (at the end of the file).
  *
  * The child's exit is watched with a pidfd (Linux 5.3+) registered as a
  * reader on the loop that started it, and reaped with waitid(P_PIDFD): no
@@ -73,13 +74,10 @@ static void close_pair(int fds[2]) {
   fds[0] = fds[1] = -1;
 }
 
-int cor_subprocess_exec(const char *const argv[],
-                        const cor_subprocess_opts *opts, cor_process_t **out) {
-  if (argv == NULL || argv[0] == NULL || out == NULL)
-    return cor__bad_arg("cor_subprocess_exec", argv == NULL ? "argv is NULL"
-                                               : argv[0] == NULL
-                                                   ? "argv is empty"
-                                                   : "out is NULL");
+/* The one spawning path of cor_subprocess_exec and cor_subprocess_shell
+ * (`call` names the public call in the logs); argv and out are checked. */
+static int spawn(const char *call, const char *const argv[],
+                 const cor_subprocess_opts *opts, cor_process_t **out) {
   struct cor_loop *loop = cor__tls_loop;
   if (loop == NULL)
     return COR_ENOTASK;
@@ -88,11 +86,10 @@ int cor_subprocess_exec(const char *const argv[],
     o = *opts;
   int modes[3] = {o.stdin_mode, o.stdout_mode, o.stderr_mode};
   if (modes[0] == COR_STDIO_STDOUT || modes[1] == COR_STDIO_STDOUT)
-    return cor__bad_arg("cor_subprocess_exec",
-                        "COR_STDIO_STDOUT is only for stderr_mode");
+    return cor__bad_arg(call, "COR_STDIO_STDOUT is only for stderr_mode");
   for (int i = 0; i < 3; i++)
     if (modes[i] < COR_STDIO_INHERIT || modes[i] > COR_STDIO_STDOUT)
-      return cor__bad_arg("cor_subprocess_exec", "a stdio mode is unknown");
+      return cor__bad_arg(call, "a stdio mode is unknown");
   cor_process_t *p = cor__calloc(1, sizeof *p);
   if (p == NULL)
     return -ENOMEM;
@@ -187,6 +184,27 @@ int cor_subprocess_exec(const char *const argv[],
   return 0;
 }
 
+int cor_subprocess_exec(const char *const argv[],
+                        const cor_subprocess_opts *opts, cor_process_t **out) {
+  if (argv == NULL || argv[0] == NULL || out == NULL)
+    return cor__bad_arg("cor_subprocess_exec", argv == NULL ? "argv is NULL"
+                                               : argv[0] == NULL
+                                                   ? "argv is empty"
+                                                   : "out is NULL");
+  return spawn("cor_subprocess_exec", argv, opts, out);
+}
+
+int cor_subprocess_shell(const char *cmd, const cor_subprocess_opts *opts,
+                         cor_process_t **out) {
+  if (cmd == NULL || out == NULL)
+    return cor__bad_arg("cor_subprocess_shell",
+                        cmd == NULL ? "cmd is NULL" : "out is NULL");
+  /* asyncio's create_subprocess_shell: the platform's shell, by its path
+   * (no PATH search). */
+  const char *const argv[] = {"/bin/sh", "-c", cmd, NULL};
+  return spawn("cor_subprocess_shell", argv, opts, out);
+}
+
 cor_stream_t *cor_process_stdin(cor_process_t *p) {
   if (p == NULL)
     return NULL;
@@ -212,6 +230,18 @@ int cor_process_pid(const cor_process_t *p) {
   return (int)p->pid;
 }
 
+/* Waits for the exit until deadline dl (0: none); `site` is the public
+ * call's return address. */
+static int wait_exit(cor_process_t *p, uint64_t dl, const char *call,
+                     const void *site) {
+  while (!p->exited) {
+    int rc = cor__wait_embedded(p->loop, &p->wfut, &p->wwait, dl, call, site);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
 int cor_process_wait(cor_process_t *p, double timeout, int *status) {
   if (p == NULL)
     return cor__bad_arg("cor_process_wait", "p is NULL");
@@ -219,16 +249,219 @@ int cor_process_wait(cor_process_t *p, double timeout, int *status) {
   uint64_t dl;
   if (cor__timeout_deadline(timeout, &dl) != 0)
     return cor__bad_arg("cor_process_wait", "timeout is NaN");
-  while (!p->exited) {
-    int rc = cor__wait_embedded(p->loop, &p->wfut, &p->wwait, dl,
-                                "cor_process_wait",
-                                __builtin_return_address(0));
-    if (rc != 0)
-      return rc;
-  }
+  int rc = wait_exit(p, dl, "cor_process_wait", __builtin_return_address(0));
+  if (rc != 0)
+    return rc;
   if (status)
     *status = p->status;
   return 0;
+}
+
+/* ------------------------------------------------------------ communicate */
+
+/* cor_process_communicate runs one helper task per pipe (the writer of
+ * stdin, a reader of stdout, a reader of stderr) on the process's loop, so
+ * the three transfers progress together whatever order the child does
+ * them in; the calling task only waits (with the call's deadline) for the
+ * helpers, then for the exit. The state lives on the caller's stack: the
+ * caller never returns before every helper finished (on a time-out or a
+ * cancellation it cancels them and waits for them, without a deadline:
+ * a cancelled stream call returns at once). Helpers always return 0 and
+ * report through comm_done, so no task is ever left with an unretrieved
+ * error. */
+
+enum { COMM_CHUNK = 64 * 1024, COMM_FIRST = 4096 };
+
+typedef struct comm comm;
+
+typedef struct comm_reader {
+  comm *c;
+  cor_stream_t *s;
+  bool keep;  /* the caller wants the bytes; else they are dropped */
+  char *data; /* malloc'd (the caller frees it): data[len] is a NUL */
+  size_t len, cap;
+} comm_reader;
+
+struct comm {
+  cor_process_t *p;
+  const char *in;
+  size_t n;
+  comm_reader rd[2]; /* stdout, stderr */
+  unsigned left;     /* helpers still running */
+  int err;           /* the first helper's error */
+  struct cor_future wake;
+  bool waiting; /* cor__wait_embedded's flag */
+};
+
+static void comm_done(comm *c, int rc) {
+  if (rc != 0 && rc != -ECANCELED && c->err == 0)
+    c->err = rc;
+  c->left--;
+  cor__wake_embedded(&c->wake, c->waiting, 0);
+}
+
+static int comm_write(void *arg, void **res) {
+  (void)res;
+  comm *c = arg;
+  cor_stream_t *s = c->p->in;
+  int rc = 0;
+  /* In chunks with a drain after each, so that no more than about the
+   * high-water mark is ever copied into the stream's buffer. */
+  for (size_t off = 0; off < c->n && rc == 0;) {
+    size_t k = c->n - off < COMM_CHUNK ? c->n - off : COMM_CHUNK;
+    rc = cor_stream_write(s, c->in + off, k);
+    if (rc == 0)
+      rc = cor_stream_drain(s);
+    off += k;
+  }
+  /* The child left without reading everything: not an error (asyncio). */
+  if (rc == -EPIPE || rc == -ECONNRESET)
+    rc = 0;
+  /* Cancelled (time-out): stdin stays open, as asyncio leaves it. */
+  if (rc != -ECANCELED) {
+    int crc = cor_stream_close(s);
+    if (crc == 0) {
+      int wrc = cor_stream_wait_closed(s);
+      if (rc == 0 && wrc == -ECANCELED)
+        rc = wrc;
+    } else if (rc == 0 && c->n > 0) {
+      rc = crc; /* the caller closed stdin before: the input was not sent */
+    }
+  }
+  comm_done(c, rc);
+  return 0;
+}
+
+static int comm_read(void *arg, void **res) {
+  (void)res;
+  comm_reader *r = arg;
+  ssize_t k;
+  for (;;) {
+    if (r->keep) {
+      if (r->cap - r->len < COMM_FIRST) {
+        size_t cap = r->cap ? r->cap * 2 : COMM_FIRST * 2;
+        char *d = realloc(r->data, cap);
+        if (d == NULL) {
+          k = -ENOMEM;
+          break;
+        }
+        r->data = d;
+        r->cap = cap;
+      }
+      /* one byte kept for the NUL */
+      k = cor_stream_read(r->s, r->data + r->len, r->cap - r->len - 1);
+      if (k > 0)
+        r->len += (size_t)k;
+    } else {
+      const char *d;
+      k = cor_stream_peek(r->s, 1, &d);
+      if (k > 0)
+        cor_stream_consume(r->s, (size_t)k);
+    }
+    if (k <= 0)
+      break;
+  }
+  comm_done(r->c, (int)k);
+  return 0;
+}
+
+/* Hands a reader's bytes to the caller's cor_bytes_t (or drops them). */
+static void comm_give(comm_reader *r, cor_bytes_t *to) {
+  if (r->len == 0) {
+    free(r->data);
+    r->data = NULL;
+  } else {
+    r->data[r->len] = 0;
+    if (r->cap - r->len > COMM_CHUNK) { /* give back a large unused tail */
+      char *d = realloc(r->data, r->len + 1);
+      if (d)
+        r->data = d;
+    }
+  }
+  if (to) {
+    to->data = r->data;
+    to->len = r->len;
+  } else {
+    free(r->data);
+  }
+}
+
+int cor_process_communicate(cor_process_t *p, const void *in, size_t n,
+                            cor_bytes_t *out, cor_bytes_t *err,
+                            double timeout) {
+  static const char call[] = "cor_process_communicate";
+  if (p == NULL || (in == NULL && n > 0) || (out != NULL && out == err))
+    return cor__bad_arg(call, p == NULL ? "p is NULL"
+                              : in == NULL && n > 0
+                                  ? "in is NULL with n > 0"
+                                  : "out and err are the same cor_bytes_t");
+  COR__CHECK_THREAD(p->loop, call);
+  uint64_t dl;
+  if (cor__timeout_deadline(timeout, &dl) != 0)
+    return cor__bad_arg(call, "timeout is NaN");
+  if (n > 0 && p->in == NULL)
+    return cor__bad_arg(call, "in given (n > 0) but stdin is not a pipe");
+  if (cor__tls_task == NULL)
+    return COR_ENOTASK;
+  /* A task of another loop, on the loop of a process nobody runs: the
+   * helpers cannot be started there from here. */
+  if (cor__tls_loop != p->loop)
+    return cor__wrong_thread_report(p->loop, call);
+  const void *site = __builtin_return_address(0);
+  comm c = {.p = p, .in = in, .n = n};
+  cor_stream_t *ends[2] = {p->out, p->err};
+  cor_bytes_t *tos[2] = {out, err};
+  for (int i = 0; i < 2; i++) {
+    c.rd[i] = (comm_reader){.c = &c, .s = ends[i], .keep = tos[i] != NULL};
+    if (tos[i]) {
+      free(tos[i]->data);
+      *tos[i] = (cor_bytes_t){NULL, 0};
+    }
+  }
+  static const char *const names[3] = {"communicate-stdin",
+                                        "communicate-stdout",
+                                        "communicate-stderr"};
+  cor_task_t *tasks[3] = {NULL, NULL, NULL};
+  int rc = 0;
+  for (int i = 0; i < 3 && rc == 0; i++) {
+    if ((i == 0 ? p->in : ends[i - 1]) == NULL)
+      continue;
+    cor_coro_t *co = i == 0 ? cor_coro(comm_write, &c)
+                            : cor_coro(comm_read, &c.rd[i - 1]);
+    tasks[i] = co ? cor_create_task(p->loop, co, names[i]) : NULL;
+    if (tasks[i] == NULL)
+      rc = errno ? -errno : -ENOMEM;
+    else
+      c.left++;
+  }
+  while (rc == 0 && c.left > 0 && c.err == 0)
+    rc = cor__wait_embedded(p->loop, &c.wake, &c.waiting, dl, call, site);
+  /* The deadline and the last helper in one iteration: the helpers say
+   * what happened (the exit is checked below, at once when it came). */
+  if (rc == -ETIMEDOUT && c.left == 0)
+    rc = 0;
+  if (rc == 0)
+    rc = c.err;
+  if (c.left > 0) {
+    /* Time-out, cancellation, a helper's error, no memory: stop the others
+     * and wait for them, whatever comes (a second cancellation included:
+     * they use c). */
+    for (int i = 0; i < 3; i++)
+      if (tasks[i] && !cor_future_done(cor_task_future(tasks[i])))
+        cor_task_cancel(tasks[i], NULL);
+    while (c.left > 0) {
+      int wrc = cor__wait_embedded(p->loop, &c.wake, &c.waiting, 0, call, site);
+      if (wrc == -ECANCELED)
+        rc = wrc;
+    }
+  }
+  for (int i = 0; i < 3; i++)
+    cor_release(tasks[i]);
+  if (rc == 0)
+    rc = p->exited ? 0 : wait_exit(p, dl, call, site);
+  for (int i = 0; i < 2; i++)
+    comm_give(&c.rd[i], tos[i]);
+  return rc;
 }
 
 int cor_process_kill(cor_process_t *p, int sig) {

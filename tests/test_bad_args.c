@@ -34,6 +34,7 @@ static const char *g_data;
 static cor_loop_stats g_stats;
 static cor_loop_counters g_counters;
 static const char *const g_noargv[] = {NULL};
+static cor_bytes_t g_bytes;    /* receives nothing: every row fails first */
 static const char *volatile g_nullfmt; /* NULL, hidden from -Wformat */
 static cor_queue_t *g_q;         /* an empty queue on g_loop */
 static void *g_item;
@@ -327,6 +328,18 @@ enum { P, T };
     (cor_process_close(NULL)))                                               \
   X(cor_process_wait, CODE, P, -EINVAL, "p is NULL",                         \
     (cor_process_wait(NULL, 1, NULL)))                                       \
+  X(cor_subprocess_shell, CODE, P, -EINVAL, "cmd is NULL",                  \
+    (cor_subprocess_shell(NULL, NULL, NULL)))                                \
+  X(cor_subprocess_shell, CODE, P, -EINVAL, "out is NULL",                  \
+    (cor_subprocess_shell("true", NULL, NULL)))                              \
+  X(cor_process_communicate, CODE, P, -EINVAL, "p is NULL",                  \
+    (cor_process_communicate(NULL, NULL, 0, NULL, NULL, 1)))                 \
+  /* refused before p is looked at: any non-NULL pointer will do */          \
+  X(cor_process_communicate, CODE, P, -EINVAL, "in is NULL with n > 0",      \
+    (cor_process_communicate((cor_process_t *)g_buf, NULL, 1, NULL, NULL, 1))) \
+  X(cor_process_communicate, CODE, P, -EINVAL, "the same cor_bytes_t",       \
+    (cor_process_communicate((cor_process_t *)g_buf, NULL, 0, &g_bytes,      \
+                             &g_bytes, 1)))                                  \
   X(cor_process_kill, CODE, P, -EINVAL, "p is NULL",                         \
     (cor_process_kill(NULL, SIGTERM)))                                       \
   X(cor_process_free, QUIET, P, 0, NULL, (cor_process_free(NULL), 0))        \

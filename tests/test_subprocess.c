@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* Subprocesses (pipes both ways, exit codes, kill, wait time-out, the
- * resource warning, from a runtime loop's thread) and UDP datagrams
+ * resource warning, from a runtime loop's thread; the shell form;
+ * communicate with 10 MiB each way, some pipes or none, its time-out and
+ * its cancellation; the cwd and envp options) and UDP datagrams
  * (request/response, recv time-out). */
 #include "testutil.h"
 
 #include <corio.h>
 
+#include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ pipes */
@@ -209,6 +214,378 @@ static void test_from_runtime_loop(void **state) {
   cor_release(rt);
 }
 
+/* ------------------------------------------------------------ shell */
+
+static int shell_main(void *arg, void **res) {
+  cor_subprocess_opts o = {.stdout_mode = COR_STDIO_PIPE,
+                           .stderr_mode = COR_STDIO_PIPE};
+  cor_process_t *p;
+  cor_bytes_t out = {0}, err = {0};
+  int st = -1;
+  /* a pipeline and an expansion: the shell's own work */
+  assert_int_equal(cor_subprocess_shell("printf 'b\\na\\nc\\n' | sort | "
+                                        "tr a-z A-Z; echo $((40 + 2))",
+                                        &o, &p),
+                   0);
+  assert_true(cor_process_pid(p) > 0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, 10), 0);
+  assert_int_equal(out.len, 9);
+  assert_string_equal(out.data, "A\nB\nC\n42\n");
+  assert_null(err.data);
+  assert_int_equal(err.len, 0);
+  assert_int_equal(cor_process_wait(p, 0, &st), 0); /* exited: at once */
+  assert_int_equal(st, 0);
+  cor_process_free(p);
+
+  /* the exit status */
+  assert_int_equal(cor_subprocess_shell("exit 3", NULL, &p), 0);
+  assert_int_equal(cor_process_wait(p, 10, &st), 0);
+  assert_int_equal(st, 3);
+  cor_process_free(p);
+
+  /* a syntax error: the shell says so on stderr and exits 2 (POSIX: > 0;
+   * dash and bash both use 2) */
+  assert_int_equal(cor_subprocess_shell("if then fi (", &o, &p), 0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, 10), 0);
+  assert_int_equal(out.len, 0);
+  assert_true(err.len > 0);
+  assert_int_equal(strlen(err.data), err.len); /* NUL-terminated */
+  assert_int_equal(cor_process_wait(p, 0, &st), 0);
+  assert_int_equal(st, 2);
+  cor_process_free(p);
+
+  /* an unknown command is the shell's 127, not a spawn error */
+  assert_int_equal(cor_subprocess_shell("no-such-program-corio 2>/dev/null",
+                                        NULL, &p),
+                   0);
+  assert_int_equal(cor_process_wait(p, 10, &st), 0);
+  assert_int_equal(st, 127);
+  cor_process_free(p);
+
+  /* the options are exec's: a bad mode is refused the same way */
+  cor_subprocess_opts bad = {.stdout_mode = COR_STDIO_STDOUT};
+  assert_int_equal(cor_subprocess_shell("true", &bad, &p), -EINVAL);
+  assert_int_equal(cor_subprocess_shell(NULL, NULL, &p), -EINVAL);
+  free(err.data);
+  return 0;
+}
+
+static void test_shell(void **state) {
+  assert_int_equal(cor_run(shell_main, NULL, NULL), 0);
+}
+
+/* ------------------------------------------------------------ communicate */
+
+static char *pattern(size_t n) {
+  char *b = malloc(n);
+  assert_non_null(b);
+  for (size_t i = 0; i < n; i++)
+    b[i] = (char)(i * 7 + i / 4096);
+  return b;
+}
+
+static const cor_subprocess_opts all_pipes = {.stdin_mode = COR_STDIO_PIPE,
+                                              .stdout_mode = COR_STDIO_PIPE,
+                                              .stderr_mode = COR_STDIO_PIPE};
+
+static int big_main(void *arg, void **res) {
+  size_t n = (size_t)test_scale(10 << 20, 2 << 20);
+  char *in = pattern(n);
+  cor_process_t *p;
+  cor_bytes_t out = {0}, err = {0};
+  int st = -1;
+  /* 10 MiB each way through cat: far beyond what the pipes hold, so cat
+   * blocks on stdout unless it is read while stdin is still written */
+  const char *cat[] = {"cat", NULL};
+  assert_int_equal(cor_subprocess_exec(cat, &all_pipes, &p), 0);
+  assert_int_equal(cor_process_communicate(p, in, n, &out, &err, 60), 0);
+  assert_int_equal(out.len, n);
+  assert_memory_equal(out.data, in, n);
+  assert_null(err.data);
+  assert_int_equal(cor_process_wait(p, 0, &st), 0);
+  assert_int_equal(st, 0);
+  cor_process_free(p);
+
+  /* a child that fills stderr (and stdout) before it reads any input */
+  char cmd[160];
+  size_t en = (size_t)test_scale(4 << 20, 1 << 20);
+  snprintf(cmd, sizeof cmd,
+           "head -c %zu /dev/zero >&2; head -c %zu /dev/zero; exec cat", en,
+           en);
+  assert_int_equal(cor_subprocess_shell(cmd, &all_pipes, &p), 0);
+  assert_int_equal(cor_process_communicate(p, in, n, &out, &err, 60), 0);
+  assert_int_equal(err.len, en);
+  for (size_t i = 0; i < en; i++)
+    if (((char *)err.data)[i] != 0)
+      fail_msg("stderr byte %zu is not 0", i);
+  assert_int_equal(out.len, en + n);
+  for (size_t i = 0; i < en; i++)
+    if (((char *)out.data)[i] != 0)
+      fail_msg("stdout byte %zu is not 0", i);
+  assert_memory_equal((char *)out.data + en, in, n);
+  assert_int_equal(cor_process_wait(p, 0, &st), 0);
+  assert_int_equal(st, 0);
+  cor_process_free(p);
+  free(out.data);
+  free(err.data);
+  free(in);
+  return 0;
+}
+
+static void test_communicate_10mib(void **state) {
+  assert_int_equal(cor_run(big_main, NULL, NULL), 0);
+}
+
+static int some_main(void *arg, void **res) {
+  cor_process_t *p;
+  cor_bytes_t out = {0}, err = {0};
+  int st = -1;
+  /* in only: the child checks what it got */
+  cor_subprocess_opts in_only = {.stdin_mode = COR_STDIO_PIPE};
+  assert_int_equal(
+      cor_subprocess_shell("test \"$(cat)\" = 'hello world'", &in_only, &p), 0);
+  assert_int_equal(cor_process_communicate(p, "hello world", 11, NULL, NULL, 10),
+                   0);
+  assert_int_equal(cor_process_wait(p, 0, &st), 0);
+  assert_int_equal(st, 0);
+  cor_process_free(p);
+
+  /* out only; err given for a stderr not piped: left empty, and the
+   * earlier buffer it held is freed (as cor_bytes_set) */
+  cor_subprocess_opts out_only = {.stdout_mode = COR_STDIO_PIPE,
+                                  .stderr_mode = COR_STDIO_DEVNULL};
+  assert_int_equal(cor_bytes_set(&err, "old", 3), 0);
+  assert_int_equal(cor_subprocess_shell("echo out; echo err >&2", &out_only, &p),
+                   0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, 10), 0);
+  assert_string_equal(out.data, "out\n");
+  assert_null(err.data);
+  assert_int_equal(err.len, 0);
+  cor_process_free(p);
+
+  /* none: no pipe at all, just the wait */
+  assert_int_equal(cor_subprocess_shell("exit 5", NULL, &p), 0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, 10), 0);
+  assert_null(out.data);
+  assert_int_equal(cor_process_wait(p, 0, &st), 0);
+  assert_int_equal(st, 5);
+  cor_process_free(p);
+
+  /* a piped stdout with a NULL out is still read (and dropped): a child
+   * writing more than the pipe holds does not hang */
+  assert_int_equal(
+      cor_subprocess_shell("head -c 1000000 /dev/zero", &out_only, &p), 0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, NULL, NULL, 10), 0);
+  assert_int_equal(cor_process_wait(p, 0, &st), 0);
+  assert_int_equal(st, 0);
+  cor_process_free(p);
+
+  /* a child that exits without reading its input: not an error */
+  size_t n = 1 << 20;
+  char *in = pattern(n);
+  assert_int_equal(cor_subprocess_shell("exit 4", &all_pipes, &p), 0);
+  assert_int_equal(cor_process_communicate(p, in, n, &out, &err, 10), 0);
+  assert_int_equal(cor_process_wait(p, 0, &st), 0);
+  assert_int_equal(st, 4);
+  assert_null(out.data);
+  cor_process_free(p);
+
+  /* input for a child whose stdin is not a pipe; a NaN time-out */
+  assert_int_equal(cor_subprocess_shell("true", &out_only, &p), 0);
+  assert_int_equal(cor_process_communicate(p, "x", 1, &out, &err, 10), -EINVAL);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, NAN),
+                   -EINVAL);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &out, 10),
+                   -EINVAL);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, 10), 0);
+  cor_process_free(p);
+
+  /* stdin closed by the caller first: the input cannot be sent */
+  assert_int_equal(cor_subprocess_shell("cat", &all_pipes, &p), 0);
+  assert_int_equal(cor_stream_close(cor_process_stdin(p)), 0);
+  assert_int_equal(cor_process_communicate(p, "x", 1, &out, &err, 10),
+                   COR_ECLOSED);
+  /* with nothing to send it is fine: cat sees the end and exits */
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, 10), 0);
+  assert_int_equal(cor_process_wait(p, 0, &st), 0);
+  assert_int_equal(st, 0);
+  cor_process_free(p);
+  free(in);
+  free(out.data);
+  free(err.data);
+  return 0;
+}
+
+static void test_communicate_some_pipes(void **state) {
+  assert_int_equal(cor_run(some_main, NULL, NULL), 0);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int timeout_main(void *arg, void **res) {
+  cor_process_t *p;
+  cor_bytes_t out = {0}, err = {0};
+  int st = -1;
+  assert_int_equal(
+      cor_subprocess_shell("echo early; exec sleep 10", &all_pipes, &p), 0);
+  double t0 = now_s();
+  assert_int_equal(cor_process_communicate(p, "in", 2, &out, &err, 1),
+                   -ETIMEDOUT);
+  double took = now_s() - t0;
+  assert_true(took >= 0.95 && took < 4);
+  /* what was read so far is kept */
+  assert_string_equal(out.data, "early\n");
+  /* not killed: it still runs */
+  assert_int_equal(cor_process_kill(p, 0), 0);
+  assert_int_equal(cor_process_wait(p, 0, &st), -ETIMEDOUT);
+  /* a time-out of 0 does not wait */
+  t0 = now_s();
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, &err, 0),
+                   -ETIMEDOUT);
+  assert_true(now_s() - t0 < 1);
+  assert_int_equal(cor_process_kill(p, SIGKILL), 0);
+  assert_int_equal(cor_process_wait(p, 10, &st), 0);
+  assert_int_equal(st, -SIGKILL);
+  cor_process_free(p);
+  free(out.data);
+  free(err.data);
+  return 0;
+}
+
+static void test_communicate_timeout(void **state) {
+  assert_int_equal(cor_run(timeout_main, NULL, NULL), 0);
+}
+
+typedef struct {
+  cor_process_t *p;
+  cor_bytes_t out;
+  int rc;
+  bool started;
+} comm_job;
+
+static int comm_body(void *arg, void **res) {
+  comm_job *j = arg;
+  j->started = true;
+  j->rc = cor_process_communicate(j->p, "x", 1, &j->out, NULL, COR_FOREVER);
+  return j->rc;
+}
+
+static int cancel_main(void *arg, void **res) {
+  comm_job j = {.rc = 1};
+  /* the marker file says the child wrote its line */
+  char mark[64], cmd[128];
+  snprintf(mark, sizeof mark, "/tmp/corio-comm-cancel-%d", (int)getpid());
+  snprintf(cmd, sizeof cmd, "echo early; : > %s; exec sleep 10", mark);
+  assert_int_equal(cor_subprocess_shell(cmd, &all_pipes, &j.p), 0);
+  cor_task_t *t = cor_create_task(NULL, cor_coro(comm_body, &j), "comm");
+  assert_non_null(t);
+  for (int i = 0; i < 1000 && (access(mark, F_OK) != 0 || !j.started); i++)
+    assert_int_equal(cor_sleep(0.01), 0);
+  assert_int_equal(unlink(mark), 0);
+  /* the line is in the pipe: let the reader take it, then only the cancel
+   * can end the call */
+  assert_int_equal(cor_sleep(0.1), 0);
+  assert_int_equal(j.rc, 1);
+  assert_int_equal(cor_task_cancel(t, NULL), 0);
+  assert_int_equal(cor_await_task(t, NULL), -ECANCELED);
+  assert_true(cor_future_cancelled(cor_task_future(t)));
+  cor_release(t);
+  assert_int_equal(j.rc, -ECANCELED);
+  assert_string_equal(j.out.data, "early\n");
+  int st = -1;
+  assert_int_equal(cor_process_wait(j.p, 0, &st), -ETIMEDOUT); /* running */
+  assert_int_equal(cor_process_kill(j.p, SIGKILL), 0);
+  assert_int_equal(cor_process_wait(j.p, 10, &st), 0);
+  assert_int_equal(st, -SIGKILL);
+  cor_process_free(j.p);
+  free(j.out.data);
+  return 0;
+}
+
+static void test_communicate_cancel(void **state) {
+  assert_int_equal(cor_run(cancel_main, NULL, NULL), 0);
+}
+
+/* ------------------------------------------------------------ cwd, envp */
+
+static int cwd_env_main(void *arg, void **res) {
+  cor_process_t *p;
+  cor_bytes_t out = {0};
+  int st = -1;
+  char tmpl[] = "/tmp/corio-cwd-XXXXXX";
+  assert_non_null(mkdtemp(tmpl));
+  char *real = realpath(tmpl, NULL);
+  assert_non_null(real);
+  char want[PATH_MAX + 2];
+  snprintf(want, sizeof want, "%s\n", real);
+
+  /* cwd, for exec and for the shell */
+  cor_subprocess_opts o = {.stdout_mode = COR_STDIO_PIPE, .cwd = tmpl};
+  const char *pwd[] = {"pwd", "-P", NULL};
+  assert_int_equal(cor_subprocess_exec(pwd, &o, &p), 0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, NULL, 10), 0);
+  assert_string_equal(out.data, want);
+  cor_process_free(p);
+  assert_int_equal(cor_subprocess_shell("pwd -P", &o, &p), 0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, NULL, 10), 0);
+  assert_string_equal(out.data, want);
+  cor_process_free(p);
+  /* without cwd: the parent's */
+  char here[PATH_MAX];
+  assert_non_null(getcwd(here, sizeof here));
+  snprintf(want, sizeof want, "%s\n", here);
+  o.cwd = NULL;
+  assert_int_equal(cor_subprocess_exec(pwd, &o, &p), 0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, NULL, 10), 0);
+  assert_string_equal(out.data, want);
+  cor_process_free(p);
+  /* a cwd that does not exist fails the spawn */
+  o.cwd = "/nonexistent/corio-dir";
+  assert_int_equal(cor_subprocess_exec(pwd, &o, &p), -ENOENT);
+  o.cwd = NULL;
+  assert_int_equal(rmdir(tmpl), 0);
+  free(real);
+
+  /* envp: the child sees exactly it, not the parent's environment */
+  assert_int_equal(setenv("COR_PARENT_VAR", "parent", 1), 0);
+  const char *env[] = {"env", NULL};
+  char *const envp[] = {"COR_TEST_VAR=hello world", "COR_OTHER=2", NULL};
+  o.envp = envp;
+  assert_int_equal(cor_subprocess_exec(env, &o, &p), 0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, NULL, 10), 0);
+  assert_string_equal(out.data, "COR_TEST_VAR=hello world\nCOR_OTHER=2\n");
+  cor_process_free(p);
+  assert_int_equal(
+      cor_subprocess_shell("echo \"$COR_TEST_VAR/${COR_PARENT_VAR-unset}\"",
+                           &o, &p),
+      0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, NULL, 10), 0);
+  assert_string_equal(out.data, "hello world/unset\n");
+  cor_process_wait(p, 0, &st);
+  assert_int_equal(st, 0);
+  cor_process_free(p);
+  /* without envp: the parent's */
+  o.envp = NULL;
+  assert_int_equal(
+      cor_subprocess_shell("echo \"${COR_TEST_VAR-unset}/$COR_PARENT_VAR\"",
+                           &o, &p),
+      0);
+  assert_int_equal(cor_process_communicate(p, NULL, 0, &out, NULL, 10), 0);
+  assert_string_equal(out.data, "unset/parent\n");
+  cor_process_free(p);
+  unsetenv("COR_PARENT_VAR");
+  free(out.data);
+  return 0;
+}
+
+static void test_cwd_and_envp(void **state) {
+  assert_int_equal(cor_run(cwd_env_main, NULL, NULL), 0);
+}
+
 /* ------------------------------------------------------------ datagrams */
 
 static int udp_server(void *arg, void **res) {
@@ -271,6 +648,12 @@ int main(void) {
       cmocka_unit_test(test_exit_codes),
       cmocka_unit_test(test_kill_and_warning),
       cmocka_unit_test(test_from_runtime_loop),
+      cmocka_unit_test(test_shell),
+      cmocka_unit_test(test_communicate_10mib),
+      cmocka_unit_test(test_communicate_some_pipes),
+      cmocka_unit_test(test_communicate_timeout),
+      cmocka_unit_test(test_communicate_cancel),
+      cmocka_unit_test(test_cwd_and_envp),
       cmocka_unit_test(test_datagram),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

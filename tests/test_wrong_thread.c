@@ -315,6 +315,9 @@ static int c_proc_wait(void) {
   return cor_process_wait(E.proc, 0.01, &st);
 }
 static int c_proc_kill(void) { return cor_process_kill(E.proc, SIGKILL); }
+static int c_proc_communicate(void) {
+  return cor_process_communicate(E.proc, "x", 1, NULL, NULL, 0.01);
+}
 static int c_proc_free(void) { return VOID_CALL(cor_process_free(E.proc)); }
 /* queue.h */
 static void *q_item;
@@ -448,6 +451,7 @@ static const struct {
     {"cor_process_stderr", c_proc_stderr, ANY},
     {"cor_process_pid", c_proc_pid, ANY},
     {"cor_process_wait", c_proc_wait, ANY},
+    {"cor_process_communicate", c_proc_communicate, ANY},
     {"cor_process_kill", c_proc_kill, ANY},
     {"cor_process_close", c_proc_close, ANY},
     {"cor_process_free", c_proc_free, ANY},
@@ -564,6 +568,7 @@ static const struct {
     {"cor_file_open", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_getnameinfo", "acts on the calling task's loop (COR_ENOTASK)"},
     {"cor_subprocess_exec", "acts on the calling thread's running loop"},
+    {"cor_subprocess_shell", "acts on the calling thread's running loop"},
     {"cor_server_port", "any thread: a field that never changes"},
     {"cor_server_connections", "any thread: relaxed counter"},
 };

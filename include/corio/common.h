@@ -96,6 +96,15 @@ typedef int (*cor_fn)(void *arg, void **result);
 /* A plain callback, as run by cor_call_soon and friends. */
 typedef void (*cor_callback)(void *arg);
 
+/* Bytes: data[0..len), {NULL, 0} when empty. Each call that fills one
+ * says who owns data: cor_bytes_set (a process job's output, see
+ * corio/executor.h) and cor_process_communicate (corio/stream.h) malloc it
+ * for the caller, who frees it with free(). */
+typedef struct cor_bytes {
+  void *data;
+  size_t len;
+} cor_bytes_t;
+
 /* The library's version as "MAJOR.MINOR.PATCH"; any thread. */
 COR_EXTERN const char *cor_version(void);
 /* COR_VERSION_HEX of the library actually linked; any thread. */

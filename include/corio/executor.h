@@ -126,11 +126,8 @@ COR_EXTERN unsigned cor_executor_max_workers(const cor_executor_t *ex);
 
 /* ------------------------------------------------------------ process pool */
 
-/* Bytes in, bytes out: what a process job receives and returns. */
-typedef struct cor_bytes {
-  void *data;
-  size_t len;
-} cor_bytes_t;
+/* Bytes in, bytes out: what a process job receives and returns
+ * (cor_bytes_t is declared in corio/common.h). */
 
 /* In a process job: sets *out to a copy of data[0..len) (malloc'd; a
  * previous value is freed). Returns 0, -EINVAL (NULL out, or NULL data with

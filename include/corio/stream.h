@@ -497,6 +497,14 @@ typedef struct cor_subprocess_opts {
 COR_EXTERN int cor_subprocess_exec(const char *const argv[],
                                    const cor_subprocess_opts *opts,
                                    cor_process_t **out);
+/* As asyncio.create_subprocess_shell: runs `/bin/sh -c cmd` as
+ * cor_subprocess_exec runs a program, with the same options, rules and
+ * results (a command the shell cannot find or parse is not an error here:
+ * the shell exits 127 or 2, seen by cor_process_wait). -EINVAL (logged)
+ * for a NULL cmd or out. */
+COR_EXTERN int cor_subprocess_shell(const char *cmd,
+                                    const cor_subprocess_opts *opts,
+                                    cor_process_t **out);
 /* The parent's ends of the pipes asked for, or NULL. Owned by the process
  * object (freed with it); closing them is fine (cor_stream_close). Owner
  * thread: the thread of the loop that started it (else NULL, errno 4001). */
@@ -517,6 +525,40 @@ COR_EXTERN int cor_process_close(cor_process_t *p);
  * -EINVAL), -ECANCELED, COR_ENOTASK. Returns at once once exited. Owner
  * thread (else COR_ETHREAD). */
 COR_EXTERN int cor_process_wait(cor_process_t *p, double timeout, int *status);
+/* Inside a task, as asyncio's Process.communicate: writes in[0..n) to the
+ * child's stdin and closes it, reads its stdout and stderr to EOF, then
+ * waits for it to exit. The exit status is then asyncio's returncode:
+ * cor_process_wait(p, 0, &status) returns it at once, as its header says
+ * (a return value could not carry it: -9 is both SIGKILL and -EBADF).
+ * The writing and both readings run at once (one helper task per pipe on
+ * the process's loop), so a child that fills stdout and stderr before
+ * reading all its input never deadlocks.
+ *  - stdin: closed even when n is 0 (in may then be NULL); a child that
+ *    exits without reading it all is not an error (EPIPE is ignored, as
+ *    asyncio does). in with n > 0 and no stdin pipe: -EINVAL (logged).
+ *  - stdout, stderr: every pipe that exists is read to EOF (as asyncio;
+ *    with a NULL out or err, those bytes are discarded); a stream the
+ *    caller does not pipe (not COR_STDIO_PIPE) leaves *out or *err empty.
+ *  - Ownership: *out and *err receive malloc'd buffers the caller frees
+ *    with free(out->data); data is NUL-terminated (the NUL not counted in
+ *    len) and NULL with len 0 when nothing was read. Each must hold
+ *    {NULL, 0} or an earlier such buffer when passed: that one is freed
+ *    first (as cor_bytes_set). Bad arguments leave them untouched.
+ * `timeout` covers the whole call (the rule of common.h: 0 = do not wait,
+ * < 0 or COR_FOREVER = no limit, NaN = -EINVAL). Returns 0 (the child
+ * exited; its output is in *out and *err); -ETIMEDOUT when it passed
+ * first: the child is NOT killed (as asyncio: kill and wait for it
+ * yourself), stdin may be left open and partly written, and what was read
+ * so far is in *out and *err; -ECANCELED when the task is cancelled
+ * (what was read so far is kept likewise); a read or write error of a
+ * pipe (the first one seen; the other helpers are stopped), COR_ECLOSED
+ * when the caller closed a pipe before, -EBUSY when another task reads one
+ * of them, -ENOMEM; -EINVAL (logged: NULL p, NULL in with n > 0, out and
+ * err the same non-NULL pointer, NaN timeout); COR_ENOTASK outside a task.
+ * Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_process_communicate(cor_process_t *p, const void *in,
+                                       size_t n, cor_bytes_t *out,
+                                       cor_bytes_t *err, double timeout);
 /* Sends sig to the child (SIGKILL for kill, SIGTERM for terminate) through
  * its pidfd: never a recycled pid. 0, -ESRCH once it exited and was
  * reaped. Owner thread (else COR_ETHREAD). */
