@@ -124,7 +124,7 @@ test: check-deps
 # The suites that touch sockets run twice: as the loops choose (io_uring
 # where the kernel allows it) and with CORIO_IO=epoll, so both back-ends of
 # socket streams stay tested.
-EPOLL_SUITES := $(addprefix $(BUILD)/tests/,test_stream test_server test_resource test_examples test_bad_args)
+EPOLL_SUITES := $(addprefix $(BUILD)/tests/,test_stream test_server test_listen test_resource test_examples test_bad_args)
 run-tests: lib $(TEST_BINS)
 	@pass=0; fail=0; \
 	echo "== tests/check_tree.sh"; \

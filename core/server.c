@@ -15,6 +15,7 @@
  * 100 ms instead and logs a WARNING once per server. */
 #include "stream_internal.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -33,12 +34,21 @@ struct cor__conn {
   struct cor__conn *prev, *next;
 };
 
+/* One listening socket of a loop (a server binds every address its host
+ * resolves to: up to MAX_LISTEN). */
+#define MAX_LISTEN 8
+struct cor__listener {
+  struct cor__srv_loop *sl;
+  int fd;
+  int family;
+  bool watching; /* registered as a reader */
+};
+
 struct cor__srv_loop {
   struct cor_server *srv;
   struct cor_loop *loop;
-  int lfd;
-  int family;
-  bool watching;  /* the listener is registered as a reader */
+  struct cor__listener l[MAX_LISTEN];
+  unsigned nl;
   bool paused;    /* EMFILE pause or max_connections */
   bool closed;    /* the listener is closed */
   cor_handle_t resume;
@@ -79,17 +89,20 @@ static void server_repr(cor__res *r, cor__buf *out) {
   cor__buf_printf(out, "Server sockets=[");
   bool first = true;
   for (unsigned i = 0; i < srv->nloops; i++) {
-    size_t at = out->len;
-    if (!first)
-      cor__buf_printf(out, ", ");
-    size_t mark = out->len;
-    cor__buf_sockaddr(out, NULL, srv->loops[i].lfd, false);
-    if (out->len == mark) { /* nothing printable: drop the separator */
-      out->len = at;
-      if (at < out->cap)
-        out->s[at] = 0;
-    } else {
-      first = false;
+    size_t at;
+    for (unsigned k = 0; k < srv->loops[i].nl; k++) {
+      at = out->len;
+      if (!first)
+        cor__buf_printf(out, ", ");
+      size_t mark = out->len;
+      cor__buf_sockaddr(out, NULL, srv->loops[i].l[k].fd, false);
+      if (out->len == mark) { /* nothing printable: drop the separator */
+        out->len = at;
+        if (at < out->cap)
+          out->s[at] = 0;
+      } else {
+        first = false;
+      }
     }
   }
   cor__buf_printf(out, "] connections=%u",
@@ -134,15 +147,20 @@ static void server_signal(struct cor_server *srv, struct cor__srv_loop *sl) {
 static void on_accept(void *arg);
 
 static void watch(struct cor__srv_loop *sl, bool on) {
-  if (sl->closed || sl->watching == on)
+  if (sl->closed)
     return;
-  int rc = on ? cor_loop_add_reader(sl->loop, sl->lfd, on_accept, sl)
-              : cor_loop_remove_reader(sl->loop, sl->lfd);
-  if (rc == 0 || !on)
-    sl->watching = on;
-  else
-    COR_LOG(COR_LOG_ERROR, "server: cannot watch the listener: %s",
-            cor_strerror(rc));
+  for (unsigned k = 0; k < sl->nl; k++) {
+    struct cor__listener *l = &sl->l[k];
+    if (l->watching == on)
+      continue;
+    int rc = on ? cor_loop_add_reader(sl->loop, l->fd, on_accept, l)
+                : cor_loop_remove_reader(sl->loop, l->fd);
+    if (rc == 0 || !on)
+      l->watching = on;
+    else
+      COR_LOG(COR_LOG_ERROR, "server: cannot watch the listener: %s",
+              cor_strerror(rc));
+  }
 }
 
 static void resume_cb(void *arg) {
@@ -161,8 +179,10 @@ static void close_listener(struct cor__srv_loop *sl) {
     cor_handle_cancel(sl->loop, sl->resume);
     sl->resume.id = 0;
   }
-  close(sl->lfd);
-  sl->lfd = -1;
+  for (unsigned k = 0; k < sl->nl; k++) {
+    close(sl->l[k].fd);
+    sl->l[k].fd = -1;
+  }
   sl->closed = true;
   struct cor_server *srv = sl->srv;
   if (srv->multi)
@@ -214,9 +234,13 @@ static int conn_main(void *arg, void **result) {
   return 0;
 }
 
-static void start_conn(struct cor__srv_loop *sl, int fd) {
+static void start_conn(struct cor__srv_loop *sl, int fd, int family) {
   struct cor_server *srv = sl->srv;
-  cor__set_nodelay(fd, sl->family);
+  cor__set_nodelay(fd, family);
+  if (srv->opts.keepalive) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  }
   struct cor__conn *c = cor__malloc(sizeof *c);
   if (c == NULL) {
     close(fd);
@@ -255,7 +279,8 @@ static void start_conn(struct cor__srv_loop *sl, int fd) {
 }
 
 static void on_accept(void *arg) {
-  struct cor__srv_loop *sl = arg;
+  struct cor__listener *l = arg;
+  struct cor__srv_loop *sl = l->sl;
   struct cor_server *srv = sl->srv;
   for (int i = 0; i < ACCEPT_BATCH && !sl->closed; i++) {
     if (sl->max && sl->nconn >= sl->max && !srv->opts.close_excess) {
@@ -263,7 +288,7 @@ static void on_accept(void *arg) {
       watch(sl, false);
       return;
     }
-    int fd = accept4(sl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       switch (errno) {
       case EAGAIN:
@@ -304,97 +329,200 @@ static void on_accept(void *arg) {
       close(fd);
       continue;
     }
-    start_conn(sl, fd);
+    start_conn(sl, fd, l->family);
   }
 }
 
 /* ------------------------------------------------------------ listening */
 
-/* Makes a listening socket for opts (shared by every loop of a runtime
- * server: bound once per loop with SO_REUSEPORT). Returns the fd or -errno;
- * sets *port to the bound port (port 0: the kernel's choice). */
-static int make_listener(const cor_server_opts *o, const char *host,
-                         const char *path, int port, bool reuseport,
-                         int *family, int *bound_port) {
+/* The addresses to listen on: host resolved (every address; from a task
+ * without blocking the loop, elsewhere with a blocking getaddrinfo, once,
+ * when the server starts), or the Unix path. *out is the caller's to free;
+ * -EADDRNOTAVAIL when nothing resolves. */
+static int listen_addrs(const char *host, const char *path, int port,
+                        cor__addr **out, size_t *n) {
   cor__addr a;
-  int rc;
-  if (path) {
-    rc = cor__addr_unix(path, &a);
-  } else {
-    rc = cor__addr_numeric(host, port, &a);
-    if (rc != 0 && cor__tls_task != NULL) {
-      /* A name, in a task: resolved without blocking the loop, the first
-       * address taken, as below. */
-      char ps[16];
-      snprintf(ps, sizeof ps, "%d", port);
-      cor__addr *addrs = NULL;
-      size_t n = 0;
-      rc = cor__resolve(host, ps, SOCK_STREAM, 0, &addrs, &n,
-                        __builtin_return_address(0));
-      if (rc == 0 && n > 0)
-        a = addrs[0];
-      else if (rc == 0 || rc == -ENOENT || rc == -EINVAL)
-        rc = -EADDRNOTAVAIL;
-      cor__free(addrs);
-      if (rc != 0)
-        return rc;
-    } else if (rc != 0) {
-      /* A name, outside a task: resolved once, blocking, when the server
-       * starts (the loop is not running its tasks then). */
-      struct addrinfo hints = {0}, *res = NULL;
-      char ps[16];
-      snprintf(ps, sizeof ps, "%d", port);
-      hints.ai_family = AF_UNSPEC;
-      hints.ai_socktype = SOCK_STREAM;
-      hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
-      if (getaddrinfo(host, ps, &hints, &res) == 0 && res &&
-          res->ai_addrlen <= sizeof a.ss) {
-        memcpy(&a.ss, res->ai_addr, res->ai_addrlen);
-        a.len = res->ai_addrlen;
-        rc = 0;
-      } else {
-        rc = -EADDRNOTAVAIL;
-      }
-      if (res)
-        freeaddrinfo(res);
-    }
+  int rc = path ? cor__addr_unix(path, &a) : cor__addr_numeric(host, port, &a);
+  if (rc == 0 || path) {
+    if (rc != 0)
+      return rc;
+    if ((*out = cor__malloc(sizeof a)) == NULL)
+      return -ENOMEM;
+    **out = a;
+    *n = 1;
+    return 0;
   }
-  if (rc != 0)
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", port);
+  bool every = host[0] == 0; /* "": every interface, both families */
+  if (cor__tls_task != NULL && !every) {
+    rc = cor__resolve(host, ps, SOCK_STREAM, 0, out, n,
+                      __builtin_return_address(0));
+    if (rc == -ENOENT || rc == -EINVAL || (rc == 0 && *n == 0))
+      rc = -EADDRNOTAVAIL;
     return rc;
-  int fd = cor__socket(a.ss.ss_family, SOCK_STREAM);
+  }
+  struct addrinfo hints = {0}, *res = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
+  /* Also for "" in a task: the wildcard addresses need no lookup. */
+  if (getaddrinfo(every ? NULL : host, ps, &hints, &res) != 0 || res == NULL)
+    return -EADDRNOTAVAIL;
+  size_t k = 0;
+  for (struct addrinfo *r = res; r; r = r->ai_next)
+    k++;
+  cor__addr *v = cor__calloc(k, sizeof *v);
+  if (v == NULL) {
+    freeaddrinfo(res);
+    return -ENOMEM;
+  }
+  size_t m = 0;
+  for (struct addrinfo *r = res; r; r = r->ai_next)
+    if (r->ai_addrlen <= sizeof v[0].ss) {
+      memcpy(&v[m].ss, r->ai_addr, r->ai_addrlen);
+      v[m++].len = r->ai_addrlen;
+    }
+  freeaddrinfo(res);
+  *out = v;
+  *n = m;
+  return m ? 0 : -EADDRNOTAVAIL;
+}
+
+static int addr_port(const struct sockaddr_storage *ss) {
+  return ntohs(ss->ss_family == AF_INET
+                   ? ((const struct sockaddr_in *)ss)->sin_port
+                   : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static void set_addr_port(cor__addr *a, int port) {
+  if (a->ss.ss_family == AF_INET)
+    ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+  else if (a->ss.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+}
+
+/* One listening socket on address a. Returns the fd or -errno. */
+static int listen_one(const cor_server_opts *o, cor__addr *a, bool unix_path,
+                      bool reuseport) {
+  int fd = cor__socket(a->ss.ss_family, SOCK_STREAM);
   if (fd < 0)
     return fd;
-  int one = 1;
-  if (!path) {
+  int one = 1, rc;
+  if (!unix_path) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (reuseport &&
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
       rc = -errno;
       goto fail;
     }
-    if (a.ss.ss_family == AF_INET6)
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  } else if (path[0] != '@') {
-    unlink(path); /* a stale socket file from an earlier run */
+    if (a->ss.ss_family == AF_INET6) {
+      /* Dual-stack: an IPv6 socket takes IPv4 too (mapped addresses);
+       * otherwise IPv6 only, so an IPv4 socket beside it can bind. */
+      int v6only = o->dual_stack ? 0 : 1;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    }
+  } else if (o->path[0] != '@') {
+    unlink(o->path); /* a stale socket file from an earlier run */
   }
-  if (bind(fd, (struct sockaddr *)&a.ss, a.len) < 0 ||
+  if (bind(fd, (struct sockaddr *)&a->ss, a->len) < 0 ||
       listen(fd, o->backlog > 0 ? o->backlog : DEFAULT_BACKLOG) < 0) {
     rc = -errno;
     goto fail;
   }
-  *family = a.ss.ss_family;
-  *bound_port = -1;
-  if (!path) {
-    struct sockaddr_storage ss;
-    socklen_t l = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &l) == 0)
-      *bound_port = ntohs(ss.ss_family == AF_INET
-                              ? ((struct sockaddr_in *)&ss)->sin_port
-                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
-  }
   return fd;
 fail:
   close(fd);
+  return rc;
+}
+
+/* An adopted listening socket (opts->fd): a stream socket that listens,
+ * made non-blocking and close-on-exec. Listener i > 0 of a runtime server
+ * gets a dup of it. The fd or -errno (-EINVAL, logged, when it is not a
+ * listening stream socket). */
+static int adopt_listener(int fd, unsigned i, int *family) {
+  int type = 0, acc = 0;
+  socklen_t l = sizeof type;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) != 0 ||
+      type != SOCK_STREAM || (l = sizeof acc, getsockopt(fd, SOL_SOCKET,
+                                                         SO_ACCEPTCONN, &acc,
+                                                         &l)) != 0 ||
+      !acc || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+    return cor__bad_arg("cor_start_server",
+                        "opts->fd is not a listening stream socket");
+  int nfd = i == 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (nfd < 0)
+    return -errno;
+  int fl = fcntl(nfd, F_GETFL);
+  if (fl < 0 || fcntl(nfd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+      fcntl(nfd, F_SETFD, FD_CLOEXEC) < 0) {
+    int e = errno;
+    if (i != 0)
+      close(nfd);
+    return -e;
+  }
+  *family = ss.ss_family;
+  return nfd;
+}
+
+/* Opens the listeners of sl: one per resolved address (the first one's
+ * port for the others when the port is 0), or the adopted socket. Sets
+ * *bound_port (-1 for Unix sockets). 0 or -errno (nothing left open). */
+static int make_listeners(struct cor__srv_loop *sl, unsigned i,
+                          const cor_server_opts *o, int port, bool reuseport,
+                          int *bound_port) {
+  *bound_port = -1;
+  if (o->fd > 0) {
+    int family = 0;
+    int fd = adopt_listener(o->fd, i, &family);
+    if (fd < 0)
+      return fd;
+    sl->l[0] = (struct cor__listener){sl, fd, family, false};
+    sl->nl = 1;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (family != AF_UNIX &&
+        getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+      *bound_port = addr_port(&ss);
+    return 0;
+  }
+  cor__addr *addrs = NULL;
+  size_t n = 0;
+  int rc = listen_addrs(o->host, o->path, port, &addrs, &n);
+  if (rc != 0)
+    return rc;
+  if (n > MAX_LISTEN) {
+    COR_LOG(COR_LOG_WARNING,
+            "server: %s resolves to %zu addresses; listening on the first %d",
+            o->host, n, MAX_LISTEN);
+    n = MAX_LISTEN;
+  }
+  sl->nl = 0;
+  for (size_t k = 0; k < n && rc == 0; k++) {
+    if (!o->path && *bound_port > 0)
+      set_addr_port(&addrs[k], *bound_port); /* port 0: the same for all */
+    int fd = listen_one(o, &addrs[k], o->path != NULL, reuseport);
+    if (fd < 0) {
+      rc = fd;
+      break;
+    }
+    sl->l[sl->nl++] = (struct cor__listener){sl, fd, addrs[k].ss.ss_family,
+                                             false};
+    if (!o->path && *bound_port <= 0) {
+      struct sockaddr_storage ss;
+      socklen_t len = sizeof ss;
+      if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        *bound_port = addr_port(&ss);
+    }
+  }
+  cor__free(addrs);
+  if (rc != 0) {
+    for (unsigned k = 0; k < sl->nl; k++)
+      close(sl->l[k].fd);
+    sl->nl = 0;
+  }
   return rc;
 }
 
@@ -429,14 +557,12 @@ int cor__server_listen(struct cor_server *srv, unsigned i, struct cor_loop *loop
   /* Held until the server is freed: a runtime may be shut down (its loops
    * closed) before the server is, and the server still posts to them. */
   sl->loop = cor_retain(loop);
-  sl->lfd = -1;
+  sl->nl = 0;
   sl->closed = true;
   int port = srv->port > 0 ? srv->port : srv->opts.port;
-  int fd = make_listener(&srv->opts, srv->host, srv->path, port, reuseport,
-                         &sl->family, &port);
-  if (fd < 0)
-    return fd;
-  sl->lfd = fd;
+  int rc = make_listeners(sl, i, &srv->opts, port, reuseport, &port);
+  if (rc != 0)
+    return rc;
   sl->closed = false;
   srv->port = port;
   if (srv->opts.max_connections)
@@ -449,20 +575,31 @@ int cor__server_start_loop(struct cor_server *srv, unsigned i) {
   struct cor__srv_loop *sl = &srv->loops[i];
   if (srv->opts.stack_size)
     cor_loop_set_task_stack_size(sl->loop, srv->opts.stack_size);
-  int rc = cor_loop_add_reader(sl->loop, sl->lfd, on_accept, sl);
-  if (rc == 0)
-    sl->watching = true;
-  return rc;
+  for (unsigned k = 0; k < sl->nl; k++) {
+    int rc = cor_loop_add_reader(sl->loop, sl->l[k].fd, on_accept, &sl->l[k]);
+    if (rc != 0) {
+      for (unsigned j = 0; j < k; j++) {
+        cor_loop_remove_reader(sl->loop, sl->l[j].fd);
+        sl->l[j].watching = false;
+      }
+      return rc;
+    }
+    sl->l[k].watching = true;
+  }
+  return 0;
 }
 
 /* Closes listeners that never started (setup failure). */
 void cor__server_abort(struct cor_server *srv) {
-  for (unsigned i = 0; i < srv->nloops; i++)
-    if (srv->loops[i].lfd >= 0 && !srv->loops[i].watching) {
-      close(srv->loops[i].lfd);
-      srv->loops[i].lfd = -1;
-      srv->loops[i].closed = true;
-    }
+  for (unsigned i = 0; i < srv->nloops; i++) {
+    struct cor__srv_loop *sl = &srv->loops[i];
+    if (sl->closed || sl->nl == 0 || sl->l[0].watching)
+      continue;
+    for (unsigned k = 0; k < sl->nl; k++)
+      close(sl->l[k].fd);
+    sl->nl = 0;
+    sl->closed = true;
+  }
   server_unref(srv);
 }
 

@@ -330,7 +330,10 @@ COR_EXTERN void cor_stream_free(cor_stream_t *s);
 typedef struct cor_server_opts {
   /* Address to listen on: a numeric IPv4/IPv6 address or a name (resolved
    * once, at start: from a task without blocking the loop, elsewhere with a
-   * blocking getaddrinfo). NULL = "127.0.0.1". */
+   * blocking getaddrinfo), bound on every address it resolves to (at most
+   * 8; with port 0 they all take the port the first one got). NULL =
+   * "127.0.0.1"; "" = every interface ("0.0.0.0" and "::", as asyncio's
+   * host=None). */
   const char *host;
   /* Port; 0 = any free port (see cor_server_port). */
   int port;
@@ -357,6 +360,19 @@ typedef struct cor_server_opts {
   size_t stack_size;
   /* Passed to the handler: cor_server_handler_arg(stream) returns it. */
   void *arg;
+  /* Adopt this listening socket instead of making one (socket activation,
+   * hot restart): a bound, listening SOCK_STREAM socket the server then
+   * owns (made non-blocking and close-on-exec; closed with the server; a
+   * runtime server gives each loop a dup of it). 0 = none (so fd 0 cannot
+   * be adopted); host, port, path and reuseport are ignored. Not a
+   * listening stream socket: -EINVAL, logged. */
+  int fd;
+  /* An IPv6 listener takes IPv4 connections too (IPV6_V6ONLY off), so
+   * host "::" serves both families on one socket. Default: IPv6 only, so
+   * a name that resolves to both "::" and "0.0.0.0" binds both. */
+  bool dual_stack;
+  /* SO_KEEPALIVE on every accepted connection. */
+  bool keepalive;
 } cor_server_opts;
 
 /* Starts listening on `loop` (NULL: the running loop) and, for each
