@@ -410,9 +410,12 @@ call_soon_slow(cor_loop_t *loop, cor_callback cb, void *arg, cor_handle_t *out,
 
 int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
                   cor_handle_t *out) {
+  if (COR_UNLIKELY(loop == NULL))
+    loop = cor__tls_loop; /* the rule of common.h: NULL = the running loop */
   if (COR_UNLIKELY(loop == NULL || cb == NULL))
     return cor__bad_arg("cor_call_soon",
-                        loop == NULL ? "loop is NULL" : "cb is NULL");
+                        loop == NULL ? "loop is NULL and no loop is running"
+                                     : "cb is NULL");
   /* One thread-local compare (the wrong-thread check) and one flag word for
    * "closed" and "debug", which replaces the closed check the fast path
    * always made: debug mode costs it nothing more. */
@@ -426,8 +429,12 @@ int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
 static int call_at_site(cor_loop_t *loop, uint64_t when, cor_callback cb,
                         void *arg, cor_handle_t *out, const char *call,
                         void *site) {
+  if (loop == NULL)
+    loop = cor__tls_loop;
   if (loop == NULL || cb == NULL)
-    return cor__bad_arg(call, loop == NULL ? "loop is NULL" : "cb is NULL");
+    return cor__bad_arg(call, loop == NULL
+                                  ? "loop is NULL and no loop is running"
+                                  : "cb is NULL");
   COR__CHECK_THREAD(loop, call);
   if (loop->closed)
     return COR_ECLOSED;
@@ -470,7 +477,10 @@ int cor_call_at(cor_loop_t *loop, double when, cor_callback cb, void *arg,
 
 int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h) {
   if (loop == NULL)
-    return cor__bad_arg("cor_handle_cancel", "loop is NULL");
+    loop = cor__tls_loop;
+  if (loop == NULL)
+    return cor__bad_arg("cor_handle_cancel",
+                        "loop is NULL and no loop is running");
   COR__CHECK_THREAD(loop, "cor_handle_cancel");
   if (loop->closed)
     return COR_ECLOSED;

@@ -29,6 +29,13 @@
  *    "0 for NULL"), NULL is not an error and is not logged. An object in the
  *    wrong state (a future already done, a server not yet closed) is not an
  *    invalid argument: such calls return their documented code unlogged;
+ *  - the loop argument of a call that schedules work on a loop or makes an
+ *    object there (cor_call_soon, cor_call_later, cor_call_at(_ns),
+ *    cor_handle_cancel, cor_future_new, cor_create_task, cor_start_server,
+ *    cor_run_in_executor, the coordination constructors...) may be NULL:
+ *    the loop running on the calling thread (asyncio's get_running_loop()),
+ *    an invalid argument only when none runs. Calls that act on the loop
+ *    itself (run, stop, close, its settings) need it named;
  *  - constructors that need not suspend return a pointer (NULL with errno);
  *    calls that may suspend the calling task (cor_open_connection,
  *    cor_subprocess_exec, ...) return an int code and hand the object back

@@ -206,7 +206,7 @@ COR_EXTERN void cor_process_worker_check(void);
  * translation unit, so a job must not depend on default-priority
  * constructors (or C++ static initialisers) of other translation units. */
 #define COR_PROCESS_JOB(name, fn)                                              \
-  static cor_process_job_def cor__pjob_def_##name = {#name, (fn), 0};          \
+  static cor_process_job_def cor__pjob_def_##name = {#name, (fn), NULL};       \
   __attribute__((constructor(101))) static void cor__pjob_reg_##name(void) {  \
     cor_process_job_register(&cor__pjob_def_##name);                           \
   }                                                                            \

@@ -104,15 +104,19 @@ COR_EXTERN cor_loop_t *cor_get_running_loop(void);
 COR_EXTERN double cor_loop_time(const cor_loop_t *loop);
 COR_EXTERN uint64_t cor_loop_time_ns(const cor_loop_t *loop);
 
-/* Schedules cb(arg) to run on the next iteration, after the callbacks already
- * ready (FIFO). `out` may be NULL; when given it receives a handle for
- * cor_handle_cancel. Returns 0, -EINVAL (NULL loop or cb), -ENOMEM (the loop
- * stays usable), COR_ECLOSED. Owner thread (else COR_ETHREAD). */
+/* Schedules cb(arg) to run on `loop` (NULL: the running loop) on the next
+ * iteration, after the callbacks already ready (FIFO). `out` may be NULL;
+ * when given it receives a handle for cor_handle_cancel (asyncio's Handle:
+ * a C call returns its code, so the handle comes back through `out`; the
+ * cross-thread cor_call_soon_threadsafe has no handle, as a handle names a
+ * slot only the owner thread may touch). Returns 0, -EINVAL (NULL cb, or
+ * NULL loop with none running), -ENOMEM (the loop stays usable),
+ * COR_ECLOSED. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_call_soon(cor_loop_t *loop, cor_callback cb, void *arg,
                              cor_handle_t *out);
 
-/* Schedules cb(arg) after `delay` seconds (negative counts as 0), or at loop
- * time `when`. Timers run in deadline order; ties run in the order they were
+/* Schedules cb(arg) on `loop` (NULL: the running loop) after `delay`
+ * seconds (negative counts as 0), or at loop time `when`. Timers run in deadline order; ties run in the order they were
  * scheduled. Same returns as cor_call_soon. Owner thread (else
  * COR_ETHREAD). */
 COR_EXTERN int cor_call_later(cor_loop_t *loop, double delay, cor_callback cb,
@@ -126,7 +130,7 @@ COR_EXTERN int cor_call_at_ns(cor_loop_t *loop, uint64_t when_ns,
 /* Cancels a scheduled callback or timer: it will not run, and a cancelled
  * timer's memory is reclaimed at once. Returns 0, or -ENOENT when the handle
  * already ran, was cancelled, or never existed (always safe); COR_ECLOSED.
- * Owner thread (else COR_ETHREAD). */
+ * `loop` NULL: the running loop. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_handle_cancel(cor_loop_t *loop, cor_handle_t h);
 
 /* The one loop call any thread may make, including the loop's own thread.
