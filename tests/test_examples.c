@@ -305,8 +305,38 @@ static void test_subprocess_example(void **state) {
   close(pr.out);
 }
 
+/* ------------------------------------------------------------ workers, pipeline */
+
+/* Plain threads into the runtime: every answer arrived (the sum of k*k for
+ * k < 100). */
+static void test_workers_example(void **state) {
+  NEED_BUILT();
+  char *argv[] = {EXDIR "workers", NULL};
+  proc pr = start(argv);
+  const char *out = read_until(pr.out, "total", 30);
+  assert_int_equal(wait_exit(pr.pid, 30), 0);
+  assert_non_null(strstr(out, "worker 3: 25 answers"));
+  assert_non_null(strstr(out, "total 328350"));
+  close(pr.out);
+}
+
+/* Queue, semaphore, lock and task group on one loop: every item through,
+ * once. */
+static void test_pipeline_example(void **state) {
+  NEED_BUILT();
+  char *argv[] = {EXDIR "pipeline", NULL};
+  proc pr = start(argv);
+  const char *out = read_until(pr.out, "expected", 30);
+  assert_int_equal(wait_exit(pr.pid, 30), 0);
+  assert_non_null(
+      strstr(out, "200 items through 3 consumers, total 20100 (expected 20100)"));
+  close(pr.out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_workers_example),
+      cmocka_unit_test(test_pipeline_example),
       cmocka_unit_test(test_echo_server),
       cmocka_unit_test(test_tcp_client),
       cmocka_unit_test(test_http_hello),
