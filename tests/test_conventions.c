@@ -7,6 +7,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <errno.h>
 
 static int ran;
@@ -54,6 +56,7 @@ static void test_null_loop_is_the_running_loop(void **s) {
 }
 
 static void test_null_loop_without_one(void **s) {
+  recs_clear();
   assert_null(cor_get_running_loop());
   assert_int_equal(cor_call_soon(NULL, bump, NULL, NULL), -EINVAL);
   assert_int_equal(cor_call_later(NULL, 1, bump, NULL, NULL), -EINVAL);
@@ -61,6 +64,7 @@ static void test_null_loop_without_one(void **s) {
   errno = 0;
   assert_null(cor_future_new(NULL));
   assert_int_equal(errno, EINVAL);
+  EXPECT_ERRORS(4, "(): invalid argument: loop is NULL and no loop is running");
 }
 
 int main(void) {
@@ -68,5 +72,5 @@ int main(void) {
       cmocka_unit_test(test_null_loop_is_the_running_loop),
       cmocka_unit_test(test_null_loop_without_one),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -6,6 +6,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -101,8 +103,10 @@ static int basics_body(void *arg, void **r) {
   return 0;
 }
 static void test_basics(void **s) {
+  recs_clear();
   run_body(0, basics_body, NULL);
   run_body(-1, basics_body, NULL);
+  EXPECT_ERRORS(10, "(): invalid argument");
 }
 
 /* ------------------------------------------------------------ concurrency */
@@ -223,7 +227,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_and_close),
       cmocka_unit_test(test_outside_task),
   };
-  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  int rc = cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
   unlink(path);
   return rc;
 }

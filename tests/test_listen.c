@@ -7,6 +7,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -182,6 +184,7 @@ static void test_adopt_fd(void **s) {
   close_server(loop, srv);
   assert_int_equal(fcntl(fd, F_GETFD), -1); /* the server owned it */
   /* Not a listening socket: refused, and left to the caller. */
+  recs_clear();
   int bad = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   o.fd = bad;
   errno = 0;
@@ -193,6 +196,7 @@ static void test_adopt_fd(void **s) {
   o.fd = dg;
   assert_null(cor_start_server(loop, &o, answer));
   close(dg);
+  EXPECT_ERRORS(2, "opts->fd is not a listening stream socket");
   assert_int_equal(cor_loop_close(loop), 0);
   cor_release(loop);
 }
@@ -224,5 +228,5 @@ int main(void) {
       cmocka_unit_test(test_adopt_fd),
       cmocka_unit_test(test_adopt_fd_runtime),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -9,6 +9,8 @@
 #include "stream_internal.h"
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -264,7 +266,9 @@ static int local_body(void *arg, void **r) {
 }
 static void test_local_addr(void **s) {
   int port, l = listener(16, &port);
+  recs_clear();
   run_body(local_body, (void *)(intptr_t)port);
+  EXPECT_ERRORS(3, "cor_open_connection_opts(): invalid argument");
   close(l);
 }
 
@@ -327,7 +331,9 @@ static int gai_body(void *arg, void **r) {
   return 0;
 }
 static void test_getaddrinfo(void **s) {
+  recs_clear();
   run_body(gai_body, NULL);
+  EXPECT_ERRORS(6, "info(): invalid argument");
   struct addrinfo *res = NULL;
   assert_int_equal(cor_getaddrinfo("localhost", "80", NULL, &res),
                    COR_ENOTASK);
@@ -445,5 +451,5 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_lookup_cancelled, setup, teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -8,6 +8,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -180,10 +182,12 @@ static int writev_misuse_body(void *arg, void **res) {
 }
 
 static void test_writev(void **st) {
+  recs_clear();
   run_body(0, writev_body, NULL);
   run_body(-1, writev_body, NULL);
   run_body(0, writev_misuse_body, NULL);
   run_body(-1, writev_misuse_body, NULL);
+  EXPECT_ERRORS(10, "cor_stream_writev(): invalid argument");
 }
 
 /* ------------------------------------------------------------ sendfile */
@@ -287,12 +291,14 @@ static int sendfile_reset_body(void *arg, void **res) {
 }
 
 static void test_sendfile(void **st) {
+  recs_clear();
   run_body(0, sendfile_body, NULL);
   run_body(-1, sendfile_body, NULL);
   run_body(0, sendfile_copy_body, NULL);
   run_body(-1, sendfile_copy_body, NULL);
   run_body(0, sendfile_reset_body, NULL);
   run_body(-1, sendfile_reset_body, NULL);
+  EXPECT_ERRORS(6, "cor_stream_sendfile(): invalid argument");
 }
 
 static void test_sendfile_outside_task(void **st) {
@@ -314,5 +320,5 @@ int main(void) {
       cmocka_unit_test(test_sendfile),
       cmocka_unit_test(test_sendfile_outside_task),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -8,6 +8,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <errno.h>
 #include <math.h>
 
@@ -184,10 +186,12 @@ static int wait_misuse_body(void *arg, void **r) {
   return 0;
 }
 static void test_wait_misuse(void **s) {
+  recs_clear();
   new_futs(F, 1);
   cor_loop_t *other = cor_loop_new(NULL);
   cor_future_t *foreign = cor_future_new(other);
   run_body(wait_misuse_body, foreign);
+  EXPECT_ERRORS(7, "cor_wait(): invalid argument");
   assert_int_equal(cor_wait(F, 1, COR_ALL_COMPLETED, 1, NULL), COR_ENOTASK);
   cor_release(foreign);
   assert_int_equal(cor_loop_close(other), 0);
@@ -288,6 +292,7 @@ static void test_as_completed_cancel_release(void **s) {
 
 static void set_cb(void *arg) { cor_future_set_result(arg, NULL); }
 static void test_as_completed_misuse(void **s) {
+  recs_clear();
   new_futs(F, 1);
   cor_future_t *d = F[0];
   assert_int_equal(cor_as_completed_next(NULL, &d), -EINVAL);
@@ -301,6 +306,7 @@ static void test_as_completed_misuse(void **s) {
   cor_as_completed_t *it = cor_as_completed_new(F, 1, 1);
   assert_non_null(it);
   assert_int_equal(cor_as_completed_next(it, NULL), -EINVAL);
+  EXPECT_ERRORS(4, "(): invalid argument");
   /* Outside a task, when it would have to wait. */
   assert_int_equal(cor_as_completed_next(it, &d), COR_ENOTASK);
   assert_int_equal(cor_future_set_result(F[0], NULL), 0);
@@ -369,7 +375,11 @@ static int scope_body(void *arg, void **r) {
   CHECK(cor_task_cancelling(me) == 0);
   return 0;
 }
-static void test_timeout_scope(void **s) { run_body(scope_body, NULL); }
+static void test_timeout_scope(void **s) {
+  recs_clear();
+  run_body(scope_body, NULL);
+  EXPECT_ERRORS(1, "cor_timeout_reschedule: the scope expired already");
+}
 
 /* Nesting: each scope converts only its own cancellation. */
 static int nest_body(void *arg, void **r) {
@@ -471,11 +481,15 @@ static int exit_elsewhere_body(void *arg, void **r) {
   return 0;
 }
 static void test_timeout_misuse(void **s) {
+  recs_clear();
   run_body(scope_misuse_body, NULL);
+  EXPECT_ERRORS(7, "(): invalid argument");
   run_body(exit_elsewhere_body, NULL);
+  EXPECT_ERRORS(1, "the scope was entered by another task");
   errno = 0;
   assert_null(cor_timeout_enter(1));
   assert_int_equal(errno, -COR_ENOTASK);
+  EXPECT_ERRORS(1, "cor_timeout_enter: called outside a task");
 }
 
 int main(void) {
@@ -495,5 +509,5 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_timeout_misuse, setup, teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }
