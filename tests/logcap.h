@@ -95,20 +95,21 @@ static LOGCAP_UNUSED void dump_recs(void) {
   } while (0)
 
 /* Exactly n records were captured since the last recs_clear, each at
- * ERROR and containing `needle` (the noise a misuse test provokes on
- * purpose, asserted instead of printed). */
-#define EXPECT_ERRORS(n, needle)                                               \
+ * `level` and containing `needle` (the noise a test provokes on purpose,
+ * asserted instead of printed); then clears them. */
+#define EXPECT_RECORDS(n, lvl_, needle)                                       \
   do {                                                                         \
     int k_ = count_recs((needle), NULL, NULL, NULL);                           \
-    int lv_ = 0, all_ = count_at("", NULL, NULL, &lv_, NULL);                  \
+    int all_ = count_at("", NULL, NULL, NULL, NULL);                           \
     if (k_ != (n) || all_ != (n))                                              \
       dump_recs();                                                             \
     assert_int_equal(all_, (n));                                               \
     assert_int_equal(k_, (n));                                                 \
     for (int i_ = 0; i_ < nrec; i_++)                                          \
-      assert_int_equal(recs[i_].level, COR_LOG_ERROR);                         \
+      assert_int_equal(recs[i_].level, (lvl_));                               \
     recs_clear();                                                              \
   } while (0)
+#define EXPECT_ERRORS(n, needle) EXPECT_RECORDS((n), COR_LOG_ERROR, (needle))
 
 /* cmocka fixtures: records cleared, CORIO_DEBUG unset, the sink on; then
  * the default sink back. */

@@ -5,6 +5,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include "task_internal.h"
 
 static cor_loop_t *loop_new(void) {
@@ -25,6 +27,7 @@ static void run_once(cor_loop_t *loop) {
 }
 
 static void test_result_and_invalid_state(void **state) {
+  recs_clear();
   (void)state;
   cor_loop_t *loop = loop_new();
   cor_future_t *f = cor_future_new(loop);
@@ -69,6 +72,7 @@ static void test_result_and_invalid_state(void **state) {
   assert_int_equal(cor_future_result(NULL, NULL), -EINVAL);
   assert_false(cor_future_done(NULL));
   loop_free(loop);
+  EXPECT_RECORDS(4, COR_LOG_ERROR, "(): invalid argument");
 }
 
 static char order[64];
@@ -121,6 +125,7 @@ static void set_later(void *arg) { cor_future_set_result(arg, (void *)99); }
 static void stop_cb(void *loop) { cor_loop_stop(loop); }
 
 static void test_run_until_complete(void **state) {
+  recs_clear();
   (void)state;
   cor_loop_t *loop = loop_new();
   cor_future_t *f = cor_future_new(loop);
@@ -148,6 +153,7 @@ static void test_run_until_complete(void **state) {
   cor_release(f);
   loop_free(other);
   loop_free(loop);
+  EXPECT_RECORDS(1, COR_LOG_ERROR, "(): invalid argument");
 }
 
 static int failing(void *arg, void **result) {
@@ -183,5 +189,5 @@ int main(void) {
       cmocka_unit_test(test_run_until_complete),
       cmocka_unit_test(test_fail_records_message_and_site),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

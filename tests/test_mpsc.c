@@ -9,6 +9,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include "internal.h"
 
 #define MAXP 8
@@ -251,6 +253,7 @@ static void *post_until_closed(void *arg) {
   return (void *)ok;
 }
 static void test_post_to_closed(void **state) {
+  recs_clear();
   cor_loop_t *loop = cor_loop_new(NULL);
   cor_retain(loop); /* the producer's reference */
   closed_ran = 0;
@@ -266,6 +269,7 @@ static void test_post_to_closed(void **state) {
   cor_release(loop);
   cor_release(loop);
   assert_int_equal(cor_call_soon_threadsafe(NULL, closed_cb, NULL), -EINVAL);
+  EXPECT_RECORDS(1, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* A flood from other threads cannot starve timers: the batch bound lets
@@ -304,5 +308,5 @@ int main(void) {
       cmocka_unit_test(test_post_to_closed),
       cmocka_unit_test(test_flood_does_not_starve_timers),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

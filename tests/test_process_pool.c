@@ -6,6 +6,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
@@ -236,8 +238,10 @@ static int misuse_main(void *arg, void **result) {
 }
 
 static void test_misuse(void **state) {
+  recs_clear();
   skip_under_tsan();
   assert_int_equal(cor_run(misuse_main, NULL, NULL), 0);
+  EXPECT_RECORDS(4, COR_LOG_ERROR, "cor_run_in_process(): invalid argument");
 }
 
 /* ------------------------------------------------------------ failures */
@@ -488,5 +492,5 @@ int main(void) {
       cmocka_unit_test(test_shutdown),
       cmocka_unit_test(test_cancel),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -15,6 +15,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -47,7 +49,7 @@ static void cap_start(void) {
 }
 static void cap_stop(void) {
   cor_log_flush();
-  cor_log_set_sink(NULL, NULL);
+  cor_log_set_sink(sink, NULL); /* logcap's, as the group set it */
 }
 
 /* ------------------------------------------------------------ basics */
@@ -62,6 +64,7 @@ static int where_am_i(void *arg, void **result) {
 }
 
 static void test_basics(void **state) {
+  recs_clear();
   cpu_set_t mask;
   assert_int_equal(sched_getaffinity(0, sizeof mask, &mask), 0);
   cor_runtime_t *rt = cor_runtime_new(NULL);
@@ -92,6 +95,7 @@ static void test_basics(void **state) {
   assert_int_equal(cor_runtime_nloops(rt), 3);
   assert_int_equal(cor_runtime_loop_cpu(rt, 2), -1);
   cor_release(rt); /* shuts down on the last reference */
+  EXPECT_RECORDS(1, COR_LOG_ERROR, "(): invalid argument");
 }
 
 static int main_fn(void *arg, void **result) {
@@ -698,5 +702,5 @@ int main(void) {
       cmocka_unit_test(test_pinning_narrowed),
       cmocka_unit_test(test_signals),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -8,6 +8,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -589,7 +591,9 @@ static int urgent_main(void *arg, void **res) {
 }
 
 static void test_urgent_data(void **state) {
+  recs_clear();
   assert_int_equal(cor_run(urgent_main, NULL, NULL), 0);
+  EXPECT_RECORDS(1, COR_LOG_WARNING, "unclosed stream");
 }
 
 /* ------------------------------------------------------------ write_eof */
@@ -748,7 +752,9 @@ static int free_in_flight_main(void *arg, void **res) {
 }
 
 static void test_free_in_flight(void **state) {
+  recs_clear();
   assert_int_equal(cor_run(free_in_flight_main, NULL, NULL), 0);
+  EXPECT_RECORDS(5, COR_LOG_WARNING, "unclosed stream");
 }
 
 /* A task that still waits when the loop shuts down: the ring cancels its
@@ -858,6 +864,7 @@ static void *moved_thread(void *arg) {
   return (void *)rc;
 }
 static void test_loop_moves_thread(void **state) {
+  recs_clear();
   moved_loop = cor_loop_new(NULL);
   assert_non_null(moved_loop);
   cor_task_t *t = cor_create_task(moved_loop, cor_coro(moved_first, NULL), NULL);
@@ -870,6 +877,8 @@ static void test_loop_moves_thread(void **state) {
   assert_int_equal((intptr_t)rc, 0);
   assert_int_equal(cor_loop_close(moved_loop), 0);
   cor_release(moved_loop);
+  EXPECT_RECORDS(uring_possible() ? 1 : 0, COR_LOG_ERROR,
+                 "now runs on another thread");
 }
 
 
@@ -964,5 +973,5 @@ int main(void) {
       cmocka_unit_test(test_loop_moves_thread),
       cmocka_unit_test(test_dry_pool),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

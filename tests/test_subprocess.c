@@ -8,6 +8,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -144,7 +146,8 @@ static void test_exit_codes(void **state) {
 /* ------------------------------------------------------------ kill */
 
 static int warned;
-static void sink(void *arg, int level, const char *logger, const char *msg) {
+static void warn_sink(void *arg, int level, const char *logger,
+                      const char *msg) {
   if (level == COR_LOG_WARNING && strstr(msg, "still running"))
     warned++;
 }
@@ -163,9 +166,9 @@ static int kill_main(void *arg, void **res) {
   /* freed while running: one WARNING; the child is ours to reap here */
   assert_int_equal(cor_subprocess_exec(argv, NULL, &p), 0);
   int pid = cor_process_pid(p);
-  cor_log_set_sink(sink, NULL);
+  cor_log_set_sink(warn_sink, NULL);
   cor_process_free(p);
-  cor_log_set_sink(NULL, NULL);
+  cor_log_set_sink(sink, NULL); /* logcap's, as the group set it */
   assert_int_equal(warned, 1);
   kill(pid, SIGKILL);
   assert_int_equal(waitpid(pid, NULL, 0), pid);
@@ -271,7 +274,9 @@ static int shell_main(void *arg, void **res) {
 }
 
 static void test_shell(void **state) {
+  recs_clear();
   assert_int_equal(cor_run(shell_main, NULL, NULL), 0);
+  EXPECT_RECORDS(2, COR_LOG_ERROR, "cor_subprocess_shell(): invalid argument");
 }
 
 /* ------------------------------------------------------------ communicate */
@@ -417,7 +422,9 @@ static int some_main(void *arg, void **res) {
 }
 
 static void test_communicate_some_pipes(void **state) {
+  recs_clear();
   assert_int_equal(cor_run(some_main, NULL, NULL), 0);
+  EXPECT_RECORDS(3, COR_LOG_ERROR, "cor_process_communicate(): invalid argument");
 }
 
 static double now_s(void) {
@@ -656,5 +663,5 @@ int main(void) {
       cmocka_unit_test(test_cwd_and_envp),
       cmocka_unit_test(test_datagram),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -4,6 +4,8 @@
 #include "testutil.h"
 
 #include <corio.h>
+
+#include "logcap.h"
 #include <corio/runtime.h>
 
 #include <dirent.h>
@@ -146,7 +148,9 @@ static int error_main(void *arg, void **result) {
 }
 
 static void test_errors_and_misuse(void **state) {
+  recs_clear();
   assert_int_equal(cor_run(error_main, NULL, NULL), 0);
+  EXPECT_RECORDS(2, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* ------------------------------------------------------------ default */
@@ -422,6 +426,7 @@ static void *submitter(void *p) {
 }
 
 static void test_submit_from_threads(void **state) {
+  recs_clear();
   cor_thread_pool_opts o = {.max_workers = 2};
   cor_executor_t *ex = cor_thread_pool_new(&o);
   enum { T = 4 };
@@ -465,6 +470,7 @@ static void test_submit_from_threads(void **state) {
   cor_release(one);
   assert_int_equal(cor_executor_shutdown(ex, true, false), 0);
   cor_release(ex);
+  EXPECT_RECORDS(1, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* shutdown(cancel_futures) cancels queued cfutures. */
@@ -526,6 +532,7 @@ static void test_names_and_keepalive(void **state) {
 }
 
 static void test_defaults(void **state) {
+  recs_clear();
   cor_executor_t *ex = cor_thread_pool_new(NULL);
   cpu_set_t set;
   sched_getaffinity(0, sizeof set, &set);
@@ -545,6 +552,7 @@ static void test_defaults(void **state) {
   assert_int_equal(errno, EINVAL);
   cor_executor_shutdown(pp, true, false);
   cor_release(pp);
+  EXPECT_RECORDS(3, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* Loop closed while jobs are in flight: completions are dropped, nothing
@@ -614,5 +622,5 @@ int main(void) {
       cmocka_unit_test(test_loop_closed_under_jobs),
       cmocka_unit_test(test_loop_closed_with_drain_queued),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }
