@@ -12,6 +12,10 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DOCDIR ?= $(PREFIX)/share/doc/corio
+MANDIR ?= $(PREFIX)/share/man
+# The manual pages, generated from the public headers' comments
+# (tools/mkman.sh): corio(7), one page per header, one ".so" page per call.
+MAN_PAGES := $(shell sh tools/mkman.sh --list)
 CC ?= cc
 # The version is the one in include/corio/common.h (and CHANGELOG.md).
 cor_version = $(shell sed -n 's/^\#define COR_VERSION_$(1) \([0-9][0-9]*\).*/\1/p' include/corio/common.h)
@@ -85,7 +89,7 @@ TEST_TIMEOUT ?= 300
 # Under the sanitizers stress tests shrink their counts (see tests/testutil.h).
 TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
 
-.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers
+.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers man
 all: lib
 lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
 
@@ -174,7 +178,8 @@ INSTALLED := $(INCLUDEDIR)/corio.h $(HEADERS:include/%=$(INCLUDEDIR)/%) \
   $(LIBDIR)/libcorio.so.$(SONAME_MAJOR) $(LIBDIR)/libcorio.so \
   $(LIBDIR)/pkgconfig/corio.pc \
   $(LIBDIR)/cmake/corio/corioConfig.cmake $(LIBDIR)/cmake/corio/corioConfigVersion.cmake \
-  $(DOCDIR)/LICENSE $(DOCDIR)/CHANGELOG.md
+  $(DOCDIR)/LICENSE $(DOCDIR)/CHANGELOG.md $(DOCDIR)/README.md \
+  $(DOCDIR)/ARCHITECTURE.md $(MAN_PAGES:%=$(MANDIR)/%)
 # corio.pc names libdir and includedir from ${prefix} when they are under it.
 PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
 PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
@@ -183,9 +188,15 @@ SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(2)|g' -e 's|@INCLUDEDIR
   -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@REQUIRES_PRIVATE@|$(strip $(PC_REQUIRES))|g' \
   -e 's|@LIBS_PRIVATE@|$(strip $(PC_LIBS))|g' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' $(1)
 
-install: lib
+man: $(BUILD)/man/man7/corio.7
+$(BUILD)/man/man7/corio.7: tools/mkman.sh include/corio.h $(wildcard include/corio/*.h)
+	@rm -rf $(BUILD)/man
+	sh tools/mkman.sh $(BUILD)/man $(VERSION)
+
+install: lib man
 	install -d $(DESTDIR)$(INCLUDEDIR)/corio $(DESTDIR)$(LIBDIR)/pkgconfig \
-	  $(DESTDIR)$(LIBDIR)/cmake/corio $(DESTDIR)$(DOCDIR)
+	  $(DESTDIR)$(LIBDIR)/cmake/corio $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/corio.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/corio/
 	install -m 644 $(BUILD)/libcorio.a $(DESTDIR)$(LIBDIR)/
@@ -195,7 +206,9 @@ install: lib
 	$(call SUBST,corio.pc.in,$(PC_LIBDIR),$(PC_INCLUDEDIR)) > $(DESTDIR)$(LIBDIR)/pkgconfig/corio.pc
 	$(call SUBST,cmake/corioConfig.cmake.in,$(LIBDIR),$(INCLUDEDIR)) > $(DESTDIR)$(LIBDIR)/cmake/corio/corioConfig.cmake
 	$(call SUBST,cmake/corioConfigVersion.cmake.in,$(LIBDIR),$(INCLUDEDIR)) > $(DESTDIR)$(LIBDIR)/cmake/corio/corioConfigVersion.cmake
-	install -m 644 LICENSE CHANGELOG.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 LICENSE CHANGELOG.md README.md ARCHITECTURE.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 $(BUILD)/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 $(BUILD)/man/man7/corio.7 $(DESTDIR)$(MANDIR)/man7/
 
 # Removes what `make install` put there (same PREFIX, LIBDIR, INCLUDEDIR,
 # DOCDIR, DESTDIR) and the directories only corio uses, when empty.

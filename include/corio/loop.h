@@ -62,7 +62,8 @@ typedef struct cor_loop_opts {
    * from the environment (microseconds); negative = never coalesce; more
    * than 1 s counts as 1 s. Measured on a
    * 2-core VM under wrk's 100 connections: 100 us costs ~40% more server
-   * CPU per request than 500 us, 1000 us saves a few % more (perf/README.md). */
+   * CPU per request than 500 us, 1000 us saves a few % more (the project's
+   * perf harness, `make bench`). */
   double io_coalesce_seconds;
 } cor_loop_opts;
 

@@ -61,7 +61,7 @@ typedef struct cor_runtime_opts {
  * with it blocked), so a process-directed signal reaches a thread of the
  * application, and a handler added on any loop with
  * cor_loop_add_signal_handler is still run by that loop, whichever thread
- * the kernel picks (core/signal.c redirects it). Synchronous fault signals
+ * the kernel picks (corio redirects it to its loop). Synchronous fault signals
  * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT) stay unblocked.
  * The caller holds one reference (cor_release; releasing the last one shuts
  * the runtime down first if that was not done). Returns NULL with errno
