@@ -464,6 +464,7 @@ struct cor_loop {
   struct cor__uring *uring;
   struct cor__uring *uring_lost; /* rings of a thread the loop left */
   bool uring_off;
+  bool backend_logged; /* the one DEBUG record naming the socket back-end */
   uint32_t io_coalesce_us;
   cor__io *io;
   int io_cap;

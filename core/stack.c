@@ -230,7 +230,7 @@ static void overflow_handler(int sig, siginfo_t *info, void *uc) {
     /* A fault in the guard page, or any fault while the stack pointer is
      * at or below it (a frame larger than the guard jumped over it). */
     if ((addr >= glo && addr < ghi) || (sp != 0 && sp < ghi && sp + (1u << 20) > glo)) {
-      char buf[256];
+      char buf[512];
       size_t n = put_str(buf, 0, sizeof buf, "corio: stack overflow in task '");
       if (s->task_name) {
         n = put_str(buf, n, sizeof buf, s->task_name);
@@ -240,7 +240,11 @@ static void overflow_handler(int sig, siginfo_t *info, void *uc) {
       }
       n = put_str(buf, n, sizeof buf, "' (stack size ");
       n = put_u64(buf, n, sizeof buf, s->cfg_size);
-      n = put_str(buf, n, sizeof buf, ")\n");
+      n = put_str(buf, n, sizeof buf,
+                  " bytes); raise it with cor_loop_set_task_stack_size, "
+                  "cor_run_opts.stack_size, cor_runtime_opts.stack_size or "
+                  "cor_server_opts.stack_size, or keep large buffers off "
+                  "the stack\n");
       ssize_t w = write(STDERR_FILENO, buf, n);
       (void)w;
       /* abort() raises SIGABRT; restore its default so a handler the

@@ -168,8 +168,16 @@ cor__uring *cor__uring_get(struct cor_loop *loop) {
       return loop->uring;
     ring_lost(loop, loop->uring);
   }
-  if (loop->uring_off || env_mode() < 0 || loop->closed)
+  if (loop->uring_off || env_mode() < 0 || loop->closed) {
+    if (!loop->backend_logged && !loop->closed) {
+      loop->backend_logged = true;
+      COR_LOG(COR_LOG_DEBUG, "loop %p: socket streams use epoll (%s)",
+              (void *)loop,
+              env_mode() < 0 ? "CORIO_IO=epoll"
+                             : "io_uring off for this loop, or unavailable");
+    }
     return NULL;
+  }
   /* SINGLE_ISSUER binds the ring to the thread that makes it: only the
    * thread running the loop may. */
   if (cor__tls_loop != loop) {
@@ -182,6 +190,12 @@ cor__uring *cor__uring_get(struct cor_loop *loop) {
   }
   u->owner = pthread_self();
   loop->uring = u;
+  if (!loop->backend_logged) {
+    loop->backend_logged = true;
+    COR_LOG(COR_LOG_DEBUG,
+            "loop %p: socket streams use io_uring (one ring on this thread)",
+            (void *)loop);
+  }
   loop->nio++; /* the loop now has I/O to look at even when busy */
   return u;
 }

@@ -10,6 +10,8 @@
 #include "logcap.h"
 
 #include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static int ran;
 static void bump(void *arg) { ran += (int)(intptr_t)arg; }
@@ -67,10 +69,56 @@ static void test_null_loop_without_one(void **s) {
   EXPECT_ERRORS(4, "(): invalid argument: loop is NULL and no loop is running");
 }
 
+/* Each loop says once, at DEBUG, which back-end its socket streams use. */
+static int two_streams(void *arg, void **r) {
+  for (int i = 0; i < 2; i++) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+      return -errno;
+    cor_stream_t *s = cor_stream_from_fd(NULL, sv[0]);
+    if (s == NULL)
+      return -errno;
+    /* a read makes the back-end show itself */
+    char c;
+    if (write(sv[1], "y", 1) != 1 || cor_stream_read(s, &c, 1) != 1)
+      return -EIO;
+    cor_stream_close(s);
+    cor_stream_free(s);
+    close(sv[1]);
+  }
+  return 0;
+}
+static void backend_of(int io_uring, char *out, size_t n) {
+  recs_clear();
+  cor_log_set_level(COR_LOG_DEBUG);
+  cor_loop_opts o = {.io_uring = io_uring};
+  cor_loop_t *loop = cor_loop_new(&o);
+  cor_task_t *t = cor_create_task(loop, cor_coro(two_streams, NULL), NULL);
+  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(t)), 0);
+  assert_int_equal(cor_future_result(cor_task_future(t), NULL), 0);
+  cor_release(t);
+  assert_int_equal(cor_loop_close(loop), 0);
+  cor_release(loop);
+  cor_log_set_level(COR_LOG_INFO);
+  assert_int_equal(count_recs("socket streams use", NULL, NULL, NULL), 1);
+  int i = find("socket streams use", NULL, NULL);
+  assert_int_equal(recs[i].level, COR_LOG_DEBUG);
+  snprintf(out, n, "%s", recs[i].msg);
+  recs_clear();
+}
+static void test_backend_logged_once(void **s) {
+  char msg[256];
+  backend_of(-1, msg, sizeof msg);
+  assert_non_null(strstr(msg, "socket streams use epoll"));
+  backend_of(0, msg, sizeof msg);
+  assert_true(strstr(msg, "use io_uring") || strstr(msg, "use epoll"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_null_loop_is_the_running_loop),
       cmocka_unit_test(test_null_loop_without_one),
+      cmocka_unit_test(test_backend_logged_once),
   };
   return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

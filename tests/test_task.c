@@ -774,7 +774,8 @@ static void test_stack_overflow_message(void **state) {
   assert_int_equal(WTERMSIG(st), SIGABRT);
   char want[128];
   snprintf(want, sizeof want,
-           "corio: stack overflow in task 'deep' (stack size %zu)",
+           "corio: stack overflow in task 'deep' (stack size %zu bytes); "
+           "raise it with cor_loop_set_task_stack_size",
            (size_t)64 * 1024);
   if (strstr(buf, want) == NULL)
     fail_msg("child stderr: %s", buf);
