@@ -14,5 +14,6 @@
 #include <corio/executor.h>
 #include <corio/stream.h>
 #include <corio/sync.h>
+#include <corio/channel.h>
 
 #endif
