@@ -310,15 +310,26 @@ typedef struct {
   cor_channel_t *ch;
   atomic_long *got;
 } recv_arg;
+/* Receiver tasks still running: a cancelled cfuture completes at once,
+ * its task ends a little later, on its loop. */
+static atomic_int g_alive;
 static int recv_forever(void *p, void **res) {
   recv_arg *a = p;
+  atomic_fetch_add(&g_alive, 1);
   for (;;) {
     void *it;
     int rc = cor_channel_recv(a->ch, &it, COR_FOREVER);
-    if (rc != 0)
+    if (rc != 0) {
+      atomic_fetch_sub(&g_alive, 1);
       return rc;
+    }
     atomic_fetch_add(a->got, 1);
   }
+}
+static void wait_receivers_gone(void) {
+  for (int i = 0; i < 10000 && atomic_load(&g_alive) != 0; i++)
+    usleep(1000);
+  assert_int_equal(atomic_load(&g_alive), 0);
 }
 
 static void test_cancel_waiting_receiver(void **state) {
@@ -332,6 +343,7 @@ static void test_cancel_waiting_receiver(void **state) {
   assert_int_equal(cor_cfuture_cancel(cf), 0);
   assert_int_equal(cor_cfuture_result(cf, 5, NULL), -ECANCELED);
   cor_release(cf);
+  wait_receivers_gone();
   /* The cancelled receiver took nothing: the item is still there. */
   assert_int_equal(cor_channel_send(ch, TAG(1, 1), 0), 0);
   void *it;
@@ -355,6 +367,7 @@ static void test_cancel_waiting_receiver(void **state) {
       assert_int_equal(cor_cfuture_result(r[i], 10, NULL), -ECANCELED);
       cor_release(r[i]);
     }
+    wait_receivers_gone();
   }
   long drained = 0;
   while (cor_channel_try_recv(ch, &it) == 0)
