@@ -326,11 +326,15 @@ static int recv_forever(void *p, void **res) {
     atomic_fetch_add(a->got, 1);
   }
 }
-static void wait_receivers_gone(void) {
-  for (int i = 0; i < 10000 && atomic_load(&g_alive) != 0; i++)
+/* Waits until n receivers run. Cancel only started ones: a task whose
+ * cancellation is still on its way may start after its cfuture was
+ * cancelled, and must not find the channel gone. */
+static void wait_receivers(int n) {
+  for (int i = 0; i < 10000 && atomic_load(&g_alive) != n; i++)
     usleep(1000);
-  assert_int_equal(atomic_load(&g_alive), 0);
+  assert_int_equal(atomic_load(&g_alive), n);
 }
+static void wait_receivers_gone(void) { wait_receivers(0); }
 
 static void test_cancel_waiting_receiver(void **state) {
   loops_start();
@@ -339,6 +343,7 @@ static void test_cancel_waiting_receiver(void **state) {
   recv_arg a = {ch, &got};
   cor_cfuture_t *cf = cor_run_coroutine_threadsafe(cor_coro(recv_forever, &a),
                                                    g_lt[0].loop);
+  wait_receivers(1);
   assert_int_equal(cor_cfuture_result(cf, 0.05, NULL), -ETIMEDOUT);
   assert_int_equal(cor_cfuture_cancel(cf), 0);
   assert_int_equal(cor_cfuture_result(cf, 5, NULL), -ECANCELED);
@@ -360,6 +365,7 @@ static void test_cancel_waiting_receiver(void **state) {
     for (int i = 0; i < 4; i++)
       r[i] = cor_run_coroutine_threadsafe(cor_coro(recv_forever, &a2),
                                           g_lt[i % NLOOPS].loop);
+    wait_receivers(4);
     for (long k = 0; k < n / 20; k++, sent++)
       assert_int_equal(cor_channel_send(ch, TAG(2, sent + 1), 10), 0);
     for (int i = 0; i < 4; i++) {
