@@ -65,6 +65,7 @@
 #undef ck_pr_faa_64
 #undef ck_pr_store_32
 #undef ck_pr_fence_memory
+#undef ck_pr_cas_64_value
 #define COR__SC __ATOMIC_SEQ_CST
 #define ck_pr_load_ptr(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ck_pr_store_ptr(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -76,6 +77,14 @@
                                                COR__SC, COR__SC);              \
     *(out) = cor__c;                                                           \
     cor__ok;                                                                   \
+  })
+#define ck_pr_cas_64_value(t, c, s, out)                                       \
+  ({                                                                           \
+    uint64_t cor__c64 = (c);                                                   \
+    bool cor__ok64 = __atomic_compare_exchange_n((t), &cor__c64, (s), false,   \
+                                                 COR__SC, COR__SC);            \
+    *(out) = cor__c64;                                                         \
+    cor__ok64;                                                                 \
   })
 #define ck_pr_load_int(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define ck_pr_store_int(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -204,6 +213,7 @@ enum cor__obj_type {
   COR__OBJ_SEMAPHORE,
   COR__OBJ_AS_COMPLETED,
   COR__OBJ_QUEUE,
+  COR__OBJ_CHANNEL,
   COR__OBJ_MAX
 };
 typedef struct cor__obj {

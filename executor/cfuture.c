@@ -227,6 +227,31 @@ void cor__cfuture_add_cb(cor_cfuture_t *cf, cor__cf_cb *n) {
 
 /* ------------------------------------------------------------ public */
 
+cor_cfuture_t *cor_cfuture_new(void) { return cor__cfuture_new(); }
+
+int cor_cfuture_set_result(cor_cfuture_t *cf, void *value) {
+  if (cf == NULL)
+    return cor__bad_arg("cor_cfuture_set_result", "cf is NULL");
+  if (cor__in_forked_child())
+    return cor__fork_error("cor_cfuture_set_result");
+  if (cor__cfuture_set_result(cf, value) != 0)
+    return cor__bad_arg("cor_cfuture_set_result",
+                        "cf is already done or cancelled");
+  return 0;
+}
+
+int cor_cfuture_set_error(cor_cfuture_t *cf, int code, const char *msg) {
+  if (cf == NULL || code >= 0)
+    return cor__bad_arg("cor_cfuture_set_error",
+                        cf == NULL ? "cf is NULL" : "code is not negative");
+  if (cor__in_forked_child())
+    return cor__fork_error("cor_cfuture_set_error");
+  if (cor__cfuture_set_error(cf, code, msg, NULL, 0) != 0)
+    return cor__bad_arg("cor_cfuture_set_error",
+                        "cf is already done or cancelled");
+  return 0;
+}
+
 int cor_cfuture_cancel(cor_cfuture_t *cf) {
   if (cf == NULL)
     return cor__bad_arg("cor_cfuture_cancel", "cf is NULL");

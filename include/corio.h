@@ -16,5 +16,6 @@
 #include <corio/sync.h>
 #include <corio/file.h>
 #include <corio/queue.h>
+#include <corio/channel.h>
 
 #endif

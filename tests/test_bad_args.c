@@ -220,6 +220,10 @@ enum { P, T };
   X(cor_cfuture_message, QUIET, P, 0, NULL, (cor_cfuture_message(NULL)))     \
   X(cor_cfuture_add_done_callback, CODE, P, -EINVAL, "cf is NULL",           \
     (cor_cfuture_add_done_callback(NULL, cf_done_cb, NULL)))                 \
+  X(cor_cfuture_set_result, CODE, P, -EINVAL, "cf is NULL",                  \
+    (cor_cfuture_set_result(NULL, NULL)))                                    \
+  X(cor_cfuture_set_error, CODE, P, -EINVAL, "cf is NULL",                   \
+    (cor_cfuture_set_error(NULL, -EIO, "x")))                                \
   X(cor_try_call_soon_threadsafe, CODE, P, -EINVAL, "loop is NULL",          \
     (cor_try_call_soon_threadsafe(NULL, cb, NULL)))                          \
   X(cor_call_soon_threadsafe_wait, CODE, P, -EINVAL, "cb is NULL",           \
@@ -410,6 +414,19 @@ enum { P, T };
   X(cor_queue_maxsize, LOGV, P, 0, "q is NULL", (cor_queue_maxsize(NULL)))   \
   X(cor_queue_empty, LOGV, P, 0, "q is NULL", (cor_queue_empty(NULL)))       \
   X(cor_queue_full, LOGV, P, 0, "q is NULL", (cor_queue_full(NULL)))         \
+  /* corio/channel.h */                                                      \
+  X(cor_channel_new, PTR, P, 0, "capacity",                                  \
+    (cor_channel_new(NOPTS(cor_channel_opts, capacity, (size_t)1 << 40))))   \
+  X(cor_channel_send, CODE, P, -EINVAL, "ch is NULL",                        \
+    (cor_channel_send(NULL, NULL, 0)))                                       \
+  X(cor_channel_recv, CODE, P, -EINVAL, "ch is NULL",                        \
+    (cor_channel_recv(NULL, (void **)g_buf, 0)))                             \
+  X(cor_channel_try_send, CODE, P, -EINVAL, "ch is NULL",                    \
+    (cor_channel_try_send(NULL, NULL)))                                      \
+  X(cor_channel_try_recv, CODE, P, -EINVAL, "ch is NULL",                    \
+    (cor_channel_try_recv(NULL, (void **)g_buf)))                            \
+  X(cor_channel_close, CODE, P, -EINVAL, "ch is NULL",                       \
+    (cor_channel_close(NULL)))                                               \
   /* corio/task.h */                                                         \
   X(cor_coro_new_at, PTR, P, 0, "fn is NULL",                                \
     (cor_coro_new_at(NULL, NULL, NULL, NULL, 0)))                            \
@@ -617,6 +634,7 @@ static const struct {
   const char *name, *why;
 } exempt[] = {
     {"cor_version", "takes no pointer"},
+    {"cor_cfuture_new", "takes no argument"},
     {"cor_version_hex", "takes no argument"},
     {"cor_strerror", "takes no pointer (any code has a message)"},
     {"cor_err_name", "takes no pointer (any code has a name)"},

@@ -372,6 +372,97 @@ static void test_await_cfuture(void **state) {
   lt_stop(&g_b);
 }
 
+/* ------------------------------------------------------------ public new */
+
+/* cor_cfuture_new: completed by a thread corio did not make. */
+typedef struct {
+  cor_cfuture_t *cf;
+  int code;      /* 0: set_result */
+  void *value;
+  int rc;
+} completer_arg;
+
+static void *completer(void *p) {
+  completer_arg *a = p;
+  usleep(20000); /* let the awaiter suspend first */
+  a->rc = a->code == 0 ? cor_cfuture_set_result(a->cf, a->value)
+                       : cor_cfuture_set_error(a->cf, a->code, "lib failed");
+  return NULL;
+}
+
+static int await_public(void *p, void **result) {
+  return cor_await_cfuture(p, result);
+}
+
+static void test_public_cfuture(void **state) {
+  lt_start(&g_a);
+  /* A task awaits, a plain thread completes it with a result. */
+  cor_cfuture_t *cf = cor_cfuture_new();
+  assert_non_null(cf);
+  assert_false(cor_cfuture_done(cf));
+  cor_cfuture_t *tcf =
+      cor_run_coroutine_threadsafe(cor_coro(await_public, cf), g_a.loop);
+  completer_arg a = {cf, 0, (void *)0x1234, 1};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
+  void *r = NULL;
+  assert_int_equal(cor_cfuture_result(tcf, 10, &r), 0);
+  assert_ptr_equal(r, (void *)0x1234);
+  pthread_join(th, NULL);
+  assert_int_equal(a.rc, 0);
+  /* A second completion is refused (logged) and changes nothing. */
+  assert_int_equal(cor_cfuture_set_result(cf, NULL), -EINVAL);
+  assert_int_equal(cor_cfuture_set_error(cf, -EIO, "late"), -EINVAL);
+  r = NULL;
+  assert_int_equal(cor_cfuture_result(cf, 0, &r), 0);
+  assert_ptr_equal(r, (void *)0x1234);
+  cor_release(tcf);
+  cor_release(cf);
+
+  /* An error with its message, seen by the awaiting task. */
+  cf = cor_cfuture_new();
+  tcf = cor_run_coroutine_threadsafe(cor_coro(await_public, cf), g_a.loop);
+  a = (completer_arg){cf, -EIO, NULL, 1};
+  assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
+  assert_int_equal(cor_cfuture_result(tcf, 10, NULL), -EIO);
+  assert_string_equal(cor_cfuture_message(tcf), "lib failed");
+  assert_string_equal(cor_cfuture_message(cf), "lib failed");
+  pthread_join(th, NULL);
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(cor_cfuture_set_error(cf, 5, "not an error code"), -EINVAL);
+  cor_release(tcf);
+  cor_release(cf);
+
+  /* A plain thread waits with cor_cfuture_result. */
+  cf = cor_cfuture_new();
+  a = (completer_arg){cf, 0, (void *)0x99, 1};
+  assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
+  r = NULL;
+  assert_int_equal(cor_cfuture_result(cf, 10, &r), 0);
+  assert_ptr_equal(r, (void *)0x99);
+  pthread_join(th, NULL);
+  cor_release(cf);
+
+  /* Completed before anyone awaits. */
+  cf = cor_cfuture_new();
+  assert_int_equal(cor_cfuture_set_result(cf, (void *)0x77), 0);
+  tcf = cor_run_coroutine_threadsafe(cor_coro(await_public, cf), g_a.loop);
+  r = NULL;
+  assert_int_equal(cor_cfuture_result(tcf, 10, &r), 0);
+  assert_ptr_equal(r, (void *)0x77);
+  cor_release(tcf);
+  cor_release(cf);
+
+  /* Error -ECANCELED cancels it; NULL is refused. */
+  cf = cor_cfuture_new();
+  assert_int_equal(cor_cfuture_set_error(cf, -ECANCELED, NULL), 0);
+  assert_true(cor_cfuture_cancelled(cf));
+  cor_release(cf);
+  assert_int_equal(cor_cfuture_set_result(NULL, NULL), -EINVAL);
+  assert_int_equal(cor_cfuture_set_error(NULL, -EIO, NULL), -EINVAL);
+  lt_stop(&g_a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_result_from_thread),
@@ -382,6 +473,7 @@ int main(void) {
       cmocka_unit_test(test_rct_ethread),
       cmocka_unit_test(test_rct_loop_closed),
       cmocka_unit_test(test_await_cfuture),
+      cmocka_unit_test(test_public_cfuture),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,6 +173,23 @@ COR_EXTERN int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
 COR_EXTERN cor_cfuture_t *cor_run_coroutine_threadsafe(cor_coro_t *coro,
                                                        cor_loop_t *loop);
 
+/* A pending concurrent future that the application completes itself,
+ * from any thread (a C library's callback thread, say): awaited with
+ * cor_await_cfuture or cor_cfuture_result like any other. The caller holds
+ * one reference. NULL with errno ENOMEM, 4004 (-COR_ECLOSED) in a forked
+ * child. Any thread. */
+COR_EXTERN cor_cfuture_t *cor_cfuture_new(void);
+/* Completes cf with `value`: waiters wake, done callbacks run on the
+ * calling thread. Returns 0; -EINVAL (logged) when cf is NULL or already
+ * done or cancelled (a second completion changes nothing). Any thread. */
+COR_EXTERN int cor_cfuture_set_result(cor_cfuture_t *cf, void *value);
+/* Completes cf with the error `code` (< 0; -ECANCELED cancels it) and a
+ * copy of `msg` (may be NULL), which cor_cfuture_message returns and
+ * cor_await_cfuture re-raises. Returns 0; -EINVAL (logged) when cf is
+ * NULL, code >= 0, or cf is already done or cancelled. Any thread. */
+COR_EXTERN int cor_cfuture_set_error(cor_cfuture_t *cf, int code,
+                                     const char *msg);
+
 /* Blocks the calling thread until cf is done or `timeout` seconds passed
  * (< 0 or INFINITY: no limit; 0: do not wait). The waiter spins ~20 us (a
  * result that comes back that fast costs no syscall), then sleeps on a
