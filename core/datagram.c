@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* UDP endpoints: enough for a DNS-style request/response.
+/* UDP endpoints.
  *
- * One edge-triggered registration; recv tries the socket first and waits
+ * One edge-triggered registration (epoll, on both back-ends: io_uring
+ * loops poll the same registration); recv tries the socket first and waits
  * for the readable edge only on EAGAIN (datagrams are not coalesced, so a
  * short read says nothing: every recv that succeeds leaves the flag set).
- * send never waits: UDP may drop, and a full socket buffer returns -EAGAIN. */
+ * send never waits: UDP may drop, and a full socket buffer returns -EAGAIN.
+ * recv_many / send_many are the same with recvmmsg / sendmmsg, at most
+ * DG_BATCH headers per syscall on the task's stack (no allocation).
+ * Host names go to the resolver pool from a task (cor__resolve), or to a
+ * blocking getaddrinfo outside one, as cor_start_server does. */
 #include "stream_internal.h"
 
 #include <arpa/inet.h>
@@ -475,8 +480,13 @@ static int mreq_of(cor_datagram_t *d, const char *call, const char *group,
   unsigned idx = 0;
   struct in_addr ia = {.s_addr = htonl(INADDR_ANY)};
   if (iface != NULL) {
+    struct in6_addr i6;
     if (gf == AF_INET && inet_pton(AF_INET, iface, &ia) == 1) {
       /* an interface address */
+    } else if (inet_pton(AF_INET, iface, &ia) == 1 ||
+               inet_pton(AF_INET6, iface, &i6) == 1) {
+      return cor__bad_arg(call, "iface is an address; an IPv6 group takes "
+                                "an interface name");
     } else {
       size_t l = strlen(iface);
       if (l == 0 || l >= IF_NAMESIZE || strchr(iface, ':') ||
