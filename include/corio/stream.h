@@ -472,7 +472,8 @@ typedef struct cor_dgram_msg {
  * NULL with errno EINVAL (no address at all, a port outside 0..65535),
  * EADDRNOTAVAIL (a name that does not resolve, or local and remote with no
  * family in common), ECANCELED (the task was cancelled while the name was
- * resolved), EACCES / EADDRINUSE and other socket, setsockopt, bind and
+ * resolved), EAGAIN (the name service failed for now, in a task), EACCES /
+ * EADDRINUSE and other socket, setsockopt, bind and
  * connect errors, ENOMEM. Owner thread (else NULL, errno 4001). */
 COR_EXTERN cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
                                              const cor_datagram_opts *opts);
