@@ -317,6 +317,22 @@ enum { P, T };
     (cor_datagram_send(NULL, "x", 1, NULL, 0)))                              \
   X(cor_datagram_port, CODE, P, -EINVAL, "d is NULL",                        \
     (cor_datagram_port(NULL)))                                               \
+  X(cor_open_datagram, PTR, P, 0, "port outside 0..65535",                   \
+    (cor_open_datagram(g_loop, &(cor_datagram_opts){.local_port = 70000})))  \
+  X(cor_datagram_sendto, CODE, P, -EINVAL, "d is NULL",                      \
+    (cor_datagram_sendto(NULL, "x", 1, "127.0.0.1", 9)))                     \
+  X(cor_datagram_recv_many, CODE, P, -EINVAL, "d is NULL",                   \
+    (int)(cor_datagram_recv_many(NULL, NULL, 0, 1)))                         \
+  X(cor_datagram_send_many, CODE, P, -EINVAL, "d is NULL",                   \
+    (cor_datagram_send_many(NULL, NULL, 0)))                                 \
+  X(cor_datagram_join_group, CODE, P, -EINVAL, "d is NULL",                  \
+    (cor_datagram_join_group(NULL, "239.1.2.3", NULL)))                      \
+  X(cor_datagram_leave_group, CODE, P, -EINVAL, "d is NULL",                 \
+    (cor_datagram_leave_group(NULL, "239.1.2.3", NULL)))                     \
+  X(cor_datagram_set_multicast_ttl, CODE, P, -EINVAL, "d is NULL",           \
+    (cor_datagram_set_multicast_ttl(NULL, 1)))                               \
+  X(cor_datagram_set_multicast_loop, CODE, P, -EINVAL, "d is NULL",          \
+    (cor_datagram_set_multicast_loop(NULL, true)))                           \
   X(cor_datagram_close, CODE, P, -EINVAL, "d is NULL",                       \
     (cor_datagram_close(NULL)))                                              \
   X(cor_datagram_free, QUIET, P, 0, NULL, (cor_datagram_free(NULL), 0))      \

@@ -302,6 +302,14 @@ static int c_open_datagram(void) { return PTR_CALL(cor_open_datagram(E.loop, &dg
 static int c_dg_recv(void) { return ETH(cor_datagram_recv(E.dgram, scratch, sizeof scratch, NULL, NULL, 0.01)); }
 static int c_dg_send(void) { return cor_datagram_send(E.dgram, "x", 1, NULL, 0); }
 static int c_dg_port(void) { return cor_datagram_port(E.dgram); }
+static cor_dgram_msg dg_msg = {.buf = scratch, .cap = sizeof scratch, .len = 1};
+static int c_dg_sendto(void) { return cor_datagram_sendto(E.dgram, "x", 1, "127.0.0.1", 9); }
+static int c_dg_recv_many(void) { return ETH(cor_datagram_recv_many(E.dgram, &dg_msg, 1, 0.01)); }
+static int c_dg_send_many(void) { return cor_datagram_send_many(E.dgram, &dg_msg, 1); }
+static int c_dg_join(void) { return cor_datagram_join_group(E.dgram, "239.1.2.3", NULL); }
+static int c_dg_leave(void) { return cor_datagram_leave_group(E.dgram, "239.1.2.3", NULL); }
+static int c_dg_ttl(void) { return cor_datagram_set_multicast_ttl(E.dgram, 1); }
+static int c_dg_mloop(void) { return cor_datagram_set_multicast_loop(E.dgram, true); }
 static int c_dg_close(void) { return cor_datagram_close(E.dgram); }
 static int c_dg_free(void) { return VOID_CALL(cor_datagram_free(E.dgram)); }
 static int c_proc_close(void) { return cor_process_close(E.proc); }
@@ -444,6 +452,13 @@ static const struct {
     {"cor_datagram_recv", c_dg_recv, ANY},
     {"cor_datagram_send", c_dg_send, ANY},
     {"cor_datagram_port", c_dg_port, ANY},
+    {"cor_datagram_sendto", c_dg_sendto, ANY},
+    {"cor_datagram_recv_many", c_dg_recv_many, ANY},
+    {"cor_datagram_send_many", c_dg_send_many, ANY},
+    {"cor_datagram_join_group", c_dg_join, ANY},
+    {"cor_datagram_leave_group", c_dg_leave, ANY},
+    {"cor_datagram_set_multicast_ttl", c_dg_ttl, ANY},
+    {"cor_datagram_set_multicast_loop", c_dg_mloop, ANY},
     {"cor_datagram_close", c_dg_close, ANY},
     {"cor_datagram_free", c_dg_free, ANY},
     {"cor_process_stdin", c_proc_stdin, ANY},

@@ -440,23 +440,57 @@ COR_EXTERN void cor_server_free(cor_server_t *srv);
 /* ------------------------------------------------------------ datagrams */
 
 typedef struct cor_datagram_opts {
-  /* Local address to bind (NULL: none, or "0.0.0.0"/"::" to match remote). */
+  /* Local address to bind (NULL: none, or "0.0.0.0"/"::" to match remote).
+   * A numeric address or a host name (see cor_open_datagram). */
   const char *local_host;
   int local_port;
   /* Remote address to connect to (NULL: unconnected; pass an address to
-   * cor_datagram_sendto). Numeric addresses only. */
+   * cor_datagram_send or cor_datagram_sendto). Numeric or a host name. */
   const char *remote_host;
   int remote_port;
   bool reuseport;
+  /* SO_BROADCAST: sends to a broadcast address allowed (else -EACCES). */
+  bool broadcast;
+  /* SO_REUSEADDR before bind (several receivers of one multicast port). */
+  bool reuseaddr;
 } cor_datagram_opts;
+
+/* One datagram of cor_datagram_recv_many / cor_datagram_send_many.
+ *   recv_many: buf and cap are the caller's (cap bytes at buf); the call
+ *     stores len (the bytes stored, <= cap), truncated (the datagram was
+ *     longer than cap: the rest is lost, as with cor_datagram_recv), and
+ *     the sender in addr / addrlen.
+ *   send_many: buf and len are the bytes to send (cap is not read); addr /
+ *     addrlen the destination, addrlen 0 = the connected peer.
+ * The struct carries its own address storage: an array of them needs no
+ * other memory. */
+typedef struct cor_dgram_msg {
+  void *buf;
+  size_t cap;
+  size_t len;
+  struct sockaddr_storage addr;
+  unsigned addrlen;
+  bool truncated;
+} cor_dgram_msg;
 
 /* A UDP endpoint on `loop` (NULL: the running loop), the caller's to close
  * (cor_datagram_close) and free (cor_datagram_free). One still open when its loop is freed, or at exit,
  * is reported: WARNING "unclosed datagram endpoint <Datagram fd=7
  * local=127.0.0.1:5353 peer=127.0.0.1:53>" (with "created at file.c:N" and
- * the creation backtrace in debug mode). NULL with errno EINVAL (no address
- * at all, non-numeric host), bind/connect errors, ENOMEM. Owner thread (else NULL,
- * errno 4001). */
+ * the creation backtrace in debug mode).
+ * Host names: numeric addresses are parsed in place. A name is resolved
+ * inside a task without blocking the loop (the resolver pool of
+ * cor_getaddrinfo; the task waits); outside a task (before the loop runs,
+ * as cor_start_server does) by a blocking getaddrinfo in the call. With
+ * both hosts given the first local and remote addresses of one family are
+ * taken; with remote only, the first remote address (and the wildcard of
+ * its family when local_port is set).
+ * NULL with errno EINVAL (no address at all, a port outside 0..65535),
+ * EADDRNOTAVAIL (a name that does not resolve, or local and remote with no
+ * family in common), ECANCELED (the task was cancelled while the name was
+ * resolved), EAGAIN (the name service failed for now, in a task), EACCES /
+ * EADDRINUSE and other socket, setsockopt, bind and
+ * connect errors, ENOMEM. Owner thread (else NULL, errno 4001). */
 COR_EXTERN cor_datagram_t *cor_open_datagram(cor_loop_t *loop,
                                              const cor_datagram_opts *opts);
 /* Inside a task: receives one datagram (truncated to n bytes), waiting for
@@ -475,6 +509,64 @@ COR_EXTERN ssize_t cor_datagram_recv(cor_datagram_t *d, void *buf, size_t n,
  * COR_ETHREAD). */
 COR_EXTERN int cor_datagram_send(cor_datagram_t *d, const void *buf, size_t n,
                                  const struct sockaddr *to, unsigned tolen);
+/* As cor_datagram_send, to host:port: a numeric address at once from
+ * anywhere; a host name resolved inside a task without blocking the loop
+ * (the task waits; the first address of the endpoint's family is taken;
+ * nothing is cached). 0; -EINVAL (logged: d or host NULL, buf NULL with
+ * n > 0, port outside 0..65535); COR_ENOTASK (a name outside a task);
+ * -EADDRNOTAVAIL (the name has no address of the endpoint's family);
+ * -ECANCELED (cancelled while resolving); then cor_datagram_send's codes.
+ * Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_datagram_sendto(cor_datagram_t *d, const void *buf,
+                                   size_t n, const char *host, int port);
+/* Inside a task: waits for at least one datagram as cor_datagram_recv
+ * does (same time-out rule), then takes up to n already queued without
+ * waiting again (recvmmsg); fills msgs[0..r-1] (see cor_dgram_msg).
+ * Returns r >= 1, 0 when n is 0 (nothing is read), or as cor_datagram_recv:
+ * -ETIMEDOUT, -ECANCELED, COR_ECLOSED, COR_ENOTASK, a negated errno (one
+ * that comes after some datagrams were taken is reported by the next
+ * call). -EINVAL (logged): d NULL, msgs NULL with n > 0, a msg with buf
+ * NULL and cap > 0, NaN time-out. Owner thread (else COR_ETHREAD). */
+COR_EXTERN ssize_t cor_datagram_recv_many(cor_datagram_t *d,
+                                          cor_dgram_msg *msgs, unsigned n,
+                                          double timeout);
+/* Sends msgs[0..n-1] in order (sendmmsg), each to its addr (addrlen 0: the
+ * connected peer). Never waits, as cor_datagram_send: returns how many
+ * were sent, from the first; fewer than n when the socket buffer filled
+ * (the rest are not sent: send them again or drop them) or an error came
+ * after the first. -EAGAIN when the buffer is full before the first, or
+ * the first's negated errno (-EACCES: a broadcast address without
+ * opts.broadcast, -EMSGSIZE, -EDESTADDRREQ, ...); 0 when n is 0;
+ * COR_ECLOSED. -EINVAL (logged): d NULL, msgs NULL with n > 0, n > INT_MAX,
+ * a msg with buf NULL and len > 0, addrlen larger than addr. Owner thread
+ * (else COR_ETHREAD). */
+COR_EXTERN int cor_datagram_send_many(cor_datagram_t *d,
+                                      const cor_dgram_msg *msgs, unsigned n);
+/* Multicast. `group` is a numeric multicast address of the endpoint's
+ * family (IPv4 224.0.0.0/4 or IPv6 ff00::/8); `iface` chooses the
+ * interface: NULL = the kernel's choice (by route), else an interface name
+ * ("lo", "eth0"), or for IPv4 a numeric address of the interface
+ * ("127.0.0.1"). join: IP_ADD_MEMBERSHIP / IPV6_JOIN_GROUP; leave:
+ * IP_DROP_MEMBERSHIP / IPV6_LEAVE_GROUP. 0; -EINVAL (logged: d or group
+ * NULL, a group that is not a numeric multicast address, an iface that is
+ * neither an interface name nor, for IPv4, an address); -EAFNOSUPPORT (the
+ * group's family is not the endpoint's); -ENODEV (no such interface, or
+ * no route for the group with iface NULL); -EADDRINUSE (already joined
+ * there); -EADDRNOTAVAIL (leave: not joined); COR_ECLOSED; other negated
+ * errnos of setsockopt. Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_datagram_join_group(cor_datagram_t *d, const char *group,
+                                       const char *iface);
+COR_EXTERN int cor_datagram_leave_group(cor_datagram_t *d, const char *group,
+                                        const char *iface);
+/* Multicast hop limit of sent datagrams (IP_MULTICAST_TTL /
+ * IPV6_MULTICAST_HOPS; the kernel's default is 1). 0; -EINVAL (logged: d
+ * NULL, ttl outside 0..255); COR_ECLOSED. Owner thread (else COR_ETHREAD). */
+COR_EXTERN int cor_datagram_set_multicast_ttl(cor_datagram_t *d, int ttl);
+/* Whether datagrams sent to a group this host joined are delivered here
+ * too (IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP; the kernel's default is
+ * on). 0; -EINVAL (logged: d NULL); COR_ECLOSED. Owner thread (else
+ * COR_ETHREAD). */
+COR_EXTERN int cor_datagram_set_multicast_loop(cor_datagram_t *d, bool on);
 /* The bound port; -EINVAL (NULL). Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_datagram_port(const cor_datagram_t *d);
 /* Closes the socket; the endpoint stays allocated until cor_datagram_free.
