@@ -202,6 +202,8 @@ enum cor__obj_type {
   COR__OBJ_LOCK,
   COR__OBJ_EVENT,
   COR__OBJ_SEMAPHORE,
+  COR__OBJ_CONDITION,
+  COR__OBJ_BARRIER,
   COR__OBJ_MAX
 };
 typedef struct cor__obj {

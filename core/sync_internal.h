@@ -58,18 +58,31 @@ static inline void wl_wake(waiter *w) {
 /* Suspends the running task on a waiter of l. Returns 0 when woken,
  * -ECANCELED (woken or not), COR_ENOTASK. *woken tells whether the wake-up
  * reached it (so a cancelled one can hand it on). `site`: the application's
- * call, for the task's "running at". */
-static inline int wl_wait(wlist *l, cor_loop_t *loop, bool *woken, const char *call,
-                   const void *site) {
+ * call, for the task's "running at". `kind`, `obj`: what the task waits on,
+ * named by the task dump and the shutdown report while it waits (kind NULL:
+ * nothing recorded); two pointer stores. */
+static inline int wl_wait_on(wlist *l, cor_loop_t *loop, bool *woken,
+                             const char *call, const void *site,
+                             const cor__wait_kind *kind, const void *obj) {
   *woken = false;
-  if (cor__tls_task == NULL)
+  struct cor_task *t = cor__tls_task;
+  if (t == NULL)
     return COR_ENOTASK;
   waiter w = {0};
   wl_push(l, &w);
+  t->wait_kind = kind;
+  t->wait_obj = obj;
   int rc = cor__wait_embedded(loop, &w.fut, &w.waiting, 0, call, site);
+  t->wait_kind = NULL;
   wl_unlink(l, &w);
   *woken = w.woken;
   return rc;
+}
+
+/* wl_wait_on recording nothing. */
+static inline int wl_wait(wlist *l, cor_loop_t *loop, bool *woken,
+                          const char *call, const void *site) {
+  return wl_wait_on(l, loop, woken, call, site, NULL, NULL);
 }
 
 /* Every primitive starts with these two fields. */
