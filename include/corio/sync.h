@@ -7,8 +7,9 @@
  * cor_release. They are counted objects: the constructor hands one
  * reference, cor_release drops it. A wait is a suspension point: it needs a
  * running task (else COR_ENOTASK), returns -ECANCELED when its task is
- * cancelled, and then holds nothing. Waiters are woken in FIFO order. NULL
- * arguments return -EINVAL (logged).
+ * cancelled, and then holds nothing (but cor_condition_wait, which holds
+ * the condition's lock again, as asyncio's). Waiters are woken in FIFO
+ * order. NULL arguments return -EINVAL (logged).
  */
 #ifndef CORIO_SYNC_H
 #define CORIO_SYNC_H
