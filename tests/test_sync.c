@@ -482,6 +482,129 @@ static void test_condition_user_lock(void **s) {
   cor_release(cv);
 }
 
+
+/* Stress: consumers take tokens under the condition (wait_for), a producer
+ * adds them one at a time with notify(1), and a killer cancels consumers at
+ * pseudo-random moments, notified ones included. Every token is taken exactly once, no consumer
+ * sleeps while tokens are left (no notification lost to a cancellation),
+ * and each wait returned with the lock held. Bounded: 64 consumers, 2,000
+ * tokens. */
+enum { ST_C = 64, ST_TOKENS = 2000 };
+static struct {
+  long tokens, produced, taken, unlocked_returns, stranded;
+  int waiting;
+  cor_task_t *cons[ST_C];
+  cor_task_t *dead[4 * ST_TOKENS];
+  int ndead;
+  unsigned rng;
+} st;
+static unsigned st_rand(void) {
+  st.rng = st.rng * 1103515245u + 12345u;
+  return st.rng >> 16;
+}
+static bool st_pred(void *arg) { return st.tokens > 0; }
+/* Takes one token and ends: a token left while consumers wait can only be
+ * a notification that was lost (none comes back to re-check). */
+static int st_consumer(void *arg, void **res) {
+  cor_lock_t *l = cor_condition_lock(cv);
+  int rc = cor_lock_acquire(l);
+  if (rc != 0)
+    return 0; /* cancelled while taking the lock: holds nothing */
+  st.waiting++;
+  rc = cor_condition_wait_for(cv, st_pred, NULL);
+  st.waiting--;
+  if (!cor_lock_locked(l))
+    st.unlocked_returns++;
+  if (rc == 0) {
+    st.tokens--;
+    st.taken++;
+  }
+  cor_lock_release(l);
+  return 0;
+}
+/* Cancels a live consumer; the slot is refilled at a later round, after the
+ * check (a new consumer takes a token without waiting, and would hide a
+ * lost notification). */
+static void st_cancel_one(void) {
+  int k = (int)(st_rand() % ST_C);
+  if (st.cons[k] == NULL)
+    return;
+  cor_task_cancel(st.cons[k], NULL);
+  st.dead[st.ndead++] = st.cons[k];
+  st.cons[k] = NULL;
+}
+static void st_refill(void) {
+  for (int k = 0; k < ST_C; k++)
+    if (st.cons[k] == NULL || cor_future_done(cor_task_future(st.cons[k]))) {
+      if (st.cons[k])
+        st.dead[st.ndead++] = st.cons[k];
+      st.cons[k] = cor_create_task(loop, cor_coro(st_consumer, NULL), NULL);
+    }
+}
+/* Rounds: let everything settle (each consumer back in its wait), check
+ * nobody sleeps on a token, then add k tokens, notify k, and cancel a few
+ * consumers, notified ones included, before letting go of the lock. */
+static int st_producer(void *arg, void **res) {
+  cor_lock_t *l = cor_condition_lock(cv);
+  while (st.produced < ST_TOKENS) {
+    for (int y = 0; y < 4 * ST_C; y++)
+      cor_yield();
+    if (st.waiting > 0 && st.tokens > 0)
+      st.stranded++;
+    /* After the check, and settled before the next tokens come: a
+     * newcomer checks the predicate first and would take a stranded token. */
+    st_refill();
+    for (int y = 0; y < 4 * ST_C; y++)
+      cor_yield();
+    int rc = cor_lock_acquire(l);
+    if (rc != 0)
+      return rc;
+    long k = 1 + (long)(st_rand() % 8);
+    st.tokens += k;
+    st.produced += k;
+    cor_condition_notify(cv, (size_t)k);
+    for (unsigned v = st_rand() % 4; v > 0; v--)
+      st_cancel_one();
+    cor_lock_release(l);
+  }
+  for (int y = 0; y < 4 * ST_C; y++)
+    cor_yield();
+  return 0;
+}
+static void test_condition_stress(void **s) {
+  memset(&st, 0, sizeof st);
+  st.rng = 12345;
+  cv = cor_condition_new(loop, NULL);
+  for (int i = 0; i < ST_C; i++)
+    st.cons[i] = spawn(st_consumer, 0);
+  cor_task_t *p = spawn(st_producer, 0);
+  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(p)), 0);
+  cor_release(p);
+  run_steps(200);
+  assert_true(st.produced >= ST_TOKENS);
+  assert_int_equal(st.unlocked_returns, 0);
+  assert_int_equal(st.stranded, 0);
+  /* Live consumers wait, so every token must have been taken. */
+  assert_true(st.waiting > 0);
+  assert_int_equal(st.tokens, 0);
+  assert_int_equal(st.taken, st.produced);
+  for (int i = 0; i < ST_C; i++)
+    if (st.cons[i])
+      cor_task_cancel(st.cons[i], NULL);
+  run_steps(4 * ST_C);
+  for (int i = 0; i < ST_C; i++)
+    if (st.cons[i]) {
+      assert_true(cor_future_done(cor_task_future(st.cons[i])));
+      cor_release(st.cons[i]);
+    }
+  for (int i = 0; i < st.ndead; i++) {
+    assert_true(cor_future_done(cor_task_future(st.dead[i])));
+    cor_release(st.dead[i]);
+  }
+  assert_false(cor_lock_locked(cor_condition_lock(cv)));
+  cor_release(cv);
+}
+
 /* ------------------------------------------------------------ barrier */
 
 static cor_barrier_t *bar;
@@ -759,6 +882,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_condition_cancel_after_notify, setup, teardown),
       cmocka_unit_test_setup_teardown(test_condition_misuse, setup, teardown),
       cmocka_unit_test_setup_teardown(test_condition_user_lock, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_condition_stress, setup, teardown),
       cmocka_unit_test_setup_teardown(test_barrier_basic, setup, teardown),
       cmocka_unit_test_setup_teardown(test_barrier_draining, setup, teardown),
       cmocka_unit_test_setup_teardown(test_barrier_abort, setup, teardown),
