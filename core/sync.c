@@ -9,6 +9,7 @@
  * when its task saw -ECANCELED (cancelled after being woken) passes the
  * wake-up on to the next waiter, so none is lost (CPython bpo-27585). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
@@ -41,6 +42,13 @@ void *cor__sync_new(cor_loop_t *loop, size_t size, enum cor__obj_type type,
 void cor__sync_free(cor__obj *o) {
   cor_release(((sync_head *)o)->loop);
   cor__free(o);
+}
+
+void cor__wl_detach(struct cor_future *f) {
+  waiter *w = (waiter *)(void *)((char *)f - offsetof(waiter, fut));
+  if (w->list)
+    wl_unlink(w->list, w);
+  w->list = NULL;
 }
 
 /* ------------------------------------------------------------ lock */

@@ -9,18 +9,21 @@
 
 /* A waiting task's node, on that task's stack: the future is embedded
  * (cor__wait_embedded), so a wait allocates nothing. */
+typedef struct wlist wlist;
 typedef struct waiter {
   struct waiter *prev, *next;
+  wlist *list; /* the list it is on: a loop closing unlinks it */
   struct cor_future fut;
   bool waiting; /* cor__wait_embedded's flag */
   bool woken;   /* a wake-up was given to it */
 } waiter;
 
-typedef struct wlist {
+struct wlist {
   waiter *head, *tail;
-} wlist;
+};
 
 static inline void wl_push(wlist *l, waiter *w) {
+  w->list = l;
   w->next = NULL;
   w->prev = l->tail;
   if (l->tail)
@@ -59,8 +62,8 @@ static inline void wl_wake(waiter *w) {
  * -ECANCELED (woken or not), COR_ENOTASK. *woken tells whether the wake-up
  * reached it (so a cancelled one can hand it on). `site`: the application's
  * call, for the task's "running at". `kind`, `obj`: what the task waits on,
- * named by the task dump and the shutdown report while it waits (kind NULL:
- * nothing recorded); two pointer stores. */
+ * named by the task dump and the shutdown report while it waits, and the
+ * mark cor__wl_detach goes by (kind NULL: neither); two pointer stores. */
 static inline int wl_wait_on(wlist *l, cor_loop_t *loop, bool *woken,
                              const char *call, const void *site,
                              const cor__wait_kind *kind, const void *obj) {
@@ -79,10 +82,12 @@ static inline int wl_wait_on(wlist *l, cor_loop_t *loop, bool *woken,
   return rc;
 }
 
-/* wl_wait_on recording nothing. */
+/* wl_wait_on naming no particular object (the kind is still set: it also
+ * tells a closing loop that the task's node is on a waiter list). */
+static const cor__wait_kind wl_anon_kind = {"waiter list", NULL};
 static inline int wl_wait(wlist *l, cor_loop_t *loop, bool *woken,
                           const char *call, const void *site) {
-  return wl_wait_on(l, loop, woken, call, site, NULL, NULL);
+  return wl_wait_on(l, loop, woken, call, site, &wl_anon_kind, l);
 }
 
 /* Every primitive starts with these two fields. */

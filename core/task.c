@@ -1129,6 +1129,11 @@ static void tasks_close_hook(struct cor_loop *loop) {
     report_pending(t);
     if (t->waiting) {
       struct cor_future *w = t->waiting;
+      /* A node of a lock's (etc.) waiter list on the stack dropped below:
+       * off the list, or the next release walks freed memory. */
+      if (t->wait_kind)
+        cor__wl_detach(w);
+      t->wait_kind = NULL;
       cor__future_remove_cb(w, &t->wnode);
       t->waiting = NULL;
       if (t->waiting_owned)

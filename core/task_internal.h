@@ -163,6 +163,10 @@ typedef struct cor__wait_kind {
 } cor__wait_kind;
 /* " waiting on <kind> 0x... <describe>" when t waits on an object. */
 void cor__task_wait_obj_repr(const struct cor_task *t, cor__buf *out);
+/* A loop closing under a task that waits on a waiter list (wait_kind set,
+ * `waiting` the node's embedded future, core/sync_internal.h): unlinks the
+ * node, which lives on the stack about to be dropped (core/sync.c). */
+void cor__wl_detach(struct cor_future *f);
 /* The loop's pending task with this id, or NULL (a finished one). */
 struct cor_task *cor__task_by_id(struct cor_loop *loop, uint64_t id);
 

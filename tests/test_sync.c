@@ -867,6 +867,64 @@ static void test_dump_names_lock(void **s) {
   lk = saved;
 }
 
+/* A loop closed under tasks waiting on a lock, a condition, a barrier, an
+ * event, a semaphore: their nodes (on the dropped stacks) leave the lists,
+ * and the objects stay usable. */
+static cor_condition_t *cv2;
+static cor_barrier_t *bar2;
+static cor_semaphore_t *sem2;
+static cor_event_t *ev2;
+static int lock_then_cond(void *arg, void **res) {
+  int rc = cor_lock_acquire(cor_condition_lock(cv2));
+  return rc ? rc : cor_condition_wait(cv2);
+}
+static int wait_bar2(void *arg, void **res) { return cor_barrier_wait(bar2, NULL); }
+static int wait_sem2(void *arg, void **res) { return cor_semaphore_acquire(sem2); }
+static int wait_ev2(void *arg, void **res) { return cor_event_wait(ev2); }
+static void ignore_report(cor_loop_t *l, const cor_exception_context *c,
+                          void *a) {}
+static void test_close_under_waiters(void **s) {
+  cor_loop_t *l2 = cor_loop_new(NULL);
+  cor_lock_t *saved = lk;
+  lk = cor_lock_new(l2);
+  cv2 = cor_condition_new(l2, NULL);
+  bar2 = cor_barrier_new(l2, 3);
+  sem2 = cor_semaphore_new(l2, 0, false);
+  ev2 = cor_event_new(l2);
+  assert_int_equal(cor_lock_acquire(lk), 0);
+  cor_task_t *t[6];
+  t[0] = cor_create_task(l2, cor_coro(lock_waiter_body, NULL), NULL);
+  t[1] = cor_create_task(l2, cor_coro(lock_waiter_body, NULL), NULL);
+  t[2] = cor_create_task(l2, cor_coro(lock_then_cond, NULL), NULL);
+  t[3] = cor_create_task(l2, cor_coro(wait_bar2, NULL), NULL);
+  t[4] = cor_create_task(l2, cor_coro(wait_sem2, NULL), NULL);
+  t[5] = cor_create_task(l2, cor_coro(wait_ev2, NULL), NULL);
+  cor_task_t *st = cor_create_task(l2, cor_coro(steps, (void *)3), NULL);
+  assert_int_equal(cor_loop_run_until_complete(l2, cor_task_future(st)), 0);
+  cor_release(st);
+  assert_int_equal(cor_lock_release(lk), 0); /* wakes t[0]: never runs */
+  assert_int_equal(cor_loop_set_exception_handler(l2, ignore_report, NULL), 0);
+  assert_int_equal(cor_loop_close(l2), 0);
+  /* The lists are empty: these walk nothing freed. */
+  assert_int_equal(cor_lock_acquire(lk), 0);
+  assert_int_equal(cor_lock_release(lk), 0);
+  assert_int_equal(cor_lock_acquire(cor_condition_lock(cv2)), 0);
+  assert_int_equal(cor_condition_notify_all(cv2), 0);
+  assert_int_equal(cor_lock_release(cor_condition_lock(cv2)), 0);
+  assert_int_equal(cor_barrier_abort(bar2), 0);
+  assert_int_equal(cor_semaphore_release(sem2), 0);
+  cor_event_set(ev2);
+  for (int i = 0; i < 6; i++)
+    cor_release(t[i]);
+  cor_release(cv2);
+  cor_release(bar2);
+  cor_release(sem2);
+  cor_release(ev2);
+  cor_release(lk);
+  cor_release(l2);
+  lk = saved;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_lock_fifo, setup, teardown),
@@ -889,6 +947,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_barrier_reset, setup, teardown),
       cmocka_unit_test_setup_teardown(test_barrier_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dump_names_lock, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_under_waiters, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
