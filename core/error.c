@@ -52,7 +52,7 @@
   XX(-EOWNERDEAD, "EOWNERDEAD", "Owner died")                                  \
   XX(COR_ETHREAD, "COR_ETHREAD", "Called from a thread that does not own the loop") \
   XX(COR_ENOTASK, "COR_ENOTASK", "Needs a running task")                      \
-  XX(COR_EBROKEN, "COR_EBROKEN", "Executor worker died")                       \
+  XX(COR_EBROKEN, "COR_EBROKEN", "Broken (executor worker died, or barrier aborted or reset)") \
   XX(COR_ECLOSED, "COR_ECLOSED", "Already closed")                             \
   XX(-ENOTSOCK, "ENOTSOCK", "Not a socket")                                    \
   XX(COR_ELIMIT, "COR_ELIMIT", "Separator not found within the stream limit")  \

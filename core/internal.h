@@ -214,6 +214,8 @@ enum cor__obj_type {
   COR__OBJ_AS_COMPLETED,
   COR__OBJ_QUEUE,
   COR__OBJ_CHANNEL,
+  COR__OBJ_CONDITION,
+  COR__OBJ_BARRIER,
   COR__OBJ_MAX
 };
 typedef struct cor__obj {

@@ -66,6 +66,19 @@ struct cor_queue {
   wlist joiners;
 };
 
+/* What the task dump says of a queue a task waits on. */
+static void queue_describe(const void *obj, cor__buf *out) {
+  const struct cor_queue *q = obj;
+  cor__buf_printf(out, " (%zu items", q->count);
+  if (q->maxsize)
+    cor__buf_printf(out, " of maxsize %zu", q->maxsize);
+  cor__buf_printf(out, ", %zu unfinished%s)", q->unfinished,
+                  q->shut ? ", shut down" : "");
+}
+static const cor__wait_kind queue_get_kind = {"queue (get)", queue_describe};
+static const cor__wait_kind queue_put_kind = {"queue (put)", queue_describe};
+static const cor__wait_kind queue_join_kind = {"queue (join)", queue_describe};
+
 static void queue_free(cor__obj *o) {
   struct cor_queue *q = (struct cor_queue *)o;
   /* The items are the application's: dropped, never freed. */
@@ -251,8 +264,8 @@ static __attribute__((noinline)) int put_wait(struct cor_queue *q, void *item,
   int rc;
   for (;;) {
     bool woken;
-    rc = wl_wait_pop(&q->putters, q->loop, front, &woken, "cor_queue_put",
-                     site);
+    rc = wl_wait_pop_on(&q->putters, q->loop, front, &woken, "cor_queue_put",
+                        site, &queue_put_kind, q);
     if (woken)
       q->put_promised--;
     if (rc != 0) {
@@ -312,8 +325,8 @@ static __attribute__((noinline)) int get_wait(struct cor_queue *q,
   int rc;
   for (;;) {
     bool woken;
-    rc = wl_wait_pop(&q->getters, q->loop, front, &woken, "cor_queue_get",
-                     site);
+    rc = wl_wait_pop_on(&q->getters, q->loop, front, &woken, "cor_queue_get",
+                        site, &queue_get_kind, q);
     if (woken)
       q->get_promised--;
     if (rc != 0) {
@@ -385,8 +398,9 @@ int cor_queue_join(cor_queue_t *q) {
   bool woken;
   /* As asyncio's (an Event underneath): a woken joiner returns 0 even if
    * more items were put before it ran. */
-  int rc = wl_wait_pop(&q->joiners, q->loop, false, &woken, "cor_queue_join",
-                       __builtin_return_address(0));
+  int rc = wl_wait_pop_on(&q->joiners, q->loop, false, &woken,
+                          "cor_queue_join", __builtin_return_address(0),
+                          &queue_join_kind, q);
   cor_release(q);
   return rc;
 }

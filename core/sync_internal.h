@@ -9,18 +9,21 @@
 
 /* A waiting task's node, on that task's stack: the future is embedded
  * (cor__wait_embedded), so a wait allocates nothing. */
+typedef struct wlist wlist;
 typedef struct waiter {
   struct waiter *prev, *next;
+  wlist *list; /* the list it is on: a loop closing unlinks it */
   struct cor_future fut;
   bool waiting; /* cor__wait_embedded's flag */
   bool woken;   /* a wake-up was given to it */
 } waiter;
 
-typedef struct wlist {
+struct wlist {
   waiter *head, *tail;
-} wlist;
+};
 
 static inline void wl_push(wlist *l, waiter *w) {
+  w->list = l;
   w->next = NULL;
   w->prev = l->tail;
   if (l->tail)
@@ -40,6 +43,7 @@ static inline void wl_unlink(wlist *l, waiter *w) {
   else
     l->tail = w->prev;
   w->prev = w->next = NULL;
+  w->list = NULL;
 }
 
 /* The first waiter not yet woken, or NULL. */
@@ -58,18 +62,33 @@ static inline void wl_wake(waiter *w) {
 /* Suspends the running task on a waiter of l. Returns 0 when woken,
  * -ECANCELED (woken or not), COR_ENOTASK. *woken tells whether the wake-up
  * reached it (so a cancelled one can hand it on). `site`: the application's
- * call, for the task's "running at". */
-static inline int wl_wait(wlist *l, cor_loop_t *loop, bool *woken, const char *call,
-                   const void *site) {
+ * call, for the task's "running at". `kind`, `obj`: what the task waits on,
+ * named by the task dump and the shutdown report while it waits, and the
+ * mark cor__wl_detach goes by (kind NULL: neither); two pointer stores. */
+static inline int wl_wait_on(wlist *l, cor_loop_t *loop, bool *woken,
+                             const char *call, const void *site,
+                             const cor__wait_kind *kind, const void *obj) {
   *woken = false;
-  if (cor__tls_task == NULL)
+  struct cor_task *t = cor__tls_task;
+  if (t == NULL)
     return COR_ENOTASK;
   waiter w = {0};
   wl_push(l, &w);
+  t->wait_kind = kind;
+  t->wait_obj = obj;
   int rc = cor__wait_embedded(loop, &w.fut, &w.waiting, 0, call, site);
+  t->wait_kind = NULL;
   wl_unlink(l, &w);
   *woken = w.woken;
   return rc;
+}
+
+/* wl_wait_on naming no particular object (the kind is still set: it also
+ * tells a closing loop that the task's node is on a waiter list). */
+static const cor__wait_kind wl_anon_kind = {"waiter list", NULL};
+static inline int wl_wait(wlist *l, cor_loop_t *loop, bool *woken,
+                          const char *call, const void *site) {
+  return wl_wait_on(l, loop, woken, call, site, &wl_anon_kind, l);
 }
 
 /* Every primitive starts with these two fields. */
@@ -108,25 +127,37 @@ static inline waiter *wl_pop_wake(wlist *l) {
 /* As wl_wait, on a pop-on-wake list. `front`: wait at the head, for a woken
  * waiter that found its promised unit taken by a caller that never waits
  * (it keeps its turn). */
-static inline int wl_wait_pop(wlist *l, cor_loop_t *loop, bool front,
-                              bool *woken, const char *call,
-                              const void *site) {
+static inline int wl_wait_pop_on(wlist *l, cor_loop_t *loop, bool front,
+                                 bool *woken, const char *call,
+                                 const void *site, const cor__wait_kind *kind,
+                                 const void *obj) {
   *woken = false;
-  if (cor__tls_task == NULL)
+  struct cor_task *t = cor__tls_task;
+  if (t == NULL)
     return COR_ENOTASK;
   waiter w = {0};
   if (front && l->head) {
+    w.list = l;
     w.next = l->head;
     l->head->prev = &w;
     l->head = &w;
   } else {
     wl_push(l, &w);
   }
+  t->wait_kind = kind;
+  t->wait_obj = obj;
   int rc = cor__wait_embedded(loop, &w.fut, &w.waiting, 0, call, site);
-  if (!w.woken) /* the waker unlinked it */
+  t->wait_kind = NULL;
+  if (w.list) /* not woken (the waker unlinked it), nor detached */
     wl_unlink(l, &w);
   *woken = w.woken;
   return rc;
+}
+
+static inline int wl_wait_pop(wlist *l, cor_loop_t *loop, bool front,
+                              bool *woken, const char *call,
+                              const void *site) {
+  return wl_wait_pop_on(l, loop, front, woken, call, site, &wl_anon_kind, l);
 }
 
 #endif

@@ -596,6 +596,8 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
   t->await_line = 0;
   t->wait_since = 0;
   t->holds_loop = false;
+  t->wait_kind = NULL;
+  t->wait_obj = NULL;
   if (COR_UNLIKELY(loop->debug))
     t->fut.bt = cor__bt_new(__builtin_return_address(0));
 #ifdef COR_ASAN
@@ -958,6 +960,7 @@ static void task_repr_depth(struct cor_task *t, cor__buf *out, int depth) {
       task_repr_depth((struct cor_task *)t->waiting, out, depth + 1);
     else
       cor__future_repr(t->waiting, out);
+    cor__task_wait_obj_repr(t, out);
   }
   if (t->fut.bt && t->fut.bt->n > 0 &&
       cor__site(t->fut.bt->pc[0], at, sizeof at)[0])
@@ -1046,6 +1049,22 @@ void cor__coros_report_at_exit(void) {
   }
 }
 
+void cor__task_wait_obj_repr(const struct cor_task *t, cor__buf *out) {
+  if (t->wait_kind == NULL)
+    return;
+  cor__buf_printf(out, " waiting on %s %p", t->wait_kind->name, t->wait_obj);
+  if (t->wait_kind->describe)
+    t->wait_kind->describe(t->wait_obj, out);
+}
+
+struct cor_task *cor__task_by_id(struct cor_loop *loop, uint64_t id) {
+  cor__tasks *tl = loop->tasks;
+  for (struct cor_task *t = tl ? tl->head : NULL; t; t = t->next)
+    if (t->id == id)
+      return t;
+  return NULL;
+}
+
 /* cor_dump_tasks' part for one loop (on its thread, or while nobody runs
  * it): each pending task, what it awaits as a chain, and since when. */
 int cor__tasks_dump(struct cor_loop *loop, cor__buf *out) {
@@ -1094,6 +1113,7 @@ int cor__tasks_dump(struct cor_loop *loop, cor__buf *out) {
         w = NULL;
       }
     }
+    cor__task_wait_obj_repr(t, out);
     cor__buf_printf(out, "\n");
   }
   return n;
@@ -1109,6 +1129,11 @@ static void tasks_close_hook(struct cor_loop *loop) {
     report_pending(t);
     if (t->waiting) {
       struct cor_future *w = t->waiting;
+      /* A node of a lock's (etc.) waiter list on the stack dropped below:
+       * off the list, or the next release walks freed memory. */
+      if (t->wait_kind)
+        cor__wl_detach(w);
+      t->wait_kind = NULL;
       cor__future_remove_cb(w, &t->wnode);
       t->waiting = NULL;
       if (t->waiting_owned)

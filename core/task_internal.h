@@ -143,11 +143,32 @@ struct cor_task {
   /* A task that ended with an error holds its loop until freed, so the
    * never-retrieved report can reach the loop's exception handler. */
   bool holds_loop;
+  /* What the task waits on, for the dump and the shutdown report: set by
+   * the coordination primitives around a wait (core/sync_internal.h
+   * wl_wait_on), NULL otherwise. */
+  const struct cor__wait_kind *wait_kind;
+  const void *wait_obj;
 #ifdef COR_ASAN
   void *asan_fake;
 #endif
   char name_buf[28];
 };
+
+/* A kind of object a task can wait on (a lock, an event, a queue...). */
+typedef struct cor__wait_kind {
+  const char *name; /* "lock", "event", "queue" */
+  /* Appends what more there is to say of obj (" held by Task 'a'"), on the
+   * loop's thread; may be NULL. */
+  void (*describe)(const void *obj, cor__buf *out);
+} cor__wait_kind;
+/* " waiting on <kind> 0x... <describe>" when t waits on an object. */
+void cor__task_wait_obj_repr(const struct cor_task *t, cor__buf *out);
+/* A loop closing under a task that waits on a waiter list (wait_kind set,
+ * `waiting` the node's embedded future, core/sync_internal.h): unlinks the
+ * node, which lives on the stack about to be dropped (core/sync.c). */
+void cor__wl_detach(struct cor_future *f);
+/* The loop's pending task with this id, or NULL (a finished one). */
+struct cor_task *cor__task_by_id(struct cor_loop *loop, uint64_t id);
 
 /* Per-loop task state (loop->tasks). */
 typedef struct cor__tasks {

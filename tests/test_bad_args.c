@@ -48,6 +48,10 @@ static void cf_done_cb(cor_cfuture_t *cf, void *arg) {
   (void)cf;
   (void)arg;
 }
+static bool pred_false(void *arg) {
+  (void)arg;
+  return false;
+}
 static int body(void *arg, void **result) {
   (void)arg;
   (void)result;
@@ -443,6 +447,32 @@ enum { P, T };
     (cor_channel_try_recv(NULL, (void **)g_buf)))                            \
   X(cor_channel_close, CODE, P, -EINVAL, "ch is NULL",                       \
     (cor_channel_close(NULL)))                                               \
+  X(cor_condition_new, PTR, P, 0, "no loop is running",                      \
+    (cor_condition_new(NULL, NULL)))                                         \
+  X(cor_condition_lock, PTR, P, 0, "c is NULL", (cor_condition_lock(NULL)))  \
+  X(cor_condition_wait, CODE, P, -EINVAL, "c is NULL",                       \
+    (cor_condition_wait(NULL)))                                              \
+  X(cor_condition_wait_for, CODE, P, -EINVAL, "c is NULL",                   \
+    (cor_condition_wait_for(NULL, pred_false, NULL)))                        \
+  X(cor_condition_notify, CODE, P, -EINVAL, "c is NULL",                     \
+    (cor_condition_notify(NULL, 1)))                                         \
+  X(cor_condition_notify_all, CODE, P, -EINVAL, "c is NULL",                 \
+    (cor_condition_notify_all(NULL)))                                        \
+  X(cor_barrier_new, PTR, P, 0, "no loop is running",                        \
+    (cor_barrier_new(NULL, 2)))                                              \
+  X(cor_barrier_new, PTR, P, 0, "parties is 0", (cor_barrier_new(g_loop, 0))) \
+  X(cor_barrier_wait, CODE, P, -EINVAL, "b is NULL",                         \
+    (cor_barrier_wait(NULL, NULL)))                                          \
+  X(cor_barrier_abort, CODE, P, -EINVAL, "b is NULL",                        \
+    (cor_barrier_abort(NULL)))                                               \
+  X(cor_barrier_reset, CODE, P, -EINVAL, "b is NULL",                        \
+    (cor_barrier_reset(NULL)))                                               \
+  X(cor_barrier_parties, LOGV, P, 0, "b is NULL",                            \
+    (cor_barrier_parties(NULL)))                                             \
+  X(cor_barrier_n_waiting, LOGV, P, 0, "b is NULL",                          \
+    (cor_barrier_n_waiting(NULL)))                                           \
+  X(cor_barrier_broken, LOGV, P, 0, "b is NULL",                             \
+    (cor_barrier_broken(NULL)))                                              \
   /* corio/task.h */                                                         \
   X(cor_coro_new_at, PTR, P, 0, "fn is NULL",                                \
     (cor_coro_new_at(NULL, NULL, NULL, NULL, 0)))                            \

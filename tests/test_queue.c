@@ -1023,6 +1023,72 @@ static void test_stress_cancel(void **s) {
   assert_true(cor_queue_empty(q));
 }
 
+/* The dump names the queue a task waits on; a loop closed under waiting
+ * getters and putters leaves no node of theirs (on the dropped stacks) on
+ * the queue's lists, and the queue stays usable. */
+static cor_queue_t *q2;
+static int get_q2(void *arg, void **r) {
+  void *it;
+  return cor_queue_get(q2, &it);
+}
+static int put_q2(void *arg, void **r) { return cor_queue_put(q2, arg); }
+static int join_q2(void *arg, void **r) { return cor_queue_join(q2); }
+static int q2_steps(void *arg, void **r) {
+  for (int i = 0; i < 3; i++)
+    cor_yield();
+  return 0;
+}
+static void ignore_report(cor_loop_t *l, const cor_exception_context *c,
+                          void *a) {}
+static void test_close_under_waiters(void **s) {
+  cor_loop_t *l2 = cor_loop_new(NULL);
+  q2 = cor_queue_new(l2, &(cor_queue_opts){.maxsize = 1});
+  cor_task_t *t[5];
+  t[0] = cor_create_task(l2, cor_coro(get_q2, NULL), "getter");
+  t[1] = cor_create_task(l2, cor_coro(get_q2, NULL), "getter2");
+  cor_task_t *st = cor_create_task(l2, cor_coro(q2_steps, NULL), NULL);
+  assert_int_equal(cor_loop_run_until_complete(l2, cor_task_future(st)), 0);
+  cor_release(st);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  assert_true(cor_dump_tasks(p[1]) >= 0);
+  close(p[1]);
+  static char buf[65536];
+  ssize_t got = 0, k;
+  while ((k = read(p[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+    got += k;
+  buf[got] = 0;
+  close(p[0]);
+  char want[96];
+  snprintf(want, sizeof want, "waiting on queue (get) %p (0 items of maxsize 1",
+           (void *)q2);
+  if (!strstr(buf, want))
+    print_message("want '%s' in:\n%s\n", want, buf);
+  assert_non_null(strstr(buf, want));
+  /* Fill it, so putters and a joiner wait too. */
+  assert_int_equal(cor_queue_put_nowait(q2, (void *)1), 0); /* wakes getter */
+  t[2] = cor_create_task(l2, cor_coro(put_q2, (void *)2), NULL);
+  t[3] = cor_create_task(l2, cor_coro(put_q2, (void *)3), NULL);
+  t[4] = cor_create_task(l2, cor_coro(join_q2, NULL), NULL);
+  st = cor_create_task(l2, cor_coro(q2_steps, NULL), NULL);
+  assert_int_equal(cor_loop_run_until_complete(l2, cor_task_future(st)), 0);
+  cor_release(st);
+  assert_int_equal(cor_loop_set_exception_handler(l2, ignore_report, NULL), 0);
+  assert_int_equal(cor_loop_close(l2), 0);
+  /* Nothing freed is walked now. */
+  void *it;
+  while (cor_queue_get_nowait(q2, &it) == 0)
+    cor_queue_task_done(q2);
+  assert_int_equal(cor_queue_put_nowait(q2, (void *)9), 0);
+  assert_int_equal(cor_queue_get_nowait(q2, &it), 0);
+  assert_ptr_equal(it, (void *)9);
+  assert_int_equal(cor_queue_shutdown(q2, true), 0);
+  for (int i = 0; i < 5; i++)
+    cor_release(t[i]);
+  cor_release(q2);
+  cor_release(l2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_order, setup, teardown),
@@ -1043,6 +1109,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wrong_thread, setup_cap, teardown_cap),
       cmocka_unit_test_setup_teardown(test_release_while_waiting, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stress_cancel, setup, teardown),
+      cmocka_unit_test(test_close_under_waiters),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,11 @@ static struct {
   int rfd, wfd;           /* a readable pipe end, a writable one */
   size_t stack_size;      /* A's task stack size before the rows */
   cor_queue_t *queue;     /* maxsize 2, holding one item (7) */
+  cor_lock_t *lock;       /* free */
+  cor_event_t *event;     /* unset */
+  cor_semaphore_t *sem;   /* bounded, value 1 */
+  cor_condition_t *cond;  /* over lock */
+  cor_barrier_t *barrier; /* 2 parties, empty */
 } E;
 
 /* Anything a refused call would have scheduled or started: must stay 0. */
@@ -342,6 +347,38 @@ static int c_queue_maxsize(void) { return VAL_CALL(cor_queue_maxsize(E.queue)); 
 static int c_queue_empty(void) { return VAL_CALL(cor_queue_empty(E.queue)); }
 static int c_queue_full(void) { return VAL_CALL(cor_queue_full(E.queue)); }
 
+/* sync.h */
+static int c_lock_new(void) { return PTR_CALL(cor_lock_new(E.loop)); }
+static int c_lock_acquire(void) { return cor_lock_acquire(E.lock); }
+static int c_lock_release(void) { return cor_lock_release(E.lock); }
+static int c_lock_locked(void) { return VAL_CALL(cor_lock_locked(E.lock)); }
+static int c_event_new(void) { return PTR_CALL(cor_event_new(E.loop)); }
+static int c_event_wait(void) { return cor_event_wait(E.event); }
+static int c_event_set(void) { return VOID_CALL(cor_event_set(E.event)); }
+static int c_event_clear(void) { return VOID_CALL(cor_event_clear(E.event)); }
+static int c_event_is_set(void) { return VAL_CALL(cor_event_is_set(E.event)); }
+static int c_sem_new(void) { return PTR_CALL(cor_semaphore_new(E.loop, 1, false)); }
+static int c_sem_acquire(void) { return cor_semaphore_acquire(E.sem); }
+static int c_sem_release(void) { return cor_semaphore_release(E.sem); }
+static int c_sem_locked(void) { return VAL_CALL(cor_semaphore_locked(E.sem)); }
+static int c_cond_new(void) { return PTR_CALL(cor_condition_new(E.loop, E.lock)); }
+static int c_cond_lock(void) { return PTR_CALL(cor_condition_lock(E.cond)); }
+static int c_cond_wait(void) { return cor_condition_wait(E.cond); }
+static bool never(void *arg) { bad_cb(arg); return false; }
+static int c_cond_wait_for(void) { return cor_condition_wait_for(E.cond, never, NULL); }
+static int c_cond_notify(void) { return cor_condition_notify(E.cond, 1); }
+static int c_cond_notify_all(void) { return cor_condition_notify_all(E.cond); }
+static int c_barrier_new(void) { return PTR_CALL(cor_barrier_new(E.loop, 2)); }
+static int c_barrier_wait(void) {
+  unsigned i;
+  return cor_barrier_wait(E.barrier, &i);
+}
+static int c_barrier_abort(void) { return cor_barrier_abort(E.barrier); }
+static int c_barrier_reset(void) { return cor_barrier_reset(E.barrier); }
+static int c_barrier_parties(void) { return VAL_CALL(cor_barrier_parties(E.barrier)); }
+static int c_barrier_n_waiting(void) { return VAL_CALL(cor_barrier_n_waiting(E.barrier)); }
+static int c_barrier_broken(void) { return VAL_CALL(cor_barrier_broken(E.barrier)); }
+
 /* TASK: the call needs a running task (outside one it is COR_ENOTASK, for
  * the calling task is what it acts on), so it is only made from a task of
  * another loop. Every other row runs from both. */
@@ -482,6 +519,32 @@ static const struct {
     {"cor_queue_maxsize", c_queue_maxsize, ANY},
     {"cor_queue_empty", c_queue_empty, ANY},
     {"cor_queue_full", c_queue_full, ANY},
+    {"cor_lock_new", c_lock_new, ANY},
+    {"cor_lock_acquire", c_lock_acquire, ANY},
+    {"cor_lock_release", c_lock_release, ANY},
+    {"cor_lock_locked", c_lock_locked, ANY},
+    {"cor_event_new", c_event_new, ANY},
+    {"cor_event_wait", c_event_wait, ANY},
+    {"cor_event_set", c_event_set, ANY},
+    {"cor_event_clear", c_event_clear, ANY},
+    {"cor_event_is_set", c_event_is_set, ANY},
+    {"cor_semaphore_new", c_sem_new, ANY},
+    {"cor_semaphore_acquire", c_sem_acquire, ANY},
+    {"cor_semaphore_release", c_sem_release, ANY},
+    {"cor_semaphore_locked", c_sem_locked, ANY},
+    {"cor_condition_new", c_cond_new, ANY},
+    {"cor_condition_lock", c_cond_lock, ANY},
+    {"cor_condition_wait", c_cond_wait, ANY},
+    {"cor_condition_wait_for", c_cond_wait_for, ANY},
+    {"cor_condition_notify", c_cond_notify, ANY},
+    {"cor_condition_notify_all", c_cond_notify_all, ANY},
+    {"cor_barrier_new", c_barrier_new, ANY},
+    {"cor_barrier_wait", c_barrier_wait, ANY},
+    {"cor_barrier_abort", c_barrier_abort, ANY},
+    {"cor_barrier_reset", c_barrier_reset, ANY},
+    {"cor_barrier_parties", c_barrier_parties, ANY},
+    {"cor_barrier_n_waiting", c_barrier_n_waiting, ANY},
+    {"cor_barrier_broken", c_barrier_broken, ANY},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
@@ -492,19 +555,6 @@ static const struct {
   const char *why;
 } exempt[] = {
     {"cor_version", "pure: a constant"},
-    {"cor_semaphore_new", "covered in tests/test_sync.c"},
-    {"cor_semaphore_acquire", "covered in tests/test_sync.c"},
-    {"cor_semaphore_release", "covered in tests/test_sync.c"},
-    {"cor_semaphore_locked", "covered in tests/test_sync.c"},
-    {"cor_lock_new", "covered in tests/test_sync.c"},
-    {"cor_lock_acquire", "covered in tests/test_sync.c"},
-    {"cor_lock_release", "covered in tests/test_sync.c"},
-    {"cor_lock_locked", "covered in tests/test_sync.c"},
-    {"cor_event_new", "covered in tests/test_sync.c"},
-    {"cor_event_wait", "covered in tests/test_sync.c"},
-    {"cor_event_set", "covered in tests/test_sync.c"},
-    {"cor_event_clear", "covered in tests/test_sync.c"},
-    {"cor_event_is_set", "covered in tests/test_sync.c"},
     {"cor_version_hex", "pure: a constant"},
     {"cor_strerror", "pure: the error table"},
     {"cor_err_name", "pure: the error table"},
@@ -704,6 +754,16 @@ static int owner_body(void *arg, void **r) {
   OWN(cor_queue_task_done(E.queue) == 0);
   OWN(cor_queue_task_done(E.queue) == -EPERM);
   OWN(cor_queue_put_nowait(E.queue, NULL) == 0);
+  /* The sync objects as they were made. */
+  OWN(!cor_lock_locked(E.lock));
+  OWN(!cor_event_is_set(E.event));
+  OWN(!cor_semaphore_locked(E.sem));
+  OWN(cor_semaphore_release(E.sem) == -EOVERFLOW); /* still at 1 */
+  OWN(cor_condition_lock(E.cond) == E.lock);
+  OWN(cor_condition_notify(E.cond, 1) == -EPERM);
+  OWN(cor_barrier_parties(E.barrier) == 2);
+  OWN(cor_barrier_n_waiting(E.barrier) == 0);
+  OWN(!cor_barrier_broken(E.barrier));
   /* The idle task and the group's parent may finish now. */
   OWN(cor_future_set_result(E.hold, NULL) == 0);
   return 0;
@@ -742,6 +802,16 @@ static void wrong_thread(bool debug) {
   E.queue = cor_queue_new(a, &(cor_queue_opts){.maxsize = 2});
   assert_non_null(E.queue);
   assert_int_equal(cor_queue_put_nowait(E.queue, (void *)7), 0);
+  E.lock = cor_lock_new(a);
+  E.event = cor_event_new(a);
+  E.sem = cor_semaphore_new(a, 1, true);
+  E.cond = cor_condition_new(a, E.lock);
+  E.barrier = cor_barrier_new(a, 2);
+  assert_non_null(E.lock);
+  assert_non_null(E.event);
+  assert_non_null(E.sem);
+  assert_non_null(E.cond);
+  assert_non_null(E.barrier);
   assert_non_null(E.fut);
   assert_non_null(E.hold);
   assert_non_null(E.task);
@@ -813,6 +883,11 @@ static void wrong_thread(bool debug) {
   cor_release(E.fut);
   cor_release(E.hold);
   cor_release(E.queue);
+  cor_release(E.cond);
+  cor_release(E.lock);
+  cor_release(E.event);
+  cor_release(E.sem);
+  cor_release(E.barrier);
   close(E.peer);
   close(rp[0]);
   close(rp[1]);

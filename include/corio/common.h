@@ -92,7 +92,7 @@ extern "C" {
  * negated errno value. */
 #define COR_ETHREAD (-4001) /* called from a thread that does not own the loop */
 #define COR_ENOTASK (-4002) /* needs a running task */
-#define COR_EBROKEN (-4003) /* an executor worker died */
+#define COR_EBROKEN (-4003) /* an executor worker died; a barrier broke */
 #define COR_ECLOSED (-4004) /* the object is already closed */
 
 /* A coroutine, a blocking job and a task body share this type: return 0 and
