@@ -75,6 +75,7 @@ struct cor_server {
   pthread_mutex_t mu; /* runtime servers: wait_closed and barriers */
   pthread_cond_t cv;
   cor__res res; /* reported if freed (or still open at exit) unclosed */
+  const void *made_at; /* the application's start call (reports) */
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -261,6 +262,8 @@ static void start_conn(struct cor__srv_loop *sl, int fd, int family) {
   c->sl = sl;
   c->s = s;
   c->task = cor_create_task(sl->loop, cor_coro(conn_main, c), NULL);
+  if (c->task != NULL) /* reports: the handler, its peer, the start call */
+    cor__task_present(c->task, srv->handler, srv->made_at, fd);
   if (c->task == NULL) {
     COR_LOG(COR_LOG_ERROR, "server: cannot start a handler task: %s",
             strerror(errno));
@@ -527,12 +530,13 @@ static int make_listeners(struct cor__srv_loop *sl, unsigned i,
 }
 
 struct cor_server *cor__server_alloc(const cor_server_opts *opts, cor_fn handler,
-                                     unsigned nloops) {
+                                     unsigned nloops, const void *made_at) {
   struct cor_server *srv = cor__calloc(1, sizeof *srv);
   if (srv == NULL)
     return NULL;
   srv->opts = *opts;
   srv->handler = handler;
+  srv->made_at = made_at;
   srv->refs = 1;
   srv->nloops = nloops;
   srv->loops = cor__calloc(nloops, sizeof *srv->loops);
@@ -619,7 +623,7 @@ cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
     errno = -COR_ECLOSED;
     return NULL;
   }
-  struct cor_server *srv = cor__server_alloc(&o, handler, 1);
+  struct cor_server *srv = cor__server_alloc(&o, handler, 1, __builtin_return_address(0));
   if (srv == NULL) {
     errno = ENOMEM;
     return NULL;

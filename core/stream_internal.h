@@ -124,8 +124,10 @@ void cor__set_nodelay(int fd, int family);
 
 /* The pieces of a server that executor/server_runtime.c assembles into a
  * runtime server (one listener per loop), from core/server.c. */
+/* made_at: the application's start call, named by the reports of the
+ * connection tasks. */
 struct cor_server *cor__server_alloc(const cor_server_opts *opts, cor_fn handler,
-                                     unsigned nloops);
+                                     unsigned nloops, const void *made_at);
 int cor__server_listen(struct cor_server *srv, unsigned i, struct cor_loop *loop,
                        bool reuseport);
 int cor__server_start_loop(struct cor_server *srv, unsigned i);

@@ -596,6 +596,9 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
   t->await_line = 0;
   t->wait_since = 0;
   t->holds_loop = false;
+  t->shown_fn = NULL;
+  t->made_at = NULL;
+  t->peer_fd = -1;
   t->wait_kind = NULL;
   t->wait_obj = NULL;
   if (COR_UNLIKELY(loop->debug))
@@ -926,6 +929,35 @@ const char *cor__task_await_site(const struct cor_task *t, char *buf,
  * the debug info), or failing that where cor_coro was called; "running at"
  * is where the task last suspended; "created at" (debug mode) is where
  * cor_create_task was called. Symbolizing happens here, on reports only. */
+void cor__task_present(struct cor_task *t, cor_fn fn, const void *made_at,
+                       int peer_fd) {
+  t->shown_fn = fn;
+  t->made_at = made_at;
+  t->peer_fd = peer_fd;
+}
+
+/* The name reports give t's function: the application's when corio made
+ * the task for it (symbolized here, on reports only), else cor_coro's. */
+static const char *task_fn_name(const struct cor_task *t, char *buf,
+                                size_t n) {
+  if (t->shown_fn == NULL)
+    return t->fn_name;
+  cor__fn_name((const void *)(uintptr_t)t->shown_fn, buf, n);
+  return buf;
+}
+
+/* Where t was made, for "created at": the application's call when corio
+ * made it, else the debug-mode backtrace's first frame; "" when unknown. */
+static const char *task_made_at(const struct cor_task *t, char *buf,
+                                size_t n) {
+  buf[0] = 0;
+  if (t->made_at)
+    cor__site(t->made_at, buf, n);
+  else if (t->fut.bt && t->fut.bt->n > 0)
+    cor__site(t->fut.bt->pc[0], buf, n);
+  return buf;
+}
+
 static void task_repr_depth(struct cor_task *t, cor__buf *out, int depth) {
   const char *st = t->fut.state == COR__FUT_CANCELLED ? "cancelled"
                    : t->fut.state == COR__FUT_DONE    ? "finished"
@@ -935,20 +967,24 @@ static void task_repr_depth(struct cor_task *t, cor__buf *out, int depth) {
     cor__buf_printf(out, ">");
     return;
   }
-  char def[300], at[300];
+  char def[300], at[300], fname[128];
   cor__sym sym;
-  if (cor__fn_decl((const void *)(uintptr_t)t->fn, &sym) ||
-      (cor__symbolize((const void *)(uintptr_t)t->fn, false, &sym) &&
+  cor_fn fn = t->shown_fn ? t->shown_fn : t->fn;
+  const char *fnm = task_fn_name(t, fname, sizeof fname);
+  if (cor__fn_decl((const void *)(uintptr_t)fn, &sym) ||
+      (cor__symbolize((const void *)(uintptr_t)fn, false, &sym) &&
        sym.file[0]))
     snprintf(def, sizeof def, "%s:%d", sym.file, sym.line);
   else
     snprintf(def, sizeof def, "%s:%d", t->file, t->line);
   if (t->fut.state != COR__FUT_PENDING)
-    cor__buf_printf(out, " coro=<%s() done, defined at %s>", t->fn_name, def);
+    cor__buf_printf(out, " coro=<%s() done, defined at %s>", fnm, def);
   else if (cor__task_await_site(t, at, sizeof at)[0])
-    cor__buf_printf(out, " coro=<%s() running at %s>", t->fn_name, at);
+    cor__buf_printf(out, " coro=<%s() running at %s>", fnm, at);
   else
-    cor__buf_printf(out, " coro=<%s() running at %s>", t->fn_name, def);
+    cor__buf_printf(out, " coro=<%s() running at %s>", fnm, def);
+  if (t->peer_fd >= 0 && t->fut.state == COR__FUT_PENDING)
+    cor__buf_sockaddr(out, "peer", t->peer_fd, true);
   if (t->fut.state == COR__FUT_DONE && t->fut.code < 0)
     cor__buf_printf(out, " exception=%s('%s')", cor_err_name(t->fut.code),
                     t->fut.msg ? t->fut.msg : cor_strerror(t->fut.code));
@@ -962,8 +998,7 @@ static void task_repr_depth(struct cor_task *t, cor__buf *out, int depth) {
       cor__future_repr(t->waiting, out);
     cor__task_wait_obj_repr(t, out);
   }
-  if (t->fut.bt && t->fut.bt->n > 0 &&
-      cor__site(t->fut.bt->pc[0], at, sizeof at)[0])
+  if (task_made_at(t, at, sizeof at)[0])
     cor__buf_printf(out, " created at %s", at);
   cor__buf_printf(out, ">");
 }
@@ -1076,14 +1111,20 @@ int cor__tasks_dump(struct cor_loop *loop, cor__buf *out) {
   uint64_t now = cor__now_ns();
   int n = 0;
   for (struct cor_task *t = tl->head; t; t = t->next, n++) {
-    char at[300];
+    char at[300], fname[128];
     const char *st = t->tstate == COR__TASK_CREATED   ? "not started"
                      : t->tstate == COR__TASK_RUNNING ? "running"
                                                       : "suspended";
-    cor__buf_printf(out, "  Task '%s' (%s) coro=%s() created at %s:%d",
-                    cor__task_name(t), st, t->fn_name, t->file, t->line);
-    if (t->fut.bt && t->fut.bt->n > 0 &&
-        cor__site(t->fut.bt->pc[0], at, sizeof at)[0])
+    const char *fnm = task_fn_name(t, fname, sizeof fname);
+    if (t->made_at && task_made_at(t, at, sizeof at)[0])
+      cor__buf_printf(out, "  Task '%s' (%s) coro=%s() created at %s",
+                      cor__task_name(t), st, fnm, at);
+    else
+      cor__buf_printf(out, "  Task '%s' (%s) coro=%s() created at %s:%d",
+                      cor__task_name(t), st, fnm, t->file, t->line);
+    if (t->peer_fd >= 0)
+      cor__buf_sockaddr(out, "peer", t->peer_fd, true);
+    if (!t->made_at && task_made_at(t, at, sizeof at)[0])
       cor__buf_printf(out, " (task made at %s)", at);
     cor__buf_printf(out, "\n");
     if (t->waiting == NULL)
@@ -1105,8 +1146,10 @@ int cor__tasks_dump(struct cor_loop *loop, cor__buf *out) {
         cor__buf_printf(out, " -> ");
       if (w->is_task) {
         struct cor_task *wt = (struct cor_task *)w;
+        char wname[128];
         cor__buf_printf(out, "Task '%s' (%s() created at %s:%d)",
-                        cor__task_name(wt), wt->fn_name, wt->file, wt->line);
+                        cor__task_name(wt), task_fn_name(wt, wname, sizeof wname),
+                        wt->file, wt->line);
         w = wt->waiting;
       } else {
         cor__future_repr(w, out);
@@ -1246,6 +1289,8 @@ int cor_run(cor_fn main, void *arg, const cor_run_opts *opts) {
       (rc = cor_loop_set_task_stack_size(loop, opts->stack_size)) != 0)
     goto out;
   cor_task_t *t = cor_create_task(loop, cor_coro(main, arg), NULL);
+  if (t != NULL) /* reports name the application's main and its call */
+    cor__task_present(t, main, __builtin_return_address(0), -1);
   if (t == NULL) {
     rc = -errno;
     goto out;

@@ -148,11 +148,25 @@ struct cor_task {
    * wl_wait_on), NULL otherwise. */
   const struct cor__wait_kind *wait_kind;
   const void *wait_obj;
+  /* How reports present a task corio made for the application (a server
+   * connection's, cor_run's main): the application's function instead of
+   * corio's wrapper, the application's call instead of corio's line, and a
+   * connection's peer (an fd, -1 for none; read only while pending). Set by
+   * cor__task_present; zero/NULL/-1 otherwise. */
+  cor_fn shown_fn;
+  const void *made_at;
+  int peer_fd;
 #ifdef COR_ASAN
   void *asan_fake;
 #endif
   char name_buf[28];
 };
+
+/* Reports show t as running `fn` (NULL: its own), made by the call at
+ * return address `made_at` (NULL: where cor_create_task was called), and
+ * serving the peer of socket `peer_fd` (-1: none). Three stores. */
+void cor__task_present(struct cor_task *t, cor_fn fn, const void *made_at,
+                       int peer_fd);
 
 /* A kind of object a task can wait on (a lock, an event, a queue...). */
 typedef struct cor__wait_kind {

@@ -59,7 +59,8 @@ cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
       return NULL;
     }
   o.reuseport = o.path == NULL; /* Unix sockets cannot share a path */
-  struct cor_server *srv = cor__server_alloc(&o, handler, o.path ? 1 : n);
+  struct cor_server *srv = cor__server_alloc(&o, handler, o.path ? 1 : n,
+                                              __builtin_return_address(0));
   if (srv == NULL) {
     errno = ENOMEM;
     return NULL;

@@ -10,6 +10,8 @@
 #include "logcap.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -114,11 +116,71 @@ static void test_backend_logged_once(void **s) {
   assert_true(strstr(msg, "use io_uring") || strstr(msg, "use epoll"));
 }
 
+/* Reports name the application's code, not corio's: a server connection's
+ * task by its handler, its peer and the start call; cor_run's main task by
+ * main and the cor_run call. */
+static char dump[65536];
+static void dump_now(void) {
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  assert_true(cor_dump_tasks(p[1]) >= 0);
+  close(p[1]);
+  ssize_t got = 0, k;
+  while ((k = read(p[0], dump + got, sizeof dump - 1 - (size_t)got)) > 0)
+    got += k;
+  dump[got] = 0;
+  close(p[0]);
+}
+static cor_future_t *gate;
+static int slow_handler(void *arg, void **r) { return cor_await(gate, NULL); }
+static int client_then_dump(void *arg, void **r) {
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", (int)(intptr_t)arg);
+  cor_stream_t *s = NULL;
+  int rc = cor_open_connection("127.0.0.1", ps, &s);
+  if (rc != 0)
+    return rc;
+  for (int i = 0; i < 20; i++)
+    cor_yield();
+  dump_now();
+  cor_future_set_result(gate, NULL);
+  cor_stream_close(s);
+  cor_stream_free(s);
+  return 0;
+}
+static int dump_main(void *arg, void **r) {
+  gate = cor_future_new(NULL);
+  cor_server_t *srv = cor_start_server(NULL, NULL, slow_handler);
+  if (srv == NULL)
+    return -errno;
+  cor_task_t *c = cor_create_task(
+      NULL, cor_coro(client_then_dump, (void *)(intptr_t)cor_server_port(srv)),
+      "client");
+  int rc = cor_await_task(c, NULL);
+  cor_release(c);
+  cor_server_close(srv);
+  cor_server_wait_closed(srv, 5);
+  cor_server_free(srv);
+  cor_release(gate);
+  return rc;
+}
+static void test_reports_name_the_application(void **s) {
+  assert_int_equal(cor_run(dump_main, NULL, NULL), 0);
+  if (!strstr(dump, "coro=slow_handler()") || !strstr(dump, "peer=127.0.0.1:") ||
+      !strstr(dump, "coro=dump_main() created at tests/test_conventions.c:"))
+    print_message("dump:\n%s\n", dump);
+  assert_non_null(strstr(dump, "coro=slow_handler() created at tests/test_conventions.c:"));
+  assert_non_null(strstr(dump, "peer=127.0.0.1:"));
+  assert_non_null(strstr(dump, "coro=dump_main() created at tests/test_conventions.c:"));
+  assert_null(strstr(dump, "conn_main"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_null_loop_is_the_running_loop),
       cmocka_unit_test(test_null_loop_without_one),
       cmocka_unit_test(test_backend_logged_once),
+      cmocka_unit_test(test_reports_name_the_application),
   };
   return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }
