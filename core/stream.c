@@ -1,52 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /* Streams: buffered, task-suspending reads and writes over a socket or pipe.
  *
- * One edge-triggered epoll registration for the stream's whole life (one
- * epoll_ctl). The two edge callbacks only set a flag and wake the task that
- * waits (by completing a future embedded in the stream: no allocation per
- * wait). Reading: recv straight into the stream's buffer; a short read means
- * the socket is drained (unless the edge also said hang-up, error or urgent
- * data: see more()), so the next read waits for the next edge instead of
- * paying a syscall for EAGAIN. Writing: tried at once with send
- * (MSG_NOSIGNAL); only what the kernel did not take is copied into the write
- * buffer, which the writable-edge callback flushes from the loop with no task
- * involved. drain() is the back-pressure point.
- *
- * io_uring mode (socket streams of a loop with a ring, core/uring.c): the
- * first read that finds the buffer empty arms a multishot recv on the
- * loop's provided buffers, which then stays armed: each arrival completes
- * with a buffer whose bytes are copied into the read buffer when a task
- * waits, or kept (uncopied, so a peek's pointer does not move) until the
- * next read otherwise; past PEND_MAX kept buffers the recv is cancelled
- * (back-pressure) and re-armed by the next read. When the shared pool runs
- * dry (-ENOBUFS), the next read is one recv into the stream's own buffer. A write appends to
- * the write buffer and, unless a send is in flight, hands the buffer to
- * one (double-buffered: later writes fill the other buffer until the send
- * completes). The loop's one io_uring_enter per iteration submits them all.
+ * This file holds the public calls and the buffers, written once; the bytes
+ * move between those buffers and the kernel through a back-end
+ * (core/stream_backend.h: the contract): core/stream_epoll.c (edge-triggered
+ * epoll, recv/send) or core/stream_uring.c (socket streams of a loop with an
+ * io_uring: multishot recv on provided buffers, sends on the ring). A read
+ * takes buffered bytes without asking the back-end; only an empty buffer
+ * asks it to fill (more()), and a task waits only when it has nothing now.
+ * A write hands the bytes to the back-end, which sends at once what it can
+ * and queues the rest; drain() is the back-pressure point.
  *
  * Memory: an empty read buffer goes back to a small per-thread cache while
  * its task waits for data, so an idle connection holds no read buffer; the
  * write buffer exists only while the kernel is behind (epoll) or a send is
  * in flight (io_uring). */
-#include "stream_internal.h"
+#include "stream_backend.h"
 
 #include <limits.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
-#include "uring.h"
 
 #include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define RBUF_SIZE (16u * 1024u) /* read chunk; one recv fills at most this */
 #define RBUF_CACHE 64u          /* empty read buffers kept per thread */
-#define WBUF_MIN (4u * 1024u)
+#define WBUF_MIN COR__WBUF_MIN
 
 /* ------------------------------------------------------------ buffers */
 
@@ -109,7 +93,7 @@ static void rbuf_release_if_empty(cor_stream_t *s) {
 
 /* Room for at least one more byte at the end of the read buffer, growing it
  * up to `want` buffered bytes (readuntil needs the whole limit). */
-static int rbuf_room(cor_stream_t *s, size_t want) {
+int cor__rbuf_room(cor_stream_t *s, size_t want) {
   if (s->rbuf == NULL) {
     if ((s->rbuf = rbuf_get()) == NULL)
       return -ENOMEM;
@@ -145,7 +129,7 @@ static int rbuf_room(cor_stream_t *s, size_t want) {
   return 0;
 }
 
-static int wbuf_append(cor_stream_t *s, const char *p, size_t n) {
+int cor__wbuf_append(cor_stream_t *s, const char *p, size_t n) {
   size_t used = s->wend - s->wpos;
   if (s->wpos > 0 && s->wend + n > s->wcap) {
     memmove(s->wbuf, s->wbuf + s->wpos, used);
@@ -174,9 +158,9 @@ static inline size_t wqueued(const cor_stream_t *s) {
 }
 
 /* Appends n received bytes to the read buffer. */
-static int rbuf_append(cor_stream_t *s, const char *p, size_t n) {
+int cor__rbuf_append(cor_stream_t *s, const char *p, size_t n) {
   while (n > 0) {
-    int rc = rbuf_room(s, s->rend - s->rpos + n);
+    int rc = cor__rbuf_room(s, s->rend - s->rpos + n);
     if (rc != 0)
       return rc;
     size_t k = s->rcap - s->rend;
@@ -216,7 +200,7 @@ static void sigpipe_release(const sigset_t *old, ssize_t w, int err) {
   errno = err;
 }
 
-static ssize_t pipe_write(int fd, const void *p, size_t n) {
+ssize_t cor__pipe_write(int fd, const void *p, size_t n) {
   sigset_t old;
   sigpipe_hold(&old);
   ssize_t w = write(fd, p, n);
@@ -224,47 +208,8 @@ static ssize_t pipe_write(int fd, const void *p, size_t n) {
   return w;
 }
 
-static inline ssize_t do_send(cor_stream_t *s, const void *p, size_t n) {
-  ssize_t w;
-  do {
-    w = s->kind == COR__STREAM_SOCK ? send(s->fd, p, n, MSG_NOSIGNAL)
-                                    : pipe_write(s->fd, p, n);
-  } while (w < 0 && errno == EINTR);
-  return w;
-}
-
-static void close_fd(cor_stream_t *s);
-
-/* Sends what the write buffer holds until it is empty or the kernel stops
- * taking bytes. Records a write error. */
-static void flush(cor_stream_t *s) {
-  while (s->wend > s->wpos && s->writable && !s->werr) {
-    ssize_t w = do_send(s, s->wbuf + s->wpos, s->wend - s->wpos);
-    if (w < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        s->writable = false;
-      else
-        s->werr = -errno;
-      break;
-    }
-    s->last_io = s->loop->now;
-    if ((size_t)w < s->wend - s->wpos)
-      s->writable = false; /* the kernel's buffer is full: wait for the edge */
-    s->wpos += (size_t)w;
-  }
-  if (s->wpos == s->wend) {
-    s->wpos = s->wend = 0;
-    if (s->wcap > 4 * WBUF_MIN) {
-      /* a burst is over: do not keep its buffer on an idle connection */
-      cor__free(s->wbuf);
-      s->wbuf = NULL;
-      s->wcap = 0;
-    }
-  }
-}
-
 /* After the buffer moved (flush) or an error: the deferred actions. */
-static void after_flush(cor_stream_t *s) {
+void cor__stream_after_flush(cor_stream_t *s) {
   size_t left = wqueued(s);
   if (left == 0 && s->shut_req && !s->shut_done && !s->fd_closed) {
     s->shut_done = true;
@@ -272,319 +217,16 @@ static void after_flush(cor_stream_t *s) {
       shutdown(s->fd, SHUT_WR);
   }
   if (s->closing && !s->fd_closed && (left == 0 || s->werr))
-    close_fd(s);
+    cor__stream_close_fd(s);
   if (s->wwait && (left <= s->lowat || s->werr || s->fd_closed))
     cor__wake_embedded(&s->wfut, true, 0);
 }
 
-/* ------------------------------------------------------------ edges */
-
-static void on_readable(void *arg) {
-  cor_stream_t *s = arg;
-  s->readable = true;
-  if (s->loop->io_events & COR__POLL_HUP)
-    s->hup = true; /* read until EAGAIN/EOF: see more() */
-  if (s->rwait)
-    cor__wake_embedded(&s->rfut, true, 0);
-}
-
-static void on_writable(void *arg) {
-  cor_stream_t *s = arg;
-  s->writable = true;
-  if (s->wend > s->wpos) {
-    flush(s);
-    after_flush(s);
-  } else if (s->wwait) {
-    cor__wake_embedded(&s->wfut, true, 0);
-  }
-}
-
-/* ------------------------------------------------------------ io_uring */
-
-static void stream_release(cor_stream_t *s);
-
-/* The last op of a freed stream completed: free it now. */
-static bool zombie_done(cor_stream_t *s) {
-  if (!s->zombie)
-    return false;
-  if (s->uops == 0)
-    stream_release(s);
-  return true;
-}
-
-/* Buffers a task did not wait for that one stream may hold before its
- * multishot recv is stopped (back-pressure: the pool is shared). */
-#define PEND_MAX 4u
-/* A pend entry for bytes in the stream's own buffer (obuf), not the pool's. */
-#define OWN_BID 0xffffu
-
-static void stop_recv(cor_stream_t *s, cor__uring *u) {
-  struct io_uring_sqe *sqe;
-  if (s->rarmed && !s->rcancel && (sqe = cor__uring_sqe(u)) != NULL) {
-    io_uring_prep_cancel(sqe, &s->rop, 0);
-    io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
-    u->quick++;
-    s->rcancel = true;
-  }
-}
-
-void cor__streams_ring_lost(cor__uring *u) {
-  cor_stream_t *s = u->streams;
-  u->streams = NULL;
-  while (s) {
-    cor_stream_t *next = s->unext;
-    s->lost = true;
-    s->unext = s->uprev = NULL;
-    /* what was in flight is gone with the ring's thread */
-    s->uops = 0;
-    s->rarmed = s->sending = false;
-    s->npend = 0;
-    s->fpos = s->fend = 0;
-    if (s->zombie) {
-      stream_release(s);
-    } else {
-      if (!s->rerr)
-        s->rerr = COR_ETHREAD;
-      if (!s->werr)
-        s->werr = COR_ETHREAD;
-      if (s->closing && !s->fd_closed)
-        close_fd(s);
-      if (s->rwait)
-        cor__wake_embedded(&s->rfut, true, COR_ETHREAD);
-      if (s->wwait)
-        cor__wake_embedded(&s->wfut, true, COR_ETHREAD);
-    }
-    s = next;
-  }
-}
-
-/* Keeps a received buffer, uncopied, for the next read: copying now could
- * move the read buffer under a peek's pointer. */
-static void pend_push(cor_stream_t *s, cor__uring *u, unsigned bid,
-                      unsigned len) {
-  if (s->npend == s->pend_cap) {
-    uint16_t cap = s->pend_cap ? (uint16_t)(s->pend_cap * 2) : 4;
-    uint32_t *np = cor__realloc(s->pend, cap * sizeof *np);
-    if (np == NULL) {
-      if (bid != OWN_BID)
-        cor__uring_buf_put(u, bid);
-      s->rerr = -ENOMEM;
-      return;
-    }
-    s->pend = np;
-    s->pend_cap = cap;
-  }
-  s->pend[s->npend++] = (uint32_t)bid << 16 | len;
-  if (s->npend >= PEND_MAX)
-    stop_recv(s, u);
-}
-
-/* Copies the kept buffers into the read buffer and gives them back. */
-static int pend_take(cor_stream_t *s) {
-  cor__uring *u = s->loop->uring;
-  int rc = 0;
-  for (unsigned i = 0; i < s->npend; i++) {
-    unsigned bid = s->pend[i] >> 16, len = s->pend[i] & 0xffffu;
-    if (bid == OWN_BID) {
-      if (rc == 0)
-        rc = rbuf_append(s, s->obuf, len);
-      continue;
-    }
-    if (rc == 0)
-      rc = rbuf_append(s, cor__uring_buf(u, bid), len);
-    cor__uring_buf_put(u, bid);
-  }
-  s->npend = 0;
-  return rc;
-}
-
-/* One completion of the stream's multishot recv (F_MORE: still armed). */
-static void on_recv(cor__uop *op, int res, unsigned flags) {
-  cor_stream_t *s = (cor_stream_t *)((char *)op - offsetof(cor_stream_t, rop));
-  cor__uring *u = s->loop->uring;
-  if (!(flags & IORING_CQE_F_MORE)) {
-    s->uops--;
-    s->rarmed = false;
-    s->rcancel = false;
-  }
-  int bid = (flags & IORING_CQE_F_BUFFER) ? (int)(flags >> IORING_CQE_BUFFER_SHIFT)
-                                          : -1;
-  if (bid < 0 && res > 0 && s->obuf && !(flags & IORING_CQE_F_MORE))
-    bid = OWN_BID; /* the one-shot recv into the stream's own buffer */
-  if (s->zombie || s->closing || u->closing) {
-    if (bid >= 0 && bid != OWN_BID)
-      cor__uring_buf_put(u, (unsigned)bid);
-    if (!zombie_done(s) && s->rwait && !u->closing)
-      cor__wake_embedded(&s->rfut, true, 0);
-    return;
-  }
-  if (res > 0 && bid >= 0) {
-    s->last_io = s->loop->now;
-    if (!s->rwait || s->npend > 0) {
-      pend_push(s, u, (unsigned)bid, (unsigned)res);
-    } else if (bid == OWN_BID) {
-      int rc = rbuf_append(s, s->obuf, (size_t)res);
-      if (rc != 0)
-        s->rerr = rc;
-    } else {
-      int rc = rbuf_append(s, cor__uring_buf(u, (unsigned)bid), (size_t)res);
-      cor__uring_buf_put(u, (unsigned)bid);
-      if (rc != 0)
-        s->rerr = rc;
-    }
-  } else {
-    if (bid >= 0)
-      cor__uring_buf_put(u, (unsigned)bid);
-    if (res == 0)
-      s->eof = true;
-    else if (res == -ENOBUFS)
-      s->nobufs = true; /* the pool ran dry: the next read brings its own */
-    else if (res < 0 && res != -ECANCELED && res != -EINTR)
-      s->rerr = res;
-  }
-  if (s->rwait)
-    cor__wake_embedded(&s->rfut, true, 0);
-}
-
-/* Arms the stream's multishot recv on the loop's provided buffers: it stays
- * armed, one completion per arrival, until EOF, an error, a dry pool, or a
- * cancel (back-pressure, close). */
-static int arm_recv(cor_stream_t *s) {
-  cor__uring *u = s->loop->uring;
-  if (s->nobufs && s->obuf == NULL &&
-      (s->obuf = cor__malloc(COR__URING_BUF)) == NULL)
-    return -ENOMEM;
-  struct io_uring_sqe *sqe = u ? cor__uring_sqe(u) : NULL;
-  if (sqe == NULL)
-    return -ENOMEM;
-  if (s->nobufs) {
-    /* The shared pool ran dry (streams nobody reads hold buffers): one
-     * recv into the stream's own buffer, so a reader neither spins on
-     * -ENOBUFS nor starves; the next read tries the pool again. */
-    s->nobufs = false;
-    io_uring_prep_recv(sqe, s->fd, s->obuf, COR__URING_BUF, 0);
-  } else {
-    io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
-    sqe->ioprio |= IORING_RECV_MULTISHOT;
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = COR__URING_BGID;
-  }
-  io_uring_sqe_set_data(sqe, &s->rop);
-  u->inflight++;
-  s->uops++;
-  s->rarmed = true;
-  return 0;
-}
-
-static void start_send(cor_stream_t *s);
-
-static void submit_send(cor_stream_t *s) {
-  cor__uring *u = s->loop->uring;
-  struct io_uring_sqe *sqe = u ? cor__uring_sqe(u) : NULL;
-  if (sqe == NULL) {
-    s->werr = -ENOMEM;
-    return;
-  }
-  io_uring_prep_send(sqe, s->fd, s->fbuf + s->fpos, s->fend - s->fpos,
-                     MSG_NOSIGNAL);
-  io_uring_sqe_set_data(sqe, &s->wop);
-  u->inflight++;
-  u->quick++;
-  s->uops++;
-  s->sending = true;
-}
-
-static void on_send(cor__uop *op, int res, unsigned flags) {
-  (void)flags;
-  cor_stream_t *s = (cor_stream_t *)((char *)op - offsetof(cor_stream_t, wop));
-  s->uops--;
-  s->sending = false;
-  if (zombie_done(s))
-    return;
-  if (s->loop->uring->closing) {
-    s->fpos = s->fend = 0;
-    return;
-  }
-  if (res < 0) {
-    s->werr = res == -ECANCELED ? COR_ECLOSED : res;
-    s->fpos = s->fend = 0;
-  } else {
-    s->fpos += (size_t)res;
-    s->last_io = s->loop->now;
-    if (s->fpos < s->fend && !s->fd_closed) {
-      submit_send(s); /* the kernel took part: the rest */
-      if (s->sending)
-        return;
-    }
-    s->fpos = s->fend = 0;
-  }
-  if (!s->werr && !s->fd_closed && s->wend > s->wpos) {
-    start_send(s);
-  } else if (s->wend == s->wpos) {
-    /* Nothing to send: an idle connection keeps no write buffer. */
-    cor__free(s->wbuf);
-    s->wbuf = NULL;
-    s->wcap = s->wpos = s->wend = 0;
-    cor__free(s->fbuf);
-    s->fbuf = NULL;
-    s->fcap = 0;
-  }
-  after_flush(s);
-}
-
-/* Hands the write buffer to a send; writes fill the other buffer meanwhile. */
-static void start_send(cor_stream_t *s) {
-  char *b = s->fbuf;
-  size_t c = s->fcap;
-  s->fbuf = s->wbuf;
-  s->fcap = s->wcap;
-  s->fpos = s->wpos;
-  s->fend = s->wend;
-  s->wbuf = b;
-  s->wcap = c;
-  s->wpos = s->wend = 0;
-  submit_send(s);
-}
-
-static void on_pollout(cor__uop *op, int res, unsigned flags) {
-  (void)flags;
-  (void)res;
-  cor_stream_t *s = (cor_stream_t *)((char *)op - offsetof(cor_stream_t, wop));
-  s->uops--;
-  s->sending = false;
-  if (zombie_done(s) || s->loop->uring->closing)
-    return;
-  s->writable = true;
-  if (s->wwait)
-    cor__wake_embedded(&s->wfut, true, 0);
-}
+/* ------------------------------------------------------------ back-ends */
 
 int cor__stream_wait_connect(cor_stream_t *s, uint64_t deadline_ns,
                              const char *call, const void *site) {
-  s->writable = false;
-  int rc = 0;
-  while (!s->writable && rc == 0) {
-    if (s->uring && !s->sending) {
-      cor__uring *u = s->loop->uring;
-      struct io_uring_sqe *sqe = u ? cor__uring_sqe(u) : NULL;
-      if (sqe == NULL)
-        return -ENOMEM;
-      io_uring_prep_poll_add(sqe, s->fd, POLLOUT);
-      s->wop.cb = on_pollout;
-      s->wop.quick = false;
-      io_uring_sqe_set_data(sqe, &s->wop);
-      u->inflight++;
-      s->uops++;
-      s->sending = true;
-    }
-    rc = cor__wait_embedded(s->loop, &s->wfut, &s->wwait, deadline_ns, call,
-                            site);
-  }
-  if (!s->sending) { /* else the poll is still in flight: free cancels it */
-    s->wop.cb = on_send;
-    s->wop.quick = true;
-  }
-  return rc;
+  return cor__xport_wait_writable(s, deadline_ns, call, site);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -606,27 +248,16 @@ cor_stream_t *cor__stream_new(struct cor_loop *loop, int fd, int kind,
   s->hiwat = COR_STREAM_DEFAULT_HIGH_WATER;
   s->lowat = COR_STREAM_DEFAULT_LOW_WATER;
   s->last_io = loop->now ? loop->now : cor__now_ns();
-  if (kind == COR__STREAM_SOCK && cor__uring_get(loop) != NULL) {
-    s->uring = true;
-    s->readable = false;
-    s->rop.cb = on_recv;
-    s->wop.cb = on_send;
-    s->wop.quick = true;
-    cor__uring *u = loop->uring;
-    s->unext = u->streams;
-    if (u->streams)
-      u->streams->uprev = s;
-    u->streams = s;
+  /* the back-end: io_uring for a socket when the loop has a ring */
+  if (kind == COR__STREAM_SOCK && cor__sur_attach(s) == 0)
     return s;
-  }
-  int rc = cor__loop_io_et_add(loop, fd, on_readable, on_writable, s);
+  int rc = cor__sep_attach(s);
   if (rc != 0) {
     close(fd);
     cor__free(s);
     errno = rc == COR_ECLOSED ? -COR_ECLOSED : -rc;
     return NULL;
   }
-  s->registered = true;
   return s;
 }
 
@@ -687,29 +318,10 @@ cor_stream_t *cor_stream_from_fd(cor_loop_t *loop, int fd) {
   return s;
 }
 
-static void close_fd(cor_stream_t *s) {
+void cor__stream_close_fd(cor_stream_t *s) {
   if (s->fd_closed)
     return;
-  if (s->registered) {
-    cor__loop_io_et_del(s->loop, s->fd);
-    s->registered = false;
-  }
-  cor__uring *u = s->uring && !s->lost ? s->loop->uring : NULL;
-  if (u != NULL && s->uops > 0) {
-    /* Ops in flight are cancelled; their completions come later, which is
-     * why a freed stream may outlive cor_stream_free. An SQE not yet
-     * submitted names the fd by number: submit first, so the kernel holds
-     * the file before the number can be reused. (The socket itself goes
-     * once the cancelled ops let go of it, at the loop's next enter.) */
-    cor__uring_submit(u);
-    stop_recv(s, u);
-    struct io_uring_sqe *sqe;
-    if (s->sending && (sqe = cor__uring_sqe(u)) != NULL) {
-      io_uring_prep_cancel(sqe, &s->wop, 0);
-      io_uring_sqe_set_data64(sqe, COR__URING_TAG_IGNORE);
-      u->quick++;
-    }
-  }
+  cor__xport_close(s); /* deregistered, what is in flight cancelled */
   close(s->fd);
   s->fd = -1;
   s->fd_closed = true;
@@ -722,27 +334,11 @@ static void close_fd(cor_stream_t *s) {
     cor__wake_embedded(&s->cfut, true, 0);
 }
 
-/* Frees what the stream holds and the stream itself. */
-static void stream_release(cor_stream_t *s) {
-  if (s->uring && !s->lost) {
-    cor__uring *u = s->loop->uring;
-    if (s->uprev)
-      s->uprev->unext = s->unext;
-    else if (u)
-      u->streams = s->unext;
-    if (s->unext)
-      s->unext->uprev = s->uprev;
-  }
+void cor__stream_release(cor_stream_t *s) {
+  cor__xport_release(s);
   if (s->rbuf)
     rbuf_put(s->rbuf, s->rcap);
-  if (s->loop->uring)
-    for (unsigned i = 0; i < s->npend; i++)
-      if ((s->pend[i] >> 16) != OWN_BID)
-        cor__uring_buf_put(s->loop->uring, s->pend[i] >> 16);
-  cor__free(s->pend);
-  cor__free(s->obuf);
   cor__free(s->wbuf);
-  cor__free(s->fbuf);
   cor__free(s);
 }
 
@@ -757,11 +353,9 @@ int cor_stream_close(cor_stream_t *s) {
   if (s->rwait)
     cor__wake_embedded(&s->rfut, true, COR_ECLOSED);
   if (wqueued(s) == 0 || s->werr || s->fd_closed)
-    close_fd(s);
-  else if (!s->uring && s->writable) {
-    flush(s);
-    after_flush(s);
-  } /* io_uring: the send in flight closes it when the buffer is empty */
+    cor__stream_close_fd(s);
+  else
+    cor__xport_kick(s); /* the last byte's flush closes it */
   return 0;
 }
 
@@ -799,12 +393,12 @@ void cor_stream_free(cor_stream_t *s) {
   /* Never closed: asyncio's ResourceWarning, while the fd is still open
    * for the report to name its addresses. Freeing closes it anyway. */
   cor__res_release(&s->res);
-  close_fd(s);
+  cor__stream_close_fd(s);
   if (s->uops > 0) {
     s->zombie = true; /* its cancelled ops complete later: they free it */
     return;
   }
-  stream_release(s);
+  cor__stream_release(s);
 }
 
 /* ------------------------------------------------------------ reading */
@@ -834,91 +428,16 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
       return s->rerr;
     if (s->eof)
       return 0;
-    if (s->uring) {
-      size_t had = s->rend - s->rpos;
-      if (s->npend > 0) {
-        /* bytes that came while no task waited */
-        int rc = pend_take(s);
-        if (rc != 0)
-          return s->rerr = rc;
-        return 1;
-      }
-      if (!s->rarmed) {
-        int rc = arm_recv(s);
-        if (rc != 0)
-          return rc;
-      }
-      rbuf_release_if_empty(s);
-      uint64_t d = wait_deadline(s, call_dl);
-      int rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d, call, site);
-      if (s->rend - s->rpos > had)
-        return 1;
-      if (rc == -ETIMEDOUT) {
-        uint64_t now = cor__now_ns();
-        if ((call_dl == 0 || now < call_dl) &&
-            (s->idle_to == 0 || now < s->last_io + s->idle_to))
-          continue;
-      }
-      if (rc != 0)
-        return rc;
-      continue; /* EOF, an error, or no buffer: the checks above */
-    }
-    if (s->readable) {
-      int rc = rbuf_room(s, want);
-      if (rc != 0)
-        return rc;
-      size_t space = s->rcap - s->rend;
-      ssize_t n = s->kind == COR__STREAM_SOCK
-                      ? recv(s->fd, s->rbuf + s->rend, space, 0)
-                      : read(s->fd, s->rbuf + s->rend, space);
-      if (n > 0) {
-        s->rend += (size_t)n;
-        /* A short read ends the reading without a recv that returns
-         * EAGAIN (one syscall per request saved), and loses no edge:
-         * - A stream socket's recv (TCP, Unix) or a pipe's read returns
-         *   fewer bytes than asked only when it found its receive queue
-         *   empty, with two exceptions: TCP urgent data (recv stops at the
-         *   urgent mark, bytes queued behind it) and a pending EOF or
-         *   error (the bytes before a FIN come back short, the FIN stays).
-         * - Bytes that arrive after recv looked at the queue wake epoll
-         *   again, and with EPOLLET an item that was reported is re-armed,
-         *   so that arrival is a new edge: on_readable sets `readable`
-         *   again from the poll, which runs on this thread only after this
-         *   task suspends, i.e. after the store below.
-         * - The exceptions come with their own event bits, reported with
-         *   the edge that announced the bytes: EPOLLRDHUP/HUP/ERR for the
-         *   EOF or error, EPOLLPRI for urgent data (COR__POLL_HUP). Then
-         *   `hup` is set and short reads do not end the reading: only
-         *   EAGAIN or EOF does, since the FIN or the bytes past the mark
-         *   produce no further edge.
-         * (A Unix socket with SO_PASSCRED also stops where the sender's
-         * credentials change; corio never sets it. A user who does, on an
-         * fd given to cor_stream_from_fd, gets the data with the next
-         * edge, i.e. possibly late.) */
-        if ((size_t)n < space && !s->hup)
-          s->readable = false;
-        s->last_io = s->loop->now;
-        return 1;
-      }
-      if (n == 0) {
-        s->eof = true;
-        return 0;
-      }
-      if (errno == EINTR)
-        continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        /* Nothing now, and anything later (bytes, FIN, error, urgent data)
-         * is a new edge: short reads can be trusted again. */
-        s->readable = false;
-        s->hup = false;
-      } else {
-        s->rerr = -errno;
-        return s->rerr;
-      }
-    }
+    int rc = cor__xport_fill(s, want);
+    if (rc != -EAGAIN)
+      return rc; /* bytes, EOF or an error */
+    /* Nothing now: the back-end is armed and wakes rfut. */
+    size_t had = s->rend - s->rpos;
     rbuf_release_if_empty(s);
     uint64_t d = wait_deadline(s, call_dl);
-    int rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d, call, site);
+    rc = cor__wait_embedded(s->loop, &s->rfut, &s->rwait, d, call, site);
+    if (s->rend - s->rpos > had)
+      return 1; /* the back-end copied bytes in meanwhile (io_uring) */
     if (rc == -ETIMEDOUT) {
       uint64_t now = cor__now_ns();
       if ((call_dl == 0 || now < call_dl) &&
@@ -927,6 +446,7 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
     }
     if (rc != 0)
       return rc;
+    /* woken: EOF, an error, bytes to fetch or a re-arm: the checks above */
   }
 }
 
@@ -1125,59 +645,7 @@ int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
     return COR_ECLOSED;
   if (n == 0)
     return 0;
-  if (s->uring) {
-    int rc = wbuf_append(s, buf, n);
-    if (rc == 0 && !s->sending)
-      start_send(s);
-    return rc ? rc : s->werr;
-  }
-  const char *p = buf;
-  if (s->writable) {
-    ssize_t w;
-    size_t queued = s->wend - s->wpos;
-    if (COR_LIKELY(queued == 0)) {
-      w = do_send(s, p, n);
-    } else {
-      /* Queued bytes go first: one writev for both instead of a copy. */
-      struct iovec iov[2] = {{s->wbuf + s->wpos, queued}, {(void *)p, n}};
-      if (s->kind == COR__STREAM_SOCK) {
-        struct msghdr mh = {0};
-        mh.msg_iov = iov;
-        mh.msg_iovlen = 2;
-        do
-          w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
-      } else {
-        w = do_send(s, iov[0].iov_base, queued); /* pipes: rare, simple */
-      }
-      if (w > 0) {
-        size_t from_q = (size_t)w < queued ? (size_t)w : queued;
-        s->wpos += from_q;
-        w -= (ssize_t)from_q;
-        if (s->wpos == s->wend)
-          s->wpos = s->wend = 0;
-        if (s->wend > s->wpos) {
-          /* the kernel took part of the queue only */
-          s->writable = false;
-          return wbuf_append(s, p, n);
-        }
-      }
-    }
-    if (w < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        s->werr = -errno;
-        return s->werr;
-      }
-      w = 0;
-    }
-    s->last_io = s->loop->now;
-    if ((size_t)w == n)
-      return 0;
-    s->writable = false;
-    p += w;
-    n -= (size_t)w;
-  }
-  return wbuf_append(s, p, n);
+  return cor__xport_write(s, buf, n);
 }
 
 int cor_stream_writev(cor_stream_t *s, const struct iovec *iov, int n) {
@@ -1206,27 +674,12 @@ int cor_stream_writev(cor_stream_t *s, const struct iovec *iov, int n) {
     return 0;
   int i = 0;
   size_t skip = 0; /* bytes of iov[i] the kernel took already */
-  if (!s->uring && s->writable && s->wend == s->wpos &&
-      s->kind == COR__STREAM_SOCK) {
-    /* Nothing queued: one sendmsg for the whole vector, no copy. */
-    struct msghdr mh = {0};
-    mh.msg_iov = (struct iovec *)iov;
-    mh.msg_iovlen = (size_t)n;
-    ssize_t w;
-    do
-      w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
-    if (w < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        s->werr = -errno;
-        return s->werr;
-      }
-      w = 0;
-    }
-    s->last_io = s->loop->now;
-    if ((size_t)w == total)
-      return 0;
-    s->writable = false;
+  ssize_t w = cor__xport_try_sendv(s, iov, n, total); /* no copy */
+  if (w < 0)
+    return (int)w;
+  if ((size_t)w == total)
+    return 0;
+  if (w > 0) {
     size_t left = (size_t)w;
     while (left >= iov[i].iov_len) {
       left -= iov[i].iov_len;
@@ -1236,18 +689,12 @@ int cor_stream_writev(cor_stream_t *s, const struct iovec *iov, int n) {
   }
   /* The rest goes to the write buffer, in order. */
   for (; i < n; i++, skip = 0) {
-    int rc = wbuf_append(s, (const char *)iov[i].iov_base + skip,
-                         iov[i].iov_len - skip);
+    int rc = cor__wbuf_append(s, (const char *)iov[i].iov_base + skip,
+                              iov[i].iov_len - skip);
     if (rc != 0)
       return rc;
   }
-  if (s->uring) {
-    if (!s->sending)
-      start_send(s);
-  } else if (s->writable) {
-    flush(s);
-    after_flush(s);
-  }
+  cor__xport_kick(s);
   return s->werr;
 }
 

@@ -30,9 +30,9 @@ struct cor_stream {
   bool registered; /* edge-triggered registration in the loop */
   bool rwait, wwait; /* a task waits on rfut / wfut */
   bool cwait;        /* a task waits on cfut (wait_closed) */
-  /* io_uring mode (core/uring.c): reads and writes complete on the loop's
-   * ring instead of recv/send calls; `readable`/`writable`/`registered`
-   * are unused then. */
+  /* io_uring mode (core/stream_uring.c, on core/uring.c): reads and writes
+   * complete on the loop's ring instead of recv/send calls;
+   * `readable`/`writable`/`registered` are unused then. */
   bool uring;
   bool rarmed;  /* a recv is in flight (rop) */
   bool sending; /* a send (or connect's poll) is in flight (wop) */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The io_uring side of a loop: socket streams complete their reads and
  * writes here instead of making one recv and one send system call per
- * message (core/stream.c).
+ * message (core/stream_uring.c).
  *
  * Why: on this kind of machine every kernel entry costs ~1 us, and a
  * request/response server made two of them per request (recv, send) plus

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The io_uring side of a loop (core/uring.c), for core/stream.c. Internal;
- * owner thread only. */
+/* The io_uring side of a loop (core/uring.c), for core/stream_uring.c.
+ * Internal; owner thread only. */
 #ifndef CORIO_CORE_URING_H
 #define CORIO_CORE_URING_H
 
@@ -39,7 +39,7 @@ cor__uring *cor__uring_get(struct cor_loop *loop);
  * counts it in inflight; and in quick if it will most likely complete at
  * submission (its op has `quick` set; cancels too). */
 struct io_uring_sqe *cor__uring_sqe(cor__uring *u);
-/* core/stream.c: the ring's thread is gone (the loop moved to another
+/* core/stream_uring.c: the ring's thread is gone (the loop moved to another
  * thread): every stream on it fails from now on with COR_ETHREAD, its
  * waiters woken, instead of waiting for completions that cannot come. */
 void cor__streams_ring_lost(cor__uring *u);
