@@ -12,6 +12,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include "../executor/internal.h" /* the internal cfuture API */
 
 /* ------------------------------------------------------------ helpers */
@@ -152,6 +154,7 @@ static void on_cancel(cor_cfuture_t *cf, void *arg) {
 }
 
 static void test_cancel_states(void **state) {
+  recs_clear();
   cor_cfuture_t *cf = cor__cfuture_new();
   cor__cfuture_set_cancel_fn(cf, on_cancel, NULL);
   pthread_t th;
@@ -180,6 +183,7 @@ static void test_cancel_states(void **state) {
   cor_release(cf);
   assert_int_equal(cor_cfuture_result(NULL, 0, NULL), -EINVAL);
   assert_int_equal(cor_cfuture_cancel(NULL), -EINVAL);
+  EXPECT_RECORDS(2, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* ------------------------------------------------------------ run_coroutine */
@@ -207,6 +211,7 @@ static int self_cancel(void *arg, void **result) {
 }
 
 static void test_rct_lone_loop(void **state) {
+  recs_clear();
   loop_thread lt;
   lt_start(&lt);
   void *r = NULL;
@@ -255,6 +260,7 @@ static void test_rct_lone_loop(void **state) {
   assert_null(cor_run_coroutine_threadsafe(cor_coro(add_one, NULL), keep));
   assert_int_equal(errno, -COR_ECLOSED);
   cor_release(keep);
+  EXPECT_RECORDS(1, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* COR_ETHREAD on the loop's own thread. */
@@ -395,6 +401,7 @@ static int await_public(void *p, void **result) {
 }
 
 static void test_public_cfuture(void **state) {
+  recs_clear();
   lt_start(&g_a);
   /* A task awaits, a plain thread completes it with a result. */
   cor_cfuture_t *cf = cor_cfuture_new();
@@ -461,6 +468,7 @@ static void test_public_cfuture(void **state) {
   assert_int_equal(cor_cfuture_set_result(NULL, NULL), -EINVAL);
   assert_int_equal(cor_cfuture_set_error(NULL, -EIO, NULL), -EINVAL);
   lt_stop(&g_a);
+  EXPECT_RECORDS(5, COR_LOG_ERROR, "(): invalid argument");
 }
 
 int main(void) {
@@ -475,5 +483,5 @@ int main(void) {
       cmocka_unit_test(test_await_cfuture),
       cmocka_unit_test(test_public_cfuture),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -15,6 +15,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 /* ------------------------------------------------------------ helpers */
 
 #define NLOOPS 3
@@ -397,6 +399,7 @@ static int timeouts_body(void *p, void **res) {
 }
 
 static void test_timeouts(void **state) {
+  recs_clear();
   cor_channel_t *ch = cor_channel_new(&(cor_channel_opts){.capacity = 2});
   void *it;
   double t0 = now_s();
@@ -426,6 +429,7 @@ static void test_timeouts(void **state) {
   cor_release(cf);
   loops_stop();
   cor_release(ch);
+  EXPECT_RECORDS(3, COR_LOG_ERROR, "(): invalid argument: timeout is NaN");
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -486,5 +490,5 @@ int main(void) {
       cmocka_unit_test(test_try_from_callback),
       cmocka_unit_test(test_free_with_items),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

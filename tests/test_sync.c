@@ -5,6 +5,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,6 +148,7 @@ static void test_event(void **s) {
 }
 
 static void test_misuse(void **s) {
+  recs_clear();
   assert_int_equal(cor_lock_acquire(NULL), -EINVAL);
   assert_int_equal(cor_lock_release(NULL), -EINVAL);
   assert_false(cor_lock_locked(NULL));
@@ -159,6 +162,7 @@ static void test_misuse(void **s) {
   assert_int_equal(cor_lock_release(lk), 0);
   assert_null(cor_lock_new(NULL)); /* no running loop */
   assert_null(cor_event_new(NULL));
+  EXPECT_RECORDS(9, COR_LOG_ERROR, "(): invalid argument");
 }
 
 static int other_rc[4];
@@ -177,6 +181,7 @@ static int run_other(void *arg, void **res) {
   return 0;
 }
 static void test_wrong_thread(void **s) {
+  recs_clear();
   /* The loop must be running for the owner to be known. */
   cor_task_t *t = spawn(run_other, 0);
   assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(t)), 0);
@@ -185,6 +190,7 @@ static void test_wrong_thread(void **s) {
     assert_int_equal(other_rc[i], COR_ETHREAD);
   assert_int_equal(other_rc[3], COR_ETHREAD);
   assert_false(cor_event_is_set(ev));
+  EXPECT_RECORDS(5, COR_LOG_ERROR, "Non-thread-safe operation");
 }
 
 static cor_semaphore_t *sem;
@@ -195,6 +201,7 @@ static int sem_user(void *arg, void **res) {
 }
 /* FIFO, cancel while waiting and after woken, bounded over-release. */
 static void test_semaphore(void **s) {
+  recs_clear();
   sem = cor_semaphore_new(loop, 1, true);
   assert_non_null(sem);
   assert_int_equal(cor_semaphore_release(sem), -EOVERFLOW);
@@ -232,6 +239,7 @@ static void test_semaphore(void **s) {
   assert_int_equal(cor_semaphore_acquire(u), 0);
   assert_int_equal(cor_semaphore_acquire(u), COR_ENOTASK);
   cor_release(u);
+  EXPECT_RECORDS(2, COR_LOG_ERROR, "(): invalid argument");
 }
 
 
@@ -315,6 +323,7 @@ static int cv_pred_waiter(void *arg, void **res) {
 /* wait_for returns only once the predicate holds, checked with the lock
  * held after each notification (test_wait_for). */
 static void test_condition_wait_for(void **s) {
+  recs_clear();
   cv = cor_condition_new(loop, NULL);
   flag = false;
   pred_calls = 0;
@@ -342,6 +351,7 @@ static void test_condition_wait_for(void **s) {
   assert_int_equal(cor_condition_wait_for(cv, NULL, NULL), -EINVAL);
   cor_release(t);
   cor_release(cv);
+  EXPECT_RECORDS(1, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* Cancelled while waiting for the notification: it takes the lock back
@@ -422,6 +432,7 @@ static int cv_unlocked_wait(void *arg, void **res) {
 /* Wait and notify without the lock: -EPERM (RuntimeError); a wait outside
  * a task: COR_ENOTASK with the lock still held. */
 static void test_condition_misuse(void **s) {
+  recs_clear();
   cv = cor_condition_new(loop, NULL);
   cor_lock_t *l = cor_condition_lock(cv);
   assert_int_equal(cor_condition_notify(cv, 1), -EPERM);
@@ -451,6 +462,7 @@ static void test_condition_misuse(void **s) {
   assert_int_equal(cor_loop_close(other), 0);
   cor_release(other);
   cor_release(cv);
+  EXPECT_RECORDS(6, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* Two conditions over the caller's lock (test_explicit_lock): the lock is
@@ -635,6 +647,7 @@ static void release_all(cor_task_t **t, int n) {
 /* The parties-th arrival releases all; each gets its order of arrival; the
  * barrier is reusable (test_barrier, test_repeated_barrier). */
 static void test_barrier_basic(void **s) {
+  recs_clear();
   errno = 0;
   assert_null(cor_barrier_new(loop, 0));
   assert_int_equal(errno, EINVAL);
@@ -679,6 +692,7 @@ static void test_barrier_basic(void **s) {
   assert_int_equal(cor_barrier_n_waiting(bar), 0);
   rounds = 1;
   cor_release(bar);
+  EXPECT_RECORDS(1, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* Arrivals while the released parties drain wait for them to leave, then
@@ -768,6 +782,7 @@ static void test_barrier_reset(void **s) {
  * the barrier is not broken, the others still meet (asyncio: the
  * cancelled wait decrements the count). */
 static void test_barrier_cancel(void **s) {
+  recs_clear();
   bar = cor_barrier_new(loop, 3);
   cor_task_t *t[4];
   t[0] = spawn(bar_party, 1);
@@ -794,6 +809,7 @@ static void test_barrier_cancel(void **s) {
   assert_int_equal(cor_barrier_reset(NULL), -EINVAL);
   release_all(t, 4);
   cor_release(bar);
+  EXPECT_RECORDS(3, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* ------------------------------------------------------------ the dump */
@@ -949,5 +965,5 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dump_names_lock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_under_waiters, setup, teardown),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }
