@@ -32,7 +32,10 @@ int cor__obj_census_on;
 
 typedef struct census_node {
   struct census_node *next;
-  const cor__obj *obj;
+  /* The object's address, disguised (hide()): a pointer memcheck could
+   * follow would make every leaked object "still reachable" in debug mode,
+   * and valgrind's leak check would miss what this census reports. */
+  uintptr_t obj;
   uint32_t type;
   unsigned gen; /* cor__fork_gen when made: a child does not report these */
   int npc;
@@ -46,8 +49,12 @@ static pthread_mutex_t census_mu = PTHREAD_MUTEX_INITIALIZER;
 static census_node **census_tab; /* under census_mu */
 static size_t census_nb, census_n;
 
-static inline size_t census_hash(const cor__obj *o, size_t nb) {
-  uintptr_t h = (uintptr_t)o >> 4;
+static inline uintptr_t hide(const cor__obj *o) {
+  return (uintptr_t)o ^ (uintptr_t)0xA5A5A5A5A5A5A5A5ull;
+}
+
+static inline size_t census_hash(uintptr_t key, size_t nb) {
+  uintptr_t h = key >> 4;
   h ^= h >> 17;
   h *= 0x9E3779B97F4A7C15ull; /* Fibonacci hashing: spreads aligned pointers */
   return (size_t)(h >> 20) & (nb - 1);
@@ -78,7 +85,7 @@ static __attribute__((noinline)) void census_add(const cor__obj *o) {
   census_node *node = malloc(sizeof *node);
   if (node == NULL)
     return; /* not counted: the census is best effort under ENOMEM */
-  node->obj = o;
+  node->obj = hide(o);
   node->type = o->type;
   node->gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
   node->npc = n - skip;
@@ -91,11 +98,11 @@ static __attribute__((noinline)) void census_add(const cor__obj *o) {
     free(node);
     return;
   }
-  census_node **pp = &census_tab[census_hash(o, census_nb)];
+  census_node **pp = &census_tab[census_hash(hide(o), census_nb)];
   /* Same address listed: that object was freed without its last release
    * (a constructor's ENOMEM path); the new one replaces it. */
   for (census_node *e = *pp; e; e = e->next)
-    if (e->obj == o) {
+    if (e->obj == hide(o)) {
       e->type = node->type;
       e->gen = node->gen;
       e->npc = node->npc;
@@ -114,9 +121,9 @@ static __attribute__((noinline)) void census_remove(const cor__obj *o) {
   census_node *found = NULL;
   pthread_mutex_lock(&census_mu);
   if (census_nb) {
-    for (census_node **pp = &census_tab[census_hash(o, census_nb)]; *pp;
+    for (census_node **pp = &census_tab[census_hash(hide(o), census_nb)]; *pp;
          pp = &(*pp)->next)
-      if ((*pp)->obj == o) {
+      if ((*pp)->obj == hide(o)) {
         found = *pp;
         *pp = found->next;
         census_n--;
@@ -214,7 +221,7 @@ void cor__obj_report_unreleased(void (*report)(const char *text)) {
     return;
   unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
   char root[256] = "";
-  bool have_root = root_of(root, sizeof root);
+  bool have_root = false, root_asked = false;
   for (uint32_t type = COR__OBJ_NONE + 1; type < COR__OBJ_MAX; type++) {
     static site_count sites[MAX_SITES]; /* at exit: one thread */
     size_t nsites = 0, total = 0, other = 0;
@@ -239,6 +246,10 @@ void cor__obj_report_unreleased(void (*report)(const char *text)) {
           }
           sites[s].key = (void *)k;
           sites[s].count = 0;
+          if (!root_asked) { /* symbolizing loads libdw: only when needed */
+            have_root = root_of(root, sizeof root);
+            root_asked = true;
+          }
           site_of(n, root, have_root, sites[s].site, sizeof sites[s].site);
           nsites++;
         }
