@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* A small program for valgrind (CI's valgrind step, README "Debugging with
  * valgrind"): tasks on pooled stacks that sleep, yield, await futures and
- * each other, a task cancelled mid-sleep, stacks reused and freed. Built on
+ * each other, a task cancelled mid-sleep, stacks reused and freed, on the
+ * main thread and at once on a second thread (its pthread stack is a
+ * mapping next to the task stacks). Built on
  * the system allocator (make ALLOC=system tools/vg_smoke) it must run
  * under `valgrind --error-exitcode=1 --leak-check=full` with no error.
  * Prints "vg_smoke: ok" and exits 0. */
 #include <corio.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -69,8 +72,20 @@ static int main_task(void *arg, void **result) {
   return 0;
 }
 
+static void *other_thread(void *rc) {
+  *(int *)rc = cor_run(main_task, NULL, NULL);
+  return NULL;
+}
+
 int main(void) {
+  int rc2 = -1;
+  pthread_t t;
+  if (pthread_create(&t, NULL, other_thread, &rc2) != 0)
+    return 1;
   int rc = cor_run(main_task, NULL, NULL);
+  pthread_join(t, NULL);
+  if (rc == 0)
+    rc = rc2;
   if (rc != 0) {
     fprintf(stderr, "vg_smoke: failed (%d)\n", rc);
     return 1;
