@@ -15,9 +15,6 @@ void cor__obj_census_enable(void);
 /* Takes an object out of the census (no-op when it is not in it): for
  * objects that end without their last cor_release (embedded futures). */
 void cor__obj_forget(const cor__obj *o);
-/* Live objects of `type` made in debug mode in this process (not a parent's
- * before fork). */
-size_t cor__obj_census_count(enum cor__obj_type type);
 /* One report(text) per type with live objects: "1000 futures never released
  * (cor_release), created at:\n  1000 at f.c:12 in fn". Nothing when the
  * census was never on. */

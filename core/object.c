@@ -140,18 +140,6 @@ void cor__obj_census_enable(void) {
   __atomic_store_n(&cor__obj_census_on, 1, __ATOMIC_RELAXED);
 }
 
-size_t cor__obj_census_count(enum cor__obj_type type) {
-  size_t c = 0;
-  unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
-  pthread_mutex_lock(&census_mu);
-  for (size_t i = 0; i < census_nb; i++)
-    for (census_node *n = census_tab[i]; n; n = n->next)
-      if (n->type == (uint32_t)type && n->gen == gen)
-        c++;
-  pthread_mutex_unlock(&census_mu);
-  return c;
-}
-
 /* ------------------------------------------------------------ report */
 
 static const char *const type_names[COR__OBJ_MAX] = {
