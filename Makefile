@@ -24,9 +24,13 @@ VERSION_MINOR := $(call cor_version,MINOR)
 VERSION := $(SONAME_MAJOR).$(VERSION_MINOR).$(call cor_version,PATCH)
 
 BUILD ?= build
-# Flavours: normal (jemalloc), asan (ASan+UBSan), tsan. Each builds into its
-# own directory so switching flavours never mixes objects.
+# Flavours: normal (jemalloc), asan (ASan+UBSan), tsan, and ALLOC=system
+# (the normal build on malloc/free instead of jemalloc, for valgrind, whose
+# malloc replaces only the system one: README "Debugging with valgrind").
+# Each builds into its own directory so switching flavours never mixes
+# objects. The sanitizer flavours are on the system allocator already.
 SAN ?=
+ALLOC ?= jemalloc
 ifeq ($(SAN),asan)
   BUILD := build-asan
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
@@ -35,6 +39,11 @@ ifeq ($(SAN),asan)
 else ifeq ($(SAN),tsan)
   BUILD := build-tsan
   SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -O1 -g
+  ALLOC_LIBS :=
+  ALLOC_DEF := -DCOR_NO_JEMALLOC
+else ifeq ($(ALLOC),system)
+  BUILD := build-sysalloc
+  SANFLAGS := -O2 -g
   ALLOC_LIBS :=
   ALLOC_DEF := -DCOR_NO_JEMALLOC
 else
@@ -81,7 +90,7 @@ EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 # examples/<name>; SAN=asan/tsan builds put them in $(BUILD)/examples/<name>
 # (instrumented like the library), so tests/test_examples.c runs examples
 # of its own flavour and never overwrites the ones perf/ drives.
-EXAMPLE_DIR := $(if $(SAN),$(BUILD)/examples,examples)
+EXAMPLE_DIR := $(if $(SAN)$(filter system,$(ALLOC)),$(BUILD)/examples,examples)
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(EXAMPLE_DIR)/%)
 
 # Each suite runs under `timeout`; stress cases are bounded inside the suite.
@@ -89,7 +98,7 @@ TEST_TIMEOUT ?= 300
 # Under the sanitizers stress tests shrink their counts (see tests/testutil.h).
 TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
 
-.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers man
+.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers man valgrind
 all: lib
 lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
 
@@ -171,6 +180,17 @@ $(EXAMPLE_DIR)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libcorio.a
 
 examples: $(EXAMPLES)
 
+# tools/vg_smoke: tasks, futures, stack reuse, a cancellation; `make
+# valgrind` runs it under memcheck on the system allocator (.ci/run does).
+$(BUILD)/tools/%: tools/%.c $(BUILD)/libcorio.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -o $@ $< $(BUILD)/libcorio.a $(LIBS)
+
+VALGRIND_FLAGS := --error-exitcode=1 --leak-check=full --suppressions=tools/valgrind.supp
+valgrind:
+	@$(MAKE) --no-print-directory ALLOC=system build-sysalloc/tools/vg_smoke
+	valgrind $(VALGRIND_FLAGS) build-sysalloc/tools/vg_smoke
+
 # The installed files, also what `make uninstall` removes.
 HEADERS := $(sort $(wildcard include/corio/*.h))
 INSTALLED := $(INCLUDEDIR)/corio.h $(HEADERS:include/%=$(INCLUDEDIR)/%) \
@@ -221,4 +241,4 @@ version:
 	@echo $(VERSION)
 
 clean:
-	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench perf/peer_uv_http perf/peer_uv_file $(EXAMPLES)
+	rm -rf build build-asan build-tsan build-sysalloc libcorio.a libcorio.so* perf/bench perf/peer_uv_http perf/peer_uv_file $(EXAMPLES)

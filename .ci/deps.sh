@@ -5,8 +5,11 @@
 # wrk drives the network workloads of perf/; libuv1-dev builds their libuv
 # peer (perf/peer_uv_http), never linked with corio. cmake builds .ci/run's
 # project that finds an installed corio (tests/cmake). man-db (with groff)
-# checks the generated manual pages (tools/mkman.sh, .ci/run).
-PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev wrk libuv1-dev cmake man-db"
+# checks the generated manual pages (tools/mkman.sh, .ci/run). valgrind runs
+# .ci/run's memcheck step (make valgrind) and ships <valgrind/valgrind.h>,
+# with which core/stack.c registers task stacks (optional: built without it
+# otherwise).
+PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev wrk libuv1-dev cmake man-db valgrind"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -8,6 +8,7 @@
  * before, and one flag per iteration to choose the debug variant of its
  * callback loop (core/loop.c). Everything here runs on reports, in debug
  * mode, or on a thread of its own (the watchdog, the dump thread). */
+#include "census.h"
 #include "task_internal.h"
 
 #include <fcntl.h>
@@ -103,6 +104,7 @@ int cor__loop_debug_apply(struct cor_loop *loop, bool on) {
       return -ENOMEM;
     d->on = true;
     cor__bt_warm();
+    cor__obj_census_enable(); /* core/object.c: unreleased objects at exit */
     loop->debug = 1;
     loop->callflags |= COR__CF_DEBUG;
     /* Producers on other threads read ts_flags at any time: store it whole.

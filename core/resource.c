@@ -20,8 +20,11 @@
  * never released is reported the same way: coroutines made outside any
  * loop and never consumed (core/task.c keeps those), each live loop not
  * closed, the streams and endpoints of each live loop that no other thread
- * is running, and the servers and executors still open. A forked child
+ * is running, the servers and executors still open, and, when debug mode
+ * was on, the counted objects never released (core/object.c's census: per
+ * type, the count and the creation sites). A forked child
  * does not report what its parent made (cor__fork_gen). */
+#include "census.h"
 #include "internal.h"
 
 #include <unistd.h>
@@ -215,6 +218,10 @@ static void report_globals_at_exit(void) {
   }
 }
 
+static void report_unreleased(const char *text) {
+  report(NULL, text, NULL, NULL);
+}
+
 static void res_at_exit(void) {
   cor__coros_report_at_exit();
   size_t n = 0;
@@ -225,6 +232,9 @@ static void res_at_exit(void) {
   }
   cor__free(loops);
   report_globals_at_exit();
+  /* Last: the reports above release nothing counted, and what they name
+   * (an unclosed loop) is also in this census. */
+  cor__obj_report_unreleased(report_unreleased);
 }
 
 /* ------------------------------------------------------------ fork */

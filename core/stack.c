@@ -21,6 +21,32 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/* valgrind: each stack is registered with it (VALGRIND_STACK_REGISTER) so
+ * that a switch between stacks reads as a switch, not as a frame of
+ * megabytes pushed or popped ("client switching stacks?", then invalid reads
+ * of whatever lies between). Built in when <valgrind/valgrind.h> is there
+ * (Debian: the `valgrind` package), unless
+ * -DCOR_NO_VALGRIND; the client requests are a few no-op instructions
+ * outside valgrind, and the pool's hot paths test a flag read once. */
+#if !defined(COR_NO_VALGRIND) && defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#define COR__VALGRIND 1
+#endif
+#endif
+#ifdef COR__VALGRIND
+static int on_valgrind = -1; /* -1 = not yet asked */
+static inline bool vg(void) {
+  int v = __atomic_load_n(&on_valgrind, __ATOMIC_RELAXED);
+  if (COR_UNLIKELY(v < 0)) {
+    v = RUNNING_ON_VALGRIND ? 1 : 0;
+    __atomic_store_n(&on_valgrind, v, __ATOMIC_RELAXED);
+  }
+  return v != 0;
+}
+#endif
+
 _Thread_local cor__stack *cor__tls_stack
     __attribute__((tls_model("initial-exec")));
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
@@ -91,6 +117,10 @@ void cor__stack_pool_set_size(cor__stack_pool *p, size_t size) {
 }
 
 void cor__stack_unmap(cor__stack *s) {
+#ifdef COR__VALGRIND
+  if (COR_UNLIKELY(vg()))
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
 #ifdef COR_TSAN
   if (s->tsan_fiber)
     __tsan_destroy_fiber(s->tsan_fiber);
@@ -138,6 +168,11 @@ static cor__stack *stack_map(size_t size) {
 #ifdef COR_TSAN
   s->tsan_fiber = __tsan_create_fiber(0);
 #endif
+#ifdef COR__VALGRIND
+  /* The usable region only: the header above it is ordinary memory. */
+  if (COR_UNLIKELY(vg()))
+    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s);
+#endif
   return s;
 }
 
@@ -165,6 +200,12 @@ void cor__stack_put(cor__stack_pool *p, cor__stack *s) {
   }
 #ifdef COR_ASAN
   __asan_unpoison_memory_region(s->lo, s->size);
+#endif
+#ifdef COR__VALGRIND
+  /* The last task's popped frames are no-access to memcheck now; the next
+   * cor__ctx_make writes a frame there. */
+  if (COR_UNLIKELY(vg()))
+    VALGRIND_MAKE_MEM_UNDEFINED(s->lo, s->size);
 #endif
   s->next = p->free;
   p->free = s;

@@ -29,6 +29,7 @@ typedef struct cor__stack {
   const char *task_name; /* NULL: "Task-<task_id>" */
   uint64_t task_id;
   void *tsan_fiber; /* TSan builds: the fiber that runs on this stack */
+  unsigned vg_id;   /* under valgrind: the id VALGRIND_STACK_REGISTER gave */
 } cor__stack;
 
 typedef struct cor__stack_pool {
