@@ -10,6 +10,8 @@
 #include "internal.h"
 #include "stack.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -116,7 +118,143 @@ void cor__stack_pool_set_size(cor__stack_pool *p, size_t size) {
   p->size = size;
 }
 
+/* ------------------------------------------------------------ arenas */
+
+/* Every stack with a guard page is two memory mappings (the guard splits
+ * its mapping), so vm.max_map_count (65,530 by default) would cap a process
+ * near 32,000 tasks. The first guard_budget stacks get a guard; the rest
+ * are slots of arenas, one mapping per ARENA_SLOTS stacks, with a canary
+ * zone at the bottom of each slot instead. An arena slot is never unmapped:
+ * freeing one gives its pages back (MADV_DONTNEED, the header's page kept)
+ * and puts it on the free list of its size, shared by every loop. */
+#define ARENA_SLOTS 256
+#define MAP_RESERVE 16384 /* mappings left to the rest of the process */
+
+static struct {
+  pthread_mutex_t mu;
+  /* free arena slots, one list per slot size (few sizes in practice) */
+  struct arena_class {
+    size_t size;
+    cor__stack *free;
+  } cls[8];
+  unsigned ncls;
+} arenas = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static size_t guarded_now; /* atomic */
+
+static size_t guard_budget_v; /* 0 until read */
+
+size_t cor__stack_guard_budget(void) {
+  size_t b = __atomic_load_n(&guard_budget_v, __ATOMIC_RELAXED);
+  if (b == 0) {
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+      if (fscanf(f, "%ld", &max) != 1)
+        max = 65530;
+      fclose(f);
+    }
+    b = max > 2 * MAP_RESERVE ? (size_t)(max - MAP_RESERVE) / 2
+                              : (size_t)(max > 8 ? max / 4 : 1);
+    const char *e = getenv("CORIO_STACK_GUARDS"); /* tests: a small budget */
+    if (e && *e)
+      b = (size_t)strtoul(e, NULL, 10);
+    if (b == 0)
+      b = 1;
+    __atomic_store_n(&guard_budget_v, b, __ATOMIC_RELAXED);
+  }
+  return b;
+}
+
+void cor__stack_set_guard_budget(size_t budget) {
+  (void)cor__stack_guard_budget(); /* read the default first: no later race */
+  __atomic_store_n(&guard_budget_v, budget ? budget : 1, __ATOMIC_RELAXED);
+}
+
+size_t cor__stack_guarded(void) {
+  return __atomic_load_n(&guarded_now, __ATOMIC_RELAXED);
+}
+
+static void canary_set(cor__stack *s) {
+  s->canary = (uint64_t *)(void *)s->lo;
+  for (int i = 0; i < COR__STACK_CANARY_WORDS; i++)
+    s->canary[i] = COR__STACK_CANARY;
+}
+
+/* The header of a slot starting at `slot` of `len` bytes, as stack_map
+ * lays a guarded stack out (guard 0). */
+static cor__stack *slot_init(char *slot, size_t len, size_t size,
+                             size_t guard);
+
+/* A free arena slot of `size` usable bytes, or a new arena; NULL with
+ * errno on failure. */
+static cor__stack *arena_take(size_t size) {
+  pthread_mutex_lock(&arenas.mu);
+  struct arena_class *c = NULL;
+  for (unsigned i = 0; i < arenas.ncls; i++)
+    if (arenas.cls[i].size == size)
+      c = &arenas.cls[i];
+  if (c == NULL && arenas.ncls < sizeof arenas.cls / sizeof arenas.cls[0]) {
+    c = &arenas.cls[arenas.ncls++];
+    c->size = size;
+    c->free = NULL;
+  }
+  if (c == NULL) {
+    pthread_mutex_unlock(&arenas.mu);
+    errno = ENOMEM; /* more sizes than classes: rare, and not worth more */
+    return NULL;
+  }
+  if (c->free == NULL) {
+    size_t len = (size_t)ARENA_SLOTS * size;
+    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+    if (map == MAP_FAILED) {
+      pthread_mutex_unlock(&arenas.mu);
+      return NULL;
+    }
+    for (size_t i = ARENA_SLOTS; i-- > 0;) {
+      cor__stack *s = slot_init(map + i * size, size, size, 0);
+      s->arena_lo = map;
+      s->next = c->free;
+      c->free = s;
+    }
+  }
+  cor__stack *s = c->free;
+  c->free = s->next;
+  pthread_mutex_unlock(&arenas.mu);
+  s->next = NULL;
+  canary_set(s); /* the pages may have been given back since */
+  return s;
+}
+
+static void arena_give_back(cor__stack *s) {
+  /* Every page but the header's goes back to the kernel. */
+  size_t ps = page_size();
+  uintptr_t hdr_page = (uintptr_t)s & ~(uintptr_t)(ps - 1);
+  if (hdr_page > (uintptr_t)s->map)
+    madvise(s->map, hdr_page - (uintptr_t)s->map, MADV_DONTNEED);
+  s->task_name = NULL;
+  s->task_id = 0;
+  pthread_mutex_lock(&arenas.mu);
+  for (unsigned i = 0; i < arenas.ncls; i++)
+    if (arenas.cls[i].size == s->map_size) {
+      s->next = arenas.cls[i].free;
+      arenas.cls[i].free = s;
+      break;
+    }
+  pthread_mutex_unlock(&arenas.mu);
+}
+
 void cor__stack_unmap(cor__stack *s) {
+  if (s->canary != NULL) {
+#ifdef COR_ASAN
+    __asan_unpoison_memory_region(s->map, s->map_size);
+#endif
+    arena_give_back(s); /* the slot stays mapped, registered and fibred */
+    return;
+  }
+  __atomic_sub_fetch(&guarded_now, 1, __ATOMIC_RELAXED);
 #ifdef COR__VALGRIND
   if (COR_UNLIKELY(vg()))
     VALGRIND_STACK_DEREGISTER(s->vg_id);
@@ -136,19 +274,30 @@ void cor__stack_unmap(cor__stack *s) {
 }
 
 static cor__stack *stack_map(size_t size) {
+  if (__atomic_add_fetch(&guarded_now, 1, __ATOMIC_RELAXED) >
+      cor__stack_guard_budget()) {
+    __atomic_sub_fetch(&guarded_now, 1, __ATOMIC_RELAXED);
+    return arena_take(size);
+  }
   size_t ps = page_size(), guard = ps;
   size_t len = size + guard;
   char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
                    0);
-  if (map == MAP_FAILED)
-    return NULL;
-  if (mprotect(map, guard, PROT_NONE) != 0) {
-    int e = errno;
-    munmap(map, len);
-    errno = e;
-    return NULL;
+  if (map == MAP_FAILED) {
+    __atomic_sub_fetch(&guarded_now, 1, __ATOMIC_RELAXED);
+    return arena_take(size); /* out of mappings: no guard, one arena */
   }
+  if (mprotect(map, guard, PROT_NONE) != 0) {
+    munmap(map, len);
+    __atomic_sub_fetch(&guarded_now, 1, __ATOMIC_RELAXED);
+    return arena_take(size);
+  }
+  return slot_init(map, len, size, guard);
+}
+
+static cor__stack *slot_init(char *map, size_t len, size_t size,
+                             size_t guard) {
   /* Header at the top, cache-line aligned; the usable stack ends below it. */
   uintptr_t top = (uintptr_t)map + len;
   cor__stack *s =
@@ -268,9 +417,27 @@ static void overflow_handler(int sig, siginfo_t *info, void *uc) {
   if (s != NULL) {
     uintptr_t addr = (uintptr_t)info->si_addr, sp = fault_sp(uc);
     uintptr_t glo = (uintptr_t)s->map, ghi = (uintptr_t)s->lo;
+    /* An arena stack has no guard: its overflow runs down through the
+     * slots below it until it faults under the arena's start. */
+    uintptr_t bottom = s->canary ? (uintptr_t)s->arena_lo : glo;
     /* A fault in the guard page, or any fault while the stack pointer is
      * at or below it (a frame larger than the guard jumped over it). */
-    if ((addr >= glo && addr < ghi) || (sp != 0 && sp < ghi && sp + (1u << 20) > glo)) {
+    if ((addr >= glo && addr < ghi) ||
+        (sp != 0 && sp < ghi && sp + (1u << 20) > bottom))
+      cor__stack_overflow(s);
+  }
+  chain(sig, info, uc);
+}
+
+void cor__stack_check(const cor__stack *s) {
+  if (s->canary[0] != COR__STACK_CANARY ||
+      s->canary[COR__STACK_CANARY_WORDS - 1] != COR__STACK_CANARY)
+    cor__stack_overflow(s);
+}
+
+void cor__stack_overflow(const cor__stack *s) {
+  {
+    {
       char buf[512];
       size_t n = put_str(buf, 0, sizeof buf, "corio: stack overflow in task '");
       if (s->task_name) {
@@ -294,7 +461,6 @@ static void overflow_handler(int sig, siginfo_t *info, void *uc) {
       abort();
     }
   }
-  chain(sig, info, uc);
 }
 
 static void altstack_free(void *p) {

@@ -30,7 +30,18 @@ typedef struct cor__stack {
   uint64_t task_id;
   void *tsan_fiber; /* TSan builds: the fiber that runs on this stack */
   unsigned vg_id;   /* under valgrind: the id VALGRIND_STACK_REGISTER gave */
+  /* Stacks past the guard-page budget are carved from shared arenas with
+   * no guard page (a guard costs a memory mapping, and the kernel allows
+   * vm.max_map_count of them): their lowest bytes hold a canary, checked
+   * at every switch away from the task (cor__stack_check). NULL for a
+   * guarded stack. */
+  uint64_t *canary;
+  char *arena_lo; /* arena stacks: their arena's start (the fault handler) */
 } cor__stack;
+
+#define COR__STACK_CANARY 0xc0c0a5a5f00dfaceull
+/* The words of the canary zone at the bottom of an arena stack. */
+#define COR__STACK_CANARY_WORDS 8
 
 typedef struct cor__stack_pool {
   cor__stack *free;
@@ -57,6 +68,24 @@ cor__stack *cor__stack_get(cor__stack_pool *p);
 void cor__stack_put(cor__stack_pool *p, cor__stack *s);
 /* Unmaps a stack that does not go back to a pool. */
 void cor__stack_unmap(cor__stack *s);
+
+/* Reports the overflow of s's task on stderr and aborts (the SIGSEGV
+ * handler's message). */
+__attribute__((noreturn, cold)) void cor__stack_overflow(const cor__stack *s);
+
+/* At a switch away from a task on an arena stack s: one whose canary was
+ * overwritten overflowed (reported, abort). Out of line and cold: the
+ * callers test a flag they keep hot first, so the switch paths stay small
+ * enough to inline. */
+__attribute__((cold, noinline)) void cor__stack_check(const cor__stack *s);
+
+/* How many stacks get a guard page before arenas take over (from
+ * vm.max_map_count, read once: half of it, less a reserve for the rest
+ * of the process), and how many have one now. For tests and reports. */
+size_t cor__stack_guard_budget(void);
+size_t cor__stack_guarded(void);
+/* Tests: sets the budget (stacks already made keep what they have). */
+void cor__stack_set_guard_budget(size_t budget);
 
 /* The stack the calling thread runs a task on, or NULL (set by the
  * scheduler around each switch; read by the SIGSEGV handler). */

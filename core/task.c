@@ -292,6 +292,8 @@ static inline void switch_to_task(cor__tasks *tl, struct cor_task *t) {
 /* In the task: back to the loop; returns when the task is resumed. */
 static inline void switch_to_loop(struct cor_task *t) {
   cor__tasks *tl = t->tl;
+  if (COR_UNLIKELY(t->canaried))
+    cor__stack_check(t->stack);
 #ifdef COR_ASAN
   __sanitizer_start_switch_fiber(&t->asan_fake, tl->asan_loop_bottom,
                                  tl->asan_loop_size);
@@ -360,7 +362,7 @@ bool cor__is_task_step(cor_callback cb) { return cb == task_step; }
  * (cor_yield with nothing else ready), it simply carries on. Not in debug
  * mode, which times every step from the loop, nor under the sanitizers,
  * whose fiber annotations assume every switch goes through the loop. */
-static inline bool handoff(struct cor_task *t) {
+static inline __attribute__((always_inline)) bool handoff(struct cor_task *t) {
 #if defined(COR_ASAN) || defined(COR_TSAN)
   (void)t;
   return false;
@@ -398,6 +400,8 @@ static inline bool handoff(struct cor_task *t) {
     }
   }
 #endif
+  if (COR_UNLIKELY(t->canaried))
+    cor__stack_check(t->stack);
   cor__tls_task = n;
   cor__tls_stack = n->stack;
   t->tl->cur = n;
@@ -539,6 +543,8 @@ static void task_entry(void *arg) {
 #ifdef COR_TSAN
   __tsan_switch_to_fiber(tl->tsan_loop_fiber, 0);
 #endif
+  if (COR_UNLIKELY(t->canaried))
+    cor__stack_check(t->stack);
   cor__ctx_switch(&t->ctx, &tl->loop_ctx);
   COR_ASSERT(!"a finished task was resumed");
 }
@@ -574,6 +580,7 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
     return NULL;
   }
   t->tl = tl;
+  t->canaried = t->stack->canary != NULL;
   t->fn = c.fn;
   t->arg = c.arg;
   t->fn_name = c.name;

@@ -120,6 +120,9 @@ struct cor_task {
   const void *await_site;
   uint8_t tstate;
   bool must_cancel;   /* deliver -ECANCELED at the next suspension */
+  /* An arena stack (a canary, no guard page: core/stack.h), in padding on
+   * the hot line: guarded stacks' switches test it and load nothing more. */
+  bool canaried;
   bool waiting_owned; /* `waiting` is a future the task made (sleep) */
   int await_line;     /* in the padding before fn: the same cache line */
   cor_fn fn;
