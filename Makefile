@@ -159,6 +159,7 @@ peers: $(PERF_PEERS)
 
 bench: check-deps
 	@$(MAKE) --no-print-directory perf/bench peers
+	@perf/bench limits
 	@sh perf/run_all.sh
 
 $(EXAMPLE_DIR)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libcorio.a
