@@ -71,7 +71,7 @@ TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 # one is missing.
 PERF_SRC := $(filter-out perf/peer_%.c,$(sort $(wildcard perf/*.c)))
 HAVE_LIBUV := $(shell pkg-config --exists libuv 2>/dev/null && echo 1)
-PERF_PEERS := $(if $(HAVE_LIBUV),perf/peer_uv_http perf/peer_uv_file)
+PERF_PEERS := $(if $(HAVE_LIBUV),perf/peer_uv_http perf/peer_uv_file perf/peers/libuv/peer_uv_micro)
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 # Examples follow the library flavour: the normal build puts them in
 # examples/<name>; SAN=asan/tsan builds put them in $(BUILD)/examples/<name>
@@ -155,6 +155,10 @@ perf/peer_uv_file: perf/peer_uv_file.c perf/file_pattern.h
 	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE $(shell pkg-config --cflags libuv) -o $@ $< \
 	  $(shell pkg-config --libs libuv) -lpthread
 
+perf/peers/libuv/peer_uv_micro: perf/peers/libuv/peer_uv_micro.c
+	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE $(shell pkg-config --cflags libuv) -o $@ $< \
+	  $(shell pkg-config --libs libuv) -lpthread
+
 peers: $(PERF_PEERS)
 
 bench: check-deps
@@ -209,4 +213,4 @@ version:
 	@echo $(VERSION)
 
 clean:
-	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench perf/peer_uv_http perf/peer_uv_file $(EXAMPLES)
+	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench perf/peer_uv_http perf/peer_uv_file perf/peers/libuv/peer_uv_micro $(EXAMPLES)
