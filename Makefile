@@ -85,7 +85,7 @@ TEST_TIMEOUT ?= 300
 # Under the sanitizers stress tests shrink their counts (see tests/testutil.h).
 TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
 
-.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers
+.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers bench-compare peer-tokio
 all: lib
 lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
 
@@ -165,6 +165,22 @@ bench: check-deps
 	@$(MAKE) --no-print-directory perf/bench peers
 	@perf/bench limits
 	@sh perf/run_all.sh
+
+# The Tokio peer: Debian's cargo and rustc on Debian's packaged crates
+# (librust-tokio-dev), offline (perf/peers/tokio/.cargo/config.toml); the
+# toolchain named in full so a rustup one on PATH is not picked.
+peer-tokio:
+	@if [ -x /usr/bin/cargo ] && [ -d /usr/share/cargo/registry ]; then \
+	  cd perf/peers/tokio && RUSTC=/usr/bin/rustc /usr/bin/cargo build --release --offline -q; \
+	else echo "peer-tokio: skipped: Debian cargo / librust-tokio-dev missing"; fi
+
+# corio beside libuv, Tokio, asyncio, uvloop and nginx (perf/compare.py):
+# ROUNDS=5 (default), ONLY=regex, D=seconds of network load.
+bench-compare: check-deps
+	@sh perf/peers/deps.sh || echo "bench-compare: going on without the missing peers"
+	@$(MAKE) --no-print-directory perf/bench peers examples
+	@$(MAKE) --no-print-directory peer-tokio
+	@/usr/bin/python3 perf/compare.py
 
 $(EXAMPLE_DIR)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libcorio.a
 	@mkdir -p $(dir $@)
