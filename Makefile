@@ -230,3 +230,4 @@ version:
 
 clean:
 	rm -rf build build-asan build-tsan libcorio.a libcorio.so* perf/bench perf/peer_uv_http perf/peer_uv_file perf/peers/libuv/peer_uv_micro $(EXAMPLES)
+	rm -rf perf/peers/tokio/target perf/peers/tokio/Cargo.lock

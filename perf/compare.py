@@ -118,8 +118,10 @@ def http_runtimes(net):
 # What cannot run here, and why (None: it can).
 def why_not(runtime, argv):
     have_uvloop = subprocess.run([PY, "-c", "import uvloop"], capture_output=True).returncode == 0
-    if runtime == "libuv" and not os.access(UV, os.X_OK):
-        return "perf/peers/libuv not built (Debian libuv1-dev missing?)"
+    if runtime == "libuv":
+        prog = "perf/peer_uv_http" if "peer_uv_http" in argv else argv[0]
+        if not os.access(prog, os.X_OK):
+            return prog + " not built (Debian libuv1-dev missing?)"
     if runtime.startswith("tokio") and not os.access(TOKIO, os.X_OK):
         return "Tokio peer not built (Debian librust-tokio-dev, cargo missing?)"
     if runtime in ("asyncio", "uvloop") and not os.access(PY, os.X_OK):
