@@ -84,7 +84,7 @@ TEST_HELPERS := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 # one is missing.
 PERF_SRC := $(filter-out perf/peer_%.c,$(sort $(wildcard perf/*.c)))
 HAVE_LIBUV := $(shell pkg-config --exists libuv 2>/dev/null && echo 1)
-PERF_PEERS := $(if $(HAVE_LIBUV),perf/peer_uv_http perf/peer_uv_file)
+PERF_PEERS := $(if $(HAVE_LIBUV),perf/peer_uv_http perf/peer_uv_file perf/peers/libuv/peer_uv_micro)
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 # Examples follow the library flavour: the normal build puts them in
 # examples/<name>; SAN=asan/tsan builds put them in $(BUILD)/examples/<name>
@@ -98,7 +98,7 @@ TEST_TIMEOUT ?= 300
 # Under the sanitizers stress tests shrink their counts (see tests/testutil.h).
 TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
 
-.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers man valgrind
+.PHONY: all lib clean version install test test-asan test-tsan bench deps examples check-deps peers man valgrind bench-compare peer-tokio
 all: lib
 lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
 
@@ -168,11 +168,32 @@ perf/peer_uv_file: perf/peer_uv_file.c perf/file_pattern.h
 	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE $(shell pkg-config --cflags libuv) -o $@ $< \
 	  $(shell pkg-config --libs libuv) -lpthread
 
+perf/peers/libuv/peer_uv_micro: perf/peers/libuv/peer_uv_micro.c
+	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE $(shell pkg-config --cflags libuv) -o $@ $< \
+	  $(shell pkg-config --libs libuv) -lpthread
+
 peers: $(PERF_PEERS)
 
 bench: check-deps
 	@$(MAKE) --no-print-directory perf/bench peers
+	@perf/bench limits
 	@sh perf/run_all.sh
+
+# The Tokio peer: Debian's cargo and rustc on Debian's packaged crates
+# (librust-tokio-dev), offline (perf/peers/tokio/.cargo/config.toml); the
+# toolchain named in full so a rustup one on PATH is not picked.
+peer-tokio:
+	@if [ -x /usr/bin/cargo ] && [ -d /usr/share/cargo/registry ]; then \
+	  cd perf/peers/tokio && RUSTC=/usr/bin/rustc /usr/bin/cargo build --release --offline -q; \
+	else echo "peer-tokio: skipped: Debian cargo / librust-tokio-dev missing"; fi
+
+# corio beside libuv, Tokio, asyncio, uvloop and nginx (perf/compare.py):
+# ROUNDS=5 (default), ONLY=regex, D=seconds of network load.
+bench-compare: check-deps
+	@sh perf/peers/deps.sh || echo "bench-compare: going on without the missing peers"
+	@$(MAKE) --no-print-directory perf/bench peers examples
+	@$(MAKE) --no-print-directory peer-tokio
+	@/usr/bin/python3 perf/compare.py
 
 $(EXAMPLE_DIR)/%: examples/%.c $(wildcard examples/*.h) $(BUILD)/libcorio.a
 	@mkdir -p $(dir $@)
@@ -241,4 +262,5 @@ version:
 	@echo $(VERSION)
 
 clean:
-	rm -rf build build-asan build-tsan build-sysalloc libcorio.a libcorio.so* perf/bench perf/peer_uv_http perf/peer_uv_file $(EXAMPLES)
+	rm -rf build build-asan build-tsan build-sysalloc libcorio.a libcorio.so* perf/bench perf/peer_uv_http perf/peer_uv_file perf/peers/libuv/peer_uv_micro $(EXAMPLES)
+	rm -rf perf/peers/tokio/target perf/peers/tokio/Cargo.lock

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -377,9 +379,76 @@ static void usage(FILE *f) {
   fputs("usage: perf/bench WORKLOAD [k=v ...]   run one workload\n"
         "       perf/bench list                 workloads and their "
         "default parameters\n"
+        "       perf/bench limits               this machine's floors, "
+        "CPU model, kernel\n"
         "Every workload also takes timeout=SECONDS (default 120): a run "
         "still going\nthen is treated as lost work. See perf/README.md.\n",
         f);
+}
+
+/* `perf/bench limits`: the machine (CPU model, kernel, CPUs) and its floors,
+ * each a run of this program (so each has its own process and watchdog),
+ * with counts small enough that the whole takes a few seconds. */
+static const char *const limit_runs[][2] = {
+    {"limit_syscall", NULL},
+    {"limit_epoll_wait", NULL},
+    {"limit_eventfd_pingpong", "R=20000"},
+    {"limit_futex_pingpong", "R=20000"},
+    {"limit_cacheline", "R=200000"},
+    {"limit_queue", NULL},
+    {"limit_context_switch", NULL},
+};
+
+static void cpu_model(char *out, size_t n) {
+  snprintf(out, n, "unknown");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (f == NULL)
+    return;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    char *c = strchr(line, ':');
+    if (strncmp(line, "model name", 10) == 0 && c != NULL) {
+      c++;
+      while (*c == ' ' || *c == '\t')
+        c++;
+      c[strcspn(c, "\n")] = 0;
+      snprintf(out, n, "%s", c);
+      break;
+    }
+  }
+  fclose(f);
+}
+
+static int run_limits(void) {
+  char model[256];
+  cpu_model(model, sizeof model);
+  struct utsname u;
+  if (uname(&u) != 0)
+    snprintf(u.release, sizeof u.release, "unknown");
+  printf("MACHINE CPU_MODEL=\"%s\" KERNEL=%s CPUS=%ld\n", model, u.release,
+         sysconf(_SC_NPROCESSORS_ONLN));
+  fflush(stdout);
+  int fail = 0;
+  for (size_t i = 0; i < sizeof limit_runs / sizeof limit_runs[0]; i++) {
+    pid_t pid = fork();
+    if (pid < 0)
+      return 3;
+    if (pid == 0) {
+      char *args[] = {"bench", (char *)limit_runs[i][0],
+                      (char *)limit_runs[i][1], NULL};
+      execv("/proc/self/exe", args);
+      _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+      ;
+    if (!WIFEXITED(st) || (WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 77)) {
+      fprintf(stderr, "bench: limits: %s failed (status 0x%x)\n",
+              limit_runs[i][0], st);
+      fail = 1;
+    }
+  }
+  return fail;
 }
 
 int main(int argc, char **argv) {
@@ -392,6 +461,8 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
+  if (strcmp(argv[1], "limits") == 0)
+    return run_limits();
   if (strcmp(argv[1], "list") == 0) {
     size_t n = 0;
     for (bench_workload *w = workloads; w; w = w->next)

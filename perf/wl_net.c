@@ -152,6 +152,38 @@ static int server_start(bench_ctx *ctx, const char *path, long loops,
   return port;
 }
 
+/* server_start for a peer given as a command line (PEER_SERVER, words split
+ * on spaces): the command, then --port 0 --loops N, as for the others. */
+static int server_start_cmd(bench_ctx *ctx, const char *cmd, long loops,
+                            child *c) {
+  static char buf[1024];
+  char lp[32];
+  char *argv[32];
+  int n = 0;
+  snprintf(buf, sizeof buf, "%s", cmd);
+  snprintf(lp, sizeof lp, "%ld", loops);
+  for (char *save = NULL, *w = strtok_r(buf, " ", &save); w && n < 27;
+       w = strtok_r(NULL, " ", &save))
+    argv[n++] = w;
+  if (n == 0)
+    bench_fail(ctx, "PEER_SERVER is empty");
+  argv[n++] = "--port";
+  argv[n++] = "0";
+  argv[n++] = "--loops";
+  argv[n++] = lp;
+  argv[n] = NULL;
+  if (access(argv[0], X_OK) != 0)
+    bench_skip(ctx, "%s: not built or not installed", argv[0]);
+  *c = spawn(ctx, argv);
+  char *l = read_out(ctx, c->out, 20, true);
+  const char *p = strstr(l, "127.0.0.1:");
+  if (p == NULL)
+    bench_fail(ctx, "%s did not print its address: '%s'", cmd, l);
+  int port = atoi(p + 10);
+  free(l);
+  return port;
+}
+
 static void server_stop(bench_ctx *ctx, child *c, struct rusage *ru) {
   kill(c->pid, SIGTERM);
   int st = 0;
@@ -451,6 +483,25 @@ static int wl_peer_uv_http(bench_ctx *ctx) {
 BENCH_WORKLOAD(peer_uv_http, wl_peer_uv_http,
                "C=100,D=10,T=2,loops=0,syscalls=0")
 
+/* peer_http: any other peer of http_hello (Tokio, asyncio, uvloop, nginx:
+ * perf/peers/, driven by perf/compare.py), named by the environment:
+ * PEER_SERVER="perf/peers/tokio/target/release/corio-peer-tokio http". The
+ * command gets --port 0 --loops N, prints "... 127.0.0.1:PORT ..." once it
+ * listens, and exits 0 on SIGTERM (its CPU time, children included, comes
+ * from wait4). Same warm-up, load and checks as http_hello. */
+static int wl_peer_http(bench_ctx *ctx) {
+  long loops = bench_param_long(ctx, "loops", 0);
+  const char *cmd = getenv("PEER_SERVER");
+  if (cmd == NULL || cmd[0] == 0)
+    bench_skip(ctx, "PEER_SERVER is not set (perf/compare.py sets it)");
+  child srv;
+  int port = server_start_cmd(ctx, cmd, loops, &srv);
+  warm_http(ctx, port);
+  drive_http(ctx, port, &srv);
+  return 0;
+}
+BENCH_WORKLOAD(peer_http, wl_peer_http, "C=100,D=10,T=2,loops=0,syscalls=0")
+
 /* ------------------------------------------------------------ the floors */
 
 /* A floor server: `loops` listeners on one port (SO_REUSEPORT, bound here
@@ -642,15 +693,25 @@ BENCH_WORKLOAD(limit_http_uring, wl_limit_http_uring,
 
 /* ------------------------------------------------------------ tcp_echo */
 
-static int wl_tcp_echo(bench_ctx *ctx) {
+/* tcp_echo against examples/echo_server, or (as_peer: peer_echo) against the
+ * server PEER_SERVER names, as peer_http does. */
+static int echo_run(bench_ctx *ctx, bool as_peer) {
   long c = bench_param_long(ctx, "C", 100);
   long d = bench_param_long(ctx, "D", 10);
   long loops = bench_param_long(ctx, "loops", 0);
   long cloops = bench_param_long(ctx, "client_loops", 0);
-  apply_io(ctx);
+  const char *peer = NULL;
+  if (as_peer) {
+    peer = getenv("PEER_SERVER");
+    if (peer == NULL || peer[0] == 0)
+      bench_skip(ctx, "PEER_SERVER is not set (perf/compare.py sets it)");
+  } else {
+    apply_io(ctx);
+  }
   build_examples(ctx);
   child srv;
-  int port = server_start(ctx, "examples/echo_server", loops, &srv);
+  int port = peer ? server_start_cmd(ctx, peer, loops, &srv)
+                  : server_start(ctx, "examples/echo_server", loops, &srv);
   for (int i = 0; i < 16; i++) { /* warm-up */
     int fd = connect_to(port);
     char b[8];
@@ -695,6 +756,10 @@ static int wl_tcp_echo(bench_ctx *ctx) {
   report_server(ctx, msgs, secs, "MSG_PER_S", p99, &ru, sys);
   return 0;
 }
+static int wl_tcp_echo(bench_ctx *ctx) { return echo_run(ctx, false); }
+static int wl_peer_echo(bench_ctx *ctx) { return echo_run(ctx, true); }
+BENCH_WORKLOAD(peer_echo, wl_peer_echo,
+               "C=100,D=10,loops=0,client_loops=0,syscalls=0")
 BENCH_WORKLOAD(tcp_echo, wl_tcp_echo,
                "C=100,D=10,loops=0,client_loops=0,uring=1,coalesce_us=0,"
                "syscalls=0")
