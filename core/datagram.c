@@ -36,7 +36,7 @@ struct cor_datagram {
 /* "Datagram fd=7 local=127.0.0.1:5353 peer=127.0.0.1:53" */
 static void dg_repr(cor__res *r, cor__buf *out) {
   cor_datagram_t *d =
-      (cor_datagram_t *)((char *)r - offsetof(cor_datagram_t, res));
+      cor__container_of(r, cor_datagram_t, res);
   cor__buf_printf(out, "Datagram fd=%d", d->fd);
   cor__buf_sockaddr(out, "local", d->fd, false);
   cor__buf_sockaddr(out, "peer", d->fd, true); /* when connected */

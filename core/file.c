@@ -73,7 +73,7 @@ static void ring_op_finish(ring_op *o, int res) {
 
 static void ring_op_done(cor__uop *op, int res, unsigned flags) {
   (void)flags;
-  ring_op *o = (ring_op *)op;
+  ring_op *o = cor__container_of(op, ring_op, op);
   if (!o->lost)
     ring_op_finish(o, res);
 }

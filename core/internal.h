@@ -129,6 +129,10 @@ extern int cor__tsan_fence_word;
 
 #define COR_LIKELY(x) __builtin_expect(!!(x), 1)
 #define COR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* The struct of `type` whose `member` ptr points to (the one container-of
+ * of the tree: intrusive nodes, embedded futures and ops). */
+#define cor__container_of(ptr, type, member)                                   \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 #define COR_CACHELINE 64
 #define COR_ALIGNED_CL __attribute__((aligned(COR_CACHELINE)))
 

@@ -45,7 +45,7 @@ void cor__sync_free(cor__obj *o) {
 }
 
 void cor__wl_detach(struct cor_future *f) {
-  waiter *w = (waiter *)(void *)((char *)f - offsetof(waiter, fut));
+  waiter *w = cor__container_of(f, waiter, fut);
   if (w->list)
     wl_unlink(w->list, w);
   w->list = NULL;

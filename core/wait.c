@@ -46,7 +46,9 @@ static void watch_fire(void *arg) {
 
 /* A node discarded unscheduled (call_soon failed as the future finished):
  * the future is done, so report it now rather than never. */
-static void watch_drop(cor__fut_cb *n) { watch_fire((watch_slot *)n); }
+static void watch_drop(cor__fut_cb *n) {
+  watch_fire(cor__container_of(n, watch_slot, node));
+}
 
 /* Watches the pending futures of futs (the caller holds a reference to
  * each while it watches). NULL on ENOMEM. */

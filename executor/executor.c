@@ -89,7 +89,7 @@ void cor__executor_fini(cor_executor_t *ex) {
 
 static void executor_repr(cor__res *r, cor__buf *out) {
   cor_executor_t *ex =
-      (cor_executor_t *)((char *)r - offsetof(cor_executor_t, res));
+      cor__container_of(r, cor_executor_t, res);
   ex->ops->repr(ex, out);
 }
 
@@ -265,7 +265,7 @@ static void cancel_node_cb(void *arg) {
 }
 
 static void cancel_node_drop(cor__fut_cb *n) {
-  cor__xjob *j = (cor__xjob *)((char *)n - offsetof(cor__xjob, cancel_node));
+  cor__xjob *j = cor__container_of(n, cor__xjob, cancel_node);
   j->cancel_ran = true; /* never scheduled: nothing to wait for */
 }
 

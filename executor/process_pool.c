@@ -753,7 +753,7 @@ static void wake_manager(ppool *p) {
 /* ------------------------------------------------------------ submitting */
 
 static void keep_drop(cor__fut_cb *n) {
-  pjob *j = (pjob *)((char *)n - offsetof(pjob, keep));
+  pjob *j = cor__container_of(n, pjob, keep);
   cor__free(j->bytes.data);
   j->bytes.data = NULL;
 }

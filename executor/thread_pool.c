@@ -121,10 +121,10 @@ static const cor__xops tp_ops = {tp_shutdown, tp_cancelled, tp_destroy,
                                  tp_report, tp_repr};
 
 static inline ljob *ljob_of(tjob *t) {
-  return (ljob *)((char *)t - offsetof(ljob, t));
+  return cor__container_of(t, ljob, t);
 }
 static inline cjob *cjob_of(tjob *t) {
-  return (cjob *)((char *)t - offsetof(cjob, t));
+  return cor__container_of(t, cjob, t);
 }
 
 /* ------------------------------------------------------------ the pool */
