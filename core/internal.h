@@ -120,6 +120,7 @@ extern int cor__tsan_fence_word;
 #define ck_pr_fence_atomic_load() ((void)0)
 #endif
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -129,6 +130,29 @@ extern int cor__tsan_fence_word;
 
 #define COR_LIKELY(x) __builtin_expect(!!(x), 1)
 #define COR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* A spin-wait's pause (x86 PAUSE, arm YIELD). */
+static inline void cor__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+/* One step of the tree's bounded spin-then-yield: a pause each call; every
+ * 64th call reads the clock (false once `until` passed, so the caller stops
+ * spinning) and yields the core (more threads than cores: the thread that
+ * would end the spin may be waiting for this one; with nothing else
+ * runnable the yield returns at once). *k starts at 0. */
+uint64_t cor__now_ns(void); /* core/clock.c, below */
+static inline bool cor__spin_step(unsigned *k, uint64_t until) {
+  cor__cpu_relax();
+  if ((++*k & 63) != 0)
+    return true;
+  if (cor__now_ns() >= until)
+    return false;
+  sched_yield();
+  return true;
+}
 /* The struct of `type` whose `member` ptr points to (the one container-of
  * of the tree: intrusive nodes, embedded futures and ops). */
 #define cor__container_of(ptr, type, member)                                   \

@@ -337,19 +337,13 @@ int cor_cfuture_result(cor_cfuture_t *cf, double timeout, void **result) {
   uint64_t spin_end = now + WAIT_SPIN_NS;
   if (spin_end > deadline)
     spin_end = deadline;
-  for (unsigned k = 1;; k++) {
+  for (unsigned k = 0;;) {
     if (ck_pr_load_int(&cf->state) >= COR__CF_DONE)
       return take(cf, result);
-    cor__cpu_relax();
-    if ((k & 63) == 0) {
-      if ((now = cor__now_ns()) >= spin_end)
-        break;
-      /* More threads than cores (plain waiters plus loop threads): the
-       * thread that will complete us may be waiting for this very core.
-       * Offer it; with nothing else runnable this returns at once. */
-      sched_yield();
-    }
+    if (!cor__spin_step(&k, spin_end))
+      break;
   }
+  now = cor__now_ns();
   for (;;) {
     /* Announce, then look once more (the other half of the Dekker in
      * finish/wake_and_run): either the completer sees us and wakes

@@ -45,13 +45,6 @@ static inline int cor__deadline_after(double seconds, uint64_t *deadline) {
     *deadline = UINT64_MAX;
   return rc;
 }
-static inline void cor__cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
 
 /* The runtime's per-loop part (loop->runtime points at it). */
 typedef struct cor__rt_loop cor__rt_loop;

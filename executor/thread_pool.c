@@ -426,16 +426,11 @@ static void *worker_main(void *arg) {
     if (w->state == W_SPINNING && p->spin_ns > 0) {
       pthread_mutex_unlock(&p->mu);
       uint64_t until = cor__now_ns() + p->spin_ns;
-      for (unsigned k = 1;; k++) {
+      for (unsigned k = 0;;) {
         if (ck_pr_load_int(&p->qlen) > 0 || ck_pr_load_int(&p->shutdown))
           break;
-        cor__cpu_relax();
-        if ((k & 63) == 0) {
-          if (cor__now_ns() >= until)
-            break;
-          /* The thread that would feed us may be waiting for this core. */
-          sched_yield();
-        }
+        if (!cor__spin_step(&k, until))
+          break;
       }
       pthread_mutex_lock(&p->mu);
       if (p->qlen > 0 || p->shutdown)
