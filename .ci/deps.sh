@@ -3,9 +3,11 @@
 # Installs corio's Debian dependencies when they are missing: with apt-get when
 # run as root, otherwise prints the one command to run and fails.
 # wrk drives the network workloads of perf/; libuv1-dev builds their libuv
-# peer (perf/peer_uv_http), never linked with corio. cmake builds .ci/run's
-# project that finds an installed corio (tests/cmake).
-PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev wrk libuv1-dev cmake"
+# peer (perf/peer_uv_http), never linked with corio; nginx-light is the
+# peer of the static_file workload (perf/wl_net.c: peer_nginx_static; its
+# package starts no service where policy-rc.d denies it). cmake builds
+# .ci/run's project that finds an installed corio (tests/cmake).
+PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev wrk libuv1-dev nginx-light cmake"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
