@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Network workloads: http_hello, tcp_echo (shared/perf-workloads.md),
+/* Network workloads: http_hello, tcp_echo, static_file
+ * (shared/perf-workloads.md),
  * their peers and floors, and http_idle (10,000 idle keep-alive
  * connections: the server's RSS).
  *
@@ -36,6 +37,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -379,17 +381,27 @@ static double parse_lat_us(const char *s) {
 /* The http workloads' one load: `wrk -tT -cC -dDs --latency` against the
  * server at port (pid srv, warmed already), counted with syscalls=1; then
  * the server is stopped and the figure reported. Fails on any wrk error. */
+static void drive_http_path(bench_ctx *ctx, int port, child *srv,
+                            const char *path, unsigned long long body);
+
 static void drive_http(bench_ctx *ctx, int port, child *srv) {
+  drive_http_path(ctx, port, srv, "/", 0);
+}
+
+/* As drive_http, for `path`; with body > 0 the bytes wrk read must cover
+ * every request's body (no short answer counted as a request). */
+static void drive_http_path(bench_ctx *ctx, int port, child *srv,
+                            const char *path, unsigned long long body) {
   long c = bench_param_long(ctx, "C", 100);
   long d = bench_param_long(ctx, "D", 10);
   long t = bench_param_long(ctx, "T", 2);
   sys_trace tr;
   trace_start(ctx, &tr, srv->pid);
-  char cs[16], ds[16], ts[16], url[64];
+  char cs[16], ds[16], ts[16], url[128];
   snprintf(cs, sizeof cs, "-c%ld", c);
   snprintf(ds, sizeof ds, "-d%lds", d);
   snprintf(ts, sizeof ts, "-t%ld", t);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
   char *argv[] = {"wrk", ts, cs, ds, "--latency", url, NULL};
   child w = spawn(ctx, argv);
   char *out = read_out(ctx, w.out, (double)d + 30, false);
@@ -418,6 +430,20 @@ static void drive_http(bench_ctx *ctx, int port, child *srv) {
     bench_fail(ctx, "non-2xx responses: %s", out);
   if (strstr(out, "Socket errors:") != NULL)
     bench_fail(ctx, "socket errors: %s", out);
+  if (body > 0) {
+    /* "N requests in 10.00s, 6.10GB read": at least N * body bytes */
+    const char *rd = strstr(strstr(out, " requests in "), "s, ");
+    double v = rd ? strtod(rd + 3, (char **)&rd) : 0;
+    double unit = !rd                        ? 0
+                  : strncmp(rd, "GB", 2) == 0 ? 1024.0 * 1024 * 1024
+                  : strncmp(rd, "MB", 2) == 0 ? 1024.0 * 1024
+                  : strncmp(rd, "KB", 2) == 0 ? 1024.0
+                                              : 1;
+    /* wrk prints 2 decimals: allow for its rounding */
+    if (v * unit < (double)reqs * (double)body * 0.99)
+      bench_fail(ctx, "wrk read less than %llu requests x %llu bytes: %s",
+                 reqs, body, out);
+  }
   double p99 = -1;
   if ((p = strstr(out, "     99%")) != NULL)
     p99 = parse_lat_us(p + 8 + strspn(p + 8, " "));
@@ -690,6 +716,232 @@ static int wl_limit_http_uring(bench_ctx *ctx) {
 BENCH_WORKLOAD(limit_http_uring, wl_limit_http_uring,
                "C=100,D=10,T=2,loops=0,multishot=1,defer=1,batch=1,"
                "batch_us=100,minwait=0,syscalls=0")
+
+/* ------------------------------------------------------------ static_file */
+
+/* static_file: examples/static_server serving one file of `size` bytes
+ * (64 KiB) from a fresh temporary root, under the http load (wrk asks for
+ * that file on every request); peer_nginx_static: Debian's nginx serving
+ * the same file the same way (sendfile on), for the ratio in one run. */
+typedef struct {
+  char dir[64];  /* the temporary directory: root/ and nginx's prefix */
+  char root[96];
+} static_root;
+
+static void static_root_make(bench_ctx *ctx, static_root *sr, long size) {
+  snprintf(sr->dir, sizeof sr->dir, "/tmp/corio-bench-static.XXXXXX");
+  if (mkdtemp(sr->dir) == NULL)
+    bench_fail(ctx, "mkdtemp: %s", strerror(errno));
+  /* nginx's workers run as nobody when the harness is root: readable */
+  chmod(sr->dir, 0755);
+  snprintf(sr->root, sizeof sr->root, "%s/root", sr->dir);
+  if (mkdir(sr->root, 0755) != 0)
+    bench_fail(ctx, "mkdir %s: %s", sr->root, strerror(errno));
+  char path[160];
+  snprintf(path, sizeof path, "%s/file.bin", sr->root);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    bench_fail(ctx, "%s: %s", path, strerror(errno));
+  char buf[4096];
+  for (long done = 0; done < size;) {
+    for (size_t i = 0; i < sizeof buf; i++)
+      buf[i] = (char)('a' + (done + (long)i) % 26);
+    size_t k = size - done < (long)sizeof buf ? (size_t)(size - done)
+                                              : sizeof buf;
+    if (write(fd, buf, k) != (ssize_t)k)
+      bench_fail(ctx, "write %s: %s", path, strerror(errno));
+    done += (long)k;
+  }
+  close(fd);
+}
+
+static void static_root_remove(static_root *sr) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", sr->dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", sr->dir);
+}
+
+/* A few short connections, each asking for the file once: the answer must
+ * be a 200 with `size` bytes of body. */
+static void warm_static(bench_ctx *ctx, int port, long size) {
+  static const char req[] = "GET /file.bin HTTP/1.1\r\nHost: bench\r\n\r\n";
+  char *buf = malloc((size_t)size + 4096);
+  for (int i = 0; i < 16; i++) {
+    int fd = connect_to(port);
+    if (fd < 0)
+      bench_fail(ctx, "warm-up connection %d: connect: %s", i, strerror(errno));
+    if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)sizeof req - 1)
+      bench_fail(ctx, "warm-up send: %s", strerror(errno));
+    size_t len = 0, want = 0;
+    for (;;) {
+      ssize_t n = recv(fd, buf + len, (size_t)size + 4095 - len, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        bench_fail(ctx, "warm-up request %d: %s after %zu bytes", i,
+                   n == 0 ? "EOF" : strerror(errno), len);
+      len += (size_t)n;
+      buf[len] = 0;
+      char *h = strstr(buf, "\r\n\r\n");
+      if (h != NULL && want == 0) {
+        if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+          bench_fail(ctx, "warm-up answer: %.80s", buf);
+        want = (size_t)(h + 4 - buf) + (size_t)size;
+      }
+      if (want && len >= want)
+        break;
+    }
+    close(fd);
+  }
+  free(buf);
+}
+
+static int wl_static_file(bench_ctx *ctx) {
+  long loops = bench_param_long(ctx, "loops", 0);
+  long size = bench_param_long(ctx, "size", 65536);
+  if (size < 1)
+    bench_fail(ctx, "size >= 1");
+  apply_io(ctx);
+  build_examples(ctx);
+  static_root sr;
+  static_root_make(ctx, &sr, size);
+  char lp[32];
+  snprintf(lp, sizeof lp, "%ld", loops);
+  char *argv[] = {"examples/static_server", "--port", "0", "--loops", lp,
+                  sr.root, NULL};
+  child srv = spawn(ctx, argv);
+  char *l = read_out(ctx, srv.out, 10, true);
+  const char *p = strstr(l, "127.0.0.1:");
+  if (p == NULL)
+    bench_fail(ctx, "static_server did not print its address: '%s'", l);
+  int port = atoi(p + 10);
+  free(l);
+  warm_static(ctx, port, size);
+  drive_http_path(ctx, port, &srv, "/file.bin", (unsigned long long)size);
+  static_root_remove(&sr);
+  return 0;
+}
+BENCH_WORKLOAD(static_file, wl_static_file,
+               "C=100,D=10,T=2,loops=0,size=65536,uring=1,coalesce_us=0,"
+               "syscalls=0")
+
+/* Debian's nginx (nginx-light), or NULL. */
+static const char *nginx_path(void) {
+  static const char *const where[] = {"/usr/sbin/nginx", "/usr/local/sbin/nginx",
+                                      "/usr/bin/nginx"};
+  for (size_t i = 0; i < sizeof where / sizeof where[0]; i++)
+    if (access(where[i], X_OK) == 0)
+      return where[i];
+  return NULL;
+}
+
+static int free_port(bench_ctx *ctx) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &al) != 0)
+    bench_fail(ctx, "no free port: %s", strerror(errno));
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* peer_nginx_static: nginx in the foreground (daemon off) with a master
+ * and one worker per core (the master is the harness's child; it reaps
+ * its workers at SIGTERM, so wait4's rusage covers them), a generated
+ * minimal config under a temporary prefix: sendfile on, access_log off,
+ * keep-alive without a request limit, workers pinned (worker_cpu_affinity
+ * auto, as corio pins its loops), open_file_cache off unless
+ * open_file_cache=1 (nginx's default: open, fstat and close per request). */
+static int wl_peer_nginx_static(bench_ctx *ctx) {
+  long loops = bench_param_long(ctx, "loops", 0);
+  long size = bench_param_long(ctx, "size", 65536);
+  long ofc = bench_param_long(ctx, "open_file_cache", 0);
+  const char *ngx = nginx_path();
+  if (ngx == NULL)
+    bench_skip(ctx, "nginx is not installed (Debian nginx-light; "
+                    ".ci/deps.sh installs it)");
+  if (size < 1)
+    bench_fail(ctx, "size >= 1");
+  if (bench_param_long(ctx, "syscalls", 0))
+    bench_skip(ctx, "syscalls=1 attaches to the harness's child, nginx's "
+                    "master, not to its worker processes");
+  if (loops <= 0) {
+    cpu_set_t cs;
+    loops = sched_getaffinity(0, sizeof cs, &cs) == 0 ? CPU_COUNT(&cs) : 1;
+  }
+  static_root sr;
+  static_root_make(ctx, &sr, size);
+  int port = free_port(ctx);
+  char conf[160], errlog[160];
+  snprintf(conf, sizeof conf, "%s/nginx.conf", sr.dir);
+  snprintf(errlog, sizeof errlog, "%s/error.log", sr.dir);
+  FILE *f = fopen(conf, "w");
+  if (f == NULL)
+    bench_fail(ctx, "%s: %s", conf, strerror(errno));
+  fprintf(f,
+          "worker_processes %ld;\n"
+          "worker_cpu_affinity auto;\n"
+          "daemon off;\n"
+          "master_process on;\n"
+          "pid %s/nginx.pid;\n"
+          "error_log %s warn;\n"
+          "events { worker_connections 4096; }\n"
+          "http {\n"
+          "  access_log off;\n"
+          "  sendfile on;\n"
+          "  keepalive_requests 100000000;\n"
+          "  keepalive_timeout 60s;\n"
+          "  client_body_temp_path %s/body;\n"
+          "  proxy_temp_path %s/proxy;\n"
+          "  fastcgi_temp_path %s/fastcgi;\n"
+          "  uwsgi_temp_path %s/uwsgi;\n"
+          "  scgi_temp_path %s/scgi;\n"
+          "  default_type application/octet-stream;\n"
+          "%s"
+          "  server {\n"
+          "    listen 127.0.0.1:%d;\n"
+          "    root %s;\n"
+          "  }\n"
+          "}\n",
+          loops, sr.dir, errlog, sr.dir, sr.dir, sr.dir, sr.dir, sr.dir,
+          ofc ? "  open_file_cache max=64 inactive=60s;\n"
+                "  open_file_cache_valid 1s;\n"
+              : "",
+          port, sr.root);
+  fclose(f);
+  char *argv[] = {(char *)ngx, "-p", sr.dir, "-c", conf, "-e", errlog, NULL};
+  child srv = spawn(ctx, argv);
+  /* nginx prints nothing: wait until it accepts */
+  double end = bench_now() + 10;
+  for (;;) {
+    int fd = connect_to(port);
+    if (fd >= 0) {
+      close(fd);
+      break;
+    }
+    int st;
+    if (waitpid(srv.pid, &st, WNOHANG) == srv.pid)
+      bench_fail(ctx, "nginx exited at start (status 0x%x); see %s", st,
+                 errlog);
+    if (bench_now() > end) {
+      kill(srv.pid, SIGKILL);
+      bench_fail(ctx, "nginx does not accept on port %d; see %s", port,
+                 errlog);
+    }
+    usleep(20000);
+  }
+  warm_static(ctx, port, size);
+  drive_http_path(ctx, port, &srv, "/file.bin", (unsigned long long)size);
+  static_root_remove(&sr);
+  return 0;
+}
+BENCH_WORKLOAD(peer_nginx_static, wl_peer_nginx_static,
+               "C=100,D=10,T=2,loops=0,size=65536,open_file_cache=0,"
+               "syscalls=0")
 
 /* ------------------------------------------------------------ tcp_echo */
 

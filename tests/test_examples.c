@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -291,6 +292,258 @@ static void test_http_hello(void **state) {
   close(pr.out);
 }
 
+/* ------------------------------------------------------------ static_server */
+
+/* Reads one response: head and Content-Length bytes of body into a static
+ * buffer; *body points at the body, *blen its length. Returns the head. */
+static const char *recv_response(int fd, const char **body, size_t *blen) {
+  static char buf[1 << 16];
+  size_t len = 0;
+  char *hend = NULL;
+  while (hend == NULL) {
+    assert_true(len < sizeof buf - 1);
+    ssize_t n = recv(fd, buf + len, 1, 0); /* byte by byte: no over-read */
+    if (n <= 0)
+      fail_msg("EOF or error in a head (got '%.*s')", (int)len, buf);
+    len += (size_t)n;
+    buf[len] = 0;
+    hend = strstr(buf, "\r\n\r\n");
+  }
+  const char *cl = strcasestr(buf, "\r\nContent-Length: ");
+  assert_non_null(cl);
+  size_t want = strtoul(cl + 18, NULL, 10);
+  *body = hend + 4;
+  *blen = want;
+  return buf;
+}
+
+static void read_body(int fd, char *dst, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t k = recv(fd, dst + got, n - got, 0);
+    if (k <= 0)
+      fail_msg("body ended after %zu of %zu bytes", got, n);
+    got += (size_t)k;
+  }
+}
+
+static void write_file(const char *path, const char *data, size_t n) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, data, n), (ssize_t)n);
+  close(fd);
+}
+
+static void test_static_server(void **state) {
+  NEED_BUILT();
+  char root[] = "/tmp/corio-static-XXXXXX";
+  assert_non_null(mkdtemp(root));
+  char path[256];
+  snprintf(path, sizeof path, "%s/hello.txt", root);
+  write_file(path, "hello, file\n", 12);
+  snprintf(path, sizeof path, "%s/index.html", root);
+  write_file(path, "<p>index</p>\n", 13);
+  snprintf(path, sizeof path, "%s/sub", root);
+  assert_int_equal(mkdir(path, 0755), 0);
+  snprintf(path, sizeof path, "%s/escape", root);
+  assert_int_equal(symlink("/etc/hostname", path), 0);
+  /* larger than any socket buffer here: 8 MiB */
+  size_t bign = 8u << 20;
+  char *big = malloc(bign);
+  for (size_t i = 0; i < bign; i++)
+    big[i] = (char)(i * 7 + (i >> 13));
+  snprintf(path, sizeof path, "%s/big.bin", root);
+  write_file(path, big, bign);
+
+  char *argv[] = {EXDIR "static_server", "--port", "0", "--loops", "2",
+                  root, NULL};
+  proc pr = start(argv);
+  const char *l = read_until(pr.out, "\n", 20);
+  const char *p = strstr(l, "127.0.0.1:");
+  if (p == NULL)
+    fail_msg("static_server printed no address: '%s'", l);
+  int port = atoi(p + 10);
+
+  /* keep-alive: every request below on one connection */
+  int fd = dial(port);
+  const char *body;
+  size_t blen;
+  char got[256];
+  send_all(fd, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+  const char *h = recv_response(fd, &body, &blen);
+  assert_memory_equal(h, "HTTP/1.1 200 OK\r\n", 17);
+  assert_non_null(strstr(h, "Content-Type: text/plain\r\n"));
+  assert_int_equal(blen, 12);
+  read_body(fd, got, blen);
+  assert_memory_equal(got, "hello, file\n", 12);
+  /* HEAD: the same head, no body (the next answer follows at once) */
+  send_all(fd, "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+  h = recv_response(fd, &body, &blen);
+  assert_memory_equal(h, "HTTP/1.1 200 OK\r\n", 17);
+  assert_int_equal(blen, 12);
+  /* ranges */
+  struct {
+    const char *range, *status, *crange, *body;
+  } rs[] = {
+      {"bytes=0-4", "206", "bytes 0-4/12", "hello"},
+      {"bytes=7-", "206", "bytes 7-11/12", "file\n"},
+      {"bytes=-5", "206", "bytes 7-11/12", "file\n"},
+      {"bytes=7-100", "206", "bytes 7-11/12", "file\n"},
+      {"bytes=-100", "206", "bytes 0-11/12", "hello, file\n"},
+      {"bytes=12-", "416", "bytes */12", NULL},
+      {"bytes=-0", "416", "bytes */12", NULL},
+      {"bytes=5-2", "200", NULL, "hello, file\n"},     /* invalid: ignored */
+      {"bytes=0-1,3-4", "200", NULL, "hello, file\n"}, /* several: ignored */
+  };
+  for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+    char req[256];
+    snprintf(req, sizeof req,
+             "GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: %s\r\n\r\n",
+             rs[i].range);
+    send_all(fd, req);
+    h = recv_response(fd, &body, &blen);
+    char want[64];
+    snprintf(want, sizeof want, "HTTP/1.1 %s ", rs[i].status);
+    if (strncmp(h, want, strlen(want)) != 0)
+      fail_msg("range %s: got '%s'", rs[i].range, h);
+    if (rs[i].crange) {
+      snprintf(want, sizeof want, "Content-Range: %s\r\n", rs[i].crange);
+      if (strstr(h, want) == NULL)
+        fail_msg("range %s: no '%s' in '%s'", rs[i].range, want, h);
+    }
+    read_body(fd, got, blen);
+    if (rs[i].body) {
+      assert_int_equal(blen, strlen(rs[i].body));
+      assert_memory_equal(got, rs[i].body, blen);
+    }
+  }
+  /* missing files, escapes, other methods: answered, connection kept */
+  struct {
+    const char *req, *status;
+  } es[] = {
+      {"GET /nope.txt HTTP/1.1\r\nHost: x\r\n\r\n", "404"},
+      {"GET /sub/ HTTP/1.1\r\nHost: x\r\n\r\n", "404"}, /* no index.html */
+      {"GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", "403"},  /* a directory */
+      {"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "403"},
+      {"GET /sub/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "403"},
+      {"GET /escape HTTP/1.1\r\nHost: x\r\n\r\n", "403"}, /* symlink out */
+      {"GET //etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "404"}, /* in root */
+      {"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+      {"GET http://x/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+      {"DELETE /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n", "405"},
+      {"POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+       "405"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "200"}, /* index.html */
+  };
+  for (size_t i = 0; i < sizeof es / sizeof es[0]; i++) {
+    send_all(fd, es[i].req);
+    h = recv_response(fd, &body, &blen);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %s ", es[i].status);
+    if (strncmp(h, want, strlen(want)) != 0)
+      fail_msg("request %zu: got '%s'", i, h);
+    if (strcmp(es[i].status, "405") == 0)
+      assert_non_null(strstr(h, "Allow: GET, HEAD\r\n"));
+    read_body(fd, got, blen);
+  }
+  assert_memory_equal(got, "<p>index</p>\n", 13);
+  /* pipelined: three requests in one packet, answered in order */
+  send_all(fd, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+               "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+               "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+  const char *codes[] = {"200", "404", "200"};
+  for (int i = 0; i < 3; i++) {
+    h = recv_response(fd, &body, &blen);
+    assert_memory_equal(h + 9, codes[i], 3);
+    read_body(fd, got, blen);
+  }
+  assert_memory_equal(got, "<p>index</p>\n", 13);
+  /* a file larger than the socket buffers, read slowly, then another
+   * request on the same connection */
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  send_all(fd, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+  h = recv_response(fd, &body, &blen);
+  assert_memory_equal(h, "HTTP/1.1 200 OK\r\n", 17);
+  assert_int_equal(blen, bign);
+  char *rb = malloc(bign);
+  size_t off = 0;
+  double t0 = now();
+  while (off < bign) {
+    size_t chunk = off < (1u << 20) ? 16384 : bign - off; /* slow, then all */
+    read_body(fd, rb + off, chunk);
+    off += chunk;
+    if (off < (1u << 20))
+      usleep(2000);
+  }
+  assert_true(now() - t0 > 0.05);
+  assert_memory_equal(rb, big, bign);
+  /* a range from its middle */
+  send_all(fd, "GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=5000000-5000099"
+               "\r\n\r\n");
+  h = recv_response(fd, &body, &blen);
+  assert_memory_equal(h, "HTTP/1.1 206 ", 13);
+  assert_int_equal(blen, 100);
+  read_body(fd, rb, 100);
+  assert_memory_equal(rb, big + 5000000, 100);
+  /* replaced on disk: the new bytes within a few seconds */
+  snprintf(path, sizeof path, "%s/hello.txt.new", root);
+  write_file(path, "HELLO, FILE!\n", 13);
+  char path2[256];
+  snprintf(path2, sizeof path2, "%s/hello.txt", root);
+  assert_int_equal(rename(path, path2), 0);
+  bool fresh = false;
+  for (double end = now() + 5; !fresh && now() < end;) {
+    send_all(fd, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    h = recv_response(fd, &body, &blen);
+    read_body(fd, got, blen);
+    fresh = blen == 13 && memcmp(got, "HELLO, FILE!\n", 13) == 0;
+    if (!fresh) {
+      assert_int_equal(blen, 12); /* the old file, whole */
+      usleep(100000);
+    }
+  }
+  assert_true(fresh);
+  close(fd);
+  /* a head above the limit: 431 and closed */
+  fd = dial(port);
+  char *huge = malloc(16384);
+  memset(huge, 'a', 16383);
+  huge[16383] = 0;
+  memcpy(huge, "GET / HTTP/1.1\r\nX-Big: ", 23);
+  send(fd, huge, 16383, MSG_NOSIGNAL);
+  const char *r = recv_count(fd, "never", 1);
+  assert_non_null(strstr(r, "HTTP/1.1 431 "));
+  close(fd);
+  free(huge);
+  /* HTTP/1.0: closed after the answer */
+  fd = dial(port);
+  send_all(fd, "GET /hello.txt HTTP/1.0\r\n\r\n");
+  r = recv_count(fd, "never", 1);
+  assert_non_null(strstr(r, "Connection: close\r\n"));
+  assert_non_null(strstr(r, "HELLO, FILE!\n"));
+  close(fd);
+  /* malformed: 400 and closed */
+  fd = dial(port);
+  send_all(fd, "GARBAGE\r\n\r\n");
+  r = recv_count(fd, "never", 1);
+  assert_non_null(strstr(r, "HTTP/1.1 400 "));
+  close(fd);
+  /* a client mid-download at SIGTERM */
+  fd = dial(port);
+  send_all(fd, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+  recv_response(fd, &body, &blen);
+  kill(pr.pid, SIGTERM);
+  assert_int_equal(wait_exit(pr.pid, 10), 0);
+  close(fd);
+  close(pr.out);
+  free(rb);
+  free(big);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+  assert_int_equal(system(cmd), 0);
+}
+
 /* ------------------------------------------------------------ subprocess */
 
 static void test_subprocess_example(void **state) {
@@ -340,6 +593,7 @@ int main(void) {
       cmocka_unit_test(test_echo_server),
       cmocka_unit_test(test_tcp_client),
       cmocka_unit_test(test_http_hello),
+      cmocka_unit_test(test_static_server),
       cmocka_unit_test(test_subprocess_example),
   };
   return cmocka_run_group_tests(tests, build_examples, NULL);
