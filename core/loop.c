@@ -1046,18 +1046,19 @@ static void run_once(cor_loop_t *loop) {
     /* If a producer already flipped it, its eventfd write is (or will be)
      * read by the poller: the fd stays registered, so nothing is lost. */
     ck_pr_fas_int(&loop->sleeping, 0);
-    /* A wait that brought events ended the idle period before running
-     * their callbacks (cor__loop_awake, from the poller), and read the
-     * clock; one that brought nothing (a timer is due) ends it here. */
-    if (loop->tm_idle_from != 0)
-      idle_end(loop);
-    now = loop->now;
   } else if ((loop->nio > 0 && now - loop->last_poll >= POLL_INTERVAL_NS) ||
              (loop->uring && cor__uring_pending(loop))) {
     /* io_uring: what this iteration's tasks wrote goes out now, in one
      * enter for all of them, rather than after the busy loop's interval. */
     poll_io(loop, 0);
   }
+  /* A wait that brought events ended the idle period before running their
+   * callbacks (cor__loop_awake, from the poller) and read the clock; one
+   * that brought nothing (a timer is due), or a spin cut short by the next
+   * timer, ends it here. */
+  if (loop->tm_idle_from != 0)
+    idle_end(loop);
+  now = loop->now;
 
   /* Due timers join the ready queue after what is already there. */
   while (loop->timers.len > 0 && loop->timers.ents[0].when <= now) {

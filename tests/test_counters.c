@@ -120,6 +120,33 @@ static void test_busy_callback(void **state) {
   cor_release(loop);
 }
 
+/* Timers due within the idle spin (10 us away, the spin is 50 us): the
+ * spin ends on the timer, and the timer's callback is busy, not idle. */
+static int short_left;
+static void short_timer_cb(void *arg) {
+  spin_for(2 * MS);
+  if (--short_left > 0)
+    assert_int_equal(cor_call_later(arg, 10e-6, short_timer_cb, arg, NULL), 0);
+  else
+    cor_loop_stop(arg);
+}
+
+static void test_short_timers(void **state) {
+  cor_loop_t *loop = cor_loop_new(NULL);
+  assert_non_null(loop);
+  short_left = 50;
+  assert_int_equal(cor_call_later(loop, 10e-6, short_timer_cb, loop, NULL), 0);
+  uint64_t t0 = wall();
+  assert_int_equal(cor_loop_run_forever(loop), 0);
+  uint64_t t1 = wall();
+  cor_loop_stats st = stats(loop);
+  assert_true(st.busy_ns >= 50 * 2 * MS);
+  assert_true(st.busy_ns + st.idle_ns <= t1 - t0);
+  assert_true(st.busy_ns + st.idle_ns + BRACKET_SLACK >= t1 - t0);
+  assert_int_equal(cor_loop_close(loop), 0);
+  cor_release(loop);
+}
+
 /* ------------------------------------------------------------ mixed, both
  * back-ends, monotonic from another thread */
 
@@ -254,6 +281,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_idle_loop),
       cmocka_unit_test(test_busy_callback),
+      cmocka_unit_test(test_short_timers),
       cmocka_unit_test(test_mixed_uring),
       cmocka_unit_test(test_mixed_epoll),
       cmocka_unit_test(test_runtime_counters),
