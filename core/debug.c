@@ -921,7 +921,8 @@ static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
   si.si_uid = getuid();
   si.si_value = v;
   long nr = -2;
-  if (tid != 0 && wd_may_signal(tid, &nr) &&
+  bool may = tid != 0 && wd_may_signal(tid, &nr);
+  if (may &&
       syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, WD_SIGNAL, &si) == 0) {
     for (int i = 0; i < 200; i++) { /* up to 200 ms */
       if (__atomic_load_n(&d->wd_n, __ATOMIC_ACQUIRE) >= 0) {
@@ -944,7 +945,7 @@ static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
     cor__buf_printf(&b, " in %s()",
                     cor__fn_name((const void *)(uintptr_t)cb, fn, sizeof fn));
   }
-  if (nr >= 0 && !have) {
+  if (tid != 0 && !may) {
     const char *sc = wd_syscall_name(nr);
     char num[32];
     snprintf(num, sizeof num, "system call %ld", nr);

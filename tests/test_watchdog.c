@@ -64,10 +64,15 @@ static void test_watchdog_read_not_cut_short(void **state) {
   assert_int_equal(read_rc, 3);
   assert_int_equal(read_errno, 0);
   assert_memory_equal(read_buf, "abc", 3);
-  /* And the report has the stuck thread's stack. */
+  /* And the report is made, with the stuck thread's stack. */
   EXPECT(COR_LOG_WARNING, "stuck for 0.", "in blocked_read_cb()", NULL);
+  EXPECT_NONE("which a signal would cut short");
+#ifndef __SANITIZE_THREAD__
+  /* TSan's runtime defers a signal's handler while the thread is inside an
+   * intercepted read(): the stack comes too late there, not here. */
   EXPECT(COR_LOG_WARNING, "its stack (most recent call last):",
          "in blocked_read_cb", NULL);
+#endif
   assert_int_equal(cor_loop_set_watchdog(l, 0), 0);
   cor_loop_close(l);
   cor_release(l);
