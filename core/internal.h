@@ -493,8 +493,9 @@ struct cor_loop {
    * the idle time of finished idle periods, tm_run_ns the wall time of
    * finished runs; tm_run_from / tm_idle_from the start of the run / idle
    * period in progress, 0 when none. __atomic release stores, acquire
-   * loads. */
+   * loads. tm_hw_*: the highest values readers returned (readers' CAS). */
   uint64_t tm_seq, tm_run_ns, tm_run_from, tm_idle_from;
+  uint64_t tm_hw_busy, tm_hw_idle;
   uint64_t st_wake_written COR_ALIGNED_CL; /* producers: rare, own line */
 };
 

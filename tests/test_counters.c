@@ -39,9 +39,13 @@ static cor_loop_stats stats(cor_loop_t *loop) {
 
 /* busy + idle is the run's wall time. The test's own clock reads bracket
  * the loop's (run start and end are read inside cor_loop_run_forever), so
- * the sum is at most the bracket and short of it only by the call's entry
- * and exit: 5 ms covers a preemption on a loaded 2-core machine. */
+ * the sum is short of the bracket only by the call's entry and exit: 5 ms
+ * covers a preemption on a loaded 2-core machine. It may exceed the
+ * bracket only by what readers' high-water marks hold above the exact
+ * figures (the loop publishes times it read a little earlier: below 1 ms
+ * even on a preempted loop thread; microseconds in practice). */
 #define BRACKET_SLACK (5 * MS)
+#define OVER (1 * MS)
 
 static void stop_cb(void *arg) { cor_loop_stop(arg); }
 
@@ -80,7 +84,7 @@ static void test_idle_loop(void **state) {
   /* 150 ms in, the loop had been asleep ~150 ms: the reader saw it idle. */
   assert_true(ip.idle_mid >= 100 * MS);
   assert_true(ip.busy_mid < 20 * MS);
-  assert_true(st.busy_ns + st.idle_ns <= t1 - t0);
+  assert_true(st.busy_ns + st.idle_ns <= t1 - t0 + OVER);
   assert_true(st.busy_ns + st.idle_ns + BRACKET_SLACK >= t1 - t0);
   assert_true(st.idle_ns >= 280 * MS);
   assert_true(st.busy_ns < 20 * MS); /* a timer and a stop */
@@ -112,8 +116,8 @@ static void test_busy_callback(void **state) {
   cor_loop_stats st = stats(loop);
   assert_true(st.busy_ns >= 200 * MS);
   assert_true(st.busy_ns + 20 * MS >= c1 - c0);
-  assert_true(st.busy_ns <= t1 - t0);
-  assert_true(st.busy_ns + st.idle_ns <= t1 - t0);
+  assert_true(st.busy_ns <= t1 - t0 + OVER);
+  assert_true(st.busy_ns + st.idle_ns <= t1 - t0 + OVER);
   assert_true(st.busy_ns + st.idle_ns + BRACKET_SLACK >= t1 - t0);
   assert_true(st.idle_ns < 20 * MS); /* a spin at most */
   assert_int_equal(cor_loop_close(loop), 0);
@@ -141,7 +145,7 @@ static void test_short_timers(void **state) {
   uint64_t t1 = wall();
   cor_loop_stats st = stats(loop);
   assert_true(st.busy_ns >= 50 * 2 * MS);
-  assert_true(st.busy_ns + st.idle_ns <= t1 - t0);
+  assert_true(st.busy_ns + st.idle_ns <= t1 - t0 + OVER);
   assert_true(st.busy_ns + st.idle_ns + BRACKET_SLACK >= t1 - t0);
   assert_int_equal(cor_loop_close(loop), 0);
   cor_release(loop);
@@ -245,7 +249,7 @@ static void mixed(int io_uring) {
   assert_true(m.samples > 100);
   assert_int_equal(m.back, 0);
   assert_int_equal(m.sum_back, 0);
-  assert_true(st.busy_ns + st.idle_ns <= t1 - t0);
+  assert_true(st.busy_ns + st.idle_ns <= t1 - t0 + OVER);
   assert_true(st.busy_ns + st.idle_ns + BRACKET_SLACK >= t1 - t0);
   /* ROUNDS * WORK_MS of work in the task; the waits for the bytes (~WORK_MS
    * each) are idle. The sampler thread shares 2 cores with the loop, so a
