@@ -788,6 +788,107 @@ static void wd_install(void) {
   sigaction(WD_SIGNAL, &sa, NULL);
 }
 
+/* Whether the signal may be sent to thread `tid` without changing what it
+ * does. The handler has SA_RESTART, so the calls signal(7) lists as
+ * restarted (read, write, accept, recv, send, wait4, futex: mutexes,
+ * condition variables, semaphores...) go on as if nothing happened; but
+ * the kernel never restarts the sleeps and the multiplexers (nanosleep,
+ * clock_nanosleep, poll, select, epoll_wait, io_uring_enter, pause,
+ * sigtimedwait, semop...) once a handler ran: they would return early with
+ * EINTR (sleep(3): early, with the seconds left). So the watchdog first
+ * reads /proc/self/task/TID/syscall ("running", or the number of the
+ * system call the thread is blocked in) and signals only a thread running
+ * user code, blocked in one of the restarted calls, or blocked outside
+ * any call (-1: a page fault). Otherwise *nr is the call and the report
+ * names it without a stack. What remains: a thread seen running that
+ * enters one of those calls within the few microseconds before the signal
+ * lands; and the socket calls signal(7) excepts (SO_RCVTIMEO/SO_SNDTIMEO
+ * set on the socket). */
+static bool wd_may_signal(int tid, long *nr) {
+  char path[64], buf[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+  *nr = -2;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return true; /* no /proc: the old way, a signal */
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return true;
+  buf[n] = 0;
+  if (strncmp(buf, "running", 7) == 0)
+    return true;
+  long v = strtol(buf, NULL, 10);
+  *nr = v;
+  switch (v) {
+  case -1: /* blocked, not in a system call */
+  case SYS_read:
+  case SYS_readv:
+  case SYS_write:
+  case SYS_writev:
+  case SYS_openat:
+  case SYS_wait4:
+  case SYS_waitid:
+  case SYS_accept:
+  case SYS_accept4:
+  case SYS_connect:
+  case SYS_recvfrom:
+  case SYS_recvmsg:
+  case SYS_sendto:
+  case SYS_sendmsg:
+  case SYS_flock:
+  case SYS_fcntl:
+  case SYS_futex:
+  case SYS_getrandom:
+  case SYS_mq_timedsend:
+  case SYS_mq_timedreceive:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* The name of the blocking calls a report may name, else NULL. */
+static const char *wd_syscall_name(long nr) {
+  static const struct {
+    long nr;
+    const char *name;
+  } t[] = {
+#ifdef SYS_nanosleep
+      {SYS_nanosleep, "nanosleep"},
+#endif
+      {SYS_clock_nanosleep, "clock_nanosleep"},
+#ifdef SYS_poll
+      {SYS_poll, "poll"},
+#endif
+      {SYS_ppoll, "ppoll"},
+#ifdef SYS_select
+      {SYS_select, "select"},
+#endif
+      {SYS_pselect6, "pselect6"},
+#ifdef SYS_epoll_wait
+      {SYS_epoll_wait, "epoll_wait"},
+#endif
+      {SYS_epoll_pwait, "epoll_pwait"},
+#ifdef SYS_pause
+      {SYS_pause, "pause"},
+#endif
+      {SYS_rt_sigsuspend, "sigsuspend"},
+      {SYS_rt_sigtimedwait, "sigtimedwait"},
+      {SYS_io_getevents, "io_getevents"},
+      {SYS_io_uring_enter, "io_uring_enter"},
+      {SYS_msgrcv, "msgrcv"},
+      {SYS_msgsnd, "msgsnd"},
+      {SYS_semop, "semop"},
+      {SYS_semtimedop, "semtimedop"},
+      {SYS_recvmmsg, "recvmmsg"},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+    if (t[i].nr == nr)
+      return t[i].name;
+  return NULL;
+}
+
 /* Process-wide rate limit: at most 5 reports in any minute. */
 static pthread_mutex_t wd_rate_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t wd_times[WD_REPORTS_PER_MIN];
@@ -821,7 +922,9 @@ static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
   si.si_pid = getpid();
   si.si_uid = getuid();
   si.si_value = v;
-  if (tid != 0 &&
+  long nr = -2;
+  bool may = tid != 0 && wd_may_signal(tid, &nr);
+  if (may &&
       syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, WD_SIGNAL, &si) == 0) {
     for (int i = 0; i < 200; i++) { /* up to 200 ms */
       if (__atomic_load_n(&d->wd_n, __ATOMIC_ACQUIRE) >= 0) {
@@ -843,6 +946,15 @@ static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
     char fn[128];
     cor__buf_printf(&b, " in %s()",
                     cor__fn_name((const void *)(uintptr_t)cb, fn, sizeof fn));
+  }
+  if (tid != 0 && !may) {
+    const char *sc = wd_syscall_name(nr);
+    char num[32];
+    snprintf(num, sizeof num, "system call %ld", nr);
+    cor__buf_printf(&b,
+                    "; blocked in %s(), which a signal would cut short: "
+                    "no stack taken",
+                    sc ? sc : num);
   }
   if (have) {
     cor__buf_printf(&b, "; its stack (most recent call last):\n");

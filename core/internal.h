@@ -529,6 +529,14 @@ struct cor_loop {
   /* For executor/runtime.c's cor_loop_counters: ready callbacks as the last
    * iteration ended, and time spent spinning idle or asleep. */
   uint64_t st_ready, st_idle_ns;
+  /* busy_ns / idle_ns of cor_loop_stats (core/loop.c, "time counters"): a
+   * seqlock, tm_seq odd while the loop thread updates them; st_idle_ns is
+   * the idle time of finished idle periods, tm_run_ns the wall time of
+   * finished runs; tm_run_from / tm_idle_from the start of the run / idle
+   * period in progress, 0 when none. __atomic release stores, acquire
+   * loads. tm_hw_*: the highest values readers returned (readers' CAS). */
+  uint64_t tm_seq, tm_run_ns, tm_run_from, tm_idle_from;
+  uint64_t tm_hw_busy, tm_hw_idle;
   uint64_t st_wake_written COR_ALIGNED_CL; /* producers: rare, own line */
 };
 
@@ -646,6 +654,10 @@ int cor__wrong_thread_report(const struct cor_loop *loop, const char *call);
 /* cor_loop_run_forever, naming `call` in a wrong-thread record (for
  * cor_loop_run_until_complete, which runs the loop through it). */
 int cor__loop_run(struct cor_loop *loop, const char *call);
+/* The pollers call it when a wait returned with something to dispatch,
+ * before they run its callbacks: ends the loop's idle period if one is in
+ * progress (core/loop.c, time counters). Owner thread. */
+void cor__loop_awake(struct cor_loop *loop);
 #define COR__CHECK_THREAD(loop, call)                                          \
   do {                                                                         \
     if (COR_UNLIKELY(cor__tls_loop != (loop)) && (loop) != NULL &&             \

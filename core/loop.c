@@ -290,6 +290,8 @@ bool cor_loop_get_debug(const cor_loop_t *loop) {
   return loop->debug;
 }
 
+static void tm_read(const cor_loop_t *loop, uint64_t *busy, uint64_t *idle);
+
 int cor_loop_get_stats(const cor_loop_t *loop, cor_loop_stats *out) {
   if (loop == NULL || out == NULL)
     return cor__bad_arg("cor_loop_get_stats",
@@ -304,6 +306,7 @@ int cor_loop_get_stats(const cor_loop_t *loop, cor_loop_stats *out) {
                            : 0;
   out->polls = ck_pr_load_64(&l->st_polls);
   out->spin_wakes = ck_pr_load_64(&l->st_spin_wakes);
+  tm_read(l, &out->busy_ns, &out->idle_ns);
   return 0;
 }
 
@@ -877,6 +880,122 @@ static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
   return skipped;
 }
 
+/* ------------------------------------------------------------ time counters */
+
+/* busy_ns and idle_ns of cor_loop_stats. The loop thread alone writes them,
+ * at the start and end of a run and of an idle period (never in a busy
+ * iteration), with times it has read anyway (no clock read, no fence of
+ * its own); readers on any thread take a consistent snapshot through a
+ * seqlock and add the part of the period in progress (now - its start), so
+ * that a sleep in progress reads as idle. A time the loop read a little
+ * before publishing it (the top of the iteration, the spin's last look)
+ * could make a later reader compute a figure a few hundred nanoseconds
+ * below an earlier reader's: readers keep the highest value returned so
+ * far (a CAS of their own, off the loop's path), so neither figure ever
+ * goes back. */
+static inline void tm_write_begin(cor_loop_t *loop) {
+  __atomic_store_n(&loop->tm_seq, loop->tm_seq + 1, __ATOMIC_RELAXED);
+}
+static inline void tm_write_end(cor_loop_t *loop) {
+  /* Release: the fields' stores are visible before the even count. */
+  __atomic_store_n(&loop->tm_seq, loop->tm_seq + 1, __ATOMIC_RELEASE);
+}
+static inline void tm_store(uint64_t *p, uint64_t v) {
+  /* Release: ordered after the odd count (readers that see it see odd). */
+  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/* An idle period starts at t (the iteration's clock read): the loop has
+ * nothing to run and spins or sleeps. */
+static inline void idle_begin(cor_loop_t *loop, uint64_t t) {
+  tm_write_begin(loop);
+  tm_store(&loop->tm_idle_from, t);
+  tm_write_end(loop);
+}
+
+/* It ends at t: the loop has work (a spin caught a post, a wait returned).
+ * Sets loop->now. */
+static uint64_t idle_end_at(cor_loop_t *loop, uint64_t t) {
+  if (t < loop->tm_idle_from)
+    t = loop->tm_idle_from;
+  tm_write_begin(loop);
+  tm_store(&loop->st_idle_ns, loop->st_idle_ns + (t - loop->tm_idle_from));
+  tm_store(&loop->tm_idle_from, 0);
+  tm_write_end(loop);
+  return loop->now = t;
+}
+static uint64_t idle_end(cor_loop_t *loop) {
+  return idle_end_at(loop, cor__now_ns());
+}
+
+void cor__loop_awake(cor_loop_t *loop) {
+  if (loop->tm_idle_from != 0) /* the loop thread's own field: plain read */
+    idle_end(loop);
+}
+
+static void run_begin(cor_loop_t *loop) {
+  uint64_t t = cor__now_ns();
+  tm_write_begin(loop);
+  tm_store(&loop->tm_run_from, t);
+  tm_write_end(loop);
+  /* A busy loop without timers or fds does not read the clock (run_once),
+   * but what it stamps with `now` (a task's wait_since, for the task dump)
+   * must not be older than this run. */
+  loop->now = t;
+}
+
+static void run_end(cor_loop_t *loop) {
+  if (loop->tm_idle_from != 0)
+    idle_end(loop); /* not expected: idle periods end inside run_once */
+  uint64_t t = cor__now_ns();
+  tm_write_begin(loop);
+  tm_store(&loop->tm_run_ns, loop->tm_run_ns + (t - loop->tm_run_from));
+  tm_store(&loop->tm_run_from, 0);
+  tm_write_end(loop);
+}
+
+/* Raises *hw to v if below; returns the larger. */
+static uint64_t tm_raise(uint64_t *hw, uint64_t v) {
+  uint64_t cur = __atomic_load_n(hw, __ATOMIC_ACQUIRE);
+  while (cur < v && !__atomic_compare_exchange_n(hw, &cur, v, false,
+                                                 __ATOMIC_ACQ_REL,
+                                                 __ATOMIC_ACQUIRE)) {
+  }
+  return cur > v ? cur : v;
+}
+
+/* Any thread. */
+static void tm_read(const cor_loop_t *loop, uint64_t *busy, uint64_t *idle) {
+  uint64_t s1, s2, idle_ns, idle_from, run_ns, run_from, now;
+  for (unsigned k = 0;; k++) {
+    s1 = __atomic_load_n(&loop->tm_seq, __ATOMIC_ACQUIRE);
+    if (s1 & 1) {
+      /* A write section is a few stores and one clock read; the writer
+       * may have been preempted in it, though. */
+      if ((k & 63) == 63)
+        sched_yield();
+      continue;
+    }
+    /* Acquire loads: a field stored after the odd count, once seen, makes
+     * the count below read odd (or later). */
+    idle_ns = __atomic_load_n(&loop->st_idle_ns, __ATOMIC_ACQUIRE);
+    idle_from = __atomic_load_n(&loop->tm_idle_from, __ATOMIC_ACQUIRE);
+    run_ns = __atomic_load_n(&loop->tm_run_ns, __ATOMIC_ACQUIRE);
+    run_from = __atomic_load_n(&loop->tm_run_from, __ATOMIC_ACQUIRE);
+    s2 = __atomic_load_n(&loop->tm_seq, __ATOMIC_ACQUIRE);
+    if (s1 == s2)
+      break;
+  }
+  now = cor__now_ns(); /* after the snapshot: not before its times */
+  if (idle_from != 0 && now > idle_from)
+    idle_ns += now - idle_from;
+  if (run_from != 0 && now > run_from)
+    run_ns += now - run_from;
+  cor_loop_t *l = (cor_loop_t *)loop; /* the readers' own fields */
+  *idle = tm_raise(&l->tm_hw_idle, idle_ns);
+  *busy = tm_raise(&l->tm_hw_busy, run_ns > idle_ns ? run_ns - idle_ns : 0);
+}
+
 static void run_once(cor_loop_t *loop) {
   /* A busy loop with no timers and no fds has no use for the time: skip the
    * clock read (~28 ns, more than a task switch). It is read below before
@@ -894,6 +1013,8 @@ static void run_once(cor_loop_t *loop) {
   else
     timeout = -1;
 
+  if (timeout != 0) /* idle from here: spinning, then asleep */
+    idle_begin(loop, now);
   if (timeout != 0) {
     /* Spin first: a post arriving within spin_ns costs a cache miss
      * instead of a ~13 us eventfd wake-up. Never past the next timer. */
@@ -923,11 +1044,13 @@ static void run_once(cor_loop_t *loop) {
         timeout = 0;
         loop->spin_cur = loop->spin_ns;
         ck_pr_store_64(&loop->st_spin_wakes, loop->st_spin_wakes + 1);
+        /* At the spin's last clock read: up to 64 relaxes (~1-2 us) of
+         * idle count as busy, rather than a clock read per wake-up. */
+        now = idle_end_at(loop, t);
       } else {
         if (loop->nio > 0 && loop->spin_cur > loop->spin_ns / 32)
           loop->spin_cur /= 2;
-        /* A spin that found nothing counts as idle (cor_loop_counters). */
-        ck_pr_store_64(&loop->st_idle_ns, loop->st_idle_ns + (t - now));
+        /* Still idle: the sleep below continues this idle period. */
         loop->now = now = t;
         if (timeout > 0)
           timeout = loop->timers.ents[0].when > now
@@ -939,7 +1062,6 @@ static void run_once(cor_loop_t *loop) {
   if (timeout != 0) {
     /* Announce sleep, then look at the queue once more (the other half of
      * the Dekker in cor_call_soon_threadsafe). */
-    const uint64_t sleep_from = now; /* for st_idle_ns */
     ck_pr_fas_int(&loop->sleeping, 1);
     ck_pr_fence_atomic_load();
     if (!cor__mpsc_empty(&loop->mpsc))
@@ -948,14 +1070,19 @@ static void run_once(cor_loop_t *loop) {
     /* If a producer already flipped it, its eventfd write is (or will be)
      * read by the poller: the fd stays registered, so nothing is lost. */
     ck_pr_fas_int(&loop->sleeping, 0);
-    now = loop->now = cor__now_ns();
-    ck_pr_store_64(&loop->st_idle_ns, loop->st_idle_ns + (now - sleep_from));
   } else if ((loop->nio > 0 && now - loop->last_poll >= POLL_INTERVAL_NS) ||
              (loop->uring && cor__uring_pending(loop))) {
     /* io_uring: what this iteration's tasks wrote goes out now, in one
      * enter for all of them, rather than after the busy loop's interval. */
     poll_io(loop, 0);
   }
+  /* A wait that brought events ended the idle period before running their
+   * callbacks (cor__loop_awake, from the poller) and read the clock; one
+   * that brought nothing (a timer is due), or a spin cut short by the next
+   * timer, ends it here. */
+  if (loop->tm_idle_from != 0)
+    idle_end(loop);
+  now = loop->now;
 
   /* Due timers join the ready queue after what is already there. */
   while (loop->timers.len > 0 && loop->timers.ents[0].when <= now) {
@@ -1038,15 +1165,13 @@ int cor__loop_run(cor_loop_t *loop, const char *call) {
   loop->has_owner = true;
   ck_pr_store_int(&loop->owner_tid, (int)gettid());
   cor__tls_loop = loop;
-  /* A busy loop without timers or fds does not read the clock (run_once),
-   * but what it stamps with `now` (a task's wait_since, for the task dump)
-   * must not be older than this run. */
-  loop->now = cor__now_ns();
+  run_begin(loop);
   for (;;) {
     run_once(loop);
     if (loop->stopping || loop->closed)
       break;
   }
+  run_end(loop);
   loop->stopping = 0;
   cor__tls_loop = NULL;
   ck_pr_store_int(&loop->owner_tid, 0);

@@ -70,6 +70,8 @@ int cor__poller_wait(cor__poller *p, struct cor_loop *loop, int64_t timeout_ns) 
   }
   if (n < 0)
     return errno == EINTR ? 0 : -errno;
+  if (n > 0) /* the loop's idle period ends before the callbacks run */
+    cor__loop_awake(loop);
   for (int i = 0; i < n; i++) {
     unsigned e = 0;
     if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP | EPOLLPRI))

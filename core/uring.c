@@ -248,6 +248,8 @@ static void arm_epoll(struct cor_loop *loop, cor__uring *u) {
 static unsigned reap(struct cor_loop *loop, cor__uring *u) {
   unsigned n = 0, head;
   struct io_uring_cqe *cqe;
+  if (io_uring_cq_ready(&u->ring) > 0) /* idle ends before the callbacks */
+    cor__loop_awake(loop);
   io_uring_for_each_cqe(&u->ring, head, cqe) {
     uint64_t ud = cqe->user_data;
     int res = cqe->res;

@@ -52,8 +52,6 @@ struct cor__rt_loop {
   cor_handle_t sd_handle; /* loop thread: its timer, while scheduled */
   int exited;         /* atomic: the thread is about to return */
   bool stuck;         /* the join timed out: thread left running */
-  uint64_t started_ns, ended_ns; /* atomic: the loop thread's run, for
-                                    busy_ns (busy = run - idle) */
 };
 
 struct cor_runtime {
@@ -197,7 +195,6 @@ static void *loop_main(void *p) {
   pthread_setname_np(pthread_self(), name);
   /* A user callback may stop the loop (cor_loop_stop): only the shutdown's
    * stop counts; anything else just runs it again. */
-  ck_pr_store_64(&rl->started_ns, cor__now_ns());
   for (;;) {
     int rc = cor_loop_run_forever(rl->loop);
     if (rc != 0) {
@@ -208,7 +205,6 @@ static void *loop_main(void *p) {
     if (ck_pr_load_int(&rl->stop_requested))
       break;
   }
-  ck_pr_store_64(&rl->ended_ns, cor__now_ns());
   cor_loop_t *loop = rl->loop;
   uint64_t deadline = ck_pr_load_64(&rt->deadline_ns);
   /* Drain: callbacks already posted (completions, wake-ups) and ready
@@ -661,14 +657,10 @@ int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
   uint64_t pushed = ck_pr_load_64(&l->mpsc.pushed);
   uint64_t ran = ck_pr_load_64(&l->st_ts_run);
   out->queue_depth = pushed > ran ? pushed - ran : 0;
-  uint64_t idle = ck_pr_load_64(&l->st_idle_ns);
-  /* Wall time since the loop thread started (or until it ended). */
-  uint64_t start = ck_pr_load_64(&rl->started_ns);
-  uint64_t end = ck_pr_load_64(&rl->ended_ns);
-  uint64_t now = end ? end : cor__now_ns();
-  uint64_t total = start && now > start ? now - start : 0;
-  out->idle_ns = idle;
-  out->busy_ns = total > idle ? total - idle : 0;
+  /* The loop's own figures (cor_loop_stats): its time inside
+   * run_forever, the loop thread's reruns and shutdown drain included. */
+  out->idle_ns = out->loop.idle_ns;
+  out->busy_ns = out->loop.busy_ns;
   return 0;
 }
 

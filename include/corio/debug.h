@@ -140,8 +140,24 @@ COR_EXTERN int cor_dump_tasks(int fd);
  * longer than `seconds`, a watchdog thread has the loop's thread record its
  * backtrace (a signal) and logs it (WARNING "loop ... stuck in ..."), again
  * at 2x and 4x the threshold, at most 5 reports a minute for the process.
- * 0 turns it off (the default, debug mode or not). Returns 0, -EINVAL,
- * -ENOMEM. Owner thread (else COR_ETHREAD). */
+ * 0 turns it off (the default, debug mode or not).
+ * What it does to the stuck thread: the backtrace is taken by a signal
+ * (SIGRTMAX-3, handler installed with SA_RESTART) that the thread handles
+ * itself, and only when that cannot change what the thread does: while it
+ * runs user code, or is blocked in a call the kernel restarts after a
+ * handler (read, write, accept, recv, send, connect, wait4, flock, futex
+ * waits: mutexes, condition variables, semaphores; signal(7)), which then
+ * goes on as if nothing happened. A thread blocked in a call the kernel
+ * never restarts (nanosleep, clock_nanosleep, sleep, usleep, poll, select,
+ * epoll_wait, io_uring_enter, pause, sigtimedwait, semop...) is not
+ * signalled: the report names the call ("blocked in clock_nanosleep(),
+ * which a signal would cut short: no stack taken") and has no stack. Two
+ * cases remain where a call may still return early with EINTR: a thread
+ * that enters such a call within the few microseconds between the
+ * watchdog's look (/proc/self/task/TID/syscall) and the signal's arrival,
+ * and socket calls on a socket with SO_RCVTIMEO/SO_SNDTIMEO set (signal(7):
+ * never restarted). Without /proc the watchdog signals as before.
+ * Returns 0, -EINVAL, -ENOMEM. Owner thread (else COR_ETHREAD). */
 COR_EXTERN int cor_loop_set_watchdog(cor_loop_t *loop, double seconds);
 
 #ifdef __cplusplus

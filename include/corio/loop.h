@@ -188,6 +188,27 @@ typedef struct cor_loop_stats {
                                  eventfd write (threadsafe_run - written) */
   uint64_t polls;             /* poller waits (epoll_wait calls) */
   uint64_t spin_wakes;        /* times the idle spin caught new work */
+  /* Wall time, in nanoseconds, that the loop has spent running (inside
+   * cor_loop_run_forever, cor_loop_run_until_complete, cor_run, a
+   * runtime's loop thread), summed over all its runs since it was made:
+   * busy_ns + idle_ns is that time (within a few microseconds). A run counts from
+   * the moment it starts to the moment it returns; the time between two
+   * runs is in neither. idle_ns is the part spent waiting for work:
+   * spinning on the cross-thread queue before sleeping (which uses CPU),
+   * then asleep in the poller (epoll_wait, io_uring_enter), a wait in
+   * progress included (a reader sees idle_ns grow while the loop sleeps).
+   * An idle period ends when the wait returns, before the callbacks of
+   * what it brought run; a spin that catches a post ends at the spin's
+   * last clock read (it reads the clock every 64 relaxes), so up to ~1-2
+   * us of such a spin count as busy. busy_ns is the rest: callbacks, task steps,
+   * timers and the loop's own work, as wall time, not CPU time: a
+   * callback blocked in a system call or preempted is busy. With io_uring
+   * the kernel's submission of the sends and receives an iteration queued
+   * happens inside the waiting io_uring_enter and counts as idle. Both
+   * only grow; the pair is read consistently (a seqlock), from any
+   * thread. */
+  uint64_t busy_ns;
+  uint64_t idle_ns;
 } cor_loop_stats;
 COR_EXTERN int cor_loop_get_stats(const cor_loop_t *loop, cor_loop_stats *out);
 

@@ -149,8 +149,10 @@ typedef struct cor_loop_counters {
   uint64_t queue_depth; /* cross-thread callbacks posted, not yet run: exact
                            with a queue limit; otherwise sampled, low by at
                            most 15 per posting thread */
-  uint64_t busy_ns;     /* time running, not idle, since the loop started */
-  uint64_t idle_ns;     /* time spinning idle or asleep in the poller */
+  uint64_t busy_ns;     /* loop.busy_ns: wall time running, not idle */
+  uint64_t idle_ns;     /* loop.idle_ns: spinning idle or asleep in the
+                           poller; busy_ns + idle_ns is the loop's time in
+                           run_forever (see cor_loop_stats) */
 } cor_loop_counters;
 /* Fills *out for loop i. 0, -EINVAL (NULL, i out of range). */
 COR_EXTERN int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
