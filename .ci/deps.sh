@@ -6,7 +6,7 @@
 # peer (perf/peer_uv_http), never linked with corio. cmake builds .ci/run's
 # project that finds an installed corio (tests/cmake). man-db (with groff)
 # checks the generated manual pages (tools/mkman.sh, .ci/run).
-PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev wrk libuv1-dev cmake man-db"
+PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev libssl-dev wrk libuv1-dev cmake man-db"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -99,6 +99,12 @@ typedef struct cor_connect_opts {
   const char *local_addr;
   /* With local_addr: the local port (0 = any). */
   int local_port;
+  /* TLS (corio/tls.h): a client context; cor_open_connection_opts then
+   * does the handshake before it returns (within timeout), failing with
+   * COR_ETLS (the stream is closed and freed). NULL = plain TCP. */
+  struct cor_tls_ctx *tls;
+  /* SNI and the name the certificate must match; NULL = the host given. */
+  const char *server_hostname;
 } cor_connect_opts;
 
 /* Inside a task: connects to host:port over TCP (IPv4 or IPv6) and stores a
@@ -373,6 +379,14 @@ typedef struct cor_server_opts {
   bool dual_stack;
   /* SO_KEEPALIVE on every accepted connection. */
   bool keepalive;
+  /* TLS (corio/tls.h): a server context; each connection's handshake runs
+   * in its task before the handler, which then sees plaintext. A handshake
+   * that fails or times out closes the connection (logged at DEBUG), and
+   * the handler is not called. The server holds a reference to it. */
+  struct cor_tls_ctx *tls;
+  /* Seconds for that handshake; 0 = 10 s; < 0 or COR_FOREVER = none;
+   * NaN: -EINVAL. */
+  double tls_handshake_timeout;
 } cor_server_opts;
 
 /* Starts listening on `loop` (NULL: the running loop) and, for each
