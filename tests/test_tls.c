@@ -14,6 +14,7 @@
 #include "logcap.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -336,6 +337,64 @@ static int body_large(void *arg, void **res) {
 static void test_large(void **state) {
   (void)state;
   both(body_large);
+}
+
+/* sendfile on a TLS stream takes the copy path (encrypted); peek works. */
+static char file_path[160];
+#define FILE_LEN 200000u
+
+static int sendfile_handler(void *arg, void **res) {
+  (void)res;
+  cor_stream_t *s = arg;
+  int fd = open(file_path, O_RDONLY);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = cor_stream_sendfile(s, fd, 0, 0);
+  close(fd);
+  return n == (ssize_t)FILE_LEN ? 0 : -EIO;
+}
+
+static int body_sendfile(void *arg, void **res) {
+  (void)arg, (void)res;
+  snprintf(file_path, sizeof file_path, "%s/data.bin", dir);
+  FILE *f = fopen(file_path, "w");
+  CHECK(f);
+  for (unsigned i = 0; i < FILE_LEN; i++)
+    fputc((int)(i % 251), f);
+  fclose(f);
+  cor_tls_ctx_t *sc = server_ctx(NULL, 0);
+  cor_tls_ctx_t *cc = client_ctx(cert_path, false, NULL);
+  char port[16];
+  cor_server_t *srv = tls_server(sc, sendfile_handler, 0, port);
+  CHECK(srv);
+  cor_connect_opts co = {.timeout = 5, .tls = cc,
+                         .server_hostname = "localhost"};
+  cor_stream_t *s;
+  CHECK(cor_open_connection_opts("127.0.0.1", port, &co, &s) == 0);
+  const char *d;
+  CHECK(cor_stream_peek(s, 4, &d) >= 4);
+  CHECK(d[0] == 0 && d[1] == 1 && d[3] == 3);
+  char *got = malloc(FILE_LEN);
+  CHECK(got);
+  ssize_t n = cor_stream_readexactly(s, got, FILE_LEN, NULL);
+  int bad = 0;
+  for (unsigned i = 0; i < FILE_LEN && n == (ssize_t)FILE_LEN; i++)
+    bad += got[i] != (char)(i % 251);
+  free(got);
+  CHECK(n == (ssize_t)FILE_LEN && bad == 0);
+  CHECK(cor_stream_read(s, &d, 1) == 0); /* close_notify */
+  cor_stream_close(s);
+  cor_stream_free(s);
+  server_done(srv);
+  unlink(file_path);
+  cor_release(sc);
+  cor_release(cc);
+  return 0;
+}
+
+static void test_sendfile_peek(void **state) {
+  (void)state;
+  both(body_sendfile);
 }
 
 /* ------------------------------------------------------------ failures */
@@ -771,6 +830,7 @@ int main(void) {
       cmocka_unit_test(test_plain_getters),
       cmocka_unit_test(test_tls12_alpn_refused),
       cmocka_unit_test(test_large),
+      cmocka_unit_test(test_sendfile_peek),
       cmocka_unit_test(test_verify),
       cmocka_unit_test(test_garbage_to_server),
       cmocka_unit_test(test_bad_servers),
