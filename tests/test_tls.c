@@ -5,7 +5,8 @@
  * failures (unknown issuer, wrong host name) and insecure, ALPN chosen and
  * refused, STARTTLS, garbage instead of a ClientHello, a peer that closes
  * mid-handshake, handshake time-outs on both sides, close_notify seen by a
- * plain OpenSSL peer, truncation without close_notify. The certificate
+ * plain OpenSSL peer, truncation without close_notify, sendfile and peek,
+ * 64 concurrent TLS connections. The certificate
  * (EC P-256, CN and SAN localhost) is made at start into a temp dir. */
 #include "testutil.h"
 
@@ -395,6 +396,61 @@ static int body_sendfile(void *arg, void **res) {
 static void test_sendfile_peek(void **state) {
   (void)state;
   both(body_sendfile);
+}
+
+/* Many TLS connections at once, each a few round trips. */
+static char many_port[16];
+static cor_tls_ctx_t *many_cc;
+
+static int many_client(void *arg, void **res) {
+  (void)res;
+  long id = (long)(intptr_t)arg;
+  cor_connect_opts co = {.timeout = 20, .tls = many_cc,
+                         .server_hostname = "localhost"};
+  cor_stream_t *s;
+  int rc = cor_open_connection_opts("127.0.0.1", many_port, &co, &s);
+  if (rc != 0)
+    return rc;
+  char msg[32], back[32];
+  for (int r = 0; r < 3 && rc == 0; r++) {
+    int n = snprintf(msg, sizeof msg, "c%ld r%d\n", id, r);
+    rc = cor_stream_write(s, msg, (size_t)n);
+    if (rc == 0 && (cor_stream_readline(s, back, sizeof back) != n ||
+                    memcmp(msg, back, (size_t)n) != 0))
+      rc = -EPROTO;
+  }
+  cor_stream_close(s);
+  cor_stream_free(s);
+  return rc;
+}
+
+static int body_many(void *arg, void **res) {
+  (void)arg, (void)res;
+  enum { N = 64 };
+  cor_tls_ctx_t *sc = server_ctx(NULL, 0);
+  many_cc = client_ctx(cert_path, false, NULL);
+  cor_server_t *srv = tls_server(sc, echo_handler, 0, many_port);
+  CHECK(srv);
+  cor_task_t *ts[N];
+  for (long i = 0; i < N; i++)
+    CHECK((ts[i] = cor_create_task(NULL, cor_coro(many_client, (void *)(intptr_t)i),
+                                   "client")));
+  int bad = 0;
+  for (int i = 0; i < N; i++) {
+    if (cor_await(cor_task_future(ts[i]), NULL) != 0)
+      bad++;
+    cor_release(ts[i]);
+  }
+  CHECK(bad == 0);
+  server_done(srv);
+  cor_release(sc);
+  cor_release(many_cc);
+  return 0;
+}
+
+static void test_many(void **state) {
+  (void)state;
+  both(body_many);
 }
 
 /* ------------------------------------------------------------ failures */
@@ -831,6 +887,7 @@ int main(void) {
       cmocka_unit_test(test_tls12_alpn_refused),
       cmocka_unit_test(test_large),
       cmocka_unit_test(test_sendfile_peek),
+      cmocka_unit_test(test_many),
       cmocka_unit_test(test_verify),
       cmocka_unit_test(test_garbage_to_server),
       cmocka_unit_test(test_bad_servers),
