@@ -779,8 +779,8 @@ static int ossl_port;
 static int ossl_result;
 
 static void *ossl_client(void *arg) {
-  (void)arg;
-  ossl_result = -1;
+  int *result = arg ? arg : &ossl_result;
+  *result = -1;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)ossl_port)};
@@ -802,7 +802,7 @@ static void *ossl_client(void *arg) {
     int z = SSL_read(ssl, b, sizeof b);
     if (n == 5 && memcmp(b, "ping\n", 5) == 0 && z == 0 &&
         SSL_get_error(ssl, z) == SSL_ERROR_ZERO_RETURN)
-      ossl_result = 0;
+      *result = 0;
   }
   SSL_free(ssl);
   SSL_CTX_free(c);
@@ -847,6 +847,47 @@ static int body_ossl_peer(void *arg, void **res) {
 static void test_openssl_peer(void **state) {
   (void)state;
   both(body_ossl_peer);
+}
+
+/* A runtime server: one context used by both loops at once, blocking
+ * OpenSSL clients from several threads. */
+static void *ossl_many(void *arg) {
+  int *bad = arg;
+  for (int i = 0; i < 10; i++) {
+    int r;
+    ossl_client(&r);
+    if (r != 0)
+      (*bad)++;
+  }
+  return NULL;
+}
+
+static void test_runtime_server(void **state) {
+  (void)state;
+  cor_runtime_opts ro = {.nloops = 2};
+  cor_runtime_t *rt = cor_runtime_new(&ro);
+  assert_non_null(rt);
+  cor_tls_ctx_t *sc = server_ctx(NULL, 0);
+  assert_non_null(sc);
+  cor_server_opts o = {.host = "127.0.0.1", .tls = sc};
+  cor_server_t *srv = cor_runtime_start_server(rt, &o, ping_once);
+  assert_non_null(srv);
+  cor_release(sc);
+  ossl_port = cor_server_port(srv);
+  enum { T = 4 };
+  pthread_t th[T];
+  int bad[T] = {0};
+  for (int i = 0; i < T; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, ossl_many, &bad[i]), 0);
+  for (int i = 0; i < T; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(bad[i], 0);
+  }
+  assert_int_equal(cor_server_close(srv), 0);
+  assert_int_equal(cor_server_wait_closed(srv, 5), 0);
+  cor_server_free(srv);
+  assert_int_equal(cor_runtime_shutdown(rt, 5), 0);
+  cor_release(rt);
 }
 
 /* ------------------------------------------------------------ contexts */
@@ -895,6 +936,7 @@ int main(void) {
       cmocka_unit_test(test_starttls),
       cmocka_unit_test(test_close_notify),
       cmocka_unit_test(test_openssl_peer),
+      cmocka_unit_test(test_runtime_server),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
