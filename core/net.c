@@ -338,6 +338,8 @@ static int open_connection(const char *host, const char *port,
     return cor__bad_arg(call, "opts->timeout is NaN");
   if (isnan(o.happy_eyeballs_delay))
     return cor__bad_arg(call, "opts->happy_eyeballs_delay is NaN");
+  if (o.tls && cor__tls_ctx_server(o.tls))
+    return cor__bad_arg(call, "opts->tls is a server context");
   cor__addr local, *lp = NULL;
   if (o.local_addr) {
     if (o.local_port < 0 || o.local_port > 65535 ||

@@ -642,6 +642,9 @@ cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
   if (isnan(o.tls_handshake_timeout))
     return cor__bad_arg_ptr("cor_start_server",
                             "opts->tls_handshake_timeout is NaN");
+  if (o.tls && !cor__tls_ctx_server(o.tls))
+    return cor__bad_arg_ptr("cor_start_server",
+                            "opts->tls is a client context");
   if (loop->closed) {
     errno = -COR_ECLOSED;
     return NULL;

@@ -102,6 +102,8 @@ void cor__stream_track(struct cor_stream *s, const void *ra);
 /* core/tls.c: the handshake of cor_stream_start_tls, for
  * cor_open_connection_opts and servers (deadline 0 = none). */
 struct cor_tls_ctx;
+/* Whether ctx is a server's (opts->server). */
+bool cor__tls_ctx_server(const struct cor_tls_ctx *ctx);
 int cor__stream_start_tls(struct cor_stream *s, struct cor_tls_ctx *ctx,
                           const char *host, uint64_t deadline,
                           const char *call, const void *site);

@@ -206,6 +206,8 @@ cor_tls_ctx_t *cor_tls_ctx_new(const cor_tls_opts *opts) {
   return c;
 }
 
+bool cor__tls_ctx_server(const struct cor_tls_ctx *ctx) { return ctx->server; }
+
 /* ------------------------------------------------------------ the layer */
 
 static int fail(cor_stream_t *s, const char *msg) {

@@ -916,6 +916,14 @@ static void test_ctx_errors(void **state) {
   c.min_version = COR_TLS_VERSION_1_3;
   cor_tls_ctx_t *ok = cor_tls_ctx_new(&c);
   assert_non_null(ok);
+  /* a client context for a server, and the other way round: refused */
+  cor_loop_t *loop = cor_loop_new(NULL);
+  cor_server_opts so = {.tls = ok};
+  errno = 0;
+  assert_null(cor_start_server(loop, &so, echo_handler));
+  assert_int_equal(errno, EINVAL);
+  cor_loop_close(loop);
+  cor_release(loop);
   cor_release(ok);
   assert_string_equal(cor_err_name(COR_ETLS), "COR_ETLS");
 }

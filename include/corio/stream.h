@@ -101,7 +101,8 @@ typedef struct cor_connect_opts {
   int local_port;
   /* TLS (corio/tls.h): a client context; cor_open_connection_opts then
    * does the handshake before it returns (within timeout), failing with
-   * COR_ETLS (the stream is closed and freed). NULL = plain TCP. */
+   * COR_ETLS (the stream is closed and freed). NULL = plain TCP. A
+   * server's context here: -EINVAL, logged. */
   struct cor_tls_ctx *tls;
   /* SNI and the name the certificate must match; NULL = the host given. */
   const char *server_hostname;
@@ -382,7 +383,8 @@ typedef struct cor_server_opts {
   /* TLS (corio/tls.h): a server context; each connection's handshake runs
    * in its task before the handler, which then sees plaintext. A handshake
    * that fails or times out closes the connection (logged at DEBUG), and
-   * the handler is not called. The server holds a reference to it. */
+   * the handler is not called. The server holds a reference to it. A
+   * client's context here: NULL with errno EINVAL, logged. */
   struct cor_tls_ctx *tls;
   /* Seconds for that handshake; 0 = 10 s; < 0 or COR_FOREVER = none;
    * NaN: -EINVAL. */
