@@ -197,7 +197,8 @@ static void close_listener(struct cor__srv_loop *sl) {
 static bool benign(int rc) {
   return rc == 0 || rc == -ECONNRESET || rc == -EPIPE || rc == -ETIMEDOUT ||
          rc == -ECANCELED || rc == COR_ECLOSED || rc == COR_EINCOMPLETE ||
-         rc == -ENOTCONN;
+         rc == -ENOTCONN || rc == COR_ETLS; /* TLS: a peer gone without
+                                              * close_notify, a bad record */
 }
 
 static int conn_main(void *arg, void **result) {

@@ -397,7 +397,7 @@ typedef struct cor_server_opts {
  * when the handler returns, the server flushes and closes it (bounded by
  * the idle time-out, else 30 s) and frees it. A handler's error code other
  * than the peer's ordinary ways of leaving (-ECONNRESET, -EPIPE,
- * -ETIMEDOUT, -ECANCELED, COR_ECLOSED, COR_EINCOMPLETE) is logged as an
+ * -ETIMEDOUT, -ECANCELED, COR_ECLOSED, COR_EINCOMPLETE, COR_ETLS) is logged as an
  * ERROR. Running out of fds in accept (EMFILE, ENFILE) pauses accepting for
  * 100 ms and logs one WARNING per server. Returns the server, NULL with
  * errno EINVAL (NULL handler, no loop), EADDRINUSE and other bind/listen
