@@ -58,15 +58,15 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 WARN_LIB := $(WARN) -Wmissing-prototypes -Wmissing-declarations
 CFLAGS_LIB := -std=c11 $(WARN_LIB) $(SANFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition \
   -D_GNU_SOURCE -DCOR_BUILDING_LIBRARY $(ALLOC_DEF) -Iinclude -Icore -Iexecutor
-LIBS := $(ALLOC_LIBS) -luring -lck -lpthread -ldl -ldw
+LIBS := $(ALLOC_LIBS) -luring -lssl -lcrypto -lck -lpthread -ldl -ldw
 TEST_LIBS := -lcmocka $(LIBS)
 # What a program linking libcorio.a statically needs besides it, for corio.pc
 # (`pkg-config --static --libs corio`) and the CMake package: liburing and
 # libdw are required by name (libdw.pc lists its own dependencies: libelf,
 # zlib, lzma, bz2), the rest of LIBS are flags, then -lm for jemalloc's
 # archive (after -ljemalloc: Libs.private comes before the required ones).
-PC_REQUIRES := liburing libdw
-PC_LIBS := $(filter-out -luring -ldw,$(LIBS)) -lm
+PC_REQUIRES := liburing libssl libcrypto libdw
+PC_LIBS := $(filter-out -luring -lssl -lcrypto -ldw,$(LIBS)) -lm
 empty :=
 space := $(empty) $(empty)
 STATIC_LIBS := $(subst $(space),;,$(strip $(patsubst -l%,%,$(LIBS)) m))

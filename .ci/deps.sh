@@ -11,7 +11,7 @@
 # valgrind runs .ci/run's memcheck step (make valgrind) and ships
 # <valgrind/valgrind.h>, with which core/stack.c registers task stacks
 # (optional: built without it otherwise).
-PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev wrk libuv1-dev nginx-light cmake man-db valgrind"
+PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev libssl-dev wrk libuv1-dev nginx-light cmake man-db valgrind"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -56,7 +56,8 @@
   XX(COR_ECLOSED, "COR_ECLOSED", "Already closed")                             \
   XX(-ENOTSOCK, "ENOTSOCK", "Not a socket")                                    \
   XX(COR_ELIMIT, "COR_ELIMIT", "Separator not found within the stream limit")  \
-  XX(COR_EINCOMPLETE, "COR_EINCOMPLETE", "EOF before the read completed")
+  XX(COR_EINCOMPLETE, "COR_EINCOMPLETE", "EOF before the read completed")  \
+  XX(COR_ETLS, "COR_ETLS", "TLS error (handshake, verification or record)")
 
 const char *cor_strerror(int code) {
   switch (code) {

@@ -244,6 +244,7 @@ enum cor__obj_type {
   COR__OBJ_CHANNEL,
   COR__OBJ_CONDITION,
   COR__OBJ_BARRIER,
+  COR__OBJ_TLS_CTX,
   COR__OBJ_MAX
 };
 typedef struct cor__obj {

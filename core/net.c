@@ -3,6 +3,8 @@
  * (cor__resolve), never on the loop. */
 #include "stream_internal.h"
 
+#include <corio/tls.h>
+
 #include <arpa/inet.h>
 #include <math.h>
 #include <netdb.h>
@@ -336,6 +338,8 @@ static int open_connection(const char *host, const char *port,
     return cor__bad_arg(call, "opts->timeout is NaN");
   if (isnan(o.happy_eyeballs_delay))
     return cor__bad_arg(call, "opts->happy_eyeballs_delay is NaN");
+  if (o.tls && cor__tls_ctx_server(o.tls))
+    return cor__bad_arg(call, "opts->tls is a server context");
   cor__addr local, *lp = NULL;
   if (o.local_addr) {
     if (o.local_port < 0 || o.local_port > 65535 ||
@@ -351,6 +355,18 @@ static int open_connection(const char *host, const char *port,
     return rc;
   rc = cor__connect_addrs(addrs, n, &o, lp, deadline, out, ra);
   cor__free(addrs);
+  if (rc == 0 && o.tls != NULL) {
+    /* TLS: the handshake within the same deadline, before returning */
+    const char *name = o.server_hostname ? o.server_hostname : host;
+    rc = cor__stream_start_tls(*out, o.tls, name, deadline, call, ra);
+    if (rc != 0) {
+      COR_LOG(COR_LOG_DEBUG, "%s: TLS handshake with %s:%s failed: %s", call,
+              host ? host : "", port, cor_stream_error_message(*out));
+      cor_stream_close(*out);
+      cor_stream_free(*out);
+      *out = NULL;
+    }
+  }
   return rc;
 }
 

@@ -15,6 +15,8 @@
  * 100 ms instead and logs a WARNING once per server. */
 #include "stream_internal.h"
 
+#include <corio/tls.h>
+
 #include <fcntl.h>
 #include <math.h>
 #include <netdb.h>
@@ -127,6 +129,7 @@ static void server_unref(struct cor_server *srv) {
   for (unsigned i = 0; i < srv->nloops; i++)
     cor_release(srv->loops[i].loop); /* NULL for listeners never made */
   cor__free(srv->loops);
+  cor_release(srv->opts.tls);
   cor__free(srv->host);
   cor__free(srv->path);
   cor__free(srv);
@@ -194,7 +197,8 @@ static void close_listener(struct cor__srv_loop *sl) {
 static bool benign(int rc) {
   return rc == 0 || rc == -ECONNRESET || rc == -EPIPE || rc == -ETIMEDOUT ||
          rc == -ECANCELED || rc == COR_ECLOSED || rc == COR_EINCOMPLETE ||
-         rc == -ENOTCONN;
+         rc == -ENOTCONN || rc == COR_ETLS; /* TLS: a peer gone without
+                                              * close_notify, a bad record */
 }
 
 static int conn_main(void *arg, void **result) {
@@ -202,7 +206,22 @@ static int conn_main(void *arg, void **result) {
   struct cor__srv_loop *sl = c->sl;
   struct cor_server *srv = sl->srv;
   cor_stream_t *s = c->s;
-  int rc = srv->handler(s, result);
+  int rc = 0;
+  if (srv->opts.tls != NULL) {
+    /* TLS: the handshake first; a failed one never reaches the handler */
+    double hto = srv->opts.tls_handshake_timeout;
+    uint64_t dl = 0;
+    (void)cor__timeout_deadline(hto == 0 ? 10.0 : hto, &dl); /* NaN: refused at start */
+    rc = cor__stream_start_tls(s, srv->opts.tls, NULL, dl,
+                               "server TLS handshake", srv->made_at);
+    if (rc != 0)
+      COR_LOG(COR_LOG_DEBUG, "server: TLS handshake failed (fd %d): %s", s->fd,
+              rc == -ETIMEDOUT ? "timed out" : cor_stream_error_message(s));
+  }
+  if (rc == 0)
+    rc = srv->handler(s, result);
+  else
+    rc = 0;
   if (!benign(rc))
     COR_LOG(COR_LOG_ERROR, "server: connection handler failed: %s (%s)",
             cor_err_name(rc), cor_strerror(rc));
@@ -535,6 +554,8 @@ struct cor_server *cor__server_alloc(const cor_server_opts *opts, cor_fn handler
   if (srv == NULL)
     return NULL;
   srv->opts = *opts;
+  if (opts->tls)
+    cor_retain(opts->tls); /* released with the server */
   srv->handler = handler;
   srv->made_at = made_at;
   srv->refs = 1;
@@ -619,6 +640,12 @@ cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
                             loop == NULL ? "loop is NULL and no loop is running"
                                          : "handler is NULL");
   COR__CHECK_THREAD_PTR(loop, "cor_start_server");
+  if (isnan(o.tls_handshake_timeout))
+    return cor__bad_arg_ptr("cor_start_server",
+                            "opts->tls_handshake_timeout is NaN");
+  if (o.tls && !cor__tls_ctx_server(o.tls))
+    return cor__bad_arg_ptr("cor_start_server",
+                            "opts->tls is a client context");
   if (loop->closed) {
     errno = -COR_ECLOSED;
     return NULL;

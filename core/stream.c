@@ -157,8 +157,12 @@ static inline size_t wqueued(const cor_stream_t *s) {
   return (s->wend - s->wpos) + (s->fend - s->fpos);
 }
 
+void cor__rbuf_drop(char *b, size_t cap) { rbuf_put(b, cap); }
+
 /* Appends n received bytes to the read buffer. */
 int cor__rbuf_append(cor_stream_t *s, const char *p, size_t n) {
+  if (COR_UNLIKELY(s->tls != NULL) && !s->tls_raw)
+    return cor__ssl_cipher_in(s, p, n); /* ciphertext, outside a fill */
   while (n > 0) {
     int rc = cor__rbuf_room(s, s->rend - s->rpos + n);
     if (rc != 0)
@@ -335,6 +339,8 @@ void cor__stream_close_fd(cor_stream_t *s) {
 }
 
 void cor__stream_release(cor_stream_t *s) {
+  if (s->tls != NULL)
+    cor__ssl_free(s);
   cor__xport_release(s);
   if (s->rbuf)
     rbuf_put(s->rbuf, s->rcap);
@@ -348,6 +354,8 @@ int cor_stream_close(cor_stream_t *s) {
   COR__CHECK_THREAD(s->loop, "cor_stream_close");
   if (s->closing)
     return COR_ECLOSED;
+  if (s->tls != NULL && !s->shut_req && !s->werr && !s->fd_closed)
+    cor__ssl_close_notify(s); /* queued before the last flush closes */
   s->closing = true;
   cor__res_untrack(&s->res);
   if (s->rwait)
@@ -426,9 +434,15 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
       return COR_ECLOSED;
     if (s->rerr)
       return s->rerr;
-    if (s->eof)
-      return 0;
-    int rc = cor__xport_fill(s, want);
+    int rc;
+    if (COR_UNLIKELY(s->tls != NULL)) {
+      /* the TLS layer knows the plaintext's EOF (close_notify) */
+      rc = cor__ssl_fill(s, want);
+    } else {
+      if (s->eof)
+        return 0;
+      rc = cor__xport_fill(s, want);
+    }
     if (rc != -EAGAIN)
       return rc; /* bytes, EOF or an error */
     /* Nothing now: the back-end is armed and wakes rfut. */
@@ -645,6 +659,8 @@ int cor_stream_write(cor_stream_t *s, const void *buf, size_t n) {
     return COR_ECLOSED;
   if (n == 0)
     return 0;
+  if (COR_UNLIKELY(s->tls != NULL))
+    return cor__ssl_write(s, buf, n);
   return cor__xport_write(s, buf, n);
 }
 
@@ -672,6 +688,16 @@ int cor_stream_writev(cor_stream_t *s, const struct iovec *iov, int n) {
   }
   if (total == 0)
     return 0;
+  if (COR_UNLIKELY(s->tls != NULL)) {
+    for (int j = 0; j < n; j++) {
+      int rc = iov[j].iov_len ? cor__ssl_write(s, iov[j].iov_base,
+                                               iov[j].iov_len)
+                              : 0;
+      if (rc != 0)
+        return rc;
+    }
+    return 0;
+  }
   int i = 0;
   size_t skip = 0; /* bytes of iov[i] the kernel took already */
   ssize_t w = cor__xport_try_sendv(s, iov, n, total); /* no copy */
@@ -762,8 +788,8 @@ ssize_t cor_stream_sendfile(cor_stream_t *s, int fd, off_t offset,
     if (s->fd_closed)
       return COR_ECLOSED;
   }
-  if (s->kind != COR__STREAM_SOCK)
-    return sendfile_copy(s, fd, offset, count, 0);
+  if (s->kind != COR__STREAM_SOCK || s->tls != NULL)
+    return sendfile_copy(s, fd, offset, count, 0); /* TLS: encrypt copies */
   size_t done = 0;
   off_t off = offset;
   while (count == 0 || done < count) {
@@ -845,6 +871,8 @@ int cor_stream_write_eof(cor_stream_t *s) {
     return COR_ECLOSED;
   if (s->kind != COR__STREAM_SOCK)
     return -ENOTSOCK;
+  if (s->tls != NULL)
+    cor__ssl_close_notify(s); /* TLS 1.3 half-close, then the FIN */
   s->shut_req = true;
   if (wqueued(s) == 0) {
     s->shut_done = true;

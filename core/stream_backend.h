@@ -96,6 +96,21 @@ int cor__sur_wait_writable(cor_stream_t *s, uint64_t deadline_ns,
 void cor__sur_close(cor_stream_t *s);
 void cor__sur_release(cor_stream_t *s);
 
+/* Gives a read-buffer-type buffer (from cor__rbuf_room) back. */
+void cor__rbuf_drop(char *b, size_t cap);
+
+/* --- core/tls.c: the TLS layer on top of a transport (s->tls set) */
+/* Plaintext into the read buffer: fill's contract. */
+int cor__ssl_fill(cor_stream_t *s, size_t want);
+/* Encrypts n bytes and hands the records to the transport's write. */
+int cor__ssl_write(cor_stream_t *s, const void *p, size_t n);
+/* Received ciphertext from a transport outside its fill (io_uring). */
+int cor__ssl_cipher_in(cor_stream_t *s, const char *p, size_t n);
+/* Queues close_notify (once, after a finished handshake). */
+void cor__ssl_close_notify(cor_stream_t *s);
+/* Frees the TLS state (cor__stream_release). */
+void cor__ssl_free(cor_stream_t *s);
+
 /* --- dispatch */
 static inline int cor__xport_fill(cor_stream_t *s, size_t want) {
   if (s->uring)

@@ -75,6 +75,12 @@ struct cor_stream {
    * pipe's, which their owner closes): reported if freed unclosed
    * (core/resource.c). */
   cor__res res;
+  /* TLS (core/tls.c): the OpenSSL state, NULL on a plain stream. While
+   * tls_raw, the transport's fill targets the ciphertext buffer (swapped
+   * into rbuf); otherwise cor__rbuf_append hands received bytes (io_uring
+   * completions) to the TLS layer as ciphertext. */
+  struct cor__ssl *tls;
+  bool tls_raw;
 };
 
 /* Wraps fd (non-blocking already) as a stream of `kind` on loop and
@@ -92,6 +98,15 @@ int cor__stream_wait_connect(struct cor_stream *s, uint64_t deadline_ns,
  * without cor_stream_close, it is reported. ra: the return address of the
  * application's call that made it (its site in debug mode). */
 void cor__stream_track(struct cor_stream *s, const void *ra);
+
+/* core/tls.c: the handshake of cor_stream_start_tls, for
+ * cor_open_connection_opts and servers (deadline 0 = none). */
+struct cor_tls_ctx;
+/* Whether ctx is a server's (opts->server). */
+bool cor__tls_ctx_server(const struct cor_tls_ctx *ctx);
+int cor__stream_start_tls(struct cor_stream *s, struct cor_tls_ctx *ctx,
+                          const char *host, uint64_t deadline,
+                          const char *call, const void *site);
 
 /* core/net.c: addresses and sockets */
 typedef struct cor__addr {

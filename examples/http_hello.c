@@ -2,8 +2,11 @@
 /* http_hello: an HTTP/1.1 server on every core answering `GET /` with
  * "hello, world\n".
  *
- *   examples/http_hello [--port N] [--loops N]
+ *   examples/http_hello [--port N] [--loops N] [--cert PEM --key PEM]
  *
+ * With --cert and --key it speaks HTTPS (TLS 1.2/1.3, corio/tls.h): one
+ * context shared by every loop, each connection's handshake before its
+ * handler (https_hello).
  * One listener per loop (SO_REUSEPORT), one task per connection. Keep-alive
  * and pipelining: requests already buffered are answered together with one
  * write. A malformed request gets 400 and the connection is closed.
@@ -90,7 +93,8 @@ static int handler(void *arg, void **res) {
 }
 
 static void usage(const char *argv0) {
-  fprintf(stderr, "usage: %s [--port N] [--loops N]\n", argv0);
+  fprintf(stderr, "usage: %s [--port N] [--loops N] [--cert PEM --key PEM]\n",
+          argv0);
   exit(2);
 }
 
@@ -99,15 +103,30 @@ int main(int argc, char **argv) {
   int port = 8080;
   unsigned loops = 0;
   int pin = 0; /* the runtime's default: loop i on the i-th CPU */
+  const char *cert = NULL, *key = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
       port = atoi(argv[++i]);
     else if (strcmp(argv[i], "--loops") == 0 && i + 1 < argc)
       loops = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
+      cert = argv[++i];
+    else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+      key = argv[++i];
     else if (strcmp(argv[i], "--no-pin") == 0)
       pin = -1;
     else
       usage(argv[0]);
+  }
+  if ((cert == NULL) != (key == NULL))
+    usage(argv[0]);
+  cor_tls_ctx_t *tls = NULL;
+  if (cert) {
+    cor_tls_opts to = {.server = true, .cert_file = cert, .key_file = key};
+    if ((tls = cor_tls_ctx_new(&to)) == NULL) {
+      fprintf(stderr, "cannot load %s / %s\n", cert, key);
+      return 1;
+    }
   }
   /* SIGINT/SIGTERM are taken by sigwait on this thread; block them before
    * any thread starts so none of them gets the default action. */
@@ -132,7 +151,12 @@ int main(int argc, char **argv) {
   so.host = "127.0.0.1";
   so.port = port;
   so.stack_size = 32 * 1024;
+  if (tls) {
+    so.tls = tls; /* the server holds its own reference */
+    so.stack_size = 64 * 1024; /* OpenSSL's handshake runs on it */
+  }
   cor_server_t *srv = cor_runtime_start_server(rt, &so, handler);
+  cor_release(tls);
   if (srv == NULL) {
     fprintf(stderr, "cannot listen on 127.0.0.1:%d: %s\n", port,
             strerror(errno));

@@ -38,6 +38,13 @@ static cor_bytes_t g_bytes;    /* receives nothing: every row fails first */
 static const char *volatile g_nullfmt; /* NULL, hidden from -Wformat */
 static cor_queue_t *g_q;         /* an empty queue on g_loop */
 static void *g_item;
+/* A client TLS context, made on first use, for the rows that need one. */
+static cor_tls_ctx_t *g_tls_ctx;
+static cor_tls_ctx_t *g_tls(void) {
+  if (g_tls_ctx == NULL)
+    g_tls_ctx = cor_tls_ctx_new(&(cor_tls_opts){.insecure = true});
+  return g_tls_ctx;
+}
 
 static void cb(void *arg) { (void)arg; }
 static void done_cb(cor_future_t *f, void *arg) {
@@ -298,6 +305,30 @@ enum { P, T };
     (cor_start_server(NULL, NULL, body)))                                    \
   X(cor_start_server, PTR, P, 0, "handler is NULL",                          \
     (cor_start_server(g_loop, NULL, NULL)))                                  \
+  X(cor_start_server, PTR, P, 0, "tls_handshake_timeout is NaN",            \
+    (cor_start_server(g_loop, NOPTS(cor_server_opts, tls_handshake_timeout, \
+                                    NAN), body)))                            \
+  /* corio/tls.h */                                                          \
+  X(cor_tls_ctx_new, PTR, P, 0, "opts is NULL", (cor_tls_ctx_new(NULL)))     \
+  X(cor_tls_ctx_new, PTR, P, 0, "a server needs cert_file",                  \
+    (cor_tls_ctx_new(NOPTS(cor_tls_opts, server, true))))                   \
+  X(cor_tls_ctx_new, PTR, P, 0, "alpn",                                      \
+    (cor_tls_ctx_new(NOPTS(cor_tls_opts, alpn, ""))))                       \
+  X(cor_stream_start_tls, CODE, P, -EINVAL, "s is NULL",                     \
+    (cor_stream_start_tls(NULL, g_tls(), "x", 1)))                           \
+  X(cor_stream_start_tls, CODE, P, -EINVAL, "ctx is NULL",                   \
+    (cor_stream_start_tls(g_s, NULL, "x", 1)))                               \
+  X(cor_stream_start_tls, CODE, P, -EINVAL, "timeout is NaN",                \
+    (cor_stream_start_tls(g_s, g_tls(), "x", NAN)))                          \
+  X(cor_stream_tls_version, PTR, P, 0, "s is NULL",                          \
+    (cor_stream_tls_version(NULL)))                                          \
+  X(cor_stream_tls_cipher, PTR, P, 0, "s is NULL",                           \
+    (cor_stream_tls_cipher(NULL)))                                           \
+  X(cor_stream_tls_alpn, PTR, P, 0, "s is NULL", (cor_stream_tls_alpn(NULL))) \
+  X(cor_stream_tls_verified, LOGV, P, 0, "s is NULL",                        \
+    (cor_stream_tls_verified(NULL)))                                         \
+  X(cor_stream_error_message, PTR, P, 0, "s is NULL",                        \
+    (cor_stream_error_message(NULL)))                                        \
   X(cor_runtime_start_server, PTR, P, 0, "rt is NULL",                       \
     (cor_runtime_start_server(NULL, NULL, body)))                            \
   X(cor_server_port, QUIET, P, -1, NULL, (cor_server_port(NULL)))            \

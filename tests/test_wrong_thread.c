@@ -282,6 +282,17 @@ static int c_set_limit(void) { return cor_stream_set_limit(E.stream, 1); }
 static int c_set_wlimits(void) { return cor_stream_set_write_buffer_limits(E.stream, 2, 1); }
 static int c_set_timeouts(void) { return cor_stream_set_timeouts(E.stream, 0.001, 0.001); }
 static int c_stream_fd(void) { return cor_stream_fd(E.stream); }
+static cor_tls_ctx_t *wt_tls;
+static int c_start_tls(void) {
+  if (wt_tls == NULL)
+    wt_tls = cor_tls_ctx_new(&(cor_tls_opts){.insecure = true});
+  return cor_stream_start_tls(E.stream, wt_tls, "localhost", 1);
+}
+static int c_tls_version(void) { return PTR_CALL(cor_stream_tls_version(E.stream)); }
+static int c_tls_cipher(void) { return PTR_CALL(cor_stream_tls_cipher(E.stream)); }
+static int c_tls_alpn(void) { return PTR_CALL(cor_stream_tls_alpn(E.stream)); }
+static int c_tls_verified(void) { return VAL_CALL(cor_stream_tls_verified(E.stream)); }
+static int c_error_message(void) { return PTR_CALL(cor_stream_error_message(E.stream)); }
 static int c_sockname(void) {
   struct sockaddr_storage ss;
   unsigned l = sizeof ss;
@@ -474,6 +485,12 @@ static const struct {
     {"cor_stream_set_write_buffer_limits", c_set_wlimits, ANY},
     {"cor_stream_set_timeouts", c_set_timeouts, ANY},
     {"cor_stream_fd", c_stream_fd, ANY},
+    {"cor_stream_start_tls", c_start_tls, ANY},
+    {"cor_stream_tls_version", c_tls_version, ANY},
+    {"cor_stream_tls_cipher", c_tls_cipher, ANY},
+    {"cor_stream_tls_alpn", c_tls_alpn, ANY},
+    {"cor_stream_tls_verified", c_tls_verified, ANY},
+    {"cor_stream_error_message", c_error_message, ANY},
     {"cor_stream_sockname", c_sockname, ANY},
     {"cor_stream_peername", c_peername, ANY},
     {"cor_stream_close", c_stream_close, ANY},
@@ -597,6 +614,7 @@ static const struct {
     {"cor_log", "no loop: logger"},
     {"cor_log_level_name", "pure: logger"},
     {"cor_thread_pool_new", "any thread: executor"},
+    {"cor_tls_ctx_new", "any thread: a context shared by every loop"},
     {"cor_process_pool_new", "any thread: executor"},
     {"cor_executor_submit", "any thread: executor (concurrent future)"},
     {"cor_executor_shutdown", "any thread: executor"},

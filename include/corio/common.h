@@ -94,6 +94,9 @@ extern "C" {
 #define COR_ENOTASK (-4002) /* needs a running task */
 #define COR_EBROKEN (-4003) /* an executor worker died; a barrier broke */
 #define COR_ECLOSED (-4004) /* the object is already closed */
+/* A TLS handshake failed or a record was bad (corio/tls.h); the stream's
+ * message (cor_stream_error_message) has OpenSSL's reason. */
+#define COR_ETLS (-4201)
 
 /* A coroutine, a blocking job and a task body share this type: return 0 and
  * optionally store a result, or return a negative code (the C form of

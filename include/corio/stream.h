@@ -99,6 +99,13 @@ typedef struct cor_connect_opts {
   const char *local_addr;
   /* With local_addr: the local port (0 = any). */
   int local_port;
+  /* TLS (corio/tls.h): a client context; cor_open_connection_opts then
+   * does the handshake before it returns (within timeout), failing with
+   * COR_ETLS (the stream is closed and freed). NULL = plain TCP. A
+   * server's context here: -EINVAL, logged. */
+  struct cor_tls_ctx *tls;
+  /* SNI and the name the certificate must match; NULL = the host given. */
+  const char *server_hostname;
 } cor_connect_opts;
 
 /* Inside a task: connects to host:port over TCP (IPv4 or IPv6) and stores a
@@ -373,6 +380,15 @@ typedef struct cor_server_opts {
   bool dual_stack;
   /* SO_KEEPALIVE on every accepted connection. */
   bool keepalive;
+  /* TLS (corio/tls.h): a server context; each connection's handshake runs
+   * in its task before the handler, which then sees plaintext. A handshake
+   * that fails or times out closes the connection (logged at DEBUG), and
+   * the handler is not called. The server holds a reference to it. A
+   * client's context here: NULL with errno EINVAL, logged. */
+  struct cor_tls_ctx *tls;
+  /* Seconds for that handshake; 0 = 10 s; < 0 or COR_FOREVER = none;
+   * NaN: -EINVAL. */
+  double tls_handshake_timeout;
 } cor_server_opts;
 
 /* Starts listening on `loop` (NULL: the running loop) and, for each
@@ -381,7 +397,7 @@ typedef struct cor_server_opts {
  * when the handler returns, the server flushes and closes it (bounded by
  * the idle time-out, else 30 s) and frees it. A handler's error code other
  * than the peer's ordinary ways of leaving (-ECONNRESET, -EPIPE,
- * -ETIMEDOUT, -ECANCELED, COR_ECLOSED, COR_EINCOMPLETE) is logged as an
+ * -ETIMEDOUT, -ECANCELED, COR_ECLOSED, COR_EINCOMPLETE, COR_ETLS) is logged as an
  * ERROR. Running out of fds in accept (EMFILE, ENFILE) pauses accepting for
  * 100 ms and logs one WARNING per server. Returns the server, NULL with
  * errno EINVAL (NULL handler, no loop), EADDRINUSE and other bind/listen
