@@ -17,5 +17,6 @@
 #include <corio/file.h>
 #include <corio/queue.h>
 #include <corio/channel.h>
+#include <corio/transport.h>
 
 #endif
