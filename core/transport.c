@@ -128,7 +128,12 @@ static void pump(cor_transport_t *t) {
       pump_later(t); /* fairness: other connections get the loop */
       break;
     }
-    int rc = s->rerr ? s->rerr : s->eof ? 0 : cor__xport_fill(s, 0);
+    /* io_uring may keep bytes that came before the EOF or the error
+     * (s->pend): they go first */
+    int rc = s->npend > 0 ? cor__xport_fill(s, 0)
+             : s->rerr    ? s->rerr
+             : s->eof     ? 0
+                          : cor__xport_fill(s, 0);
     if (rc > 0)
       continue;
     if (rc == -EAGAIN) {

@@ -336,6 +336,52 @@ static void test_pause_reading(void **state) {
   assert_int_equal(run_on(pause_read_main, NULL), 0);
 }
 
+
+/* Bytes that came while reading was paused, then the EOF: all delivered,
+ * before eof_received. */
+static void pe_data(cor_transport_t *t, const void *buf, size_t n, void *arg) {
+  reader *r = arg;
+  if (r->paused || r->eof)
+    r->during_pause++;
+  r->got += n;
+  if (r->pauses++ == 0) { /* the recv is armed now (io_uring): pause */
+    r->paused = true;
+    assert_int_equal(cor_transport_pause_reading(t), 0);
+    assert_int_equal(cor_call_later(NULL, 0.1, rd_resume, r, NULL), 0);
+  }
+}
+static const cor_protocol pe_proto = {rd_made, pe_data, rd_eof, rd_lost, NULL,
+                                      NULL};
+
+static int pause_eof_main(void *arg, void **res) {
+  reader r = {0};
+  cor_server_t *srv = cor_start_protocol_server(NULL, NULL, &pe_proto, &r);
+  assert_non_null(srv);
+  cor_stream_t *s;
+  assert_int_equal(connect_port(cor_server_port(srv), &s), 0);
+  static char some[3000];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(cor_stream_write(s, some, 1000), 0);
+    cor_sleep(0.005); /* separate arrivals */
+  }
+  assert_int_equal(cor_stream_write_eof(s), 0);
+  WAIT_UNTIL(r.lost == 1, 5);
+  assert_int_equal(r.got, 3000);
+  assert_int_equal(r.during_pause, 0);
+  assert_true(r.eof);
+  assert_int_equal(r.code, 0);
+  cor_stream_close(s);
+  cor_stream_free(s);
+  cor_server_close(srv);
+  assert_int_equal(cor_server_wait_closed(srv, 5), 0);
+  cor_server_free(srv);
+  return 0;
+}
+
+static void test_pause_then_eof(void **state) {
+  assert_int_equal(run_on(pause_eof_main, NULL), 0);
+}
+
 /* ------------------------------------------------------------ abort */
 
 typedef struct {
@@ -762,7 +808,8 @@ static int set_epoll(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       BOTH(test_echo_many),     BOTH(test_pause_writing),
-      BOTH(test_pause_reading), BOTH(test_abort_buffered),
+      BOTH(test_pause_reading), BOTH(test_pause_then_eof),
+      BOTH(test_abort_buffered),
       BOTH(test_close_inside),  BOTH(test_eof_received),
       BOTH(test_client),        BOTH(test_server_limits),
       cmocka_unit_test(test_runtime_server),
