@@ -430,7 +430,7 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
       return COR_ECLOSED;
     if (s->rerr)
       return s->rerr;
-    if (s->eof)
+    if (s->eof && s->npend == 0) /* io_uring: kept bytes go before EOF */
       return 0;
     int rc = cor__xport_fill(s, want);
     if (rc != -EAGAIN)
