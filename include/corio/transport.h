@@ -51,9 +51,12 @@ typedef struct cor_protocol {
  * each transport's first arg, as `arg` when opts->arg is NULL) instead of
  * a task. max_connections, cor_server_close, cor_server_wait_closed and
  * cor_server_close_clients (which aborts the transports) work as for task
- * servers; opts->stack_size is unused. NULL with errno: EINVAL (NULL loop
- * with none running, NULL proto; logged), the errors of cor_start_server.
- * Owner thread (else NULL, errno COR_ETHREAD). */
+ * servers; opts->stack_size is unused, and opts->idle_timeout and
+ * opts->read_timeout are not applied to transports yet (nothing waits), nor
+ * is a bound on a graceful close's flush: a peer that never reads keeps
+ * its transport until cor_server_close_clients. NULL with errno: EINVAL
+ * (NULL loop with none running, NULL proto; logged), the errors of
+ * cor_start_server. Owner thread (else NULL, errno COR_ETHREAD). */
 COR_EXTERN cor_server_t *cor_start_protocol_server(cor_loop_t *loop,
                                                    const cor_server_opts *opts,
                                                    const cor_protocol *proto,
