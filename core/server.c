@@ -16,6 +16,7 @@
 #include "stream_internal.h"
 
 #include <corio/tls.h>
+#include <corio/transport.h>
 
 #include <fcntl.h>
 #include <math.h>
@@ -32,7 +33,8 @@
 struct cor__conn {
   struct cor__srv_loop *sl;
   cor_stream_t *s;
-  cor_task_t *task;
+  cor_task_t *task;          /* NULL for a protocol's connection */
+  struct cor_transport *xp; /* a protocol's connection: its transport */
   struct cor__conn *prev, *next;
 };
 
@@ -65,6 +67,8 @@ struct cor_server {
   cor_server_opts opts;
   char *host, *path;
   cor_fn handler;
+  const cor_protocol *proto; /* a protocol server: transports, no tasks */
+  void *proto_arg;
   int port;
   int refs;           /* atomic: the user's + one per live connection */
   unsigned nconn;     /* atomic: live connections over every loop */
@@ -236,14 +240,23 @@ static int conn_main(void *arg, void **result) {
   }
   /* Unlink and free: this runs on the task's stack, which is fine: none of
    * it is the task. */
+  cor_stream_free(s);
+  cor_release(c->task); /* ours; the loop keeps its own until we return */
+  cor__server_conn_gone(c);
+  return 0;
+}
+
+/* A connection ended (its task's end, or its transport's): unlink, count,
+ * resume accepting under max_connections, wake wait_closed. */
+void cor__server_conn_gone(struct cor__conn *c) {
+  struct cor__srv_loop *sl = c->sl;
+  struct cor_server *srv = sl->srv;
   if (c->prev)
     c->prev->next = c->next;
   else
     sl->conns = c->next;
   if (c->next)
     c->next->prev = c->prev;
-  cor_stream_free(s);
-  cor_release(c->task); /* ours; the loop keeps its own until we return */
   cor__free(c);
   sl->nconn--;
   __atomic_sub_fetch(&srv->nconn, 1, __ATOMIC_RELAXED);
@@ -251,7 +264,40 @@ static int conn_main(void *arg, void **result) {
     watch(sl, true);
   server_signal(srv, sl);
   server_unref(srv);
-  return 0;
+}
+
+static void link_conn(struct cor__srv_loop *sl, struct cor__conn *c) {
+  struct cor_server *srv = sl->srv;
+  c->prev = NULL;
+  c->next = sl->conns;
+  if (sl->conns)
+    sl->conns->prev = c;
+  sl->conns = c;
+  sl->nconn++;
+  __atomic_add_fetch(&srv->nconn, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+/* A protocol server's connection: a transport, no task. */
+static void start_proto_conn(struct cor__srv_loop *sl, cor_stream_t *s,
+                             struct cor__conn *c) {
+  struct cor_server *srv = sl->srv;
+  c->task = NULL;
+  c->xp = cor__transport_new(s, srv->proto, srv->proto_arg, c);
+  if (c->xp == NULL) { /* s is freed */
+    COR_LOG(COR_LOG_ERROR, "server: cannot make a transport: %s",
+            strerror(ENOMEM));
+    cor__free(c);
+    return;
+  }
+  link_conn(sl, c);
+  cor__transport_start(c->xp);
+}
+
+void cor__server_set_protocol(struct cor_server *srv, const cor_protocol *proto,
+                              void *arg) {
+  srv->proto = proto;
+  srv->proto_arg = arg ? arg : srv->opts.arg;
 }
 
 static void start_conn(struct cor__srv_loop *sl, int fd, int family) {
@@ -280,6 +326,11 @@ static void start_conn(struct cor__srv_loop *sl, int fd, int family) {
   s->conn = c;
   c->sl = sl;
   c->s = s;
+  c->xp = NULL;
+  if (srv->proto) {
+    start_proto_conn(sl, s, c);
+    return;
+  }
   c->task = cor_create_task(sl->loop, cor_coro(conn_main, c), NULL);
   if (c->task != NULL) /* reports: the handler, its peer, the start call */
     cor__task_present(c->task, srv->handler, srv->made_at, fd);
@@ -628,33 +679,34 @@ void cor__server_abort(struct cor_server *srv) {
   server_unref(srv);
 }
 
-cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
-                               cor_fn handler) {
+static cor_server_t *start_server(cor_loop_t *loop, const cor_server_opts *opts,
+                                  cor_fn handler, const cor_protocol *proto,
+                                  void *arg, const char *call, const void *ra) {
   cor_server_opts o = {0};
   if (opts)
     o = *opts;
   if (loop == NULL)
     loop = cor__tls_loop;
-  if (loop == NULL || handler == NULL)
-    return cor__bad_arg_ptr("cor_start_server",
-                            loop == NULL ? "loop is NULL and no loop is running"
-                                         : "handler is NULL");
-  COR__CHECK_THREAD_PTR(loop, "cor_start_server");
+  if (loop == NULL || (handler == NULL && proto == NULL))
+    return cor__bad_arg_ptr(call, loop == NULL
+                                      ? "loop is NULL and no loop is running"
+                                      : "handler is NULL");
+  COR__CHECK_THREAD_PTR(loop, call);
   if (isnan(o.tls_handshake_timeout))
-    return cor__bad_arg_ptr("cor_start_server",
-                            "opts->tls_handshake_timeout is NaN");
+    return cor__bad_arg_ptr(call, "opts->tls_handshake_timeout is NaN");
   if (o.tls && !cor__tls_ctx_server(o.tls))
-    return cor__bad_arg_ptr("cor_start_server",
-                            "opts->tls is a client context");
+    return cor__bad_arg_ptr(call, "opts->tls is a client context");
   if (loop->closed) {
     errno = -COR_ECLOSED;
     return NULL;
   }
-  struct cor_server *srv = cor__server_alloc(&o, handler, 1, __builtin_return_address(0));
+  struct cor_server *srv = cor__server_alloc(&o, handler, 1, ra);
   if (srv == NULL) {
     errno = ENOMEM;
     return NULL;
   }
+  if (proto)
+    cor__server_set_protocol(srv, proto, arg);
   int rc = cor__server_listen(srv, 0, loop, o.reuseport);
   if (rc == 0)
     rc = cor__server_start_loop(srv, 0);
@@ -663,8 +715,23 @@ cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
     errno = -rc;
     return NULL;
   }
-  cor__server_track(srv, loop->debug, __builtin_return_address(0));
+  cor__server_track(srv, loop->debug, ra);
   return srv;
+}
+
+cor_server_t *cor_start_server(cor_loop_t *loop, const cor_server_opts *opts,
+                               cor_fn handler) {
+  return start_server(loop, opts, handler, NULL, NULL, "cor_start_server",
+                      __builtin_return_address(0));
+}
+
+cor_server_t *cor_start_protocol_server(cor_loop_t *loop,
+                                        const cor_server_opts *opts,
+                                        const cor_protocol *proto, void *arg) {
+  if (proto == NULL)
+    return cor__bad_arg_ptr("cor_start_protocol_server", "proto is NULL");
+  return start_server(loop, opts, NULL, proto, arg,
+                      "cor_start_protocol_server", __builtin_return_address(0));
 }
 
 /* ------------------------------------------------------------ queries */
@@ -688,7 +755,10 @@ unsigned cor_server_connections(const cor_server_t *srv) {
 
 static void cancel_clients(struct cor__srv_loop *sl) {
   for (struct cor__conn *c = sl->conns; c; c = c->next)
-    cor_task_cancel(c->task, "server closing its clients");
+    if (c->task)
+      cor_task_cancel(c->task, "server closing its clients");
+    else
+      cor__transport_kill(c->xp); /* its end is deferred: c stays linked */
 }
 
 /* For runtime servers: run fn(sl) on each listener's loop thread; wait for

@@ -91,6 +91,8 @@ static void rbuf_release_if_empty(cor_stream_t *s) {
   }
 }
 
+void cor__rbuf_release_if_empty(cor_stream_t *s) { rbuf_release_if_empty(s); }
+
 /* Room for at least one more byte at the end of the read buffer, growing it
  * up to `want` buffered bytes (readuntil needs the whole limit). */
 int cor__rbuf_room(cor_stream_t *s, size_t want) {
@@ -224,6 +226,8 @@ void cor__stream_after_flush(cor_stream_t *s) {
     cor__stream_close_fd(s);
   if (s->wwait && (left <= s->lowat || s->werr || s->fd_closed))
     cor__wake_embedded(&s->wfut, true, 0);
+  if (COR_UNLIKELY(s->xp != NULL))
+    cor__transport_flushed(s->xp); /* resume_writing, the close's end */
 }
 
 /* ------------------------------------------------------------ back-ends */
@@ -439,7 +443,7 @@ static int more(cor_stream_t *s, size_t want, uint64_t call_dl,
       /* the TLS layer knows the plaintext's EOF (close_notify) */
       rc = cor__ssl_fill(s, want);
     } else {
-      if (s->eof)
+      if (s->eof && s->npend == 0) /* io_uring: kept bytes go before EOF */
         return 0;
       rc = cor__xport_fill(s, want);
     }

@@ -62,6 +62,8 @@
 int cor__rbuf_room(cor_stream_t *s, size_t want);
 /* Appends n received bytes to the read buffer; -ENOMEM. */
 int cor__rbuf_append(cor_stream_t *s, const char *p, size_t n);
+/* Gives an empty read buffer back (to the per-thread cache). */
+void cor__rbuf_release_if_empty(cor_stream_t *s);
 /* Appends n bytes to the write buffer; -ENOMEM. */
 int cor__wbuf_append(cor_stream_t *s, const char *p, size_t n);
 /* After the write buffer moved or an error: the deferred shutdown, close

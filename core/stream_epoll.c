@@ -63,6 +63,8 @@ static void on_readable(void *arg) {
     s->hup = true; /* read until EAGAIN/EOF: see cor__sep_fill */
   if (s->rwait)
     cor__wake_embedded(&s->rfut, true, 0);
+  else if (COR_UNLIKELY(s->xp != NULL))
+    cor__transport_readable(s->xp); /* a protocol's data_received */
 }
 
 static void on_writable(void *arg) {

@@ -81,6 +81,11 @@ struct cor_stream {
    * completions) to the TLS layer as ciphertext. */
   struct cor__ssl *tls;
   bool tls_raw;
+  /* set when the stream carries a protocol's transport (core/transport.c):
+   * the back-ends call cor__transport_readable where they would wake a
+   * waiting reader, and cor__stream_after_flush calls
+   * cor__transport_flushed */
+  struct cor_transport *xp;
 };
 
 /* Wraps fd (non-blocking already) as a stream of `kind` on loop and
@@ -149,5 +154,25 @@ int cor__server_start_loop(struct cor_server *srv, unsigned i);
 void cor__server_abort(struct cor_server *srv);
 void cor__server_set_multi(struct cor_server *srv, bool multi);
 void cor__server_track(struct cor_server *srv, bool debug, const void *ra);
+/* A protocol server (core/transport.c): one transport per connection. */
+struct cor_protocol;
+void cor__server_set_protocol(struct cor_server *srv,
+                              const struct cor_protocol *proto, void *arg);
+
+/* core/transport.c, for the back-ends, stream.c and server.c */
+struct cor_transport;
+void cor__transport_readable(struct cor_transport *t);
+void cor__transport_flushed(struct cor_transport *t);
+/* A transport for the connected stream s (the transport owns it; NULL
+ * with errno ENOMEM, s freed). conn: the server's, or NULL. */
+struct cor_transport *cor__transport_new(struct cor_stream *s,
+                                         const struct cor_protocol *proto,
+                                         void *arg, struct cor__conn *conn);
+/* connection_made, then the first read. */
+void cor__transport_start(struct cor_transport *t);
+/* cor_transport_abort without the checks (close_clients). */
+void cor__transport_kill(struct cor_transport *t);
+/* core/server.c: the transport of server connection c is gone. */
+void cor__server_conn_gone(struct cor__conn *c);
 
 #endif

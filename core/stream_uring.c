@@ -70,6 +70,8 @@ void cor__streams_ring_lost(cor__uring *u) {
         cor__stream_close_fd(s);
       if (s->rwait)
         cor__wake_embedded(&s->rfut, true, COR_ETHREAD);
+      else if (s->xp != NULL)
+        cor__transport_readable(s->xp); /* reports the error */
       if (s->wwait)
         cor__wake_embedded(&s->wfut, true, COR_ETHREAD);
     }
@@ -163,6 +165,8 @@ static void on_recv(cor__uop *op, int res, unsigned flags) {
   }
   if (s->rwait)
     cor__wake_embedded(&s->rfut, true, 0);
+  else if (COR_UNLIKELY(s->xp != NULL))
+    cor__transport_readable(s->xp); /* a protocol's data_received */
 }
 
 /* Arms the stream's multishot recv on the loop's provided buffers: it stays

@@ -9,6 +9,8 @@
  * caller waits until every loop listens. */
 #include "stream_internal.h"
 
+#include <corio/transport.h>
+
 
 typedef struct {
   struct cor_server *srv;
@@ -34,37 +36,39 @@ static void start_on_loop(void *arg) {
   pthread_mutex_unlock(j->mu);
 }
 
-cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
-                                       const cor_server_opts *opts,
-                                       cor_fn handler) {
+static cor_server_t *start_rt(struct cor_runtime *rt,
+                              const cor_server_opts *opts, cor_fn handler,
+                              const cor_protocol *proto, void *arg,
+                              const char *call, const void *ra) {
   cor_server_opts o = {0};
   if (opts)
     o = *opts;
-  unsigned n = cor_runtime_nloops(rt);
-  if (rt == NULL || handler == NULL || n == 0)
-    return cor__bad_arg_ptr("cor_runtime_start_server",
-                            rt == NULL        ? "rt is NULL"
-                            : handler == NULL ? "handler is NULL"
-                                              : "rt has no loops");
+  unsigned n = rt ? cor_runtime_nloops(rt) : 0;
+  if (rt == NULL || (handler == NULL && proto == NULL) || n == 0)
+    return cor__bad_arg_ptr(call, rt == NULL ? "rt is NULL"
+                                  : handler == NULL && proto == NULL
+                                      ? "handler is NULL"
+                                      : "rt has no loops");
   for (unsigned i = 0; i < n; i++)
     if (cor_runtime_loop(rt, i) == cor__tls_loop) {
       /* It waits until every loop listens, this one included: one code
        * for "a runtime call from one of its own loop threads". */
       COR_LOG(COR_LOG_ERROR,
-              "cor_runtime_start_server(): called from loop %u of its own "
+              "%s(): called from loop %u of its own "
               "runtime, which it would wait for; call it from another "
-              "thread, or use cor_start_server on this loop",
-              i);
+              "thread, or use the single-loop call on this loop",
+              call, i);
       errno = -COR_ETHREAD;
       return NULL;
     }
   o.reuseport = o.path == NULL; /* Unix sockets cannot share a path */
-  struct cor_server *srv = cor__server_alloc(&o, handler, o.path ? 1 : n,
-                                              __builtin_return_address(0));
+  struct cor_server *srv = cor__server_alloc(&o, handler, o.path ? 1 : n, ra);
   if (srv == NULL) {
     errno = ENOMEM;
     return NULL;
   }
+  if (proto)
+    cor__server_set_protocol(srv, proto, arg);
   cor__server_set_multi(srv, true);
   unsigned nl = o.path ? 1 : n;
   int rc = 0;
@@ -109,6 +113,25 @@ cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
   }
   /* Debug mode as loop 0's, read there by its job (a loop's state is its
    * thread's to read). */
-  cor__server_track(srv, debug, __builtin_return_address(0));
+  cor__server_track(srv, debug, ra);
   return srv;
+}
+
+cor_server_t *cor_runtime_start_server(struct cor_runtime *rt,
+                                       const cor_server_opts *opts,
+                                       cor_fn handler) {
+  return start_rt(rt, opts, handler, NULL, NULL, "cor_runtime_start_server",
+                  __builtin_return_address(0));
+}
+
+cor_server_t *cor_runtime_start_protocol_server(struct cor_runtime *rt,
+                                                const cor_server_opts *opts,
+                                                const cor_protocol *proto,
+                                                void *arg) {
+  if (rt == NULL || proto == NULL)
+    return cor__bad_arg_ptr("cor_runtime_start_protocol_server",
+                            rt == NULL ? "rt is NULL" : "proto is NULL");
+  return start_rt(rt, opts, NULL, proto, arg,
+                  "cor_runtime_start_protocol_server",
+                  __builtin_return_address(0));
 }

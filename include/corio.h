@@ -18,5 +18,6 @@
 #include <corio/queue.h>
 #include <corio/channel.h>
 #include <corio/tls.h>
+#include <corio/transport.h>
 
 #endif

@@ -139,11 +139,12 @@ static void build_examples(bench_ctx *ctx) {
   done = true;
 }
 
-static int server_start(bench_ctx *ctx, const char *path, long loops,
-                        child *c) {
+static int server_start_with(bench_ctx *ctx, const char *path, long loops,
+                             const char *extra, child *c) {
   char lp[32];
   snprintf(lp, sizeof lp, "%ld", loops);
-  char *argv[] = {(char *)path, "--port", "0", "--loops", lp, NULL};
+  char *argv[] = {(char *)path, "--port", "0", "--loops", lp, (char *)extra,
+                  NULL};
   *c = spawn(ctx, argv);
   char *l = read_out(ctx, c->out, 10, true);
   const char *p = strstr(l, "127.0.0.1:");
@@ -184,6 +185,11 @@ static int server_start_cmd(bench_ctx *ctx, const char *cmd, long loops,
   int port = atoi(p + 10);
   free(l);
   return port;
+}
+
+static int server_start(bench_ctx *ctx, const char *path, long loops,
+                        child *c) {
+  return server_start_with(ctx, path, loops, NULL, c);
 }
 
 static void server_stop(bench_ctx *ctx, child *c, struct rusage *ru) {
@@ -480,13 +486,18 @@ static int wl_http_hello(bench_ctx *ctx) {
   apply_io(ctx);
   build_examples(ctx);
   child srv;
-  int port = server_start(ctx, "examples/http_hello", loops, &srv);
+  /* proto=1: the same server on a protocol (callbacks, no task per
+   * connection: examples/http_hello --proto) */
+  int port = server_start_with(ctx, "examples/http_hello", loops,
+                               bench_param_long(ctx, "proto", 0) ? "--proto"
+                                                                 : NULL,
+                               &srv);
   warm_http(ctx, port);
   drive_http(ctx, port, &srv);
   return 0;
 }
 BENCH_WORKLOAD(http_hello, wl_http_hello,
-               "C=100,D=10,T=2,loops=0,uring=1,coalesce_us=0,syscalls=0")
+               "C=100,D=10,T=2,loops=0,uring=1,coalesce_us=0,syscalls=0,proto=0")
 
 /* ------------------------------------------------------------ the libuv peer */
 

@@ -45,6 +45,7 @@ static cor_tls_ctx_t *g_tls(void) {
     g_tls_ctx = cor_tls_ctx_new(&(cor_tls_opts){.insecure = true});
   return g_tls_ctx;
 }
+static const cor_protocol g_proto; /* every callback NULL */
 
 static void cb(void *arg) { (void)arg; }
 static void done_cb(cor_future_t *f, void *arg) {
@@ -575,6 +576,48 @@ enum { P, T };
     (cor_loop_set_task_stack_size(g_loop, 0)))                               \
   X(cor_loop_get_task_stack_size, QUIET, P, 0, NULL,                         \
     (cor_loop_get_task_stack_size(NULL)))                                    \
+  /* corio/transport.h */                                                   \
+  X(cor_start_protocol_server, PTR, P, 0, "proto is NULL",                   \
+    (cor_start_protocol_server(g_loop, NULL, NULL, NULL)))                   \
+  X(cor_start_protocol_server, PTR, P, 0, "no loop is running",              \
+    (cor_start_protocol_server(NULL, NULL, &g_proto, NULL)))                 \
+  X(cor_runtime_start_protocol_server, PTR, P, 0, "rt is NULL",              \
+    (cor_runtime_start_protocol_server(NULL, NULL, &g_proto, NULL)))         \
+  X(cor_runtime_start_protocol_server, PTR, P, 0, "proto is NULL",           \
+    (cor_runtime_start_protocol_server((cor_runtime_t *)1, NULL, NULL,       \
+                                       NULL)))                               \
+  X(cor_create_connection, CODE, P, -EINVAL, "host is NULL",                 \
+    (cor_create_connection(g_loop, NULL, "1", NULL, &g_proto, NULL, NULL)))  \
+  X(cor_create_connection, CODE, P, -EINVAL, "port is NULL",                 \
+    (cor_create_connection(g_loop, "h", NULL, NULL, &g_proto, NULL, NULL)))  \
+  X(cor_create_connection, CODE, P, -EINVAL, "proto is NULL",                \
+    (cor_create_connection(g_loop, "h", "1", NULL, NULL, NULL, NULL)))       \
+  X(cor_create_connection, CODE, P, -EINVAL, "no loop is running",           \
+    (cor_create_connection(NULL, "h", "1", NULL, &g_proto, NULL, NULL)))     \
+  X(cor_transport_write, CODE, P, -EINVAL, "t is NULL",                      \
+    (cor_transport_write(NULL, "x", 1)))                                     \
+  X(cor_transport_writev, CODE, P, -EINVAL, "t is NULL",                     \
+    (cor_transport_writev(NULL, NULL, 0)))                                   \
+  X(cor_transport_write_eof, CODE, P, -EINVAL, "t is NULL",                  \
+    (cor_transport_write_eof(NULL)))                                         \
+  X(cor_transport_close, CODE, P, -EINVAL, "t is NULL",                      \
+    (cor_transport_close(NULL)))                                             \
+  X(cor_transport_abort, LOGV, P, 0, "t is NULL",                            \
+    (cor_transport_abort(NULL), 0))                                          \
+  X(cor_transport_pause_reading, CODE, P, -EINVAL, "t is NULL",              \
+    (cor_transport_pause_reading(NULL)))                                     \
+  X(cor_transport_resume_reading, CODE, P, -EINVAL, "t is NULL",             \
+    (cor_transport_resume_reading(NULL)))                                    \
+  X(cor_transport_write_buffer_size, LOGV, P, 0, "t is NULL",                \
+    (cor_transport_write_buffer_size(NULL)))                                 \
+  X(cor_transport_set_write_buffer_limits, CODE, P, -EINVAL, "t is NULL",    \
+    (cor_transport_set_write_buffer_limits(NULL, 2, 1)))                     \
+  X(cor_transport_set_arg, LOGV, P, 0, "t is NULL",                          \
+    (cor_transport_set_arg(NULL, NULL), 0))                                  \
+  X(cor_transport_get_arg, PTR, P, 0, "t is NULL",                           \
+    (cor_transport_get_arg(NULL)))                                           \
+  X(cor_transport_fd, CODE, P, -EINVAL, "t is NULL",                         \
+    (cor_transport_fd(NULL)))                                                \
   X(cor_run, CODE, P, -EINVAL, "main is NULL", (cor_run(NULL, NULL, NULL)))
 /* clang-format on */
 

@@ -950,6 +950,55 @@ static void test_outside_task(void **state) {
   assert_string_equal(cor_err_name(COR_EINCOMPLETE), "COR_EINCOMPLETE");
 }
 
+/* Bytes that arrive while no task reads, then the EOF: all read before the
+ * EOF (io_uring keeps them uncopied; they once went missing behind it). */
+static int kept_handler(void *arg, void **r) {
+  cor_stream_t *s = arg;
+  char b[16];
+  if (cor_stream_readexactly(s, b, 1, NULL) != 1) /* arms the recv */
+    return -EIO;
+  cor_sleep(0.1); /* the rest and the EOF come meanwhile */
+  size_t got = 1;
+  ssize_t n;
+  while ((n = cor_stream_read(s, b, sizeof b)) > 0)
+    got += (size_t)n;
+  *(size_t *)cor_server_handler_arg(s) = got;
+  return 0;
+}
+
+static int kept_main(void *arg, void **res) {
+  size_t got = 0;
+  cor_server_opts o = {0};
+  o.arg = &got;
+  cor_server_t *srv = cor_start_server(NULL, &o, kept_handler);
+  assert_non_null(srv);
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", cor_server_port(srv));
+  cor_stream_t *s;
+  assert_int_equal(cor_open_connection("127.0.0.1", ps, &s), 0);
+  assert_int_equal(cor_stream_write(s, "a", 1), 0);
+  cor_sleep(0.02);
+  assert_int_equal(cor_stream_write(s, "b", 1), 0);
+  cor_sleep(0.01);
+  assert_int_equal(cor_stream_write(s, "cd", 2), 0);
+  cor_sleep(0.01);
+  assert_int_equal(cor_stream_write_eof(s), 0);
+  for (int i = 0; i < 2000 && got == 0; i++)
+    cor_sleep(0.001);
+  assert_int_equal(got, 4);
+  cor_stream_close(s);
+  cor_stream_free(s);
+  cor_server_close(srv);
+  assert_int_equal(cor_server_wait_closed(srv, 5), 0);
+  cor_server_free(srv);
+  return 0;
+}
+
+static void test_kept_bytes_before_eof(void **state) {
+  (void)state;
+  assert_int_equal(cor_run(kept_main, NULL, NULL), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outside_task),
@@ -972,6 +1021,7 @@ int main(void) {
       cmocka_unit_test(test_flood_unread),
       cmocka_unit_test(test_loop_moves_thread),
       cmocka_unit_test(test_dry_pool),
+      cmocka_unit_test(test_kept_bytes_before_eof),
   };
   return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

@@ -19,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 
 /* ------------------------------------------------------------ capture */
 
@@ -99,6 +102,9 @@ static struct {
   cor_semaphore_t *sem;   /* bounded, value 1 */
   cor_condition_t *cond;  /* over lock */
   cor_barrier_t *barrier; /* 2 parties, empty */
+  cor_server_t *pserver;  /* a protocol server on 127.0.0.1 */
+  cor_transport_t *xp;    /* its one connection (set on A, atomic) */
+  int xpeer;              /* that connection's client end */
 } E;
 
 /* Anything a refused call would have scheduled or started: must stay 0. */
@@ -156,6 +162,11 @@ static int srv_handler(void *arg, void **r) { return 0; }
 static char scratch[64];
 static const cor_server_opts srv_opts = {.host = "127.0.0.1"};
 static const cor_datagram_opts dg_opts = {.local_host = "127.0.0.1"};
+static int wt_marker;
+static void wt_made(cor_transport_t *t, void *arg) {
+  __atomic_store_n(&E.xp, t, __ATOMIC_RELEASE);
+}
+static const cor_protocol wt_proto = {.connection_made = wt_made};
 
 /* loop.h */
 static int c_run_forever(void) { return cor_loop_run_forever(E.loop); }
@@ -313,6 +324,24 @@ static int c_server_close(void) { return cor_server_close(E.server); }
 static int c_close_clients(void) { return cor_server_close_clients(E.server); }
 static int c_server_wait_closed(void) { return cor_server_wait_closed(E.server, 0.01); }
 static int c_server_free(void) { return VOID_CALL(cor_server_free(E.server)); }
+/* transport.h */
+static int c_start_pserver(void) { return PTR_CALL(cor_start_protocol_server(E.loop, &srv_opts, &wt_proto, NULL)); }
+static int c_create_conn(void) { return cor_create_connection(E.loop, "127.0.0.1", "1", NULL, &wt_proto, NULL, NULL); }
+static int c_tr_write(void) { return cor_transport_write(E.xp, "bad", 3); }
+static int c_tr_writev(void) {
+  struct iovec iov = {"bad", 3};
+  return cor_transport_writev(E.xp, &iov, 1);
+}
+static int c_tr_write_eof(void) { return cor_transport_write_eof(E.xp); }
+static int c_tr_close(void) { return cor_transport_close(E.xp); }
+static int c_tr_abort(void) { return VOID_CALL(cor_transport_abort(E.xp)); }
+static int c_tr_pause(void) { return cor_transport_pause_reading(E.xp); }
+static int c_tr_resume(void) { return cor_transport_resume_reading(E.xp); }
+static int c_tr_wbs(void) { return VAL_CALL(cor_transport_write_buffer_size(E.xp)); }
+static int c_tr_limits(void) { return cor_transport_set_write_buffer_limits(E.xp, 2, 1); }
+static int c_tr_set_arg(void) { return VOID_CALL(cor_transport_set_arg(E.xp, NULL)); }
+static int c_tr_get_arg(void) { return PTR_CALL(cor_transport_get_arg(E.xp)); }
+static int c_tr_fd(void) { return cor_transport_fd(E.xp); }
 /* stream.h: datagrams */
 static int c_open_datagram(void) { return PTR_CALL(cor_open_datagram(E.loop, &dg_opts)); }
 static int c_dg_recv(void) { return ETH(cor_datagram_recv(E.dgram, scratch, sizeof scratch, NULL, NULL, 0.01)); }
@@ -502,6 +531,20 @@ static const struct {
     {"cor_server_close_clients", c_close_clients, ANY},
     {"cor_server_wait_closed", c_server_wait_closed, ANY},
     {"cor_server_free", c_server_free, ANY},
+    {"cor_start_protocol_server", c_start_pserver, ANY},
+    {"cor_create_connection", c_create_conn, ANY},
+    {"cor_transport_write", c_tr_write, ANY},
+    {"cor_transport_writev", c_tr_writev, ANY},
+    {"cor_transport_write_eof", c_tr_write_eof, ANY},
+    {"cor_transport_close", c_tr_close, ANY},
+    {"cor_transport_abort", c_tr_abort, ANY},
+    {"cor_transport_pause_reading", c_tr_pause, ANY},
+    {"cor_transport_resume_reading", c_tr_resume, ANY},
+    {"cor_transport_write_buffer_size", c_tr_wbs, ANY},
+    {"cor_transport_set_write_buffer_limits", c_tr_limits, ANY},
+    {"cor_transport_set_arg", c_tr_set_arg, ANY},
+    {"cor_transport_get_arg", c_tr_get_arg, ANY},
+    {"cor_transport_fd", c_tr_fd, ANY},
     {"cor_open_datagram", c_open_datagram, ANY},
     {"cor_datagram_recv", c_dg_recv, ANY},
     {"cor_datagram_send", c_dg_send, ANY},
@@ -634,6 +677,7 @@ static const struct {
     {"cor_runtime_shutdown", "any thread: runtime (COR_ETHREAD on its loops)"},
     {"cor_runtime_loop_counters", "any thread: relaxed counters"},
     {"cor_runtime_start_server", "any thread: runtime (COR_ETHREAD on its loops: test_server)"},
+    {"cor_runtime_start_protocol_server", "any thread: runtime (as cor_runtime_start_server)"},
     {"cor_run_coroutine_threadsafe", "threadsafe by contract"},
     {"cor_cfuture_result", "any thread: concurrent future"},
     {"cor_await_cfuture", "any loop: concurrent future"},
@@ -753,6 +797,14 @@ static int owner_body(void *arg, void **r) {
   OWN(cor_server_close(E.server) == 0);
   OWN(cor_server_wait_closed(E.server, 5) == 0);
   cor_server_free(E.server);
+  /* The transport: its arg, nothing written or paused by the rows. */
+  OWN(cor_transport_get_arg(E.xp) == &wt_marker);
+  OWN(cor_transport_write_buffer_size(E.xp) == 0);
+  OWN(cor_transport_write(E.xp, "ok", 2) == 0);
+  OWN(cor_transport_close(E.xp) == 0);
+  OWN(cor_server_close(E.pserver) == 0);
+  OWN(cor_server_wait_closed(E.pserver, 5) == 0);
+  cor_server_free(E.pserver);
   OWN(cor_datagram_port(E.dgram) > 0);
   OWN(cor_datagram_send(E.dgram, "x", 1, NULL, 0) != COR_ECLOSED);
   OWN(cor_datagram_close(E.dgram) == 0);
@@ -808,6 +860,8 @@ static void wrong_thread(bool debug) {
   assert_int_equal(write(E.peer, "hello", 5), 5);
   E.server = cor_start_server(a, &srv_opts, srv_handler);
   E.dgram = cor_open_datagram(a, &dg_opts);
+  E.pserver = cor_start_protocol_server(a, &srv_opts, &wt_proto, &wt_marker);
+  assert_non_null(E.pserver);
   E.pool = cor_thread_pool_new(NULL);
   E.ppool = cor_process_pool_new(NULL);
   int rp[2], wp[2];
@@ -849,6 +903,17 @@ static void wrong_thread(bool debug) {
        i++)
     sleep_ms(1);
   assert_non_null(__atomic_load_n(&E.group, __ATOMIC_ACQUIRE));
+  {
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)cor_server_port(E.pserver));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    E.xpeer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(E.xpeer, (struct sockaddr *)&sa, sizeof sa), 0);
+    for (int i = 0; i < 5000 && !__atomic_load_n(&E.xp, __ATOMIC_ACQUIRE); i++)
+      sleep_ms(1);
+    assert_non_null(__atomic_load_n(&E.xp, __ATOMIC_ACQUIRE));
+  }
 
   /* From a plain thread: this one. */
   for (size_t i = 0; i < NROWS; i++) {
@@ -882,6 +947,9 @@ static void wrong_thread(bool debug) {
   char buf[8];
   assert_int_equal(read(E.peer, buf, sizeof buf), 2);
   assert_memory_equal(buf, "ok", 2);
+  assert_int_equal(read(E.xpeer, buf, sizeof buf), 2); /* the transport's */
+  assert_memory_equal(buf, "ok", 2);
+  close(E.xpeer);
   runner_stop(&ra);
   runner_stop(&rb);
 
