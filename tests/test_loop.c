@@ -12,6 +12,8 @@
 
 #include <corio.h>
 
+#include "logcap.h"
+
 #include <math.h>
 
 #include "internal.h"
@@ -159,6 +161,7 @@ static void test_timer_not_early(void **state) {
 /* ------------------------------------------------------------ handles */
 
 static void test_handle_cancel_states(void **state) {
+  recs_clear();
   cor_loop_t *loop = new_loop();
   cor_handle_t h1, h2, t1, t2;
   ran = 0;
@@ -205,6 +208,7 @@ static void test_handle_cancel_states(void **state) {
   assert_int_equal(cor_call_soon(loop, NULL, NULL, NULL), -EINVAL);
   assert_int_equal(cor_call_later(loop, 1, NULL, NULL, NULL), -EINVAL);
   free_loop(loop);
+  EXPECT_RECORDS(4, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* A cancel from inside a callback of the same iteration. */
@@ -329,6 +333,7 @@ static void test_socket_rw(void **state) {
 }
 
 static void test_fd_misuse(void **state) {
+  recs_clear();
   cor_loop_t *loop = new_loop();
   assert_int_equal(cor_loop_add_reader(loop, -1, count_cb, NULL), -EINVAL);
   assert_int_equal(cor_loop_add_reader(loop, 0, NULL, NULL), -EINVAL);
@@ -340,6 +345,7 @@ static void test_fd_misuse(void **state) {
   assert_int_equal(cor_loop_add_reader(loop, 1000, count_cb, NULL), -EBADF);
   assert_int_equal(cor_loop_remove_reader(loop, 1000), -ENOENT);
   free_loop(loop);
+  EXPECT_RECORDS(2, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* ------------------------------------------------------------ signals */
@@ -356,6 +362,7 @@ static void *kill_later(void *arg) {
 }
 
 static void test_signals(void **state) {
+  recs_clear();
   struct sigaction before;
   sigaction(SIGUSR1, NULL, &before);
   sigset_t mask_before;
@@ -391,6 +398,7 @@ static void test_signals(void **state) {
   free_loop(loop);
   sigaction(SIGUSR1, NULL, &after);
   assert_ptr_equal(after.sa_handler, before.sa_handler);
+  EXPECT_RECORDS(2, COR_LOG_ERROR, "(): invalid argument");
 }
 
 
@@ -436,6 +444,7 @@ static void try_close(void *arg) {
 }
 
 static void test_close_and_running(void **state) {
+  recs_clear();
   cor_loop_t *loop = new_loop();
   assert_null(cor_get_running_loop());
   assert_int_equal(cor_call_soon(loop, try_close, loop, NULL), 0);
@@ -456,6 +465,7 @@ static void test_close_and_running(void **state) {
   cor_release(loop);
   assert_int_equal(cor_loop_run_forever(NULL), -EINVAL);
   assert_int_equal(cor_loop_close(NULL), -EINVAL);
+  EXPECT_RECORDS(2, COR_LOG_ERROR, "(): invalid argument");
 }
 
 /* Pending callbacks and timers are dropped at close, without leaks (ASan). */
@@ -473,9 +483,11 @@ static void test_close_drops_pending(void **state) {
 
 /* A loop released without close: resources freed, warning logged. */
 static void test_release_unclosed(void **state) {
+  recs_clear();
   cor_loop_t *loop = new_loop();
   cor_call_soon_threadsafe(loop, count_cb, NULL);
   cor_release(loop);
+  EXPECT_RECORDS(1, COR_LOG_WARNING, "unclosed event loop");
 }
 
 static void *run_in_thread(void *arg) {
@@ -486,6 +498,7 @@ static void *second_runner(void *arg) {
 }
 
 static void test_two_threads_refused(void **state) {
+  recs_clear();
   cor_loop_t *loop = new_loop();
   pthread_t t1, t2;
   assert_int_equal(pthread_create(&t1, NULL, run_in_thread, loop), 0);
@@ -503,6 +516,7 @@ static void test_two_threads_refused(void **state) {
   cor_loop_stop(loop);
   assert_int_equal(cor_loop_run_forever(loop), 0);
   free_loop(loop);
+  EXPECT_RECORDS(2, COR_LOG_ERROR, "Non-thread-safe operation cor_loop_run_forever()");
 }
 
 /* ------------------------------------------------------------ ENOMEM */
@@ -622,5 +636,5 @@ int main(void) {
       cmocka_unit_test(test_alloc_failure_threadsafe),
       cmocka_unit_test(test_strerror),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }
