@@ -3,6 +3,7 @@
  * each server is started, talked to over loopback, sent SIGTERM (or
  * SIGINT) and must exit 0 within a few seconds, live clients or not. */
 #include "testutil.h"
+#include "tlscert.h"
 
 #include <corio.h>
 
@@ -586,8 +587,53 @@ static void test_pipeline_example(void **state) {
   close(pr.out);
 }
 
+/* ------------------------------------------------------------ https */
+
+/* The TLS client against http_hello speaking HTTPS: verified with the
+ * certificate as its CA, refused without it. */
+static void test_https_get_example(void **state) {
+  NEED_BUILT();
+  char dir[] = "/tmp/corio_ex_tls_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char cert[64], key[64];
+  snprintf(cert, sizeof cert, "%s/c.pem", dir);
+  snprintf(key, sizeof key, "%s/k.pem", dir);
+  make_cert(cert, key);
+  char *sargv[] = {EXDIR "http_hello", "--port", "0", "--loops", "1",
+                   "--cert", cert, "--key", key, NULL};
+  proc srv = start(sargv);
+  const char *l = read_until(srv.out, "\n", 20);
+  const char *p = strstr(l, "127.0.0.1:");
+  assert_non_null(p);
+  char port[16];
+  snprintf(port, sizeof port, "%d", atoi(p + 10));
+  char *cargv[] = {EXDIR "https_get", "--ca", cert, "localhost", port, "/",
+                   NULL};
+  proc cl = start(cargv);
+  const char *out = read_until(cl.out, "hello, world", 20);
+  assert_int_equal(wait_exit(cl.pid, 20), 0);
+  assert_non_null(strstr(out, "TLSv1.3"));
+  assert_non_null(strstr(out, "verified=1"));
+  assert_non_null(strstr(out, "HTTP/1.1 200"));
+  assert_non_null(strstr(out, "hello, world"));
+  close(cl.out);
+  /* Not trusted: the system store does not know this certificate. */
+  char *bargv[] = {EXDIR "https_get", "localhost", port, "/", NULL};
+  proc bad = start(bargv);
+  (void)read_until(bad.out, NULL, 20);
+  assert_int_equal(wait_exit(bad.pid, 20), 1);
+  close(bad.out);
+  kill(srv.pid, SIGTERM);
+  assert_int_equal(wait_exit(srv.pid, 10), 0);
+  close(srv.out);
+  unlink(cert);
+  unlink(key);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_https_get_example),
       cmocka_unit_test(test_workers_example),
       cmocka_unit_test(test_pipeline_example),
       cmocka_unit_test(test_echo_server),
