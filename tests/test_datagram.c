@@ -6,7 +6,7 @@
  * on an epoll registration either way, but the loop around them differs.
  * The older request/response cases live in tests/test_timeouts.c and
  * tests/test_resource.c. */
-#include "testutil.h"
+#include "taskbody.h"
 
 #include <corio.h>
 
@@ -22,39 +22,11 @@
 
 #include "logcap.h"
 
-static int failed_line;
 static char skip_reason[256];
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      if (failed_line == 0)                                                    \
-        failed_line = __LINE__;                                                \
-      print_message("check failed at line %d: %s\n", __LINE__, #cond);        \
-      return -1;                                                               \
-    }                                                                          \
-  } while (0)
-
-/* Runs body in a task on a new loop (io_uring on or off). */
-static void run_body(int io_uring, cor_fn body, void *arg) {
-  cor_loop_opts o = {.io_uring = io_uring};
-  cor_loop_t *loop = cor_loop_new(&o);
-  assert_non_null(loop);
-  failed_line = 0;
-  cor_task_t *t = cor_create_task(loop, cor_coro(body, arg), "body");
-  assert_non_null(t);
-  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(t)), 0);
-  int rc = cor_future_result(cor_task_future(t), NULL);
-  cor_release(t);
-  assert_int_equal(cor_loop_close(loop), 0);
-  cor_release(loop);
-  assert_int_equal(failed_line, 0);
-  assert_int_equal(rc, 0);
-}
-
 static void both(cor_fn body) {
-  run_body(1, body, NULL);
-  run_body(-1, body, NULL);
+  run_body_new_loop(1, body, NULL);
+  run_body_new_loop(-1, body, NULL);
 }
 
 /* The endpoint's fd, found by its bound port (the API keeps the fd to
@@ -403,8 +375,8 @@ static void test_multicast(void **state) {
   (void)state;
   cor_log_set_sink(sink, NULL);
   skip_reason[0] = 0;
-  run_body(1, multicast_body, NULL);
-  run_body(-1, multicast_body, NULL);
+  run_body_new_loop(1, multicast_body, NULL);
+  run_body_new_loop(-1, multicast_body, NULL);
   cor_log_set_sink(NULL, NULL);
   /* The parts that ran passed; the delivery part is reported skipped when
    * this network cannot carry it. */
@@ -597,7 +569,7 @@ static int misuse_body(void *arg, void **r) {
 static void test_misuse(void **state) {
   (void)state;
   cor_log_set_sink(sink, NULL);
-  run_body(0, misuse_body, NULL);
+  run_body_new_loop(0, misuse_body, NULL);
   cor_log_set_sink(NULL, NULL);
 }
 

@@ -2,7 +2,7 @@
 /* File I/O from tasks (core/file.c), on both paths: each test runs on a
  * loop with io_uring (as the kernel allows) and on one without (the file
  * pool of core/offload.c). */
-#include "testutil.h"
+#include "taskbody.h"
 
 #include <corio.h>
 
@@ -14,35 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static cor_loop_t *loop;
-static int failed_line;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      if (failed_line == 0)                                                    \
-        failed_line = __LINE__;                                                \
-      print_message("check failed at line %d: %s\n", __LINE__, #cond);        \
-      return -1;                                                               \
-    }                                                                          \
-  } while (0)
-
-static void run_body(int io_uring, cor_fn body, void *arg) {
-  cor_loop_opts o = {.io_uring = io_uring};
-  loop = cor_loop_new(&o);
-  assert_non_null(loop);
-  failed_line = 0;
-  cor_task_t *t = cor_create_task(loop, cor_coro(body, arg), "body");
-  assert_non_null(t);
-  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(t)), 0);
-  int rc = cor_future_result(cor_task_future(t), NULL);
-  cor_release(t);
-  assert_int_equal(cor_loop_close(loop), 0);
-  cor_release(loop);
-  assert_int_equal(failed_line, 0);
-  assert_int_equal(rc, 0);
-}
 
 static char path[64];
 static char pattern_at(size_t i) { return (char)('A' + (i * 13 + i / 511) % 26); }
@@ -104,8 +75,8 @@ static int basics_body(void *arg, void **r) {
 }
 static void test_basics(void **s) {
   recs_clear();
-  run_body(0, basics_body, NULL);
-  run_body(-1, basics_body, NULL);
+  run_body_new_loop(0, basics_body, NULL);
+  run_body_new_loop(-1, basics_body, NULL);
   EXPECT_ERRORS(10, "(): invalid argument");
 }
 
@@ -161,8 +132,8 @@ static void write_pattern_file(size_t n) {
 }
 static void test_concurrent_reads(void **s) {
   write_pattern_file(256 * 4096);
-  run_body(0, concurrent_body, NULL);
-  run_body(-1, concurrent_body, NULL);
+  run_body_new_loop(0, concurrent_body, NULL);
+  run_body_new_loop(-1, concurrent_body, NULL);
 }
 
 /* ------------------------------------------------------------ cancel, close */
@@ -209,8 +180,8 @@ static int cancel_body(void *arg, void **r) {
 }
 static void test_cancel_and_close(void **s) {
   write_pattern_file(256 * 4096);
-  run_body(0, cancel_body, NULL);
-  run_body(-1, cancel_body, NULL);
+  run_body_new_loop(0, cancel_body, NULL);
+  run_body_new_loop(-1, cancel_body, NULL);
 }
 
 static void test_outside_task(void **s) {

@@ -4,7 +4,7 @@
  * local_addr). Loopback only. A "black hole" is a listening socket whose
  * accept queue is full: the kernel drops further SYNs, so a connect to it
  * hangs, as to an address that never answers. */
-#include "testutil.h"
+#include "taskbody.h"
 
 #include "stream_internal.h"
 #include <corio.h>
@@ -20,41 +20,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static cor_loop_t *loop;
-static int failed_line;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      if (failed_line == 0)                                                    \
-        failed_line = __LINE__;                                                \
-      print_message("check failed at line %d: %s\n", __LINE__, #cond);        \
-      return -1;                                                               \
-    }                                                                          \
-  } while (0)
-
-static int setup(void **s) {
-  loop = cor_loop_new(NULL);
-  assert_non_null(loop);
-  failed_line = 0;
-  return 0;
-}
-static int teardown(void **s) {
-  assert_int_equal(cor_loop_close(loop), 0);
-  cor_release(loop);
-  return 0;
-}
-
-static void run_body(cor_fn body, void *arg) {
-  cor_task_t *t = cor_create_task(loop, cor_coro(body, arg), "body");
-  assert_non_null(t);
-  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(t)), 0);
-  int rc = cor_future_result(cor_task_future(t), NULL);
-  cor_release(t);
-  assert_int_equal(failed_line, 0);
-  assert_int_equal(rc, 0);
-}
 
 /* ------------------------------------------------------------ sockets */
 
@@ -145,7 +110,7 @@ static void test_happy_eyeballs_black_hole(void **s) {
   int hole = black_hole(&hp), good = listener(16, &gp);
   race_t x = {.addrs = {addr4(hp), addr4(gp)}, .n = 2,
               .o = {.happy_eyeballs_delay = 0.05}};
-  run_body(race_body, &x);
+  run_body_on_loop(race_body, &x);
   assert_int_equal(x.rc, 0);
   assert_int_equal(x.port, gp);
   assert_true(x.took >= 0.04);
@@ -160,7 +125,7 @@ static void test_happy_eyeballs_refused_first(void **s) {
   int gp, good = listener(16, &gp);
   race_t x = {.addrs = {addr4(closed_port()), addr4(gp)}, .n = 2,
               .o = {.happy_eyeballs_delay = 2}};
-  run_body(race_body, &x);
+  run_body_on_loop(race_body, &x);
   assert_int_equal(x.rc, 0);
   assert_int_equal(x.port, gp);
   assert_true(x.took < 1.5);
@@ -168,7 +133,7 @@ static void test_happy_eyeballs_refused_first(void **s) {
   race_t y = {.addrs = {addr4(closed_port()), addr4(closed_port()),
                         addr4(closed_port())},
               .n = 3, .o = {.happy_eyeballs_delay = 0.01}};
-  run_body(race_body, &y);
+  run_body_on_loop(race_body, &y);
   assert_int_equal(y.rc, -ECONNREFUSED);
   close(good);
 }
@@ -180,7 +145,7 @@ static void test_happy_eyeballs_two_winners(void **s) {
   for (int i = 0; i < 5; i++) {
     race_t x = {.addrs = {addr4(p1), addr4(p2)}, .n = 2,
                 .o = {.happy_eyeballs_delay = 1e-9}};
-    run_body(race_body, &x);
+    run_body_on_loop(race_body, &x);
     assert_int_equal(x.rc, 0);
     assert_true(x.port == p1 || x.port == p2);
   }
@@ -203,7 +168,7 @@ static void test_happy_eyeballs_cancel(void **s) {
   int hp, hole = black_hole(&hp);
   race_t x = {.addrs = {addr4(hp), addr4(hp)}, .n = 2,
               .o = {.happy_eyeballs_delay = 0.01}};
-  run_body(cancel_body, &x);
+  run_body_on_loop(cancel_body, &x);
   assert_int_equal(x.rc, -ECANCELED);
   close_fillers();
   close(hole);
@@ -223,12 +188,12 @@ static void test_happy_eyeballs_deadline(void **s) {
   int hp, hole = black_hole(&hp);
   race_t x = {.addrs = {addr4(hp), addr4(hp)}, .n = 2,
               .o = {.happy_eyeballs_delay = 0.05}};
-  run_body(deadline_body, &x);
+  run_body_on_loop(deadline_body, &x);
   assert_int_equal(x.rc, -ETIMEDOUT);
   assert_true(x.took >= 0.15 && x.took < 3);
   x = (race_t){.addrs = {addr4(hp), addr4(hp)}, .n = 2,
                .o = {.happy_eyeballs_delay = -1}};
-  run_body(deadline_body, &x);
+  run_body_on_loop(deadline_body, &x);
   assert_int_equal(x.rc, -ETIMEDOUT);
   close_fillers();
   close(hole);
@@ -267,7 +232,7 @@ static int local_body(void *arg, void **r) {
 static void test_local_addr(void **s) {
   int port, l = listener(16, &port);
   recs_clear();
-  run_body(local_body, (void *)(intptr_t)port);
+  run_body_on_loop(local_body, (void *)(intptr_t)port);
   EXPECT_ERRORS(3, "cor_open_connection_opts(): invalid argument");
   close(l);
 }
@@ -332,7 +297,7 @@ static int gai_body(void *arg, void **r) {
 }
 static void test_getaddrinfo(void **s) {
   recs_clear();
-  run_body(gai_body, NULL);
+  run_body_on_loop(gai_body, NULL);
   EXPECT_ERRORS(6, "info(): invalid argument");
   struct addrinfo *res = NULL;
   assert_int_equal(cor_getaddrinfo("localhost", "80", NULL, &res),
@@ -400,7 +365,7 @@ static int many_body(void *arg, void **r) {
 static void test_many_lookups_bounded(void **s) {
   long n = test_scale(1000, 200);
   lookups_ok = max_resolvers = 0;
-  run_body(many_body, (void *)(intptr_t)n);
+  run_body_on_loop(many_body, (void *)(intptr_t)n);
   assert_int_equal(lookups_ok, n);
   assert_true(max_resolvers >= 1);
   assert_true(max_resolvers <= 4);
@@ -435,21 +400,15 @@ static void test_lookup_cancelled(void **s) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_happy_eyeballs_black_hole, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_happy_eyeballs_refused_first, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_happy_eyeballs_two_winners, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_happy_eyeballs_cancel, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_happy_eyeballs_deadline, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_local_addr, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_getaddrinfo, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_many_lookups_bounded, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_lookup_cancelled, setup, teardown),
+      WITH_LOOP(test_happy_eyeballs_black_hole),
+      WITH_LOOP(test_happy_eyeballs_refused_first),
+      WITH_LOOP(test_happy_eyeballs_two_winners),
+      WITH_LOOP(test_happy_eyeballs_cancel),
+      WITH_LOOP(test_happy_eyeballs_deadline),
+      WITH_LOOP(test_local_addr),
+      WITH_LOOP(test_getaddrinfo),
+      WITH_LOOP(test_many_lookups_bounded),
+      WITH_LOOP(test_lookup_cancelled),
   };
   return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }

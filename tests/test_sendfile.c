@@ -4,7 +4,7 @@
  * the kernel allows, then on one with epoll) and on pipe streams. The peer
  * is a plain thread reading the other end of a socketpair, slowly when a
  * test wants the socket's buffer full. */
-#include "testutil.h"
+#include "taskbody.h"
 
 #include <corio.h>
 
@@ -19,35 +19,6 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-static cor_loop_t *loop;
-static int failed_line;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      if (failed_line == 0)                                                    \
-        failed_line = __LINE__;                                                \
-      print_message("check failed at line %d: %s\n", __LINE__, #cond);        \
-      return -1;                                                               \
-    }                                                                          \
-  } while (0)
-
-static void run_body(int io_uring, cor_fn body, void *arg) {
-  cor_loop_opts o = {.io_uring = io_uring};
-  loop = cor_loop_new(&o);
-  assert_non_null(loop);
-  failed_line = 0;
-  cor_task_t *t = cor_create_task(loop, cor_coro(body, arg), "body");
-  assert_non_null(t);
-  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(t)), 0);
-  int rc = cor_future_result(cor_task_future(t), NULL);
-  cor_release(t);
-  assert_int_equal(cor_loop_close(loop), 0);
-  cor_release(loop);
-  assert_int_equal(failed_line, 0);
-  assert_int_equal(rc, 0);
-}
 
 /* ------------------------------------------------------------ the reader */
 
@@ -183,10 +154,10 @@ static int writev_misuse_body(void *arg, void **res) {
 
 static void test_writev(void **st) {
   recs_clear();
-  run_body(0, writev_body, NULL);
-  run_body(-1, writev_body, NULL);
-  run_body(0, writev_misuse_body, NULL);
-  run_body(-1, writev_misuse_body, NULL);
+  run_body_new_loop(0, writev_body, NULL);
+  run_body_new_loop(-1, writev_body, NULL);
+  run_body_new_loop(0, writev_misuse_body, NULL);
+  run_body_new_loop(-1, writev_misuse_body, NULL);
   EXPECT_ERRORS(10, "cor_stream_writev(): invalid argument");
 }
 
@@ -292,12 +263,12 @@ static int sendfile_reset_body(void *arg, void **res) {
 
 static void test_sendfile(void **st) {
   recs_clear();
-  run_body(0, sendfile_body, NULL);
-  run_body(-1, sendfile_body, NULL);
-  run_body(0, sendfile_copy_body, NULL);
-  run_body(-1, sendfile_copy_body, NULL);
-  run_body(0, sendfile_reset_body, NULL);
-  run_body(-1, sendfile_reset_body, NULL);
+  run_body_new_loop(0, sendfile_body, NULL);
+  run_body_new_loop(-1, sendfile_body, NULL);
+  run_body_new_loop(0, sendfile_copy_body, NULL);
+  run_body_new_loop(-1, sendfile_copy_body, NULL);
+  run_body_new_loop(0, sendfile_reset_body, NULL);
+  run_body_new_loop(-1, sendfile_reset_body, NULL);
   EXPECT_ERRORS(6, "cor_stream_sendfile(): invalid argument");
 }
 

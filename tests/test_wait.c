@@ -4,7 +4,7 @@
  * cor_timeout_enter / exit (asyncio.timeout, 3.11's cancellation rules).
  * The bodies run as tasks; a failed check records its line and ends the
  * body, and the test asserts that none failed. */
-#include "testutil.h"
+#include "taskbody.h"
 
 #include <corio.h>
 
@@ -12,43 +12,6 @@
 
 #include <errno.h>
 #include <math.h>
-
-static cor_loop_t *loop;
-static int failed_line;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      if (failed_line == 0)                                                    \
-        failed_line = __LINE__;                                                \
-      print_message("check failed at line %d: %s\n", __LINE__, #cond);        \
-      return -1;                                                               \
-    }                                                                          \
-  } while (0)
-
-static int setup(void **s) {
-  loop = cor_loop_new(NULL);
-  assert_non_null(loop);
-  failed_line = 0;
-  return 0;
-}
-static int teardown(void **s) {
-  assert_int_equal(cor_loop_close(loop), 0);
-  cor_release(loop);
-  return 0;
-}
-
-/* Runs body as a task to completion and checks that it returned 0. */
-static void run_body(cor_fn body, void *arg) {
-  cor_task_t *t = cor_create_task(loop, cor_coro(body, arg), "body");
-  assert_non_null(t);
-  assert_int_equal(cor_loop_run_until_complete(loop, cor_task_future(t)), 0);
-  void *r;
-  int rc = cor_future_result(cor_task_future(t), &r);
-  cor_release(t);
-  assert_int_equal(failed_line, 0);
-  assert_int_equal(rc, 0);
-}
 
 /* A completion after a delay: set (code 0) or fail (code != 0) fut. */
 typedef struct {
@@ -111,7 +74,7 @@ static int wait_first_body(void *arg, void **r) {
 }
 static void test_wait_first_and_all(void **s) {
   new_futs(F, 3);
-  run_body(wait_first_body, NULL);
+  run_body_on_loop(wait_first_body, NULL);
   free_futs(F, 3);
 }
 
@@ -132,7 +95,7 @@ static int wait_exc_body(void *arg, void **r) {
 }
 static void test_wait_first_exception(void **s) {
   new_futs(F, 4);
-  run_body(wait_exc_body, NULL);
+  run_body_on_loop(wait_exc_body, NULL);
   free_futs(F, 4);
 }
 
@@ -167,7 +130,7 @@ static int wait_cancel_body(void *arg, void **r) {
 }
 static void test_wait_cancelled(void **s) {
   new_futs(F, 2);
-  run_body(wait_cancel_body, NULL);
+  run_body_on_loop(wait_cancel_body, NULL);
   free_futs(F, 2);
 }
 
@@ -190,7 +153,7 @@ static void test_wait_misuse(void **s) {
   new_futs(F, 1);
   cor_loop_t *other = cor_loop_new(NULL);
   cor_future_t *foreign = cor_future_new(other);
-  run_body(wait_misuse_body, foreign);
+  run_body_on_loop(wait_misuse_body, foreign);
   EXPECT_ERRORS(7, "cor_wait(): invalid argument");
   assert_int_equal(cor_wait(F, 1, COR_ALL_COMPLETED, 1, NULL), COR_ENOTASK);
   cor_release(foreign);
@@ -230,7 +193,7 @@ static int ac_order_body(void *arg, void **r) {
 }
 static void test_as_completed_order(void **s) {
   new_futs(F, 4);
-  run_body(ac_order_body, NULL);
+  run_body_on_loop(ac_order_body, NULL);
   free_futs(F, 4);
 }
 
@@ -252,7 +215,7 @@ static int ac_timeout_body(void *arg, void **r) {
 }
 static void test_as_completed_timeout(void **s) {
   new_futs(F, 3);
-  run_body(ac_timeout_body, NULL);
+  run_body_on_loop(ac_timeout_body, NULL);
   free_futs(F, 3);
 }
 
@@ -286,7 +249,7 @@ static int ac_cancel_body(void *arg, void **r) {
 }
 static void test_as_completed_cancel_release(void **s) {
   new_futs(F, 3);
-  run_body(ac_cancel_body, NULL);
+  run_body_on_loop(ac_cancel_body, NULL);
   free_futs(F, 3);
 }
 
@@ -377,7 +340,7 @@ static int scope_body(void *arg, void **r) {
 }
 static void test_timeout_scope(void **s) {
   recs_clear();
-  run_body(scope_body, NULL);
+  run_body_on_loop(scope_body, NULL);
   EXPECT_ERRORS(1, "cor_timeout_reschedule: the scope expired already");
 }
 
@@ -415,7 +378,7 @@ static int nest_body(void *arg, void **r) {
   CHECK(cor_task_cancelling(me) == 0);
   return 0;
 }
-static void test_timeout_nested(void **s) { run_body(nest_body, NULL); }
+static void test_timeout_nested(void **s) { run_body_on_loop(nest_body, NULL); }
 
 /* A cancellation from outside stays -ECANCELED, also when the scope
  * expires too (cor_task_cancelling counts both). */
@@ -452,7 +415,7 @@ static int outside_body(void *arg, void **r) {
   return 0;
 }
 static void test_timeout_outside_cancel(void **s) {
-  run_body(outside_body, NULL);
+  run_body_on_loop(outside_body, NULL);
 }
 
 static int scope_misuse_body(void *arg, void **r) {
@@ -482,9 +445,9 @@ static int exit_elsewhere_body(void *arg, void **r) {
 }
 static void test_timeout_misuse(void **s) {
   recs_clear();
-  run_body(scope_misuse_body, NULL);
+  run_body_on_loop(scope_misuse_body, NULL);
   EXPECT_ERRORS(7, "(): invalid argument");
-  run_body(exit_elsewhere_body, NULL);
+  run_body_on_loop(exit_elsewhere_body, NULL);
   EXPECT_ERRORS(1, "the scope was entered by another task");
   errno = 0;
   assert_null(cor_timeout_enter(1));
@@ -494,20 +457,18 @@ static void test_timeout_misuse(void **s) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_wait_first_and_all, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_wait_first_exception, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_wait_cancelled, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_wait_misuse, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_as_completed_order, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_as_completed_timeout, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_as_completed_cancel_release, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_as_completed_misuse, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_timeout_scope, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_timeout_nested, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_timeout_outside_cancel, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_timeout_misuse, setup, teardown),
+      WITH_LOOP(test_wait_first_and_all),
+      WITH_LOOP(test_wait_first_exception),
+      WITH_LOOP(test_wait_cancelled),
+      WITH_LOOP(test_wait_misuse),
+      WITH_LOOP(test_as_completed_order),
+      WITH_LOOP(test_as_completed_timeout),
+      WITH_LOOP(test_as_completed_cancel_release),
+      WITH_LOOP(test_as_completed_misuse),
+      WITH_LOOP(test_timeout_scope),
+      WITH_LOOP(test_timeout_nested),
+      WITH_LOOP(test_timeout_outside_cancel),
+      WITH_LOOP(test_timeout_misuse),
   };
   return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);
 }
