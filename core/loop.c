@@ -15,6 +15,7 @@
  * epoll_wait costs ~1.2 us here: polling on every iteration would cost more
  * than the callbacks themselves. */
 #include "internal.h"
+#include "poller.h"
 
 #include <math.h>
 #include <limits.h>
@@ -96,14 +97,14 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
     err = ENOMEM;
     goto fail;
   }
-  if ((err = -cor__poller_init(&loop->poller)) != 0)
+  if ((err = -cor__poll_init(loop)) != 0)
     goto fail;
   loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (loop->wakefd < 0) {
     err = errno;
     goto fail;
   }
-  if ((err = -cor__poller_set(&loop->poller, loop->wakefd, 0, COR__POLL_IN)) != 0)
+  if ((err = -cor__poll_set(loop, loop->wakefd, 0, COR__POLL_IN)) != 0)
     goto fail;
   if (debug && cor__loop_debug_apply(loop, true) != 0) {
     err = ENOMEM;
@@ -211,8 +212,7 @@ static void release_resources(cor_loop_t *loop) {
     close(loop->wakefd);
     loop->wakefd = -1;
   }
-  cor__uring_close(loop);
-  cor__poller_close(&loop->poller);
+  cor__poll_fini(loop);
   cor__array_free(loop->ready, (size_t)loop->rcap * sizeof *loop->ready);
   loop->ready = NULL;
   loop->rlen = loop->rcap = 0;
@@ -721,7 +721,7 @@ static int io_set(cor_loop_t *loop, int fd, unsigned bit, bool on,
   if (io->mask & COR__POLL_ET)
     return on ? -EEXIST : -ENOENT; /* owned by a stream */
   unsigned old = io->mask, mask = on ? old | bit : old & ~bit;
-  if (mask != old && (err = cor__poller_set(&loop->poller, fd, old, mask)) != 0)
+  if (mask != old && (err = cor__poll_set(loop, fd, old, mask)) != 0)
     return err;
   io->mask = mask;
   if (bit == COR__POLL_IN) {
@@ -751,7 +751,7 @@ int cor__loop_io_et_add(cor_loop_t *loop, int fd, cor_callback rcb,
   if (io->mask != 0)
     return -EEXIST;
   unsigned mask = COR__POLL_IN | COR__POLL_OUT | COR__POLL_ET;
-  if ((err = cor__poller_set(&loop->poller, fd, 0, mask)) != 0)
+  if ((err = cor__poll_set(loop, fd, 0, mask)) != 0)
     return err;
   io->mask = mask;
   io->rcb = rcb;
@@ -769,7 +769,7 @@ int cor__loop_io_et_del(cor_loop_t *loop, int fd) {
   if (fd >= loop->io_cap || !(loop->io[fd].mask & COR__POLL_ET))
     return -ENOENT;
   cor__io *io = &loop->io[fd];
-  int err = cor__poller_set(&loop->poller, fd, io->mask, 0);
+  int err = cor__poll_set(loop, fd, io->mask, 0);
   memset(io, 0, sizeof *io);
   loop->nio--;
   return err;
@@ -828,35 +828,49 @@ void cor__loop_io_ready(cor_loop_t *loop, int fd, unsigned events) {
 
 /* ------------------------------------------------------------ running */
 
-static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
-  if (COR_UNLIKELY(loop->debug)) {
-    /* Debug mode: time the wait itself (slow polls). The events are
-     * dispatched inside cor__poller_wait: the time their callbacks took is
-     * counted by cor__debug_cb_end and left out (cor__debug_slow_poll). */
-    uint64_t t0 = cor__now_ns();
+/* The wait, one body for both modes (debug is a constant at each call, so
+ * the compiler folds it away). Debug mode times the wait itself (slow
+ * polls): the events are dispatched inside cor__poll_wait, and the time
+ * their callbacks took is counted by cor__debug_cb_end and left out
+ * (cor__debug_slow_poll). */
+static inline __attribute__((always_inline)) void
+poll_io_body(cor_loop_t *loop, int64_t timeout_ns, const bool debug) {
+  uint64_t t0 = 0;
+  if (debug) {
+    t0 = cor__now_ns();
     cor__debug_poll_begin(loop);
-    int n = loop->uring ? cor__uring_wait(loop, timeout_ns)
-                        : cor__poller_wait(&loop->poller, loop, timeout_ns);
-    COR_ASSERT(n >= 0 || n == -ENOMEM);
-    cor__debug_slow_poll(loop, timeout_ns, t0, cor__now_ns());
-    loop->last_poll = loop->now;
-    ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
-    return;
   }
-  int n = loop->uring ? cor__uring_wait(loop, timeout_ns)
-                      : cor__poller_wait(&loop->poller, loop, timeout_ns);
+  int n = cor__poll_wait(loop, timeout_ns);
   COR_ASSERT(n >= 0 || n == -ENOMEM);
+  if (debug)
+    cor__debug_slow_poll(loop, timeout_ns, t0, cor__now_ns());
   loop->last_poll = loop->now;
   ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
 }
+static __attribute__((noinline)) void poll_io_debug(cor_loop_t *loop,
+                                                    int64_t timeout_ns) {
+  poll_io_body(loop, timeout_ns, true);
+}
+static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
+  if (COR_UNLIKELY(loop->debug))
+    poll_io_debug(loop, timeout_ns);
+  else
+    poll_io_body(loop, timeout_ns, false);
+}
 
-/* Debug mode's variant of the ready loop: each callback timed (slow
- * callbacks), its site known, the watchdog told. Returns how many entries
- * were cancelled. */
-static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
-                                                          uint32_t todo) {
-  uint32_t skipped = 0;
-  while (todo-- > 0) {
+/* The ready loop, one body for both modes (debug is a constant at each
+ * call, so the compiler folds it away): runs `todo` entries from the head.
+ * Debug mode times each callback (slow callbacks), knows its site, tells
+ * the watchdog, and keeps loop->todo at 0 (task.c's direct hand-off, which
+ * consumes loop->todo, is off in debug mode). Returns how many entries were
+ * cancelled. */
+static inline __attribute__((always_inline)) uint32_t
+run_ready_body(cor_loop_t *loop, uint32_t todo, const bool debug) {
+  uint32_t skipped = 0, local = todo;
+  uint32_t *left = debug ? &local : &loop->todo;
+  *left = todo;
+  while (*left > 0) {
+    (*left)--;
     cor__ready_ent *e = &loop->ready[loop->rhead];
     cor_callback cb = e->cb;
     void *arg = e->arg;
@@ -866,18 +880,26 @@ static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
     loop->rlen--;
     if (slot != 0) {
       bool cancelled = loop->slots[slot].state == COR__SLOT_CANCELLED;
-      site = cor__debug_site(loop, slot);
+      if (debug)
+        site = cor__debug_site(loop, slot);
       slot_free(loop, slot);
       if (cancelled) {
         skipped++;
         continue;
       }
     }
-    cor__debug_run_cb(loop, cb, arg, site);
+    if (debug)
+      cor__debug_run_cb(loop, cb, arg, site);
+    else
+      cb(arg);
     if (COR_UNLIKELY(loop->closed))
       break;
   }
   return skipped;
+}
+static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
+                                                          uint32_t todo) {
+  return run_ready_body(loop, todo, true);
 }
 
 /* ------------------------------------------------------------ time counters */
@@ -1018,7 +1040,7 @@ static void run_once(cor_loop_t *loop) {
   if (timeout != 0) {
     /* Spin first: a post arriving within spin_ns costs a cache miss
      * instead of a ~13 us eventfd wake-up. Never past the next timer. */
-    if (loop->spin_cur > 0 && !(loop->uring && cor__uring_pending(loop))) {
+    if (loop->spin_cur > 0 && !cor__poll_pending(loop)) {
       uint64_t until = now + loop->spin_cur, t = now;
       if (timeout > 0 && (uint64_t)timeout < loop->spin_cur)
         until = now + (uint64_t)timeout;
@@ -1071,7 +1093,7 @@ static void run_once(cor_loop_t *loop) {
      * read by the poller: the fd stays registered, so nothing is lost. */
     ck_pr_fas_int(&loop->sleeping, 0);
   } else if ((loop->nio > 0 && now - loop->last_poll >= POLL_INTERVAL_NS) ||
-             (loop->uring && cor__uring_pending(loop))) {
+             cor__poll_pending(loop)) {
     /* io_uring: what this iteration's tasks wrote goes out now, in one
      * enter for all of them, rather than after the busy loop's interval. */
     poll_io(loop, 0);
@@ -1099,8 +1121,8 @@ static void run_once(cor_loop_t *loop) {
   if (!cor__mpsc_empty(&loop->mpsc)) {
     unsigned n = run_threadsafe(loop);
     ncb += n;
-    if (loop->uring && n > 0)
-      cor__uring_posted(loop);
+    if (n > 0)
+      cor__poll_posted(loop);
     ck_pr_store_64(&loop->st_ts_run, loop->st_ts_run + n);
     if (COR_UNLIKELY(loop->ts_limit != 0))
       door_space_wake(loop);
@@ -1112,33 +1134,12 @@ static void run_once(cor_loop_t *loop) {
    * next iteration, after the poll. */
   uint32_t todo = loop->rlen;
   ncb += todo;
-  if (COR_UNLIKELY(loop->debug)) {
+  if (COR_UNLIKELY(loop->debug))
     ncb -= run_ready_debug(loop, todo);
-    if (loop->closed)
-      return;
-    todo = 0;
-  }
-  loop->todo = todo;
-  while (loop->todo > 0) {
-    loop->todo--;
-    cor__ready_ent *e = &loop->ready[loop->rhead];
-    cor_callback cb = e->cb;
-    void *arg = e->arg;
-    uint32_t slot = e->slot;
-    loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
-    loop->rlen--;
-    if (slot != 0) {
-      bool cancelled = loop->slots[slot].state == COR__SLOT_CANCELLED;
-      slot_free(loop, slot);
-      if (cancelled) {
-        ncb--;
-        continue;
-      }
-    }
-    cb(arg);
-    if (COR_UNLIKELY(loop->closed))
-      return;
-  }
+  else
+    ncb -= run_ready_body(loop, todo, false);
+  if (COR_UNLIKELY(loop->closed))
+    return;
   ck_pr_store_64(&loop->st_callbacks, loop->st_callbacks + ncb);
   ck_pr_store_64(&loop->st_iterations, loop->st_iterations + 1);
   ck_pr_store_64(&loop->st_ready, loop->rlen);
