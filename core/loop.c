@@ -207,8 +207,9 @@ static void release_resources(cor_loop_t *loop) {
   if (loop->wakefd >= 0) {
     /* A producer that won the right to wake this loop may still be about
      * to write the eventfd: wait for it before the fd number can be reused. */
+    unsigned k = 0;
     while (ck_pr_load_int(&loop->wakers) != 0)
-      cpu_relax();
+      cor__spin_step(&k, UINT64_MAX);
     close(loop->wakefd);
     loop->wakefd = -1;
   }
@@ -989,13 +990,12 @@ static uint64_t tm_raise(uint64_t *hw, uint64_t v) {
 /* Any thread. */
 static void tm_read(const cor_loop_t *loop, uint64_t *busy, uint64_t *idle) {
   uint64_t s1, s2, idle_ns, idle_from, run_ns, run_from, now;
-  for (unsigned k = 0;; k++) {
+  for (unsigned k = 0;;) {
     s1 = __atomic_load_n(&loop->tm_seq, __ATOMIC_ACQUIRE);
     if (s1 & 1) {
       /* A write section is a few stores and one clock read; the writer
-       * may have been preempted in it, though. */
-      if ((k & 63) == 63)
-        sched_yield();
+       * may have been preempted in it, though (the spin yields). */
+      cor__spin_step(&k, UINT64_MAX);
       continue;
     }
     /* Acquire loads: a field stored after the odd count, once seen, makes
@@ -1044,17 +1044,11 @@ static void run_once(cor_loop_t *loop) {
       uint64_t until = now + loop->spin_cur, t = now;
       if (timeout > 0 && (uint64_t)timeout < loop->spin_cur)
         until = now + (uint64_t)timeout;
+      /* On a loaded machine the thread that would post to us may be
+       * waiting for this very core: the spin offers it every few
+       * microseconds (cor__spin_step). */
       unsigned k = 0;
-      while (cor__mpsc_empty(&loop->mpsc)) {
-        cpu_relax();
-        if ((++k & 63) == 0) {
-          if ((t = cor__now_ns()) >= until)
-            break;
-          /* On a loaded machine the thread that would post to us may be
-           * waiting for this very core: offer it every few microseconds.
-           * When nothing else is runnable this returns at once. */
-          sched_yield();
-        }
+      while (cor__mpsc_empty(&loop->mpsc) && cor__spin_step_at(&k, until, &t)) {
       }
       /* Adaptive for loops with fds: the spin watches only the
        * cross-thread queue, so where work mostly arrives on sockets a spin

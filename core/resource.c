@@ -25,6 +25,7 @@
  * type, the count and the creation sites). A forked child
  * does not report what its parent made (cor__fork_gen). */
 #include "census.h"
+#include "list.h"
 #include "internal.h"
 
 #include <unistd.h>
@@ -42,24 +43,14 @@ static inline cor__res **head_of(cor__res *r) {
 
 static void link_(cor__res *r) {
   cor__res **h = head_of(r);
-  r->prev = NULL;
-  r->next = *h;
-  if (*h)
-    (*h)->prev = r;
-  *h = r;
+  cor__list_push_front(h, r);
   r->listed = true;
 }
 
 static void unlink_(cor__res *r) {
   if (!r->listed)
     return;
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    *head_of(r) = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  r->prev = r->next = NULL;
+  cor__list_unlink(head_of(r), r);
   r->listed = false;
 }
 

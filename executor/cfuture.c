@@ -121,10 +121,12 @@ static int claim(cor_cfuture_t *cf, bool from_running) {
   /* No load first: a CAS straight from PENDING (the usual case) asks for
    * the line once, for writing, instead of a read then an upgrade. */
   int s = COR__CF_PENDING;
+  unsigned k = 0;
   for (;;) {
     if (s == COR__CF_COMPLETING) {
-      /* The winner is between its CAS and its exchange: a few stores. */
-      cor__cpu_relax();
+      /* The winner is between its CAS and its exchange: a few stores
+       * (unless it was preempted there: the spin yields now and then). */
+      cor__spin_step(&k, UINT64_MAX);
       s = ck_pr_load_int(&cf->state);
       continue;
     }

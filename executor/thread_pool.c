@@ -20,6 +20,7 @@
  * Completions go back to their loop through the pool's port for that loop
  * (executor.c): one push per batch, one post per burst. */
 #include "executor_internal.h"
+#include "list.h"
 
 #include <signal.h>
 #include <time.h>
@@ -188,26 +189,12 @@ static void tp_destroy(cor_executor_t *ex) {
 /* ------------------------------------------------------------ the queue */
 
 static void q_append(tpool *p, tjob *t) {
-  t->next = NULL;
-  t->prev = p->qtail;
-  if (p->qtail)
-    p->qtail->next = t;
-  else
-    p->qhead = t;
-  p->qtail = t;
+  cor__list_push_back(&p->qhead, &p->qtail, t);
   ck_pr_store_int(&p->qlen, p->qlen + 1);
 }
 
 static void q_unlink(tpool *p, tjob *t) {
-  if (t->prev)
-    t->prev->next = t->next;
-  else
-    p->qhead = t->next;
-  if (t->next)
-    t->next->prev = t->prev;
-  else
-    p->qtail = t->prev;
-  t->prev = t->next = NULL;
+  cor__list_unlink_ht(&p->qhead, &p->qtail, t);
   ck_pr_store_int(&p->qlen, p->qlen - 1);
 }
 
