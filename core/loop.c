@@ -15,6 +15,7 @@
  * epoll_wait costs ~1.2 us here: polling on every iteration would cost more
  * than the callbacks themselves. */
 #include "internal.h"
+#include "atomics.h"
 #include "poller.h"
 
 #include <math.h>
@@ -917,15 +918,15 @@ static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
  * far (a CAS of their own, off the loop's path), so neither figure ever
  * goes back. */
 static inline void tm_write_begin(cor_loop_t *loop) {
-  __atomic_store_n(&loop->tm_seq, loop->tm_seq + 1, __ATOMIC_RELAXED);
+  cor__store_rlx(&loop->tm_seq, loop->tm_seq + 1);
 }
 static inline void tm_write_end(cor_loop_t *loop) {
   /* Release: the fields' stores are visible before the even count. */
-  __atomic_store_n(&loop->tm_seq, loop->tm_seq + 1, __ATOMIC_RELEASE);
+  cor__store_rel(&loop->tm_seq, loop->tm_seq + 1);
 }
 static inline void tm_store(uint64_t *p, uint64_t v) {
   /* Release: ordered after the odd count (readers that see it see odd). */
-  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+  cor__store_rel(p, v);
 }
 
 /* An idle period starts at t (the iteration's clock read): the loop has
@@ -979,10 +980,8 @@ static void run_end(cor_loop_t *loop) {
 
 /* Raises *hw to v if below; returns the larger. */
 static uint64_t tm_raise(uint64_t *hw, uint64_t v) {
-  uint64_t cur = __atomic_load_n(hw, __ATOMIC_ACQUIRE);
-  while (cur < v && !__atomic_compare_exchange_n(hw, &cur, v, false,
-                                                 __ATOMIC_ACQ_REL,
-                                                 __ATOMIC_ACQUIRE)) {
+  uint64_t cur = cor__load_acq(hw);
+  while (cur < v && !cor__cas_ar_acq(hw, &cur, v)) {
   }
   return cur > v ? cur : v;
 }
@@ -991,7 +990,7 @@ static uint64_t tm_raise(uint64_t *hw, uint64_t v) {
 static void tm_read(const cor_loop_t *loop, uint64_t *busy, uint64_t *idle) {
   uint64_t s1, s2, idle_ns, idle_from, run_ns, run_from, now;
   for (unsigned k = 0;;) {
-    s1 = __atomic_load_n(&loop->tm_seq, __ATOMIC_ACQUIRE);
+    s1 = cor__load_acq(&loop->tm_seq);
     if (s1 & 1) {
       /* A write section is a few stores and one clock read; the writer
        * may have been preempted in it, though (the spin yields). */
@@ -1000,11 +999,11 @@ static void tm_read(const cor_loop_t *loop, uint64_t *busy, uint64_t *idle) {
     }
     /* Acquire loads: a field stored after the odd count, once seen, makes
      * the count below read odd (or later). */
-    idle_ns = __atomic_load_n(&loop->st_idle_ns, __ATOMIC_ACQUIRE);
-    idle_from = __atomic_load_n(&loop->tm_idle_from, __ATOMIC_ACQUIRE);
-    run_ns = __atomic_load_n(&loop->tm_run_ns, __ATOMIC_ACQUIRE);
-    run_from = __atomic_load_n(&loop->tm_run_from, __ATOMIC_ACQUIRE);
-    s2 = __atomic_load_n(&loop->tm_seq, __ATOMIC_ACQUIRE);
+    idle_ns = cor__load_acq(&loop->st_idle_ns);
+    idle_from = cor__load_acq(&loop->tm_idle_from);
+    run_ns = cor__load_acq(&loop->tm_run_ns);
+    run_from = cor__load_acq(&loop->tm_run_from);
+    s2 = cor__load_acq(&loop->tm_seq);
     if (s1 == s2)
       break;
   }

@@ -14,6 +14,7 @@
  * returns (the scheduler reaps it on the loop's stack). Tasks still pending
  * when the loop closes are reported and destroyed (tasks_close_hook). */
 #include "task_internal.h"
+#include "atomics.h"
 #include "list.h"
 
 #include <math.h>
@@ -137,7 +138,7 @@ static struct cor_coro *loopless;
 
 static void loopless_link(struct cor_coro *c) {
   c->loopless = true;
-  c->gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  c->gen = cor__load_rlx(&cor__fork_gen);
   pthread_mutex_lock(&loopless_mu);
   cor__list_push_front(&loopless, c);
   pthread_mutex_unlock(&loopless_mu);
@@ -1033,7 +1034,7 @@ static void report_never_awaited(struct cor_loop *loop, struct cor_coro *c) {
 }
 
 void cor__coros_report_at_exit(void) {
-  unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  unsigned gen = cor__load_rlx(&cor__fork_gen);
   for (;;) {
     /* One at a time, off the list and out of the lock before the report
      * (a handler may make coroutines). Unlinked, it is ours: marking it
