@@ -861,18 +861,20 @@ static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
 }
 
 /* The ready loop, one body for both modes (debug is a constant at each
- * call, so the compiler folds it away): runs `todo` entries from the head.
- * Debug mode times each callback (slow callbacks), knows its site, tells
- * the watchdog, and keeps loop->todo at 0 (task.c's direct hand-off, which
- * consumes loop->todo, is off in debug mode). Returns how many entries were
- * cancelled. */
-static inline __attribute__((always_inline)) uint32_t
-run_ready_body(cor_loop_t *loop, uint32_t todo, const bool debug) {
-  uint32_t skipped = 0, local = todo;
-  uint32_t *left = debug ? &local : &loop->todo;
-  *left = todo;
-  while (*left > 0) {
-    (*left)--;
+ * call, so the compiler folds it away): runs `todo` entries from the head,
+ * counting down loop->todo (task.c's direct hand-off consumes it; it is off
+ * in debug mode). Debug mode times each callback (slow callbacks), knows
+ * its site, tells the watchdog. Subtracts the cancelled entries from *ncb. */
+static inline __attribute__((always_inline)) void
+run_ready_body(cor_loop_t *loop, uint32_t todo, uint64_t *ncb,
+               const bool debug) {
+  loop->todo = todo;
+  /* The callbacks change the ring anyway: start from memory (the compiler
+   * otherwise keeps rlen in a register for the first pass, and then pays a
+   * load and a store per entry). */
+  __asm__ __volatile__("" ::: "memory");
+  while (loop->todo > 0) {
+    loop->todo--;
     cor__ready_ent *e = &loop->ready[loop->rhead];
     cor_callback cb = e->cb;
     void *arg = e->arg;
@@ -886,7 +888,7 @@ run_ready_body(cor_loop_t *loop, uint32_t todo, const bool debug) {
         site = cor__debug_site(loop, slot);
       slot_free(loop, slot);
       if (cancelled) {
-        skipped++;
+        (*ncb)--;
         continue;
       }
     }
@@ -895,13 +897,13 @@ run_ready_body(cor_loop_t *loop, uint32_t todo, const bool debug) {
     else
       cb(arg);
     if (COR_UNLIKELY(loop->closed))
-      break;
+      return;
   }
-  return skipped;
 }
-static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
-                                                          uint32_t todo) {
-  return run_ready_body(loop, todo, true);
+static __attribute__((noinline)) void
+run_ready_debug(cor_loop_t *loop, uint32_t todo, uint64_t *ncb) {
+  run_ready_body(loop, todo, ncb, true);
+  loop->todo = 0;
 }
 
 /* ------------------------------------------------------------ time counters */
@@ -1128,9 +1130,9 @@ static void run_once(cor_loop_t *loop) {
   uint32_t todo = loop->rlen;
   ncb += todo;
   if (COR_UNLIKELY(loop->debug))
-    ncb -= run_ready_debug(loop, todo);
+    run_ready_debug(loop, todo, &ncb);
   else
-    ncb -= run_ready_body(loop, todo, false);
+    run_ready_body(loop, todo, &ncb, false);
   if (COR_UNLIKELY(loop->closed))
     return;
   ck_pr_store_64(&loop->st_callbacks, loop->st_callbacks + ncb);
