@@ -9,6 +9,7 @@
  * callback loop (core/loop.c). Everything here runs on reports, in debug
  * mode, or on a thread of its own (the watchdog, the dump thread). */
 #include "census.h"
+#include "atomics.h"
 #include "task_internal.h"
 
 #include <fcntl.h>
@@ -172,8 +173,8 @@ int cor_loop_set_exception_handler(cor_loop_t *loop,
     return cor__bad_arg("cor_loop_set_exception_handler", "loop is NULL");
   COR__CHECK_THREAD(loop, "cor_loop_set_exception_handler");
   /* arg first: a reader that sees the new handler sees its argument. */
-  __atomic_store_n(&loop->exc_arg, arg, __ATOMIC_RELEASE);
-  __atomic_store_n(&loop->exc_fn, handler, __ATOMIC_RELEASE);
+  cor__store_rel(&loop->exc_arg, arg);
+  cor__store_rel(&loop->exc_fn, handler);
   return 0;
 }
 
@@ -218,9 +219,9 @@ void cor_loop_default_exception_handler(cor_loop_t *loop,
 void cor_loop_call_exception_handler(cor_loop_t *loop,
                                      const cor_exception_context *ctx) {
   cor_exception_handler fn =
-      loop ? __atomic_load_n(&loop->exc_fn, __ATOMIC_ACQUIRE) : NULL;
+      loop ? cor__load_acq(&loop->exc_fn) : NULL;
   if (fn) {
-    fn(loop, ctx, __atomic_load_n(&loop->exc_arg, __ATOMIC_ACQUIRE));
+    fn(loop, ctx, cor__load_acq(&loop->exc_arg));
     return;
   }
   cor_loop_default_exception_handler(loop, ctx);
@@ -405,8 +406,8 @@ void cor__debug_cb_begin(struct cor_loop *loop, cor_callback cb, void *arg) {
   struct cor__dbg *d = loop->dbg;
   if (d == NULL)
     return;
-  __atomic_store_n(&d->cur_cb, cb, __ATOMIC_RELAXED);
-  __atomic_store_n(&d->cur_arg, arg, __ATOMIC_RELAXED);
+  cor__store_rlx(&d->cur_cb, cb);
+  cor__store_rlx(&d->cur_arg, arg);
   if (d->in_poll)
     d->cb_t0 = cor__now_ns();
 }
@@ -415,7 +416,7 @@ void cor__debug_cb_end(struct cor_loop *loop) {
   struct cor__dbg *d = loop->dbg;
   if (d == NULL)
     return;
-  __atomic_store_n(&d->cur_cb, NULL, __ATOMIC_RELAXED);
+  cor__store_rlx(&d->cur_cb, NULL);
   if (d->in_poll)
     d->poll_cb_ns += cor__now_ns() - d->cb_t0;
 }
@@ -442,7 +443,7 @@ void cor__debug_loop_new(struct cor_loop *loop, const void *from) {
   reg_ent *e = cor__malloc(sizeof *e);
   if (e) {
     e->loop = loop;
-    e->gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+    e->gen = cor__load_rlx(&cor__fork_gen);
     pthread_mutex_lock(&reg_mu);
     e->next = reg_head;
     reg_head = e;
@@ -497,15 +498,14 @@ void cor__debug_report_unclosed_loop(struct cor_loop *loop) {
 static bool try_retain(struct cor_loop *loop) {
   uint32_t r = ck_pr_load_32(&loop->obj.refs);
   while (r != 0) {
-    if (__atomic_compare_exchange_n(&loop->obj.refs, &r, r + 1, false,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+    if (cor__cas_sc_rlx(&loop->obj.refs, &r, r + 1))
       return true;
   }
   return false;
 }
 
 struct cor_loop **cor__debug_loops(size_t *n) {
-  unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  unsigned gen = cor__load_rlx(&cor__fork_gen);
   *n = 0;
   pthread_mutex_lock(&reg_mu);
   size_t cap = 0;
@@ -533,7 +533,7 @@ typedef struct dump_req {
 } dump_req;
 
 static void dump_req_put(dump_req *r) {
-  if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+  if (cor__sub_ar(&r->refs, 1) == 0) {
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     cor__free(r->out.s);
@@ -770,12 +770,12 @@ static void wd_handler(int sig, siginfo_t *si, void *uc) {
   struct cor__dbg *d = loop->dbg;
   /* Only when asked: the acquire pairs with the watchdog's release of -1,
    * which it made after reading the previous capture. */
-  if (__atomic_load_n(&d->wd_n, __ATOMIC_ACQUIRE) != -1)
+  if (cor__load_acq(&d->wd_n) != -1)
     return;
   int e = errno;
   /* backtrace() was warmed when the watchdog started: no allocation. */
   int n = cor__bt_capture(d->wd_pcs, COR__BT_MAX, 1);
-  __atomic_store_n(&d->wd_n, n, __ATOMIC_RELEASE);
+  cor__store_rel(&d->wd_n, n);
   errno = e;
 }
 
@@ -910,7 +910,7 @@ static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
   if (!wd_rate_ok(cor__now_ns()))
     return;
   int tid = ck_pr_load_int(&loop->owner_tid);
-  __atomic_store_n(&d->wd_n, -1, __ATOMIC_RELEASE);
+  cor__store_rel(&d->wd_n, -1);
   union sigval v = {.sival_ptr = loop};
   bool have = false;
   /* rt_tgsigqueueinfo, not sigqueue: the signal must reach the stuck
@@ -927,7 +927,7 @@ static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
   if (may &&
       syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, WD_SIGNAL, &si) == 0) {
     for (int i = 0; i < 200; i++) { /* up to 200 ms */
-      if (__atomic_load_n(&d->wd_n, __ATOMIC_ACQUIRE) >= 0) {
+      if (cor__load_acq(&d->wd_n) >= 0) {
         have = true;
         break;
       }
@@ -941,7 +941,7 @@ static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
   cor__buf b = {text, 0, sizeof text};
   cor__buf_printf(&b, "loop %s (thread %d) stuck for %.3f seconds", repr, tid,
                   (double)stuck_ns / 1e9);
-  cor_callback cb = __atomic_load_n(&d->cur_cb, __ATOMIC_RELAXED);
+  cor_callback cb = cor__load_rlx(&d->cur_cb);
   if (cb) {
     char fn[128];
     cor__buf_printf(&b, " in %s()",
@@ -958,7 +958,7 @@ static void wd_report(struct cor_loop *loop, struct cor__dbg *d,
   }
   if (have) {
     cor__buf_printf(&b, "; its stack (most recent call last):\n");
-    cor__bt_format(&b, d->wd_pcs, __atomic_load_n(&d->wd_n, __ATOMIC_ACQUIRE));
+    cor__bt_format(&b, d->wd_pcs, cor__load_acq(&d->wd_n));
     while (b.len > 0 && text[b.len - 1] == '\n')
       text[--b.len] = 0;
   }

@@ -6,6 +6,7 @@
  * is asked to stop with an async cancel first), so the kernel or the
  * helper thread never touches the caller's buffer after the return. */
 #include "offload.h"
+#include "list.h"
 #include "uring.h"
 
 #include <corio/file.h>
@@ -55,13 +56,7 @@ typedef struct cor__file_op {
 } ring_op;
 
 static void ring_op_unlink(ring_op *o) {
-  if (o->prev)
-    o->prev->next = o->next;
-  else
-    o->u->file_ops = o->next;
-  if (o->next)
-    o->next->prev = o->prev;
-  o->prev = o->next = NULL;
+  cor__list_unlink(&o->u->file_ops, o);
 }
 
 static void ring_op_finish(ring_op *o, int res) {

@@ -6,6 +6,7 @@
  * get a heap node. Completion hands every node to cor_call_soon, never runs
  * one inline, as asyncio does. */
 #include "census.h"
+#include "atomics.h"
 #include "task_internal.h"
 
 #include <stdarg.h>
@@ -366,7 +367,7 @@ void cor__future_repr(struct cor_future *f, cor__buf *out) {
 void cor__future_fini(struct cor_future *f) {
   /* Embedded futures (a wait inside a stream or sync call) end here, never
    * through cor_release: they leave the debug census here. */
-  if (COR_UNLIKELY(__atomic_load_n(&cor__obj_census_on, __ATOMIC_RELAXED)))
+  if (COR_UNLIKELY(cor__load_rlx(&cor__obj_census_on)))
     cor__obj_forget(&f->obj);
   if (f->state == COR__FUT_DONE && f->code < 0 && !f->retrieved)
     report_never_retrieved(f);

@@ -122,7 +122,6 @@ extern int cor__tsan_fence_word;
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,14 +143,21 @@ static inline void cor__cpu_relax(void) {
  * would end the spin may be waiting for this one; with nothing else
  * runnable the yield returns at once). *k starts at 0. */
 uint64_t cor__now_ns(void); /* core/clock.c, below */
-static inline bool cor__spin_step(unsigned *k, uint64_t until) {
+/* The same, storing each clock read it makes in *now (for a caller that
+ * uses the spin's last look at the time). */
+static inline bool cor__spin_step_at(unsigned *k, uint64_t until,
+                                     uint64_t *now) {
   cor__cpu_relax();
   if ((++*k & 63) != 0)
     return true;
-  if (cor__now_ns() >= until)
+  if ((*now = cor__now_ns()) >= until)
     return false;
   sched_yield();
   return true;
+}
+static inline bool cor__spin_step(unsigned *k, uint64_t until) {
+  uint64_t now;
+  return cor__spin_step_at(k, until, &now);
 }
 /* The struct of `type` whose `member` ptr points to (the one container-of
  * of the tree: intrusive nodes, embedded futures and ops). */

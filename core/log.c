@@ -8,6 +8,7 @@
  * while it holds sink_mu, so the two locks cannot deadlock, and a caller in
  * async mode never waits on the sink. */
 #include "internal.h"
+#include "atomics.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -38,11 +39,10 @@
 
 /* The two values read without a lock. Relaxed is enough for both: the level
  * publishes no other data, and async_on is only a hint that q.accepting,
- * read under q.mu, confirms. C11 atomics rather than ck_pr, because they
- * carry that ordering in their type and ThreadSanitizer instruments them in
- * every build. */
-static atomic_int cur_level = LEVEL_UNSET;
-static atomic_int async_on;
+ * read under q.mu, confirms. core/atomics.h's relaxed operations: the
+ * order in their name, and ThreadSanitizer sees them in every build. */
+static int cur_level = LEVEL_UNSET;
+static int async_on;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* Serializes calls into the sink (the header promises they never overlap)
@@ -166,7 +166,7 @@ static void log_init(void) {
     level = COR_LOG_INFO;
   /* Stored before the warning below: cor_log must find the level set, or
    * it would re-enter this pthread_once and deadlock. */
-  atomic_store_explicit(&cur_level, level, memory_order_relaxed);
+  cor__store_rlx(&cur_level, level);
   if (bad)
     cor_log(COR_LOG_WARNING,
             "ignoring CORIO_LOG_LEVEL=\"%.64s\" (expected a level name such "
@@ -179,7 +179,7 @@ void cor__log_init_from_env(void) { pthread_once(&init_once, log_init); }
 /* Out of line, so that cor_log_enabled's fast path stays a leaf. */
 __attribute__((cold, noinline)) static int level_slow(void) {
   cor__log_init_from_env();
-  return atomic_load_explicit(&cur_level, memory_order_relaxed);
+  return cor__load_rlx(&cur_level);
 }
 
 void cor_log_set_level(int level) {
@@ -190,16 +190,16 @@ void cor_log_set_level(int level) {
    * except one logged at INT_MIN itself. */
   if (level == LEVEL_UNSET)
     level++;
-  atomic_store_explicit(&cur_level, level, memory_order_relaxed);
+  cor__store_rlx(&cur_level, level);
 }
 
 int cor_log_get_level(void) {
-  int cur = atomic_load_explicit(&cur_level, memory_order_relaxed);
+  int cur = cor__load_rlx(&cur_level);
   return COR_LIKELY(cur != LEVEL_UNSET) ? cur : level_slow();
 }
 
 bool cor_log_enabled(int level) {
-  int cur = atomic_load_explicit(&cur_level, memory_order_relaxed);
+  int cur = cor__load_rlx(&cur_level);
   if (COR_UNLIKELY(cur == LEVEL_UNSET))
     cur = level_slow();
   return level >= cur;
@@ -440,14 +440,14 @@ static int start_thread(void) {
     return -rc;
   }
   thread_started = true;
-  atomic_store_explicit(&async_on, 1, memory_order_relaxed);
+  cor__store_rlx(&async_on, 1);
   return 0;
 }
 
 static void stop_thread(void) {
   if (!thread_started)
     return;
-  atomic_store_explicit(&async_on, 0, memory_order_relaxed);
+  cor__store_rlx(&async_on, 0);
   lock(&q.mu);
   /* From here on producers deliver their records themselves; the thread
    * drains what is queued, reports drops, and exits. */
@@ -536,7 +536,7 @@ void cor_log(int level, const char *fmt, ...) {
   }
   /* A record from a sink is not queued: queued, it would come back to the
    * sink that made it, which may well log again. */
-  if (in_sink || !atomic_load_explicit(&async_on, memory_order_relaxed) ||
+  if (in_sink || !cor__load_rlx(&async_on) ||
       !enqueue(level, msg, len))
     deliver(level, msg);
   errno = saved_errno;
@@ -575,7 +575,7 @@ static void fork_child(void) {
     q.reported = q.dropped;
     q.accepting = q.stopping = q.idle = q.alive = false;
     thread_started = false;
-    atomic_store_explicit(&async_on, 0, memory_order_relaxed);
+    cor__store_rlx(&async_on, 0);
   }
   /* A sink that forks on the logging thread leaves the child a copy of
    * that thread, which returns into log_thread_main: its ring stays as it

@@ -15,6 +15,8 @@
  * epoll_wait costs ~1.2 us here: polling on every iteration would cost more
  * than the callbacks themselves. */
 #include "internal.h"
+#include "atomics.h"
+#include "poller.h"
 
 #include <math.h>
 #include <limits.h>
@@ -96,14 +98,14 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
     err = ENOMEM;
     goto fail;
   }
-  if ((err = -cor__poller_init(&loop->poller)) != 0)
+  if ((err = -cor__poll_init(loop)) != 0)
     goto fail;
   loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (loop->wakefd < 0) {
     err = errno;
     goto fail;
   }
-  if ((err = -cor__poller_set(&loop->poller, loop->wakefd, 0, COR__POLL_IN)) != 0)
+  if ((err = -cor__poll_set(loop, loop->wakefd, 0, COR__POLL_IN)) != 0)
     goto fail;
   if (debug && cor__loop_debug_apply(loop, true) != 0) {
     err = ENOMEM;
@@ -206,13 +208,13 @@ static void release_resources(cor_loop_t *loop) {
   if (loop->wakefd >= 0) {
     /* A producer that won the right to wake this loop may still be about
      * to write the eventfd: wait for it before the fd number can be reused. */
+    unsigned k = 0;
     while (ck_pr_load_int(&loop->wakers) != 0)
-      cpu_relax();
+      cor__spin_step(&k, UINT64_MAX);
     close(loop->wakefd);
     loop->wakefd = -1;
   }
-  cor__uring_close(loop);
-  cor__poller_close(&loop->poller);
+  cor__poll_fini(loop);
   cor__array_free(loop->ready, (size_t)loop->rcap * sizeof *loop->ready);
   loop->ready = NULL;
   loop->rlen = loop->rcap = 0;
@@ -721,7 +723,7 @@ static int io_set(cor_loop_t *loop, int fd, unsigned bit, bool on,
   if (io->mask & COR__POLL_ET)
     return on ? -EEXIST : -ENOENT; /* owned by a stream */
   unsigned old = io->mask, mask = on ? old | bit : old & ~bit;
-  if (mask != old && (err = cor__poller_set(&loop->poller, fd, old, mask)) != 0)
+  if (mask != old && (err = cor__poll_set(loop, fd, old, mask)) != 0)
     return err;
   io->mask = mask;
   if (bit == COR__POLL_IN) {
@@ -751,7 +753,7 @@ int cor__loop_io_et_add(cor_loop_t *loop, int fd, cor_callback rcb,
   if (io->mask != 0)
     return -EEXIST;
   unsigned mask = COR__POLL_IN | COR__POLL_OUT | COR__POLL_ET;
-  if ((err = cor__poller_set(&loop->poller, fd, 0, mask)) != 0)
+  if ((err = cor__poll_set(loop, fd, 0, mask)) != 0)
     return err;
   io->mask = mask;
   io->rcb = rcb;
@@ -769,7 +771,7 @@ int cor__loop_io_et_del(cor_loop_t *loop, int fd) {
   if (fd >= loop->io_cap || !(loop->io[fd].mask & COR__POLL_ET))
     return -ENOENT;
   cor__io *io = &loop->io[fd];
-  int err = cor__poller_set(&loop->poller, fd, io->mask, 0);
+  int err = cor__poll_set(loop, fd, io->mask, 0);
   memset(io, 0, sizeof *io);
   loop->nio--;
   return err;
@@ -828,35 +830,51 @@ void cor__loop_io_ready(cor_loop_t *loop, int fd, unsigned events) {
 
 /* ------------------------------------------------------------ running */
 
-static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
-  if (COR_UNLIKELY(loop->debug)) {
-    /* Debug mode: time the wait itself (slow polls). The events are
-     * dispatched inside cor__poller_wait: the time their callbacks took is
-     * counted by cor__debug_cb_end and left out (cor__debug_slow_poll). */
-    uint64_t t0 = cor__now_ns();
+/* The wait, one body for both modes (debug is a constant at each call, so
+ * the compiler folds it away). Debug mode times the wait itself (slow
+ * polls): the events are dispatched inside cor__poll_wait, and the time
+ * their callbacks took is counted by cor__debug_cb_end and left out
+ * (cor__debug_slow_poll). */
+static inline __attribute__((always_inline)) void
+poll_io_body(cor_loop_t *loop, int64_t timeout_ns, const bool debug) {
+  uint64_t t0 = 0;
+  if (debug) {
+    t0 = cor__now_ns();
     cor__debug_poll_begin(loop);
-    int n = loop->uring ? cor__uring_wait(loop, timeout_ns)
-                        : cor__poller_wait(&loop->poller, loop, timeout_ns);
-    COR_ASSERT(n >= 0 || n == -ENOMEM);
-    cor__debug_slow_poll(loop, timeout_ns, t0, cor__now_ns());
-    loop->last_poll = loop->now;
-    ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
-    return;
   }
-  int n = loop->uring ? cor__uring_wait(loop, timeout_ns)
-                      : cor__poller_wait(&loop->poller, loop, timeout_ns);
+  int n = cor__poll_wait(loop, timeout_ns);
   COR_ASSERT(n >= 0 || n == -ENOMEM);
+  if (debug)
+    cor__debug_slow_poll(loop, timeout_ns, t0, cor__now_ns());
   loop->last_poll = loop->now;
   ck_pr_store_64(&loop->st_polls, loop->st_polls + 1);
 }
+static __attribute__((noinline)) void poll_io_debug(cor_loop_t *loop,
+                                                    int64_t timeout_ns) {
+  poll_io_body(loop, timeout_ns, true);
+}
+static void poll_io(cor_loop_t *loop, int64_t timeout_ns) {
+  if (COR_UNLIKELY(loop->debug))
+    poll_io_debug(loop, timeout_ns);
+  else
+    poll_io_body(loop, timeout_ns, false);
+}
 
-/* Debug mode's variant of the ready loop: each callback timed (slow
- * callbacks), its site known, the watchdog told. Returns how many entries
- * were cancelled. */
-static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
-                                                          uint32_t todo) {
-  uint32_t skipped = 0;
-  while (todo-- > 0) {
+/* The ready loop, one body for both modes (debug is a constant at each
+ * call, so the compiler folds it away): runs `todo` entries from the head,
+ * counting down loop->todo (task.c's direct hand-off consumes it; it is off
+ * in debug mode). Debug mode times each callback (slow callbacks), knows
+ * its site, tells the watchdog. Subtracts the cancelled entries from *ncb. */
+static inline __attribute__((always_inline)) void
+run_ready_body(cor_loop_t *loop, uint32_t todo, uint64_t *ncb,
+               const bool debug) {
+  loop->todo = todo;
+  /* The callbacks change the ring anyway: start from memory (the compiler
+   * otherwise keeps rlen in a register for the first pass, and then pays a
+   * load and a store per entry). */
+  __asm__ __volatile__("" ::: "memory");
+  while (loop->todo > 0) {
+    loop->todo--;
     cor__ready_ent *e = &loop->ready[loop->rhead];
     cor_callback cb = e->cb;
     void *arg = e->arg;
@@ -866,18 +884,26 @@ static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
     loop->rlen--;
     if (slot != 0) {
       bool cancelled = loop->slots[slot].state == COR__SLOT_CANCELLED;
-      site = cor__debug_site(loop, slot);
+      if (debug)
+        site = cor__debug_site(loop, slot);
       slot_free(loop, slot);
       if (cancelled) {
-        skipped++;
+        (*ncb)--;
         continue;
       }
     }
-    cor__debug_run_cb(loop, cb, arg, site);
+    if (debug)
+      cor__debug_run_cb(loop, cb, arg, site);
+    else
+      cb(arg);
     if (COR_UNLIKELY(loop->closed))
-      break;
+      return;
   }
-  return skipped;
+}
+static __attribute__((noinline)) void
+run_ready_debug(cor_loop_t *loop, uint32_t todo, uint64_t *ncb) {
+  run_ready_body(loop, todo, ncb, true);
+  loop->todo = 0;
 }
 
 /* ------------------------------------------------------------ time counters */
@@ -894,15 +920,15 @@ static __attribute__((noinline)) uint32_t run_ready_debug(cor_loop_t *loop,
  * far (a CAS of their own, off the loop's path), so neither figure ever
  * goes back. */
 static inline void tm_write_begin(cor_loop_t *loop) {
-  __atomic_store_n(&loop->tm_seq, loop->tm_seq + 1, __ATOMIC_RELAXED);
+  cor__store_rlx(&loop->tm_seq, loop->tm_seq + 1);
 }
 static inline void tm_write_end(cor_loop_t *loop) {
   /* Release: the fields' stores are visible before the even count. */
-  __atomic_store_n(&loop->tm_seq, loop->tm_seq + 1, __ATOMIC_RELEASE);
+  cor__store_rel(&loop->tm_seq, loop->tm_seq + 1);
 }
 static inline void tm_store(uint64_t *p, uint64_t v) {
   /* Release: ordered after the odd count (readers that see it see odd). */
-  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+  cor__store_rel(p, v);
 }
 
 /* An idle period starts at t (the iteration's clock read): the loop has
@@ -956,10 +982,8 @@ static void run_end(cor_loop_t *loop) {
 
 /* Raises *hw to v if below; returns the larger. */
 static uint64_t tm_raise(uint64_t *hw, uint64_t v) {
-  uint64_t cur = __atomic_load_n(hw, __ATOMIC_ACQUIRE);
-  while (cur < v && !__atomic_compare_exchange_n(hw, &cur, v, false,
-                                                 __ATOMIC_ACQ_REL,
-                                                 __ATOMIC_ACQUIRE)) {
+  uint64_t cur = cor__load_acq(hw);
+  while (cur < v && !cor__cas_ar_acq(hw, &cur, v)) {
   }
   return cur > v ? cur : v;
 }
@@ -967,22 +991,21 @@ static uint64_t tm_raise(uint64_t *hw, uint64_t v) {
 /* Any thread. */
 static void tm_read(const cor_loop_t *loop, uint64_t *busy, uint64_t *idle) {
   uint64_t s1, s2, idle_ns, idle_from, run_ns, run_from, now;
-  for (unsigned k = 0;; k++) {
-    s1 = __atomic_load_n(&loop->tm_seq, __ATOMIC_ACQUIRE);
+  for (unsigned k = 0;;) {
+    s1 = cor__load_acq(&loop->tm_seq);
     if (s1 & 1) {
       /* A write section is a few stores and one clock read; the writer
-       * may have been preempted in it, though. */
-      if ((k & 63) == 63)
-        sched_yield();
+       * may have been preempted in it, though (the spin yields). */
+      cor__spin_step(&k, UINT64_MAX);
       continue;
     }
     /* Acquire loads: a field stored after the odd count, once seen, makes
      * the count below read odd (or later). */
-    idle_ns = __atomic_load_n(&loop->st_idle_ns, __ATOMIC_ACQUIRE);
-    idle_from = __atomic_load_n(&loop->tm_idle_from, __ATOMIC_ACQUIRE);
-    run_ns = __atomic_load_n(&loop->tm_run_ns, __ATOMIC_ACQUIRE);
-    run_from = __atomic_load_n(&loop->tm_run_from, __ATOMIC_ACQUIRE);
-    s2 = __atomic_load_n(&loop->tm_seq, __ATOMIC_ACQUIRE);
+    idle_ns = cor__load_acq(&loop->st_idle_ns);
+    idle_from = cor__load_acq(&loop->tm_idle_from);
+    run_ns = cor__load_acq(&loop->tm_run_ns);
+    run_from = cor__load_acq(&loop->tm_run_from);
+    s2 = cor__load_acq(&loop->tm_seq);
     if (s1 == s2)
       break;
   }
@@ -1018,21 +1041,15 @@ static void run_once(cor_loop_t *loop) {
   if (timeout != 0) {
     /* Spin first: a post arriving within spin_ns costs a cache miss
      * instead of a ~13 us eventfd wake-up. Never past the next timer. */
-    if (loop->spin_cur > 0 && !(loop->uring && cor__uring_pending(loop))) {
+    if (loop->spin_cur > 0 && !cor__poll_pending(loop)) {
       uint64_t until = now + loop->spin_cur, t = now;
       if (timeout > 0 && (uint64_t)timeout < loop->spin_cur)
         until = now + (uint64_t)timeout;
+      /* On a loaded machine the thread that would post to us may be
+       * waiting for this very core: the spin offers it every few
+       * microseconds (cor__spin_step). */
       unsigned k = 0;
-      while (cor__mpsc_empty(&loop->mpsc)) {
-        cpu_relax();
-        if ((++k & 63) == 0) {
-          if ((t = cor__now_ns()) >= until)
-            break;
-          /* On a loaded machine the thread that would post to us may be
-           * waiting for this very core: offer it every few microseconds.
-           * When nothing else is runnable this returns at once. */
-          sched_yield();
-        }
+      while (cor__mpsc_empty(&loop->mpsc) && cor__spin_step_at(&k, until, &t)) {
       }
       /* Adaptive for loops with fds: the spin watches only the
        * cross-thread queue, so where work mostly arrives on sockets a spin
@@ -1071,7 +1088,7 @@ static void run_once(cor_loop_t *loop) {
      * read by the poller: the fd stays registered, so nothing is lost. */
     ck_pr_fas_int(&loop->sleeping, 0);
   } else if ((loop->nio > 0 && now - loop->last_poll >= POLL_INTERVAL_NS) ||
-             (loop->uring && cor__uring_pending(loop))) {
+             cor__poll_pending(loop)) {
     /* io_uring: what this iteration's tasks wrote goes out now, in one
      * enter for all of them, rather than after the busy loop's interval. */
     poll_io(loop, 0);
@@ -1099,8 +1116,8 @@ static void run_once(cor_loop_t *loop) {
   if (!cor__mpsc_empty(&loop->mpsc)) {
     unsigned n = run_threadsafe(loop);
     ncb += n;
-    if (loop->uring && n > 0)
-      cor__uring_posted(loop);
+    if (n > 0)
+      cor__poll_posted(loop);
     ck_pr_store_64(&loop->st_ts_run, loop->st_ts_run + n);
     if (COR_UNLIKELY(loop->ts_limit != 0))
       door_space_wake(loop);
@@ -1112,33 +1129,12 @@ static void run_once(cor_loop_t *loop) {
    * next iteration, after the poll. */
   uint32_t todo = loop->rlen;
   ncb += todo;
-  if (COR_UNLIKELY(loop->debug)) {
-    ncb -= run_ready_debug(loop, todo);
-    if (loop->closed)
-      return;
-    todo = 0;
-  }
-  loop->todo = todo;
-  while (loop->todo > 0) {
-    loop->todo--;
-    cor__ready_ent *e = &loop->ready[loop->rhead];
-    cor_callback cb = e->cb;
-    void *arg = e->arg;
-    uint32_t slot = e->slot;
-    loop->rhead = (loop->rhead + 1) & (loop->rcap - 1);
-    loop->rlen--;
-    if (slot != 0) {
-      bool cancelled = loop->slots[slot].state == COR__SLOT_CANCELLED;
-      slot_free(loop, slot);
-      if (cancelled) {
-        ncb--;
-        continue;
-      }
-    }
-    cb(arg);
-    if (COR_UNLIKELY(loop->closed))
-      return;
-  }
+  if (COR_UNLIKELY(loop->debug))
+    run_ready_debug(loop, todo, &ncb);
+  else
+    run_ready_body(loop, todo, &ncb, false);
+  if (COR_UNLIKELY(loop->closed))
+    return;
   ck_pr_store_64(&loop->st_callbacks, loop->st_callbacks + ncb);
   ck_pr_store_64(&loop->st_iterations, loop->st_iterations + 1);
   ck_pr_store_64(&loop->st_ready, loop->rlen);

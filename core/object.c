@@ -18,6 +18,7 @@
  * ARCHITECTURE.md), no counter: a per-type counter shared by every loop
  * thread would bounce its cache line on every spawn. */
 #include "census.h"
+#include "atomics.h"
 #include "internal.h"
 
 #include <execinfo.h>
@@ -87,7 +88,7 @@ static __attribute__((noinline)) void census_add(const cor__obj *o) {
     return; /* not counted: the census is best effort under ENOMEM */
   node->obj = hide(o);
   node->type = o->type;
-  node->gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  node->gen = cor__load_rlx(&cor__fork_gen);
   node->npc = n - skip;
   memcpy(node->pc, pcs + skip, (size_t)node->npc * sizeof(void *));
   pthread_mutex_lock(&census_mu);
@@ -137,7 +138,7 @@ static __attribute__((noinline)) void census_remove(const cor__obj *o) {
 void cor__obj_forget(const cor__obj *o) { census_remove(o); }
 
 void cor__obj_census_enable(void) {
-  __atomic_store_n(&cor__obj_census_on, 1, __ATOMIC_RELAXED);
+  cor__store_rlx(&cor__obj_census_on, 1);
 }
 
 /* ------------------------------------------------------------ report */
@@ -205,9 +206,9 @@ typedef struct {
 #define SHOWN_SITES 5
 
 void cor__obj_report_unreleased(void (*report)(const char *text)) {
-  if (!__atomic_load_n(&cor__obj_census_on, __ATOMIC_RELAXED))
+  if (!cor__load_rlx(&cor__obj_census_on))
     return;
-  unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  unsigned gen = cor__load_rlx(&cor__fork_gen);
   char root[256] = "";
   bool have_root = false, root_asked = false;
   for (uint32_t type = COR__OBJ_NONE + 1; type < COR__OBJ_MAX; type++) {
@@ -288,7 +289,7 @@ void cor__obj_report_unreleased(void (*report)(const char *text)) {
 void cor__obj_init(cor__obj *o, enum cor__obj_type type) {
   o->type = type;
   o->refs = 1;
-  if (COR_UNLIKELY(__atomic_load_n(&cor__obj_census_on, __ATOMIC_RELAXED)))
+  if (COR_UNLIKELY(cor__load_rlx(&cor__obj_census_on)))
     census_add(o);
 }
 
@@ -317,7 +318,7 @@ void cor_release(void *obj) {
   if (zero) {
     ck_pr_fence_acquire();
     COR_ASSERT(obj_free[o->type] != NULL);
-    if (COR_UNLIKELY(__atomic_load_n(&cor__obj_census_on, __ATOMIC_RELAXED)))
+    if (COR_UNLIKELY(cor__load_rlx(&cor__obj_census_on)))
       census_remove(o);
     obj_free[o->type](o);
   }

@@ -12,6 +12,7 @@
  * QUEUED -> RUNNING -> DONE on the thread, or QUEUED -> ABANDONED when the
  * task stops waiting before a thread took it (the thread then skips it). */
 #include "offload.h"
+#include "atomics.h"
 
 #include <string.h>
 
@@ -29,7 +30,7 @@ cor__pool cor__file_pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
                             .name = "corio-file"};
 
 void cor__job_unref(cor__job *j) {
-  if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+  if (cor__sub_ar(&j->refs, 1) == 0) {
     struct cor_loop *loop = j->loop;
     j->free(j);
     cor_release(loop);
@@ -66,10 +67,9 @@ static void *pool_main(void *arg) {
       p->tail = NULL;
     pthread_mutex_unlock(&p->mu);
     int expect = JOB_QUEUED;
-    if (__atomic_compare_exchange_n(&j->state, &expect, JOB_RUNNING, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (cor__cas_ar_acq(&j->state, &expect, JOB_RUNNING)) {
       j->run(j);
-      __atomic_store_n(&j->state, JOB_DONE, __ATOMIC_RELEASE);
+      cor__store_rel(&j->state, JOB_DONE);
       if (cor_call_soon_threadsafe(j->loop, job_done, j) != 0)
         cor__job_unref(j); /* the loop is closed: nobody waits any more */
     } else {
@@ -135,10 +135,10 @@ int cor__job_run(cor__pool *p, cor__job *j, uint64_t deadline_ns,
                  bool must_finish, const char *call, const void *site) {
   j->loop = cor_retain(cor__tls_loop);
   j->state = JOB_QUEUED;
-  __atomic_store_n(&j->refs, 3, __ATOMIC_RELAXED);
+  cor__store_rlx(&j->refs, 3);
   int rc = pool_submit(p, j);
   if (rc != 0) {
-    __atomic_store_n(&j->refs, 1, __ATOMIC_RELAXED);
+    cor__store_rlx(&j->refs, 1);
     return rc;
   }
   /* The answer is posted to this loop, so it cannot run before we suspend:
@@ -148,13 +148,12 @@ int cor__job_run(cor__pool *p, cor__job *j, uint64_t deadline_ns,
   if (rc == 0)
     return 0;
   int expect = JOB_QUEUED;
-  if (__atomic_compare_exchange_n(&j->state, &expect, JOB_ABANDONED, false,
-                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+  if (cor__cas_ar_acq(&j->state, &expect, JOB_ABANDONED) ||
       !must_finish)
     return rc; /* not started (it never will be), or nothing of ours inside */
   /* A thread runs it on the caller's memory: wait until it finished, a
    * second cancellation included. */
-  while (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) != JOB_DONE) {
+  while (cor__load_acq(&j->state) != JOB_DONE) {
     /* The post wakes it (0); a further cancellation only loops. */
     if (cor__wait_embedded(j->loop, &j->fut, &j->waiting, 0, call, site) == 0)
       break;

@@ -25,6 +25,8 @@
  * type, the count and the creation sites). A forked child
  * does not report what its parent made (cor__fork_gen). */
 #include "census.h"
+#include "atomics.h"
+#include "list.h"
 #include "internal.h"
 
 #include <unistd.h>
@@ -42,24 +44,14 @@ static inline cor__res **head_of(cor__res *r) {
 
 static void link_(cor__res *r) {
   cor__res **h = head_of(r);
-  r->prev = NULL;
-  r->next = *h;
-  if (*h)
-    (*h)->prev = r;
-  *h = r;
+  cor__list_push_front(h, r);
   r->listed = true;
 }
 
 static void unlink_(cor__res *r) {
   if (!r->listed)
     return;
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    *head_of(r) = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  r->prev = r->next = NULL;
+  cor__list_unlink(head_of(r), r);
   r->listed = false;
 }
 
@@ -69,7 +61,7 @@ void cor__res_track(cor__res *r, const cor__res_type *type,
   r->type = type;
   r->loop = loop;
   r->global = global;
-  r->gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  r->gen = cor__load_rlx(&cor__fork_gen);
   r->site = NULL;
   r->bt = NULL;
   if (COR_UNLIKELY(debug)) {
@@ -190,7 +182,7 @@ static void report_loop_at_exit(struct cor_loop *loop) {
 }
 
 static void report_globals_at_exit(void) {
-  unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  unsigned gen = cor__load_rlx(&cor__fork_gen);
   for (;;) {
     char text[TEXT_MAX], repr[1024];
     cor__buf b = {text, 0, sizeof text}, rb = {repr, 0, sizeof repr};
@@ -243,7 +235,7 @@ static void fork_prepare(void) { pthread_mutex_lock(&res_mu); }
 static void fork_parent(void) { pthread_mutex_unlock(&res_mu); }
 static void fork_child(void) {
   pthread_mutex_init(&res_mu, NULL);
-  __atomic_add_fetch(&cor__fork_gen, 1, __ATOMIC_RELAXED);
+  cor__add_rlx(&cor__fork_gen, 1);
 }
 
 /* When the library loads: the handler then runs after every atexit handler

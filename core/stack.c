@@ -8,6 +8,7 @@
  * only ever pops the loop's free list. Stacks are freed on the loop's own
  * thread (pool destroy at loop close). */
 #include "internal.h"
+#include "atomics.h"
 #include "stack.h"
 
 #include <stdio.h>
@@ -40,10 +41,10 @@
 #ifdef COR__VALGRIND
 static int on_valgrind = -1; /* -1 = not yet asked */
 static inline bool vg(void) {
-  int v = __atomic_load_n(&on_valgrind, __ATOMIC_RELAXED);
+  int v = cor__load_rlx(&on_valgrind);
   if (COR_UNLIKELY(v < 0)) {
     v = RUNNING_ON_VALGRIND ? 1 : 0;
-    __atomic_store_n(&on_valgrind, v, __ATOMIC_RELAXED);
+    cor__store_rlx(&on_valgrind, v);
   }
   return v != 0;
 }
@@ -60,11 +61,11 @@ static size_t page_size(void) {
   /* Loops on several threads may make their first stack pool at once:
    * relaxed atomics (they all store the same value) keep that race-free. */
   static size_t ps;
-  size_t v = __atomic_load_n(&ps, __ATOMIC_RELAXED);
+  size_t v = cor__load_rlx(&ps);
   if (v == 0) {
     long s = sysconf(_SC_PAGESIZE);
     v = s > 0 ? (size_t)s : 4096;
-    __atomic_store_n(&ps, v, __ATOMIC_RELAXED);
+    cor__store_rlx(&ps, v);
   }
   return v;
 }
@@ -145,7 +146,7 @@ static size_t guarded_now; /* atomic */
 static size_t guard_budget_v; /* 0 until read */
 
 size_t cor__stack_guard_budget(void) {
-  size_t b = __atomic_load_n(&guard_budget_v, __ATOMIC_RELAXED);
+  size_t b = cor__load_rlx(&guard_budget_v);
   if (b == 0) {
     long max = 65530;
     FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
@@ -161,18 +162,18 @@ size_t cor__stack_guard_budget(void) {
       b = (size_t)strtoul(e, NULL, 10);
     if (b == 0)
       b = 1;
-    __atomic_store_n(&guard_budget_v, b, __ATOMIC_RELAXED);
+    cor__store_rlx(&guard_budget_v, b);
   }
   return b;
 }
 
 void cor__stack_set_guard_budget(size_t budget) {
   (void)cor__stack_guard_budget(); /* read the default first: no later race */
-  __atomic_store_n(&guard_budget_v, budget ? budget : 1, __ATOMIC_RELAXED);
+  cor__store_rlx(&guard_budget_v, budget ? budget : 1);
 }
 
 size_t cor__stack_guarded(void) {
-  return __atomic_load_n(&guarded_now, __ATOMIC_RELAXED);
+  return cor__load_rlx(&guarded_now);
 }
 
 static void canary_set(cor__stack *s) {
@@ -254,7 +255,7 @@ void cor__stack_unmap(cor__stack *s) {
     arena_give_back(s); /* the slot stays mapped, registered and fibred */
     return;
   }
-  __atomic_sub_fetch(&guarded_now, 1, __ATOMIC_RELAXED);
+  cor__sub_rlx(&guarded_now, 1);
 #ifdef COR__VALGRIND
   if (COR_UNLIKELY(vg()))
     VALGRIND_STACK_DEREGISTER(s->vg_id);
@@ -274,9 +275,9 @@ void cor__stack_unmap(cor__stack *s) {
 }
 
 static cor__stack *stack_map(size_t size) {
-  if (__atomic_add_fetch(&guarded_now, 1, __ATOMIC_RELAXED) >
+  if (cor__add_rlx(&guarded_now, 1) >
       cor__stack_guard_budget()) {
-    __atomic_sub_fetch(&guarded_now, 1, __ATOMIC_RELAXED);
+    cor__sub_rlx(&guarded_now, 1);
     return arena_take(size);
   }
   size_t ps = page_size(), guard = ps;
@@ -285,12 +286,12 @@ static cor__stack *stack_map(size_t size) {
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
                    0);
   if (map == MAP_FAILED) {
-    __atomic_sub_fetch(&guarded_now, 1, __ATOMIC_RELAXED);
+    cor__sub_rlx(&guarded_now, 1);
     return arena_take(size); /* out of mappings: no guard, one arena */
   }
   if (mprotect(map, guard, PROT_NONE) != 0) {
     munmap(map, len);
-    __atomic_sub_fetch(&guarded_now, 1, __ATOMIC_RELAXED);
+    cor__sub_rlx(&guarded_now, 1);
     return arena_take(size);
   }
   return slot_init(map, len, size, guard);

@@ -6,6 +6,7 @@
 #define CORIO_CORE_SYNC_INTERNAL_H
 
 #include "task_internal.h"
+#include "list.h"
 
 /* A waiting task's node, on that task's stack: the future is embedded
  * (cor__wait_embedded), so a wait allocates nothing. */
@@ -24,25 +25,11 @@ struct wlist {
 
 static inline void wl_push(wlist *l, waiter *w) {
   w->list = l;
-  w->next = NULL;
-  w->prev = l->tail;
-  if (l->tail)
-    l->tail->next = w;
-  else
-    l->head = w;
-  l->tail = w;
+  cor__list_push_back(&l->head, &l->tail, w);
 }
 
 static inline void wl_unlink(wlist *l, waiter *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    l->head = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    l->tail = w->prev;
-  w->prev = w->next = NULL;
+  cor__list_unlink_ht(&l->head, &l->tail, w);
   w->list = NULL;
 }
 

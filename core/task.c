@@ -14,6 +14,8 @@
  * returns (the scheduler reaps it on the loop's stack). Tasks still pending
  * when the loop closes are reported and destroyed (tasks_close_hook). */
 #include "task_internal.h"
+#include "atomics.h"
+#include "list.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -136,25 +138,15 @@ static struct cor_coro *loopless;
 
 static void loopless_link(struct cor_coro *c) {
   c->loopless = true;
-  c->gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  c->gen = cor__load_rlx(&cor__fork_gen);
   pthread_mutex_lock(&loopless_mu);
-  c->prev = NULL;
-  c->next = loopless;
-  if (loopless)
-    loopless->prev = c;
-  loopless = c;
+  cor__list_push_front(&loopless, c);
   pthread_mutex_unlock(&loopless_mu);
 }
 
 /* Under loopless_mu. */
 static void loopless_unlink_locked(struct cor_coro *c) {
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    loopless = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
+  cor__list_unlink(&loopless, c);
   c->loopless = false;
 }
 
@@ -163,14 +155,7 @@ static void loopless_fork_parent(void) { pthread_mutex_unlock(&loopless_mu); }
 static void loopless_fork_child(void) { pthread_mutex_init(&loopless_mu, NULL); }
 
 static void coro_track_unlink(struct cor_coro *c) {
-  cor__tasks *tl = c->tl;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    tl->coros = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
+  cor__list_unlink(&c->tl->coros, c);
 }
 
 cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
@@ -204,10 +189,7 @@ cor_coro_t *cor_coro_new_at(cor_fn fn, void *arg, const char *name,
     if (COR_UNLIKELY(loop->debug))
       c->bt = cor__bt_new(__builtin_return_address(0));
     c->tl = tl;
-    c->next = tl->coros;
-    if (tl->coros)
-      tl->coros->prev = c;
-    tl->coros = c;
+    cor__list_push_front(&tl->coros, c);
   } else {
     /* No loop: reported at exit if never consumed; debug mode is
      * CORIO_DEBUG's. */
@@ -309,15 +291,7 @@ static inline void switch_to_loop(struct cor_task *t) {
 }
 
 static void registry_unlink(cor__tasks *tl, struct cor_task *t) {
-  if (t->prev)
-    t->prev->next = t->next;
-  else
-    tl->head = t->next;
-  if (t->next)
-    t->next->prev = t->prev;
-  else
-    tl->tail = t->prev;
-  t->prev = t->next = NULL;
+  cor__list_unlink_ht(&tl->head, &tl->tail, t);
   tl->npending--;
 }
 
@@ -622,13 +596,7 @@ cor_task_t *cor_create_task(cor_loop_t *loop, cor_coro_t *coro,
   cor__ctx_make(&t->ctx, t->stack->lo, t->stack->size - t->stack->color,
                 task_entry, t);
   /* The pending registry, in creation order. */
-  t->next = NULL;
-  t->prev = tl->tail;
-  if (tl->tail)
-    tl->tail->next = t;
-  else
-    tl->head = t;
-  tl->tail = t;
+  cor__list_push_back(&tl->head, &tl->tail, t);
   tl->npending++;
   t->fut.obj.refs = 2; /* the caller's and the loop's */
   return t;
@@ -1066,7 +1034,7 @@ static void report_never_awaited(struct cor_loop *loop, struct cor_coro *c) {
 }
 
 void cor__coros_report_at_exit(void) {
-  unsigned gen = __atomic_load_n(&cor__fork_gen, __ATOMIC_RELAXED);
+  unsigned gen = cor__load_rlx(&cor__fork_gen);
   for (;;) {
     /* One at a time, off the list and out of the lock before the report
      * (a handler may make coroutines). Unlinked, it is ours: marking it

@@ -50,6 +50,7 @@
  * Ops: a cor__uop embedded in its owner is each SQE's user_data; its
  * callback runs on the loop's thread when the CQE is reaped. */
 #include "internal.h"
+#include "atomics.h"
 #include "uring.h"
 
 #include <poll.h>
@@ -71,11 +72,11 @@
 /* CORIO_IO=epoll turns the ring off for every loop of the process. */
 static int env_mode(void) {
   static int mode; /* 0 unread, 1 allowed, -1 off */
-  int m = __atomic_load_n(&mode, __ATOMIC_RELAXED);
+  int m = cor__load_rlx(&mode);
   if (m == 0) {
     const char *e = getenv("CORIO_IO");
     m = e && strcmp(e, "epoll") == 0 ? -1 : 1;
-    __atomic_store_n(&mode, m, __ATOMIC_RELAXED);
+    cor__store_rlx(&mode, m);
   }
   return m;
 }
@@ -229,9 +230,9 @@ static unsigned flush_sq(cor__uring *u) {
   unsigned tail = sq->sqe_tail;
   if (sq->sqe_head != tail) {
     sq->sqe_head = tail;
-    __atomic_store_n(sq->ktail, tail, __ATOMIC_RELEASE);
+    cor__store_rel(sq->ktail, tail);
   }
-  return tail - __atomic_load_n(sq->khead, __ATOMIC_ACQUIRE);
+  return tail - cor__load_acq(sq->khead);
 }
 
 static void arm_epoll(struct cor_loop *loop, cor__uring *u) {
@@ -366,7 +367,7 @@ void cor__uring_posted(struct cor_loop *loop) { loop->uring->wait_nr = 1; }
 
 bool cor__uring_pending(const struct cor_loop *loop) {
   const struct io_uring_sq *sq = &loop->uring->ring.sq;
-  return sq->sqe_tail != __atomic_load_n(sq->khead, __ATOMIC_ACQUIRE);
+  return sq->sqe_tail != cor__load_acq(sq->khead);
 }
 
 void cor__uring_close(struct cor_loop *loop) {

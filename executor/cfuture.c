@@ -12,6 +12,7 @@
  * one completer, and the callback list is a lock-free stack the completer
  * closes with one exchange. */
 #include "internal.h"
+#include "atomics.h"
 
 #include <math.h>
 #include <sched.h>
@@ -121,18 +122,19 @@ static int claim(cor_cfuture_t *cf, bool from_running) {
   /* No load first: a CAS straight from PENDING (the usual case) asks for
    * the line once, for writing, instead of a read then an upgrade. */
   int s = COR__CF_PENDING;
+  unsigned k = 0;
   for (;;) {
     if (s == COR__CF_COMPLETING) {
-      /* The winner is between its CAS and its exchange: a few stores. */
-      cor__cpu_relax();
+      /* The winner is between its CAS and its exchange: a few stores
+       * (unless it was preempted there: the spin yields now and then). */
+      cor__spin_step(&k, UINT64_MAX);
       s = ck_pr_load_int(&cf->state);
       continue;
     }
     if (s != COR__CF_PENDING && !(from_running && s == COR__CF_RUNNING))
       return s;
     /* Seq-cst CAS (lock cmpxchg), spelt so that TSan sees it. */
-    if (__atomic_compare_exchange_n(&cf->state, &s, COR__CF_COMPLETING, false,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+    if (cor__cas_sc_rlx(&cf->state, &s, COR__CF_COMPLETING))
       return COR__CF_COMPLETING;
   }
 }
@@ -150,11 +152,10 @@ static cor__cf_cb *finish(cor_cfuture_t *cf, int state, int code, void *result,
    * state (waiters read the state, then the outcome), and our read of
    * `sleepers` in wake_and_run cannot move before it (Dekker with the
    * waiter's increment then state check). */
-  __atomic_exchange_n(&cf->state, state, __ATOMIC_SEQ_CST);
+  cor__xchg_sc(&cf->state, state);
   /* Closed after the state is final: a node pushed before runs here, one
    * that finds the list closed runs at once (cor__cfuture_add_cb). */
-  cor__cf_cb *n = __atomic_exchange_n(&cf->cbs, COR__CF_CBS_CLOSED,
-                                      __ATOMIC_SEQ_CST);
+  cor__cf_cb *n = cor__xchg_sc(&cf->cbs, COR__CF_CBS_CLOSED);
   cor__cf_cb *fifo = NULL;
   while (n) { /* newest first -> oldest first */
     cor__cf_cb *next = n->next;
@@ -166,7 +167,7 @@ static cor__cf_cb *finish(cor_cfuture_t *cf, int state, int code, void *result,
 }
 
 static void wake_and_run(cor_cfuture_t *cf, cor__cf_cb *cbs) {
-  if (__atomic_load_n(&cf->sleepers, __ATOMIC_SEQ_CST) != 0)
+  if (cor__load_sc(&cf->sleepers) != 0)
     cor__futex_wake_all(&cf->state);
   while (cbs) {
     cor__cf_cb *next = cbs->next; /* fn may free its node */
@@ -205,8 +206,7 @@ int cor__cfuture_set_cancelled(cor_cfuture_t *cf, const char *msg) {
 
 bool cor__cfuture_set_running(cor_cfuture_t *cf) {
   int s = COR__CF_PENDING;
-  return __atomic_compare_exchange_n(&cf->state, &s, COR__CF_RUNNING, false,
-                                     __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+  return cor__cas_sc_rlx(&cf->state, &s, COR__CF_RUNNING);
 }
 
 void cor__cfuture_add_cb(cor_cfuture_t *cf, cor__cf_cb *n) {
@@ -219,8 +219,7 @@ void cor__cfuture_add_cb(cor_cfuture_t *cf, cor__cf_cb *n) {
     }
     n->next = head;
     /* Release: the node's fields before it is reachable. */
-    if (__atomic_compare_exchange_n(&cf->cbs, &head, n, false,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+    if (cor__cas_sc_acq(&cf->cbs, &head, n))
       return;
   }
 }
@@ -467,8 +466,7 @@ int cor_await_cfuture(cor_cfuture_t *cf, void **result) {
     awaiter *a = cf->aw_slot;
     int free_slot = 0;
     if (a != NULL &&
-        __atomic_compare_exchange_n(&a->taken, &free_slot, 1, false,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+        cor__cas_sc_rlx(&a->taken, &free_slot, 1)) {
       a->embedded = true;
     } else if ((a = cor__malloc(sizeof *a)) != NULL) {
       a->embedded = false;

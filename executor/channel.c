@@ -35,6 +35,7 @@
  * empty up to the final `enq`: an item claimed before the close is always
  * received. */
 #include "internal.h"
+#include "list.h"
 
 #include <sched.h>
 
@@ -236,25 +237,11 @@ static void w_put(waiter *w) {
 }
 
 static void wl_push(wlist *l, waiter *w) {
-  w->next = NULL;
-  w->prev = l->tail;
-  if (l->tail)
-    l->tail->next = w;
-  else
-    l->head = w;
-  l->tail = w;
+  cor__list_push_back(&l->head, &l->tail, w);
 }
 
 static void wl_unlink(wlist *l, waiter *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    l->head = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    l->tail = w->prev;
-  w->prev = w->next = NULL;
+  cor__list_unlink_ht(&l->head, &l->tail, w);
 }
 
 /* Posted to a task waiter's loop: runs on that loop's thread, where
@@ -381,7 +368,8 @@ static __attribute__((noinline)) int slow(cor_channel_t *ch, int side,
                                           const char *call, const void *site) {
   uint64_t spin_end = 0;
   bool timed_out = false;
-  for (unsigned k = 1;; k++) {
+  unsigned kf = 0, ks = 0; /* cor__spin_step's counts: in flight, spin */
+  for (;;) {
     int rc = side == SEND ? push(ch, *item) : pop(ch, item);
     if (rc == 0) {
       notify(ch, side ^ 1);
@@ -392,9 +380,7 @@ static __attribute__((noinline)) int slow(cor_channel_t *ch, int side,
     if (rc == IN_FLIGHT) {
       /* A few stores away, unless its thread was preempted: offer the
        * core now and then. */
-      cor__cpu_relax();
-      if ((k & 63) == 0)
-        sched_yield();
+      cor__spin_step(&kf, UINT64_MAX);
       continue;
     }
     if (timed_out)
@@ -415,11 +401,10 @@ static __attribute__((noinline)) int slow(cor_channel_t *ch, int side,
       spin = loop->rlen == 0 && cor__mpsc_empty(&loop->mpsc);
     }
     if (spin) {
-      for (int i = 0; i < 32; i++)
-        cor__cpu_relax();
-      if ((k & 15) == 0)
-        sched_yield(); /* more threads than cores: the other side may need
-                        * this core to make progress */
+      /* A few pauses between tries; the spin yields now and then (more
+       * threads than cores: the other side may need this core). */
+      for (int i = 0; i < 32 && cor__spin_step(&ks, spin_end); i++) {
+      }
       continue;
     }
     rc = park(ch, side, deadline, call, site);

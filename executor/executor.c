@@ -9,6 +9,7 @@
  * is shut down without waiting, but its memory stays until every worker
  * thread exited and every drain it posted ran (each holds an iref). */
 #include "executor_internal.h"
+#include "atomics.h"
 
 #include <sched.h>
 
@@ -68,7 +69,7 @@ void cor__executor_iref_get(cor_executor_t *ex) { ck_pr_inc_int(&ex->iref); }
 void cor__executor_iref_put(cor_executor_t *ex) {
   /* The exchange-add is a full barrier: what this thread wrote to the pool
    * happens before the destroy that the last one runs. */
-  if (__atomic_sub_fetch(&ex->iref, 1, __ATOMIC_ACQ_REL) == 0)
+  if (cor__sub_ar(&ex->iref, 1) == 0)
     ex->ops->destroy(ex);
 }
 

@@ -21,6 +21,7 @@
  * the threads with the deadline and leaves a stuck one behind rather than
  * wait for it. */
 #include "internal.h"
+#include "atomics.h"
 
 #include <math.h>
 #include <sched.h>
@@ -248,7 +249,7 @@ static void *loop_main(void *p) {
   size_t handles = cor__debug_report_unrun(loop, prefix);
   left += (int)(handles + jobs);
   if (left) /* several loop threads may add at once */
-    __atomic_add_fetch(&rt->unfinished, left, __ATOMIC_SEQ_CST);
+    cor__add_sc(&rt->unfinished, left);
   int rc = cor_loop_close(loop);
   if (rc != 0)
     COR_LOG(COR_LOG_ERROR, "runtime loop %u: close: %s", rl->index,
@@ -670,16 +671,14 @@ int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
  * CAS loop keeps bounded posts exact: they never push the depth past the
  * limit (unbounded posts may, and are counted). */
 static bool door_reserve(cor_loop_t *loop, uint64_t limit) {
-  uint64_t pushed = __atomic_load_n(&loop->mpsc.pushed, __ATOMIC_RELAXED);
+  uint64_t pushed = cor__load_rlx(&loop->mpsc.pushed);
   for (;;) {
     uint64_t ran = ck_pr_load_64(&loop->st_ts_run);
     if (pushed - ran >= limit && pushed >= ran)
       return false;
     /* Seq-cst CAS (lock cmpxchg): the same instruction ck would use, spelt
      * so that TSan sees it. */
-    if (__atomic_compare_exchange_n(&loop->mpsc.pushed, &pushed, pushed + 1,
-                                    false, __ATOMIC_SEQ_CST,
-                                    __ATOMIC_RELAXED))
+    if (cor__cas_sc_rlx(&loop->mpsc.pushed, &pushed, pushed + 1))
       return true;
   }
 }
@@ -688,7 +687,7 @@ static int door_post(cor_loop_t *loop, cor_callback cb, void *arg,
                      void *site) {
   int rc = cor__loop_post_reserved(loop, cb, arg, site);
   if (rc != 0) /* give the place back */
-    __atomic_sub_fetch(&loop->mpsc.pushed, 1, __ATOMIC_SEQ_CST);
+    cor__sub_sc(&loop->mpsc.pushed, 1);
   return rc;
 }
 
@@ -736,7 +735,7 @@ int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
     int seq = ck_pr_load_int(&loop->ts_space_seq);
     ck_pr_inc_int(&loop->ts_space_waiters);
     uint64_t ran = ck_pr_load_64(&loop->st_ts_run);
-    uint64_t pushed = __atomic_load_n(&loop->mpsc.pushed, __ATOMIC_RELAXED);
+    uint64_t pushed = cor__load_rlx(&loop->mpsc.pushed);
     if (pushed - ran >= limit) {
       uint64_t cap = cor__now_ns() + 10000000u;
       cor__futex_wait(&loop->ts_space_seq, seq, cap < deadline ? cap : deadline);

@@ -20,6 +20,8 @@
  * Completions go back to their loop through the pool's port for that loop
  * (executor.c): one push per batch, one post per burst. */
 #include "executor_internal.h"
+#include "atomics.h"
+#include "list.h"
 
 #include <signal.h>
 #include <time.h>
@@ -188,26 +190,12 @@ static void tp_destroy(cor_executor_t *ex) {
 /* ------------------------------------------------------------ the queue */
 
 static void q_append(tpool *p, tjob *t) {
-  t->next = NULL;
-  t->prev = p->qtail;
-  if (p->qtail)
-    p->qtail->next = t;
-  else
-    p->qhead = t;
-  p->qtail = t;
+  cor__list_push_back(&p->qhead, &p->qtail, t);
   ck_pr_store_int(&p->qlen, p->qlen + 1);
 }
 
 static void q_unlink(tpool *p, tjob *t) {
-  if (t->prev)
-    t->prev->next = t->next;
-  else
-    p->qhead = t->next;
-  if (t->next)
-    t->next->prev = t->prev;
-  else
-    p->qtail = t->prev;
-  t->prev = t->next = NULL;
+  cor__list_unlink_ht(&p->qhead, &p->qtail, t);
   ck_pr_store_int(&p->qlen, p->qlen - 1);
 }
 
@@ -307,8 +295,7 @@ static void run_job(tjob *t, cor__xjob **cfirst, cor__xjob **clast) {
     /* TAKEN -> RUNNING, unless the loop cancelled it meanwhile. */
     int expect = J_TAKEN;
     ljob *lj = ljob_of(t);
-    if (!__atomic_compare_exchange_n(&t->state, &expect, J_RUNNING, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (!cor__cas_ar_acq(&t->state, &expect, J_RUNNING)) {
       lj->x.outcome = COR__XJ_DROP; /* cancelled: just give it back */
     } else {
       void *res = NULL;
@@ -378,7 +365,7 @@ static void *worker_main(void *arg) {
         q_unlink(p, t);
         /* Loop jobs: TAKEN is left with a CAS by whichever comes first,
          * the worker (RUNNING) or the loop's cancel (CANCELLED). */
-        __atomic_store_n(&t->state, J_TAKEN, __ATOMIC_RELAXED);
+        cor__store_rlx(&t->state, J_TAKEN);
         if (last)
           last->next = t;
         else
@@ -399,12 +386,12 @@ static void *worker_main(void *arg) {
       unsigned ran = 0;
       for (tjob *t = first, *next; t; t = next) {
         next = t->next;
-        __atomic_store_n(&w->cur_fn, t->fn, __ATOMIC_RELAXED);
-        __atomic_store_n(&w->cur_site, t->site, __ATOMIC_RELAXED);
+        cor__store_rlx(&w->cur_fn, t->fn);
+        cor__store_rlx(&w->cur_site, t->site);
         run_job(t, &cfirst, &clast);
         ran++;
       }
-      __atomic_store_n(&w->cur_fn, NULL, __ATOMIC_RELAXED);
+      cor__store_rlx(&w->cur_fn, NULL);
       if (cfirst)
         cor__xport_push(cfirst->port, cfirst, clast);
       uint64_t t1 = cor__now_ns(), per = (t1 - t0) / ran;
@@ -561,10 +548,10 @@ static void tp_cancelled(cor__xjob *x) {
   ljob *j = (ljob *)x;
   tpool *p = j->t.pool;
   pthread_mutex_lock(&p->mu);
-  bool queued = __atomic_load_n(&j->t.state, __ATOMIC_ACQUIRE) == J_QUEUED;
+  bool queued = cor__load_acq(&j->t.state) == J_QUEUED;
   if (queued) {
     q_unlink(p, &j->t);
-    __atomic_store_n(&j->t.state, J_CANCELLED, __ATOMIC_RELAXED);
+    cor__store_rlx(&j->t.state, J_CANCELLED);
   }
   pthread_mutex_unlock(&p->mu);
   if (queued) {
@@ -574,8 +561,7 @@ static void tp_cancelled(cor__xjob *x) {
   /* Taken by a worker but not started: it will see CANCELLED and hand the
    * job back without running it. Running or done: the result is dropped. */
   int expect = J_TAKEN;
-  __atomic_compare_exchange_n(&j->t.state, &expect, J_CANCELLED, false,
-                              __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+  cor__cas_ar_acq(&j->t.state, &expect, J_CANCELLED);
 }
 
 /* A submit job's cfuture was cancelled (any thread). */
@@ -583,10 +569,10 @@ static void cjob_cancelled(cor_cfuture_t *cf, void *arg) {
   cjob *j = arg;
   tpool *p = j->t.pool;
   pthread_mutex_lock(&p->mu);
-  bool queued = __atomic_load_n(&j->t.state, __ATOMIC_ACQUIRE) == J_QUEUED;
+  bool queued = cor__load_acq(&j->t.state) == J_QUEUED;
   if (queued) {
     q_unlink(p, &j->t);
-    __atomic_store_n(&j->t.state, J_CANCELLED, __ATOMIC_RELAXED);
+    cor__store_rlx(&j->t.state, J_CANCELLED);
   }
   pthread_mutex_unlock(&p->mu);
   if (queued)
@@ -634,7 +620,7 @@ static int tp_shutdown(cor_executor_t *ex, bool wait, bool cancel,
     while (p->qhead) {
       tjob *t = p->qhead;
       q_unlink(p, t);
-      __atomic_store_n(&t->state, J_CANCELLED, __ATOMIC_RELAXED);
+      cor__store_rlx(&t->state, J_CANCELLED);
       t->next = cancelled;
       cancelled = t;
     }
@@ -708,8 +694,8 @@ static size_t tp_report(cor_executor_t *ex, const char *prefix) {
   size_t n = 0;
   pthread_mutex_lock(&p->mu);
   for (worker *w = p->live; w; w = w->live_next) {
-    cor_fn fn = __atomic_load_n(&w->cur_fn, __ATOMIC_RELAXED);
-    const void *site = __atomic_load_n(&w->cur_site, __ATOMIC_RELAXED);
+    cor_fn fn = cor__load_rlx(&w->cur_fn);
+    const void *site = cor__load_rlx(&w->cur_site);
     if (fn) {
       n++;
       report_job(prefix, pool, fn, site, "still running");
