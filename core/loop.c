@@ -626,43 +626,17 @@ static void door_space_wake(cor_loop_t *loop) {
   }
 }
 
-/* Debug mode's variant of run_threadsafe: each callback timed (slow
- * callbacks, the watchdog's report) and named with the site that posted it
- * when the producer saw debug mode on. */
-static __attribute__((noinline)) unsigned
-run_threadsafe_debug(cor_loop_t *loop) {
+/* The body of run_threadsafe, once for both modes: `debug` is a constant at
+ * each call site, so the compiler makes two specialised copies and the
+ * production one carries no trace of debug mode. With debug, each callback
+ * is timed (slow callbacks, the watchdog's report) and named with the site
+ * that posted it when the producer saw debug mode on (ts_site_tramp). */
+static inline __attribute__((always_inline)) unsigned
+run_threadsafe_body(cor_loop_t *loop, const bool debug) {
   cor__node_batch b = {0};
   unsigned n = 0;
-  while (n < loop->ts_batch) {
-    cor__mpsc_node *node = cor__mpsc_pop(&loop->mpsc);
-    if (node == NULL)
-      break;
-    cor_callback cb = node->cb;
-    void *arg = node->arg, *site = NULL;
-    cor__node_batch_add(&b, node);
-    n++;
-    if (cb == ts_site_tramp) {
-      ts_site_rec *r = arg;
-      cb = r->cb;
-      arg = r->arg;
-      site = r->site;
-      cor__free(r);
-    }
-    cor__debug_run_cb(loop, cb, arg, site);
-    if (COR_UNLIKELY(loop->closed))
-      break;
-  }
-  cor__node_batch_flush(&b);
-  return n;
-}
-
-/* Runs up to ts_batch cross-thread callbacks; returns how many ran. */
-static unsigned run_threadsafe(cor_loop_t *loop) {
-  if (COR_UNLIKELY(loop->debug))
-    return run_threadsafe_debug(loop);
-  cor__node_batch b = {0};
-  unsigned n = 0;
-  while (n < loop->ts_batch) {
+  unsigned max = loop->ts_batch;
+  while (n < max) {
     cor__mpsc_node *node = cor__mpsc_pop(&loop->mpsc);
     if (node == NULL)
       break; /* empty, or a producer mid-push: next iteration sees it */
@@ -670,12 +644,37 @@ static unsigned run_threadsafe(cor_loop_t *loop) {
     void *arg = node->arg;
     cor__node_batch_add(&b, node);
     n++;
-    cb(arg);
+    if (debug) {
+      void *site = NULL;
+      if (cb == ts_site_tramp) {
+        ts_site_rec *r = arg;
+        cb = r->cb;
+        arg = r->arg;
+        site = r->site;
+        cor__free(r);
+      }
+      cor__debug_run_cb(loop, cb, arg, site);
+    } else {
+      cb(arg);
+    }
     if (COR_UNLIKELY(loop->closed))
       break;
   }
   cor__node_batch_flush(&b);
   return n;
+}
+
+/* Debug mode's copy, out of line so the production path stays small. */
+static __attribute__((noinline)) unsigned
+run_threadsafe_debug(cor_loop_t *loop) {
+  return run_threadsafe_body(loop, true);
+}
+
+/* Runs up to ts_batch cross-thread callbacks; returns how many ran. */
+static unsigned run_threadsafe(cor_loop_t *loop) {
+  if (COR_UNLIKELY(loop->debug))
+    return run_threadsafe_debug(loop);
+  return run_threadsafe_body(loop, false);
 }
 
 /* ------------------------------------------------------------ fds */
