@@ -15,6 +15,7 @@
  * epoll_wait costs ~1.2 us here: polling on every iteration would cost more
  * than the callbacks themselves. */
 #include "internal.h"
+#include "mpsc_inline.h"
 
 #include <math.h>
 #include <limits.h>
@@ -519,7 +520,7 @@ static _Thread_local unsigned tls_post_tick
  * for a loop that counts its queue depth (runtime loops). */
 static inline __attribute__((always_inline)) int
 post_node(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
-  cor__mpsc_node *n = cor__mpsc_node_get();
+  cor__mpsc_node *n = cor__mpsc_node_get_inline();
   if (COR_UNLIKELY(n == NULL))
     return -ENOMEM;
   /* Queue depth (mpsc.pushed - st_ts_run) for runtime loops. A loop with a
@@ -536,7 +537,7 @@ post_node(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
   }
   n->cb = cb;
   n->arg = arg;
-  cor__mpsc_push(&loop->mpsc, n);
+  cor__mpsc_push_inline(&loop->mpsc, n);
   /* Dekker with the loop's sleep announcement: our exchange on the queue
    * tail comes before this load (ck_pr_fence_atomic_load: free on x86, where
    * locked instructions are full barriers); the loop's exchange on
@@ -637,12 +638,12 @@ run_threadsafe_body(cor_loop_t *loop, const bool debug) {
   unsigned n = 0;
   unsigned max = loop->ts_batch;
   while (n < max) {
-    cor__mpsc_node *node = cor__mpsc_pop(&loop->mpsc);
+    cor__mpsc_node *node = cor__mpsc_pop_inline(&loop->mpsc);
     if (node == NULL)
       break; /* empty, or a producer mid-push: next iteration sees it */
     cor_callback cb = node->cb;
     void *arg = node->arg;
-    cor__node_batch_add(&b, node);
+    cor__node_batch_add_inline(&b, node);
     n++;
     if (debug) {
       void *site = NULL;
