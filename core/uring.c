@@ -73,13 +73,15 @@
  * CORIO_IO=auto) the first loop that wants a ring measures what a system
  * call costs here and takes io_uring only where a kernel entry is dear
  * enough that saving the recv/send calls pays for the ring's own costs.
- * Measured: on a paravirtual guest where a syscall costs ~1.1 us, io_uring
- * served more requests per second for less CPU per request than epoll; on
- * a KVM guest where one costs ~110 ns, epoll served 12% more http_hello
- * requests. CORIO_IO_SYSCALL_NS=N stands in for the measurement (tests). */
+ * Measured: on a KVM Xeon guest where a syscall costs ~110 ns, epoll
+ * served 12% more http_hello requests than io_uring; on an AMD EPYC guest
+ * where the probe reads ~220 ns, io_uring served as many or more on a
+ * quiet machine, for 15-18% less CPU per request (perf/README.md). The
+ * threshold sits between the two. CORIO_IO_SYSCALL_NS=N stands in for the
+ * measurement (tests). */
 #define PROBE_CALLS 16
 #define PROBE_ROUNDS 8
-#define URING_MIN_SYSCALL_NS 400
+#define URING_MIN_SYSCALL_NS 160
 
 static int io_mode;         /* 0 unread, 1 allowed, -1 off */
 static const char *io_why = ""; /* why: set before io_mode, atomically */
