@@ -17,6 +17,7 @@
 #include "internal.h"
 #include "atomics.h"
 #include "poller.h"
+#include "mpsc_inline.h"
 
 #include <math.h>
 #include <limits.h>
@@ -521,7 +522,7 @@ static _Thread_local unsigned tls_post_tick
  * for a loop that counts its queue depth (runtime loops). */
 static inline __attribute__((always_inline)) int
 post_node(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
-  cor__mpsc_node *n = cor__mpsc_node_get();
+  cor__mpsc_node *n = cor__mpsc_node_get_inline();
   if (COR_UNLIKELY(n == NULL))
     return -ENOMEM;
   /* Queue depth (mpsc.pushed - st_ts_run) for runtime loops. A loop with a
@@ -538,7 +539,7 @@ post_node(cor_loop_t *loop, cor_callback cb, void *arg, bool count) {
   }
   n->cb = cb;
   n->arg = arg;
-  cor__mpsc_push(&loop->mpsc, n);
+  cor__mpsc_push_inline(&loop->mpsc, n);
   /* Dekker with the loop's sleep announcement: our exchange on the queue
    * tail comes before this load (ck_pr_fence_atomic_load: free on x86, where
    * locked instructions are full barriers); the loop's exchange on
@@ -628,29 +629,37 @@ static void door_space_wake(cor_loop_t *loop) {
   }
 }
 
-/* Debug mode's variant of run_threadsafe: each callback timed (slow
- * callbacks, the watchdog's report) and named with the site that posted it
- * when the producer saw debug mode on. */
-static __attribute__((noinline)) unsigned
-run_threadsafe_debug(cor_loop_t *loop) {
+/* The body of run_threadsafe, once for both modes: `debug` is a constant at
+ * each call site, so the compiler makes two specialised copies and the
+ * production one carries no trace of debug mode. With debug, each callback
+ * is timed (slow callbacks, the watchdog's report) and named with the site
+ * that posted it when the producer saw debug mode on (ts_site_tramp). */
+static inline __attribute__((always_inline)) unsigned
+run_threadsafe_body(cor_loop_t *loop, const bool debug) {
   cor__node_batch b = {0};
   unsigned n = 0;
-  while (n < loop->ts_batch) {
-    cor__mpsc_node *node = cor__mpsc_pop(&loop->mpsc);
+  unsigned max = loop->ts_batch;
+  while (n < max) {
+    cor__mpsc_node *node = cor__mpsc_pop_inline(&loop->mpsc);
     if (node == NULL)
-      break;
+      break; /* empty, or a producer mid-push: next iteration sees it */
     cor_callback cb = node->cb;
-    void *arg = node->arg, *site = NULL;
-    cor__node_batch_add(&b, node);
+    void *arg = node->arg;
+    cor__node_batch_add_inline(&b, node);
     n++;
-    if (cb == ts_site_tramp) {
-      ts_site_rec *r = arg;
-      cb = r->cb;
-      arg = r->arg;
-      site = r->site;
-      cor__free(r);
+    if (debug) {
+      void *site = NULL;
+      if (cb == ts_site_tramp) {
+        ts_site_rec *r = arg;
+        cb = r->cb;
+        arg = r->arg;
+        site = r->site;
+        cor__free(r);
+      }
+      cor__debug_run_cb(loop, cb, arg, site);
+    } else {
+      cb(arg);
     }
-    cor__debug_run_cb(loop, cb, arg, site);
     if (COR_UNLIKELY(loop->closed))
       break;
   }
@@ -658,26 +667,17 @@ run_threadsafe_debug(cor_loop_t *loop) {
   return n;
 }
 
+/* Debug mode's copy, out of line so the production path stays small. */
+static __attribute__((noinline)) unsigned
+run_threadsafe_debug(cor_loop_t *loop) {
+  return run_threadsafe_body(loop, true);
+}
+
 /* Runs up to ts_batch cross-thread callbacks; returns how many ran. */
 static unsigned run_threadsafe(cor_loop_t *loop) {
   if (COR_UNLIKELY(loop->debug))
     return run_threadsafe_debug(loop);
-  cor__node_batch b = {0};
-  unsigned n = 0;
-  while (n < loop->ts_batch) {
-    cor__mpsc_node *node = cor__mpsc_pop(&loop->mpsc);
-    if (node == NULL)
-      break; /* empty, or a producer mid-push: next iteration sees it */
-    cor_callback cb = node->cb;
-    void *arg = node->arg;
-    cor__node_batch_add(&b, node);
-    n++;
-    cb(arg);
-    if (COR_UNLIKELY(loop->closed))
-      break;
-  }
-  cor__node_batch_flush(&b);
-  return n;
+  return run_threadsafe_body(loop, false);
 }
 
 /* ------------------------------------------------------------ fds */

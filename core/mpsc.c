@@ -16,6 +16,7 @@
  * a thread that exits parks its cache for the next new thread, so a node in
  * flight always has a live owner. */
 #include "internal.h"
+#include "mpsc_inline.h"
 
 /* ----------------------------------------------------------- the queue */
 
@@ -27,45 +28,10 @@ void cor__mpsc_init(cor__mpsc *q) {
 }
 
 void cor__mpsc_push(cor__mpsc *q, cor__mpsc_node *n) {
-  n->next = NULL;
-  /* The exchange publishes n as the new tail; it is a full barrier, so the
-   * fields of n written above are visible before any consumer reaches it
-   * through prev->next. */
-  cor__mpsc_node *prev = ck_pr_fas_ptr(&q->tail, n);
-  /* Between the exchange and this store the list is briefly cut: the
-   * consumer sees prev->next == NULL while tail != prev and waits. */
-  ck_pr_store_ptr(&prev->next, n);
+  cor__mpsc_push_inline(q, n);
 }
 
-cor__mpsc_node *cor__mpsc_pop(cor__mpsc *q) {
-  cor__mpsc_node *head = q->head;
-  cor__mpsc_node *next = ck_pr_load_ptr(&head->next);
-  if (head == &q->stub) {
-    if (next == NULL)
-      return NULL;
-    q->head = next;
-    head = next;
-    next = ck_pr_load_ptr(&head->next);
-  }
-  if (next != NULL) {
-    /* Acquire: the callback fields of head were written before its link. */
-    ck_pr_fence_load();
-    q->head = next;
-    return head;
-  }
-  if (ck_pr_load_ptr(&q->tail) != head)
-    return NULL; /* a producer is mid-push behind head */
-  /* head is the last node: put the stub behind it so head can be handed
-   * out while the list stays non-empty. */
-  cor__mpsc_push(q, &q->stub);
-  next = ck_pr_load_ptr(&head->next);
-  if (next != NULL) {
-    ck_pr_fence_load();
-    q->head = next;
-    return head;
-  }
-  return NULL;
-}
+cor__mpsc_node *cor__mpsc_pop(cor__mpsc *q) { return cor__mpsc_pop_inline(q); }
 
 bool cor__mpsc_empty(cor__mpsc *q) {
   return q->head == &q->stub && ck_pr_load_ptr(&q->tail) == &q->stub;
@@ -75,24 +41,13 @@ bool cor__mpsc_empty(cor__mpsc *q) {
 
 #define NODES_PER_BLOCK 256
 
-struct cor__node_cache {
-  cor__mpsc_node *free; /* owner thread only */
-  /* Stack of nodes handed back by consumers: pushed with CAS, taken whole
-   * with an exchange, so there is no ABA. Own cache line: consumers write
-   * it while the owner works on `free`. */
-  cor__mpsc_node *returned COR_ALIGNED_CL;
-  cor__node_cache *next_all COR_ALIGNED_CL; /* registry of every cache */
-  cor__node_cache *next_parked;
-  void **blocks;
-  size_t nblocks;
-};
-
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static cor__node_cache *all_caches;    /* keeps every cache reachable */
 static cor__node_cache *parked_caches; /* caches of exited threads */
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static _Thread_local cor__node_cache *tls_cache;
+_Thread_local cor__node_cache *cor__tls_node_cache
+    __attribute__((tls_model("initial-exec")));
 
 static void cache_park(void *p) {
   cor__node_cache *c = p;
@@ -126,7 +81,7 @@ static cor__node_cache *cache_get(void) {
     cache_park(c);
     return NULL;
   }
-  tls_cache = c;
+  cor__tls_node_cache = c;
   return c;
 }
 
@@ -146,12 +101,14 @@ static cor__mpsc_node *cache_grow(cor__node_cache *c) {
   return b;
 }
 
-cor__mpsc_node *cor__mpsc_node_get(void) {
-  cor__node_cache *c = tls_cache;
+/* The thread's first node, or its free list ran dry: take what consumers
+ * handed back, else a new block. */
+cor__mpsc_node *cor__mpsc_node_get_slow(void) {
+  cor__node_cache *c = cor__tls_node_cache;
   if (COR_UNLIKELY(c == NULL) && (c = cache_get()) == NULL)
     return NULL;
   cor__mpsc_node *n = c->free;
-  if (COR_UNLIKELY(n == NULL)) {
+  if (n == NULL) {
     if (ck_pr_load_ptr(&c->returned) != NULL) {
       n = ck_pr_fas_ptr(&c->returned, NULL);
       /* Acquire: the consumer's writes to these nodes came before its CAS. */
@@ -164,6 +121,8 @@ cor__mpsc_node *cor__mpsc_node_get(void) {
   return n;
 }
 
+cor__mpsc_node *cor__mpsc_node_get(void) { return cor__mpsc_node_get_inline(); }
+
 static void cache_return(cor__node_cache *c, cor__mpsc_node *first,
                          cor__mpsc_node *last) {
   cor__mpsc_node *old = ck_pr_load_ptr(&c->returned);
@@ -175,25 +134,13 @@ static void cache_return(cor__node_cache *c, cor__mpsc_node *first,
 }
 
 void cor__node_batch_add(cor__node_batch *b, cor__mpsc_node *n) {
-  if (n->owner == NULL)
-    return; /* the queue's own stub */
-  if (b->owner != n->owner) {
-    cor__node_batch_flush(b);
-    b->owner = n->owner;
-    b->first = b->last = n;
-    n->next = NULL;
-    b->n = 1;
-    return;
-  }
-  n->next = b->first;
-  b->first = n;
-  b->n++;
+  cor__node_batch_add_inline(b, n);
 }
 
 void cor__node_batch_flush(cor__node_batch *b) {
   if (b->owner == NULL)
     return;
-  if (b->owner == tls_cache) {
+  if (b->owner == cor__tls_node_cache) {
     /* Our own nodes (a loop posting to itself): no atomics needed. */
     b->last->next = b->owner->free;
     b->owner->free = b->first;

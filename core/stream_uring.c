@@ -313,7 +313,7 @@ int cor__sur_wait_writable(cor_stream_t *s, uint64_t deadline_ns,
 /* ------------------------------------------------------------ contract */
 
 int cor__sur_attach(cor_stream_t *s) {
-  if (cor__uring_get(s->loop) == NULL)
+  if (cor__uring_sockets(s->loop) == NULL)
     return -ENODEV;
   s->uring = true;
   s->readable = false;

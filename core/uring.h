@@ -34,6 +34,10 @@ typedef struct cor__uring {
  * io_uring is off (CORIO_IO=epoll, cor_loop_opts.io_uring < 0) or not
  * available here, or when called from another thread. */
 cor__uring *cor__uring_get(struct cor_loop *loop);
+/* The ring for a socket stream: cor__uring_get when the process's socket
+ * back-end is io_uring (cor__io_backend_auto), else NULL. Says once per
+ * loop, at DEBUG, which back-end its socket streams use and why. */
+cor__uring *cor__uring_sockets(struct cor_loop *loop);
 /* A free SQE (submitting queued ones when the queue is full); NULL only if
  * the kernel takes none. The caller sets its user_data to a cor__uop and
  * counts it in inflight; and in quick if it will most likely complete at
@@ -47,6 +51,12 @@ void cor__streams_ring_lost(cor__uring *u);
  * returns COR_ETHREAD to its task at once (its completion can no longer
  * be reaped: the ring defers it to its lost thread). */
 void cor__file_ops_ring_lost(cor__uring *u);
+
+/* The process's socket back-end (core/uring.c, chosen once: CORIO_IO, or a
+ * start-up probe of the system call cost): 1 io_uring where the kernel
+ * allows it, -1 epoll. _reset forgets the choice (tests only). */
+int cor__io_backend_auto(void);
+void cor__io_backend_reset(void);
 
 /* Submits the queued SQEs now (no wait). */
 void cor__uring_submit(cor__uring *u);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -116,6 +117,73 @@ static void test_backend_logged_once(void **s) {
   assert_true(strstr(msg, "use io_uring") || strstr(msg, "use epoll"));
 }
 
+/* The socket back-end is chosen once per process: CORIO_IO pins it, else a
+ * start-up probe of the system call cost (CORIO_IO_SYSCALL_NS stands in for
+ * the measurement) picks epoll where calls are cheap, io_uring where they
+ * are dear; each loop says which it got, and why. */
+int cor__io_backend_auto(void);
+void cor__io_backend_reset(void);
+static char *env_copy(const char *name) {
+  const char *v = getenv(name);
+  return v ? strdup(v) : NULL;
+}
+static void env_restore(const char *name, char *v) {
+  if (v)
+    setenv(name, v, 1);
+  else
+    unsetenv(name);
+  free(v);
+}
+static void test_backend_probe(void **s) {
+  char *io = env_copy("CORIO_IO"), *ns = env_copy("CORIO_IO_SYSCALL_NS");
+  char msg[256];
+  unsetenv("CORIO_IO");
+  setenv("CORIO_IO_SYSCALL_NS", "50", 1);
+  cor__io_backend_reset();
+  assert_int_equal(cor__io_backend_auto(), -1);
+  backend_of(0, msg, sizeof msg);
+  assert_non_null(strstr(msg, "socket streams use epoll (auto: system calls "
+                              "are cheap here)"));
+
+  setenv("CORIO_IO_SYSCALL_NS", "5000", 1);
+  cor__io_backend_reset();
+  assert_int_equal(cor__io_backend_auto(), 1);
+  backend_of(0, msg, sizeof msg);
+  /* io_uring, unless this kernel refuses a ring */
+  assert_true(strstr(msg, "use io_uring (one ring on this thread; auto: "
+                          "system calls are dear here)") ||
+              strstr(msg, "use epoll (io_uring off for this loop, or "
+                          "unavailable)"));
+
+  /* the knobs win over the probe */
+  setenv("CORIO_IO", "epoll", 1);
+  cor__io_backend_reset();
+  assert_int_equal(cor__io_backend_auto(), -1);
+  backend_of(0, msg, sizeof msg);
+  assert_non_null(strstr(msg, "socket streams use epoll (CORIO_IO=epoll)"));
+  setenv("CORIO_IO", "io_uring", 1);
+  setenv("CORIO_IO_SYSCALL_NS", "50", 1);
+  cor__io_backend_reset();
+  assert_int_equal(cor__io_backend_auto(), 1);
+  backend_of(0, msg, sizeof msg);
+  assert_true(strstr(msg, "(one ring on this thread; CORIO_IO=io_uring)") ||
+              strstr(msg, "use epoll (io_uring off for this loop"));
+
+  /* unset: the real probe decides, and says so */
+  unsetenv("CORIO_IO");
+  unsetenv("CORIO_IO_SYSCALL_NS");
+  cor__io_backend_reset();
+  int m = cor__io_backend_auto();
+  assert_true(m == 1 || m == -1);
+  backend_of(0, msg, sizeof msg);
+  assert_non_null(strstr(msg, m > 0 ? "dear here" : "cheap here") ||
+                  strstr(msg, "unavailable"));
+
+  env_restore("CORIO_IO", io);
+  env_restore("CORIO_IO_SYSCALL_NS", ns);
+  cor__io_backend_reset();
+}
+
 /* Reports name the application's code, not corio's: a server connection's
  * task by its handler, its peer and the start call; cor_run's main task by
  * main and the cor_run call. */
@@ -180,6 +248,7 @@ int main(void) {
       cmocka_unit_test(test_null_loop_is_the_running_loop),
       cmocka_unit_test(test_null_loop_without_one),
       cmocka_unit_test(test_backend_logged_once),
+      cmocka_unit_test(test_backend_probe),
       cmocka_unit_test(test_reports_name_the_application),
   };
   return cmocka_run_group_tests(tests, logcap_setup, logcap_teardown);

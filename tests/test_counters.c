@@ -217,9 +217,11 @@ static int mixed_main(void *arg, void **res) {
   return 0;
 }
 
+/* core/uring.c: the process's socket back-end (1 io_uring, -1 epoll). */
+int cor__io_backend_auto(void);
+
 static bool uring_possible(void) {
-  const char *e = getenv("CORIO_IO");
-  if (e && strcmp(e, "epoll") == 0)
+  if (cor__io_backend_auto() < 0) /* CORIO_IO=epoll, or the probe's choice */
     return false;
   struct { uint32_t a[30]; } params; /* struct io_uring_params: 120 bytes */
   memset(&params, 0, sizeof params);
