@@ -4,7 +4,7 @@
 #ifndef CORIO_EXECUTOR_INTERNAL_H
 #define CORIO_EXECUTOR_INTERNAL_H
 
-#include "task_internal.h"
+#include "task/task_internal.h"
 
 #include <limits.h>
 #include <linux/futex.h>

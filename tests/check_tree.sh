@@ -19,7 +19,7 @@ strip() { cpp -fpreprocessed -dD -P "$1" 2>/dev/null; }
 # core/'s own from a core file (quoted includes search the file's folder
 # first), so it is not an upward include.
 xhdrs=$(cd executor && for h in *.h; do [ -e "../core/$h" ] || echo "$h"; done)
-for f in core/*.c core/*.h; do
+for f in core/*.h core/*/*.c core/*/*.h; do
   body=$(strip "$f")
   for h in $xhdrs; do
     if printf '%s\n' "$body" | grep -q "#include \"$h\""; then
@@ -32,7 +32,7 @@ for f in core/*.c core/*.h; do
   fi
 done
 
-used=$(for f in core/*.c core/*.h executor/*.c executor/*.h; do strip "$f"; done |
+used=$(for f in core/*.h core/*/*.c core/*/*.h executor/*.c executor/*.h; do strip "$f"; done |
   grep -oE '\bck_pr_[a-z_0-9]+' | sort -u)
 mapped=$(sed -n '/^#ifdef COR__TSAN_ATOMICS/,/^#endif/p' core/internal.h |
   grep -oE '^#define ck_pr_[a-z_0-9]+' | sed 's/^#define //' | sort -u)
