@@ -11,6 +11,14 @@
  * only when it then sees a sleeper. No lock: one CAS on the state makes the
  * one completer, and the callback list is a lock-free stack the completer
  * closes with one exchange. */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/object.h"
+#include "loop/loop.h"
 #include "internal.h"
 
 #include <math.h>

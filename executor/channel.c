@@ -34,6 +34,14 @@
  * as it registers. Receivers report COR_ECLOSED only when the ring is
  * empty up to the final `enq`: an item claimed before the close is always
  * received. */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "loop/loop.h"
+#include "loop/mpsc.h"
 #include "internal.h"
 
 #include <sched.h>

@@ -8,6 +8,17 @@
  * (iref) are apart: when the application drops its last reference the pool
  * is shut down without waiting, but its memory stays until every worker
  * thread exited and every drain it posted ran (each holds an iref). */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "base/report.h"
+#include "diag/resource.h"
+#include "loop/loop.h"
+#include "loop/loop_debug.h"
 #include "executor_internal.h"
 
 #include <sched.h>

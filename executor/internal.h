@@ -4,6 +4,10 @@
 #ifndef CORIO_EXECUTOR_INTERNAL_H
 #define CORIO_EXECUTOR_INTERNAL_H
 
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/object.h"
 #include "task/task_internal.h"
 
 #include <limits.h>

@@ -20,6 +20,17 @@
  * executors down, reports what is left and closes its loop; the caller joins
  * the threads with the deadline and leaves a stuck one behind rather than
  * wait for it. */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/object.h"
+#include "base/thread.h"
+#include "loop/loop.h"
+#include "loop/loop_debug.h"
+#include "loop/mpsc.h"
 #include "internal.h"
 
 #include <math.h>

@@ -5,7 +5,7 @@
 #     header of executor/ or calls the runtime, executor or concurrent
 #     future API (the upward calls issue 12 removed);
 #  2. the TSan build maps every ck_pr operation the code uses onto compiler
-#     atomics (core/internal.h): one left out is ck's inline assembly there,
+#     atomics (core/base/atomics.h): one left out is ck's inline assembly there,
 #     which ThreadSanitizer cannot see, and it would report false races or
 #     miss real ones.
 # Comments are stripped first (cpp -fpreprocessed), so prose may name
@@ -34,11 +34,11 @@ done
 
 used=$(for f in core/*.h core/*/*.c core/*/*.h executor/*.c executor/*.h; do strip "$f"; done |
   grep -oE '\bck_pr_[a-z_0-9]+' | sort -u)
-mapped=$(sed -n '/^#ifdef COR__TSAN_ATOMICS/,/^#endif/p' core/internal.h |
+mapped=$(sed -n '/^#ifdef COR__TSAN_ATOMICS/,/^#endif/p' core/base/atomics.h |
   grep -oE '^#define ck_pr_[a-z_0-9]+' | sed 's/^#define //' | sort -u)
 for op in $used; do
   echo "$mapped" | grep -qx "$op" || {
-    echo "check_tree: $op is used but not mapped for TSan in core/internal.h"; fail=1; }
+    echo "check_tree: $op is used but not mapped for TSan in core/base/atomics.h"; fail=1; }
 done
 
 [ $fail -eq 0 ] && echo "check_tree: layering and TSan atomics mapping ok"

@@ -2,7 +2,8 @@
 /* The one allocation path: jemalloc (mallocx/dallocx) in normal builds, the
  * system allocator under the sanitizers, whose interposed malloc must see
  * every allocation. Tests inject failures through a per-thread countdown. */
-#include "internal.h"
+#include "base/alloc.h"
+#include "base/base.h"
 
 #ifndef COR_NO_JEMALLOC
 #include <jemalloc/jemalloc.h>

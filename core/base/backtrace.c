@@ -20,6 +20,8 @@
  * therefore runs on a short-lived helper thread (default stack) that the
  * task's thread waits for: one thread per report, on a path that only
  * reports take. */
+#include "base/backtrace.h"
+#include "base/thread.h"
 #include "task/task_internal.h"
 
 #include <dwarf.h>

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "internal.h"
+#include "base/object.h"
 
 /* Non-zero once debug mode was on anywhere in the process. Read-mostly. */
 extern int cor__obj_census_on;

@@ -2,7 +2,7 @@
 /* The monotonic clock and the conversions of public time-outs (seconds as
  * double) into the nanosecond deadlines the loop and the waits use: one
  * clamp, one treatment of NaN and INFINITY (API.md, Conventions). */
-#include "internal.h"
+#include "base/clock.h"
 
 #include <math.h>
 #include <time.h>

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Error codes: one X-macro table gives cor_strerror and cor_err_name. */
-#include "internal.h"
+#include "base/base.h"
+#include "base/error.h"
 
 #include <unistd.h>
 

@@ -7,7 +7,11 @@
  * the ring in order and calls the sink under sink_mu. No thread takes q.mu
  * while it holds sink_mu, so the two locks cannot deadlock, and a caller in
  * async mode never waits on the sink. */
-#include "internal.h"
+#include "base/alloc.h"
+#include "base/base.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/thread.h"
 
 #include <limits.h>
 #include <stdarg.h>

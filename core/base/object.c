@@ -17,8 +17,12 @@
  * in cor__obj_init and in the last cor_release (perf/bench spawn_await:
  * ARCHITECTURE.md), no counter: a per-type counter shared by every loop
  * thread would bounce its cache line on every spawn. */
+#include "base/atomics.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/object.h"
+#include "base/report.h"
 #include "base/census.h"
-#include "internal.h"
 
 #include <execinfo.h>
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* corio's threads and their one signal mask. */
-#include "internal.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/thread.h"
 
 #include <signal.h>
 

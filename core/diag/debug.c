@@ -8,6 +8,19 @@
  * before, and one flag per iteration to choose the debug variant of its
  * callback loop (core/loop.c). Everything here runs on reports, in debug
  * mode, or on a thread of its own (the watchdog, the dump thread). */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/report.h"
+#include "base/thread.h"
+#include "diag/resource.h"
+#include "loop/loop.h"
+#include "loop/loop_debug.h"
+#include "loop/timer.h"
 #include "base/census.h"
 #include "task/task_internal.h"
 

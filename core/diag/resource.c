@@ -24,8 +24,16 @@
  * was on, the counted objects never released (core/object.c's census: per
  * type, the count and the creation sites). A forked child
  * does not report what its parent made (cor__fork_gen). */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/report.h"
+#include "diag/resource.h"
+#include "loop/loop.h"
+#include "loop/loop_debug.h"
+#include "task/task_internal.h"
 #include "base/census.h"
-#include "internal.h"
 
 #include <unistd.h>
 

@@ -14,7 +14,19 @@
  * otherwise poll with a zero timeout at most every POLL_INTERVAL_NS, since an
  * epoll_wait costs ~1.2 us here: polling on every iteration would cost more
  * than the callbacks themselves. */
-#include "internal.h"
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "loop/loop.h"
+#include "loop/loop_debug.h"
+#include "loop/mpsc.h"
+#include "loop/poller.h"
+#include "loop/signal.h"
+#include "loop/timer.h"
+#include "loop/uring.h"
 
 #include <math.h>
 #include <limits.h>

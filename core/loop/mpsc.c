@@ -15,7 +15,10 @@
  * with one exchange when its private list runs dry. Caches are never freed:
  * a thread that exits parks its cache for the next new thread, so a node in
  * flight always has a live owner. */
-#include "internal.h"
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "loop/mpsc.h"
 
 /* ----------------------------------------------------------- the queue */
 

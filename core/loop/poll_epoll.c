@@ -3,7 +3,8 @@
  * triggered, as asyncio's add_reader; timeouts in nanoseconds through
  * epoll_pwait2 so the loop wakes exactly when its next timer is due, with a
  * millisecond epoll_wait (rounded up, never early) where the kernel lacks it. */
-#include "internal.h"
+#include "loop/loop.h"
+#include "loop/poller.h"
 
 #include <sys/epoll.h>
 #include <time.h>

@@ -7,7 +7,12 @@
  * therefore pending for the signalfd. That makes a handler added on any loop
  * work whichever thread the kernel picks. A global table (one owner loop per
  * signal) refuses a second loop with -EBUSY. */
-#include "internal.h"
+#include "base/base.h"
+#include "base/error.h"
+#include "loop/loop.h"
+#include "loop/loop_debug.h"
+#include "loop/poller.h"
+#include "loop/signal.h"
 
 #include <sys/signalfd.h>
 #include <sys/syscall.h>

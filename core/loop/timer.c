@@ -4,7 +4,10 @@
  * scheduling order". Each slot stores its entry's index, so cancelling removes
  * the timer at once (O(log n)) instead of leaving a tombstone: a loop that
  * schedules and cancels millions of timers keeps its memory flat. */
-#include "internal.h"
+#include "base/alloc.h"
+#include "base/base.h"
+#include "loop/loop.h"
+#include "loop/timer.h"
 
 /* Four children per node: half the depth of a binary heap, and the
  * children of a node sit in adjacent cache lines, so a pop from a heap of a

@@ -49,7 +49,12 @@
  *
  * Ops: a cor__uop embedded in its owner is each SQE's user_data; its
  * callback runs on the loop's thread when the CQE is reaped. */
-#include "internal.h"
+#include "base/alloc.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "loop/loop.h"
+#include "loop/poller.h"
 #include "loop/uring.h"
 
 #include <poll.h>

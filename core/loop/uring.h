@@ -4,7 +4,31 @@
 #ifndef CORIO_CORE_URING_H
 #define CORIO_CORE_URING_H
 
+#include "base/base.h"
+
 #include <liburing.h>
+
+/* One pending io_uring operation (core/uring.c): embedded in its owner, the
+ * SQE's user_data. The callback runs on the loop's thread when its
+ * completion is reaped. */
+typedef struct cor__uop {
+  void (*cb)(struct cor__uop *op, int res, unsigned flags);
+  /* Completes at submission as a rule (a send to a socket with room): not
+   * an arrival, so the coalescing neither waits for it nor counts it. */
+  bool quick;
+} cor__uop;
+/* core/uring.c: the loop's wait when it has a ring (the epoll fd is one of
+ * the ring's polls): submits, waits, runs completions and epoll events.
+ * Returns how many there were. */
+int cor__uring_wait(struct cor_loop *loop, int64_t timeout_ns);
+/* Cancels what is in flight, runs its callbacks, frees the ring. */
+void cor__uring_close(struct cor_loop *loop);
+/* Cross-thread callbacks ran: the next wait asks for one completion, so
+ * a loop that keeps receiving posts does not hold them while it gathers a
+ * batch (only the first post after a quiet spell may wait). */
+void cor__uring_posted(struct cor_loop *loop);
+/* Unsubmitted SQEs: the loop does not spin before it submits them. */
+bool cor__uring_pending(const struct cor_loop *loop);
 
 #define COR__URING_BUF (16u * 1024u) /* provided buffer size: one recv's most */
 #define COR__URING_BGID 0

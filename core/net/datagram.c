@@ -10,6 +10,14 @@
  * DG_BATCH headers per syscall on the task's stack (no allocation).
  * Host names go to the resolver pool from a task (cor__resolve), or to a
  * blocking getaddrinfo outside one, as cor_start_server does. */
+#include "base/alloc.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "diag/resource.h"
+#include "loop/loop.h"
 #include "net/stream_internal.h"
 
 #include <arpa/inet.h>

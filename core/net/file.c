@@ -5,6 +5,11 @@
  * future; a cancelled operation is waited for to its end (an io_uring op
  * is asked to stop with an async cancel first), so the kernel or the
  * helper thread never touches the caller's buffer after the return. */
+#include "base/alloc.h"
+#include "base/base.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "loop/loop.h"
 #include "net/offload.h"
 #include "loop/uring.h"
 

@@ -1,6 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Addresses and client connections. Names are resolved by core/resolve.c
  * (cor__resolve), never on the loop. */
+#include "base/alloc.h"
+#include "base/backtrace.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "loop/loop.h"
 #include "net/stream_internal.h"
 
 #include <corio/tls.h>

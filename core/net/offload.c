@@ -11,6 +11,8 @@
  * it posts: three references, the last one frees it. Its state goes
  * QUEUED -> RUNNING -> DONE on the thread, or QUEUED -> ABANDONED when the
  * task stops waiting before a thread took it (the thread then skips it). */
+#include "base/thread.h"
+#include "loop/loop.h"
 #include "net/offload.h"
 
 #include <string.h>

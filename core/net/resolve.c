@@ -6,6 +6,9 @@
  * loop, since libc does no lookup for them. A cancelled or timed-out task
  * returns at once: the thread writes only into the job, never into the
  * caller's memory, and a job not started yet is dropped. */
+#include "base/alloc.h"
+#include "base/error.h"
+#include "loop/loop.h"
 #include "net/offload.h"
 #include "net/stream_internal.h"
 

@@ -13,6 +13,13 @@
  * Running out of fds (EMFILE/ENFILE) in accept would leave the listener
  * readable forever and spin the loop: the listener stops watching for
  * 100 ms instead and logs a WARNING once per server. */
+#include "base/alloc.h"
+#include "base/backtrace.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "diag/resource.h"
+#include "loop/loop.h"
 #include "net/stream_internal.h"
 
 #include <corio/tls.h>

@@ -15,6 +15,14 @@
  * its task waits for data, so an idle connection holds no read buffer; the
  * write buffer exists only while the kernel is behind (epoll) or a send is
  * in flight (io_uring). */
+#include "base/alloc.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "diag/resource.h"
+#include "loop/loop.h"
 #include "net/stream_backend.h"
 
 #include <limits.h>

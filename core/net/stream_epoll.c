@@ -12,6 +12,10 @@
  * (MSG_NOSIGNAL); only what the kernel did not take is copied into the write
  * buffer, which the writable-edge callback flushes from the loop with no task
  * involved. */
+#include "base/alloc.h"
+#include "base/base.h"
+#include "loop/loop.h"
+#include "loop/poller.h"
 #include "net/stream_backend.h"
 
 #include <sys/socket.h>

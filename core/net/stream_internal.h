@@ -5,6 +5,9 @@
 #ifndef CORIO_CORE_STREAM_INTERNAL_H
 #define CORIO_CORE_STREAM_INTERNAL_H
 
+#include "base/backtrace.h"
+#include "diag/resource.h"
+#include "loop/uring.h"
 #include "task/task_internal.h"
 
 #include <sys/socket.h>

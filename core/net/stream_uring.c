@@ -15,6 +15,9 @@
  * iteration submits them all. A stream freed with ops in flight stays (a
  * zombie) until the last completes; a ring whose thread is gone fails its
  * streams (cor__streams_ring_lost). */
+#include "base/alloc.h"
+#include "base/base.h"
+#include "loop/loop.h"
 #include "net/stream_backend.h"
 #include "loop/uring.h"
 

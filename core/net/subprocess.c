@@ -9,6 +9,11 @@
  * sent through the pidfd, so a recycled pid is never hit. The child starts
  * with an empty signal mask and default dispositions (loop threads block
  * signals; the application may ignore SIGPIPE). */
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "loop/loop.h"
 #include "net/stream_internal.h"
 
 #include <fcntl.h>

@@ -15,6 +15,12 @@
  *
  * Contexts are counted objects (cor_release) shared read-only by every
  * loop; an SSL_CTX is safe to use from several threads at once. */
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/object.h"
+#include "loop/loop.h"
 #include "net/stream_backend.h"
 
 #include <corio/tls.h>

@@ -19,6 +19,11 @@
  * a callback ever touches freed memory, and `done` makes it happen once.
  * The pump does not nest (in_pump): a readable edge during a callback is
  * seen by the running pump's next fill. */
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "diag/resource.h"
+#include "loop/loop.h"
 #include "net/stream_backend.h"
 
 #include <corio/transport.h>

@@ -3,6 +3,12 @@
  * groups, with asyncio's (3.11+) cancellation rules. All of them are built on
  * cor_await and the task's cancel counter, so a cancellation arriving from
  * outside is never mistaken for one of their own. */
+#include "base/alloc.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "loop/loop.h"
 #include "task/task_internal.h"
 
 #include <math.h>

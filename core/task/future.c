@@ -5,6 +5,13 @@
  * embedded in the task (no allocation on the await path); user callbacks
  * get a heap node. Completion hands every node to cor_call_soon, never runs
  * one inline, as asyncio does. */
+#include "base/alloc.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/object.h"
+#include "loop/loop.h"
 #include "base/census.h"
 #include "task/task_internal.h"
 

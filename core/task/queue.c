@@ -31,6 +31,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/alloc.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "loop/loop.h"
 #include "task/sync_internal.h"
 #include <corio/queue.h>
 

@@ -7,7 +7,7 @@
  * ~24 us here and more with other threads (TLB shootdown), so the spawn path
  * only ever pops the loop's free list. Stacks are freed on the loop's own
  * thread (pool destroy at loop close). */
-#include "internal.h"
+#include "base/base.h"
 #include "task/stack.h"
 
 #include <stdio.h>

@@ -14,6 +14,12 @@
 #include <limits.h>
 #include <string.h>
 
+#include "base/alloc.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "loop/loop.h"
 #include "task/sync_internal.h"
 #include <corio/future.h>
 #include <corio/sync.h>

@@ -5,6 +5,7 @@
 #ifndef CORIO_CORE_SYNC_INTERNAL_H
 #define CORIO_CORE_SYNC_INTERNAL_H
 
+#include "base/object.h"
 #include "task/task_internal.h"
 
 /* A waiting task's node, on that task's stack: the future is embedded

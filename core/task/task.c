@@ -13,6 +13,15 @@
  * task is pending. The stack goes back to the pool the moment the body
  * returns (the scheduler reaps it on the loop's stack). Tasks still pending
  * when the loop closes are reported and destroyed (tasks_close_hook). */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "base/report.h"
+#include "loop/loop.h"
 #include "task/task_internal.h"
 
 #include <math.h>

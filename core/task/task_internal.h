@@ -4,8 +4,10 @@
 #ifndef CORIO_CORE_TASK_INTERNAL_H
 #define CORIO_CORE_TASK_INTERNAL_H
 
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/object.h"
 #include "task/ctx.h"
-#include "internal.h"
 #include "task/stack.h"
 
 
@@ -254,5 +256,20 @@ int cor__wait_embedded_at(struct cor_loop *loop, struct cor_future *f,
                           const void *site, int line);
 /* Completes an embedded future a task may be waiting on, with code. */
 void cor__wake_embedded(struct cor_future *f, bool flag, int code);
+
+/* ------------------------------------------------------------ debug reports */
+
+/* Tasks (core/task.c) for debug reports: a task step's repr, and the task
+ * dump of one loop. */
+bool cor__is_task_step(cor_callback cb);
+/* A callback the task machinery schedules on a task's behalf (its step, the
+ * timer of a cor_sleep): reported with the task, not as a handle. */
+bool cor__is_task_cb(cor_callback cb);
+void cor__task_repr(struct cor_task *t, cor__buf *out);
+void cor__future_repr(struct cor_future *f, cor__buf *out);
+int cor__tasks_dump(struct cor_loop *loop, cor__buf *out);
+/* At exit: "coroutine ... was never awaited" for each coroutine made on a
+ * thread with no running loop and never consumed (core/task.c). */
+void cor__coros_report_at_exit(void);
 
 #endif

@@ -7,6 +7,13 @@
  * (cor__wait_embedded) that a node wakes when the caller's condition holds.
  * Time-out scopes are built on the task's cancel counter, as cor_wait_for:
  * a scope turns only its own cancellation into -ETIMEDOUT. */
+#include "base/alloc.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/object.h"
+#include "loop/loop.h"
 #include "task/task_internal.h"
 
 #include <stddef.h>

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* Threads corio starts (core/base/thread.c). Not installed. */
+#ifndef CORIO_CORE_BASE_THREAD_H
+#define CORIO_CORE_BASE_THREAD_H
+
+#include "base/base.h"
+
+/* Every thread corio starts goes through here (core/thread.c), born with
+ * one signal mask: every asynchronous signal blocked, so a
+ * process-directed signal never picks it and the loops' signalfds get
+ * theirs; the synchronous ones (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT) open.
+ * runs_user_code (loop threads, pool workers) also leaves SIGPROF open, so
+ * ITIMER_PROF profilers sample the application's code; corio's own helpers
+ * (log, dump, watchdog, resolver, pool manager) block it. Returns
+ * pthread_create's code. */
+int cor__thread_create(pthread_t *th, const pthread_attr_t *attr,
+                       void *(*fn)(void *), void *arg, bool runs_user_code);
+
+#endif
