@@ -420,7 +420,7 @@ static __attribute__((noinline)) int slow(cor_channel_t *ch, int side,
     bool spin = now < spin_end && now < deadline;
     if (spin && cor__tls_task != NULL) {
       cor_loop_t *loop = cor__tls_loop;
-      spin = loop->rlen == 0 && cor__mpsc_empty(&loop->mpsc);
+      spin = !cor__loop_has_work(loop);
     }
     if (spin) {
       for (int i = 0; i < 32; i++)

@@ -110,7 +110,7 @@ void cor__executor_track(cor_executor_t *ex, const void *ra) {
   /* Not made on a loop: debug mode is CORIO_DEBUG's. */
   struct cor_loop *l = cor__tls_loop;
   cor__res_track(&ex->res, &executor_res, NULL, true,
-                 l ? l->debug : cor__debug_env(), ra);
+                 l ? cor__loop_debug(l) : cor__debug_env(), ra);
 }
 
 static void executor_obj_free(cor__obj *o) {

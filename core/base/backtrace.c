@@ -22,7 +22,6 @@
  * reports take. */
 #include "base/backtrace.h"
 #include "base/thread.h"
-#include "task/task_internal.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>

@@ -166,7 +166,7 @@ static bool root_of(char *root, size_t n) {
   cor__sym s;
   if (!cor__symbolize((const void *)cor__obj_init, false, &s) || !s.file[0])
     return false;
-  const char *at = strstr(s.file, "core/object.c");
+  const char *at = strstr(s.file, "core/base/object.c");
   if (at == NULL)
     return false;
   snprintf(root, n, "%.*s", (int)(at - s.file), s.file);

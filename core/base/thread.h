@@ -16,4 +16,12 @@
 int cor__thread_create(pthread_t *th, const pthread_attr_t *attr,
                        void *(*fn)(void *), void *arg, bool runs_user_code);
 
+/* The task this thread runs, NULL on the thread's own stack: defined and
+ * set by core/task/task.c, declared here because backtraces (this layer)
+ * must know whether they run on a task's small stack. initial-exec: read on
+ * every switch; the default model in a shared library would call
+ * __tls_get_addr each time. */
+#define COR__TLS_IE __attribute__((tls_model("initial-exec")))
+extern _Thread_local struct cor_task *cor__tls_task COR__TLS_IE;
+
 #endif

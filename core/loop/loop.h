@@ -257,4 +257,99 @@ void cor__loop_awake(struct cor_loop *loop);
     }                                                                          \
   } while (0)
 
+/* ------------------------------------------------------------ for executor/ */
+
+/* What executor/ (the runtime, its bounded door, cfutures, channels, pools)
+ * reads or sets of a loop. executor/ never touches struct cor_loop's fields
+ * itself (tests/check_tree.sh fails when it does): these are static inline,
+ * so a call costs what the field access did. */
+
+/* The runtime's part of this loop (cor__rt_loop), NULL for a lone loop. */
+static inline void *cor__loop_runtime(const struct cor_loop *loop) {
+  return loop->runtime;
+}
+/* Makes the loop one of a runtime's, before it first runs (no thread reads
+ * these yet: plain stores): rt its part, producers count their posts
+ * (COR__TS_COUNT), and the bounded door's limit (0 = none). */
+static inline void cor__loop_join_runtime(struct cor_loop *loop, void *rt,
+                                          uint64_t limit) {
+  loop->runtime = rt;
+  loop->ts_flags |= COR__TS_COUNT; /* the debug bit may be set */
+  loop->ts_limit = limit;
+}
+static inline void cor__loop_leave_runtime(struct cor_loop *loop) {
+  loop->runtime = NULL;
+}
+/* cor_loop_is_closed without the NULL check (any thread). */
+static inline bool cor__loop_closed(const struct cor_loop *loop) {
+  return ck_pr_load_int((int *)&loop->closed);
+}
+/* In a forked child: the parent's loops are closed to every door. */
+static inline void cor__loop_mark_closed(struct cor_loop *loop) {
+  ck_pr_store_int(&loop->closed, 1);
+}
+/* Debug mode on (owner thread, or any thread while the loop does not run). */
+static inline bool cor__loop_debug(const struct cor_loop *loop) {
+  return loop->debug;
+}
+/* Owner thread: callbacks are ready or a cross-thread post is queued. */
+static inline bool cor__loop_has_work(struct cor_loop *loop) {
+  return loop->rlen > 0 || !cor__mpsc_empty(&loop->mpsc);
+}
+/* Any thread: ready callbacks as the last iteration ended. */
+static inline uint64_t cor__loop_ready_count(const struct cor_loop *loop) {
+  return ck_pr_load_64((uint64_t *)&loop->st_ready);
+}
+/* The bounded door's side of the loop (executor/runtime.c): its limit (0 =
+ * none), posts counted (mpsc.pushed) and run (st_ts_run), any thread. */
+static inline uint64_t cor__loop_door_limit(const struct cor_loop *loop) {
+  return loop->ts_limit;
+}
+static inline uint64_t cor__loop_door_pushed(const struct cor_loop *loop) {
+  return ck_pr_load_64((uint64_t *)&loop->mpsc.pushed);
+}
+static inline uint64_t cor__loop_door_ran(const struct cor_loop *loop) {
+  return ck_pr_load_64((uint64_t *)&loop->st_ts_run);
+}
+/* Takes a place in the loop's queue if the depth is under the limit. The
+ * CAS loop keeps bounded posts exact: they never push the depth past the
+ * limit (unbounded posts may, and are counted). */
+static inline bool cor__loop_door_reserve(struct cor_loop *loop,
+                                          uint64_t limit) {
+  uint64_t pushed = __atomic_load_n(&loop->mpsc.pushed, __ATOMIC_RELAXED);
+  for (;;) {
+    uint64_t ran = ck_pr_load_64(&loop->st_ts_run);
+    if (pushed - ran >= limit && pushed >= ran)
+      return false;
+    /* Seq-cst CAS (lock cmpxchg): the same instruction ck would use, spelt
+     * so that TSan sees it. */
+    if (__atomic_compare_exchange_n(&loop->mpsc.pushed, &pushed, pushed + 1,
+                                    false, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_RELAXED))
+      return true;
+  }
+}
+/* Gives a reserved place back (its post failed). */
+static inline void cor__loop_door_unreserve(struct cor_loop *loop) {
+  __atomic_sub_fetch(&loop->mpsc.pushed, 1, __ATOMIC_SEQ_CST);
+}
+/* A producer waiting for room: announces itself (a full barrier) and
+ * returns the sequence word to sleep on with its value, and whether the
+ * queue is still full once announced (the loop bumps the word after storing
+ * its run count and fencing: door_space_wake in core/loop/loop.c). Every
+ * begin is followed by an end. */
+static inline bool cor__loop_door_space_begin(struct cor_loop *loop,
+                                              uint64_t limit, int **word,
+                                              int *seq) {
+  *seq = ck_pr_load_int(&loop->ts_space_seq);
+  ck_pr_inc_int(&loop->ts_space_waiters);
+  uint64_t ran = ck_pr_load_64(&loop->st_ts_run);
+  uint64_t pushed = __atomic_load_n(&loop->mpsc.pushed, __ATOMIC_RELAXED);
+  *word = &loop->ts_space_seq;
+  return pushed - ran >= limit;
+}
+static inline void cor__loop_door_space_end(struct cor_loop *loop) {
+  ck_pr_dec_int(&loop->ts_space_waiters);
+}
+
 #endif

@@ -7,6 +7,8 @@
 #include "base/backtrace.h"
 #include "base/base.h"
 #include "base/object.h"
+#include "base/thread.h"
+#include "loop/loop.h"
 #include "task/ctx.h"
 #include "task/stack.h"
 
@@ -210,10 +212,7 @@ typedef struct cor__tasks {
 #endif
 } cor__tasks;
 
-/* initial-exec: read on every switch; the default model in a shared
- * library would call __tls_get_addr each time. */
-#define COR__TLS_IE __attribute__((tls_model("initial-exec")))
-extern _Thread_local struct cor_task *cor__tls_task COR__TLS_IE;
+/* cor__tls_task, the task this thread runs: base/thread.h. */
 /* The loop's task state, made on first use; NULL on ENOMEM. */
 cor__tasks *cor__tasks_of(struct cor_loop *loop);
 /* Records code/message on the running task (or the thread) like cor_fail. */
@@ -256,6 +255,78 @@ int cor__wait_embedded_at(struct cor_loop *loop, struct cor_future *f,
                           const void *site, int line);
 /* Completes an embedded future a task may be waiting on, with code. */
 void cor__wake_embedded(struct cor_future *f, bool flag, int code);
+
+/* ------------------------------------------------------------ for executor/ */
+
+/* What executor/ reads of a task (tests/check_tree.sh fails when it touches
+ * struct cor_task's fields itself): static inline, so a call costs what the
+ * field access did. */
+
+/* The loop's pending tasks, oldest first (owner thread). */
+static inline struct cor_task *cor__loop_tasks_first(struct cor_loop *loop) {
+  cor__tasks *tl = loop->tasks;
+  return tl ? tl->head : NULL;
+}
+static inline struct cor_task *cor__task_next(const struct cor_task *t) {
+  return t->next;
+}
+/* Where cor_coro was called: the coroutine function's name, file, line. */
+static inline const char *cor__task_fn_name(const struct cor_task *t) {
+  return t->fn_name;
+}
+static inline const char *cor__task_file(const struct cor_task *t) {
+  return t->file;
+}
+static inline int cor__task_line(const struct cor_task *t) { return t->line; }
+/* What the task is suspended on: "task", "future", or NULL. */
+static inline const char *cor__task_waits_for(const struct cor_task *t) {
+  return t->waiting ? (t->waiting->is_task ? "task" : "future") : NULL;
+}
+/* Not asked to cancel (or uncancelled) and not yet exited. */
+static inline bool cor__task_uncancelled_live(const struct cor_task *t) {
+  return t->ncancel == 0 && t->tstate < COR__TASK_EXITED;
+}
+/* Cancelled right before its body returned (deliver -ECANCELED). */
+static inline bool cor__task_must_cancel(const struct cor_task *t) {
+  return t->must_cancel;
+}
+static inline const char *cor__task_cancel_msg(const struct cor_task *t) {
+  return t->cancel_msg;
+}
+/* The task's outcome is handed on by its caller: no "never retrieved"
+ * report for its own future. */
+static inline void cor__task_mark_retrieved(struct cor_task *t) {
+  t->fut.retrieved = 1;
+}
+/* The message and site cor_fail recorded for code rc, if it is the task's
+ * last failure; false otherwise. */
+static inline bool cor__task_failure(const struct cor_task *t, int rc,
+                                     const char **msg, const char **file,
+                                     int *line) {
+  if (t->err_code != rc)
+    return false;
+  *msg = t->err_msg;
+  *file = t->err_file;
+  *line = t->err_line;
+  return true;
+}
+/* The task is suspended on f alone (its node is f's only callback): the
+ * waker may run its step itself (executor/cfuture.c's door wake-up). */
+static inline bool cor__task_sole_waiter(const struct cor_task *t,
+                                         const struct cor_future *f) {
+  return t->waiting == f && t->tstate == COR__TASK_SUSPENDED &&
+         f->cbs == &t->wnode && t->wnode.next == NULL;
+}
+/* After cor__task_sole_waiter: the step to run, with f's callback list
+ * emptied (f can then complete with nobody to tell). */
+static inline void cor__task_take_step(struct cor_task *t,
+                                       struct cor_future *f,
+                                       cor_callback *step, void **arg) {
+  *step = t->wnode.fn;
+  *arg = t->wnode.arg;
+  f->cbs = NULL;
+  f->cbs_tail = &f->cbs;
+}
 
 /* ------------------------------------------------------------ debug reports */
 
