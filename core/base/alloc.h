@@ -5,7 +5,7 @@
 
 #include "base/base.h"
 
-/* The one allocation path (core/alloc.c): jemalloc's mallocx/dallocx in
+/* The one allocation path (core/base/alloc.c): jemalloc's mallocx/dallocx in
  * normal builds, the system allocator under the sanitizers. Tests inject
  * failure with cor__alloc_fail_after. */
 void *cor__malloc(size_t n);

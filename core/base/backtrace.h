@@ -6,7 +6,7 @@
 
 #include "base/base.h"
 
-/* Backtraces (core/backtrace.c): capture with backtrace(), symbolize with
+/* Backtraces (core/base/backtrace.c): capture with backtrace(), symbolize with
  * libdw. */
 #define COR__BT_MAX 32
 typedef struct cor__sym {

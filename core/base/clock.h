@@ -6,7 +6,7 @@
 
 #include "base/base.h"
 
-/* The clock and the one time-out rule (core/clock.c; API.md,
+/* The clock and the one time-out rule (core/base/clock.c; API.md,
  * Conventions). Every public `double` time-out goes through
  * cor__timeout_deadline, every delay or duration through cor__duration_ns,
  * and every wait that needs a CLOCK_REALTIME date (pthread timed waits and

@@ -6,7 +6,7 @@
 
 #include "base/base.h"
 
-/* Invalid arguments (core/error.c): one ERROR record
+/* Invalid arguments (core/base/error.c): one ERROR record
  * "<call>(): invalid argument: <what>" (what names the argument: "s is
  * NULL"), then -EINVAL; the _ptr form sets errno = EINVAL and returns NULL.
  * Only for the branch a public call already takes on bad input, so the

@@ -5,7 +5,7 @@
 
 #include "base/base.h"
 
-/* Every thread corio starts goes through here (core/thread.c), born with
+/* Every thread corio starts goes through here (core/base/thread.c), born with
  * one signal mask: every asynchronous signal blocked, so a
  * process-directed signal never picks it and the loops' signalfds get
  * theirs; the synchronous ones (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT) open.

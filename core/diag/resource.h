@@ -6,7 +6,7 @@
 #include "base/backtrace.h"
 #include "base/report.h"
 
-/* Resource warnings (core/resource.c), asyncio's ResourceWarning: what the
+/* Resource warnings (core/diag/resource.c), asyncio's ResourceWarning: what the
  * application must close (a stream, a datagram endpoint, a server, an
  * executor) is tracked from creation until it is closed. Freed while still
  * tracked, it is reported at WARNING, "unclosed stream <Stream fd=7 ...>",

@@ -81,7 +81,7 @@ struct cor_loop {
   /* cor_call_soon's one check: COR__CF_CLOSED | COR__CF_DEBUG. Kept with
    * the owner's hot data, so debug mode costs the fast path no extra load. */
   int callflags;
-  /* core/debug.c: gettid() of the thread running the loop, 0 when none
+  /* core/diag/debug.c: gettid() of the thread running the loop, 0 when none
    * (atomic: read by wrong-thread reports from other threads). */
   int owner_tid;
   uint64_t slow_ns; /* slow_callback_duration */
@@ -89,7 +89,7 @@ struct cor_loop {
    * future may be freed anywhere); set by the owner. */
   cor_exception_handler exc_fn;
   void *exc_arg;
-  /* Debug-mode and watchdog state (core/debug.c): made on first use (debug
+  /* Debug-mode and watchdog state (core/diag/debug.c): made on first use (debug
    * mode on, or a watchdog set) and kept when debug mode goes off again, so
    * NULL means "never used", not "off" (that is `debug`). */
   struct cor__dbg *dbg;
@@ -100,7 +100,7 @@ struct cor_loop {
   uint64_t spin_cur; /* the next spin's length: adapts, see run_once */
   uint64_t now; /* clock cached at the top of each iteration */
   /* Ready entries of the current batch not yet run. A suspending task may
-   * take the next one itself (a task-to-task hand-off, core/task.c), so it
+   * take the next one itself (a task-to-task hand-off, core/task/task.c), so it
    * lives here rather than in a local of run_once. */
   uint32_t todo;
   uint64_t last_poll;
@@ -118,7 +118,7 @@ struct cor_loop {
   uint64_t timer_seq;
 
   cor__poller poller;
-  /* core/uring.c: the ring of the loop's socket streams, NULL until one
+  /* core/loop/uring.c: the ring of the loop's socket streams, NULL until one
    * needs it; uring_off: never make one (turned off, or it failed). */
   struct cor__uring *uring;
   struct cor__uring *uring_lost; /* rings of a thread the loop left */
@@ -138,7 +138,7 @@ struct cor_loop {
 
   /* Module parts that join later (tasks, debug) hang off here. */
   void *tasks;
-  /* core/resource.c: the open streams and datagram endpoints of this loop,
+  /* core/diag/resource.c: the open streams and datagram endpoints of this loop,
    * reported if freed (or still open at exit) unclosed. Owner thread. */
   struct cor__res *res;
 
@@ -148,7 +148,7 @@ struct cor_loop {
   /* For executor/runtime.c's cor_loop_counters: ready callbacks as the last
    * iteration ended, and time spent spinning idle or asleep. */
   uint64_t st_ready, st_idle_ns;
-  /* busy_ns / idle_ns of cor_loop_stats (core/loop.c, "time counters"): a
+  /* busy_ns / idle_ns of cor_loop_stats (core/loop/loop.c, "time counters"): a
    * seqlock, tm_seq odd while the loop thread updates them; st_idle_ns is
    * the idle time of finished idle periods, tm_run_ns the wall time of
    * finished runs; tm_run_from / tm_idle_from the start of the run / idle
@@ -159,7 +159,7 @@ struct cor_loop {
   uint64_t st_wake_written COR_ALIGNED_CL; /* producers: rare, own line */
 };
 
-/* The bounded door (core/loop.c, for executor/runtime.c): posts cb(arg)
+/* The bounded door (core/loop/loop.c, for executor/runtime.c): posts cb(arg)
  * without counting it in mpsc.pushed (the caller reserved its place there).
  * Same returns as cor_call_soon_threadsafe. `site`: the return address of
  * the public call, the callback's site in debug mode's reports. */
@@ -170,7 +170,7 @@ int cor__loop_post_reserved(struct cor_loop *loop, cor_callback cb, void *arg,
 int cor__call_soon_threadsafe_at(struct cor_loop *loop, cor_callback cb,
                                  void *arg, void *site);
 
-/* Edge-triggered fds (core/stream.c and the other net files): registers fd
+/* Edge-triggered fds (core/net/stream.c and the other net files): registers fd
  * for both directions at once, edge-triggered, with rcb(arg) run when it
  * becomes readable (or hangs up / errors) and wcb(arg) when it becomes
  * writable. One epoll_ctl for the fd's whole life; the level-triggered
@@ -199,6 +199,11 @@ static inline int cor__ready_push(struct cor_loop *loop, cor_callback cb,
   return 0;
 }
 
+/* The library's own cross-thread posts that own memory (the dump's
+ * request, an executor port's drain): when a loop closes with such a
+ * callback still queued, `drop(arg)` runs instead, on the closing thread.
+ * Register from a module constructor (before any thread exists). */
+void cor__ts_drop_register(cor_callback cb, void (*drop)(void *arg));
 /* Loop hooks that later modules set (tasks: report pending tasks at close). */
 extern void (*cor__loop_close_hook)(struct cor_loop *loop);
 
@@ -215,7 +220,7 @@ extern _Thread_local struct cor_loop *cor__tls_loop
 #define COR__TS_COUNT 1
 #define COR__TS_DEBUG 2
 
-/* Wrong-thread check (core/debug.c). True (after an ERROR record naming the
+/* Wrong-thread check (core/diag/debug.c). True (after an ERROR record naming the
  * call, the loop and both threads) when `loop` runs on another thread. The
  * fast path is one thread-local load and compare. */
 bool cor__wrong_thread(const struct cor_loop *loop, const char *call);
@@ -228,7 +233,7 @@ int cor__wrong_thread_report(const struct cor_loop *loop, const char *call);
 int cor__loop_run(struct cor_loop *loop, const char *call);
 /* The pollers call it when a wait returned with something to dispatch,
  * before they run its callbacks: ends the loop's idle period if one is in
- * progress (core/loop.c, time counters). Owner thread. */
+ * progress (core/loop/loop.c, time counters). Owner thread. */
 void cor__loop_awake(struct cor_loop *loop);
 #define COR__CHECK_THREAD(loop, call)                                          \
   do {                                                                         \

@@ -14,7 +14,7 @@
  * runtime's cor_runtime_opts.debug too). Any thread while the loop is not
  * running; its own thread while it is. Returns 0 or -ENOMEM. */
 int cor__loop_debug_apply(struct cor_loop *loop, bool on);
-/* Loop life (core/debug.c): the registry cor_dump_tasks walks. */
+/* Loop life (core/diag/debug.c): the registry cor_dump_tasks walks. */
 void cor__debug_loop_new(struct cor_loop *loop, const void *from);
 void cor__debug_loop_free(struct cor_loop *loop);
 /* Debug mode: a callback's site (slot table) and the slow callback check. */
@@ -34,11 +34,6 @@ void cor__debug_cb_end(struct cor_loop *loop);
  * reported as tasks). At most 16
  * lines, then a count. Owner thread, loop not running. Returns how many. */
 size_t cor__debug_report_unrun(struct cor_loop *loop, const char *prefix);
-/* The library's own cross-thread posts that own memory (the dump's
- * request, an executor port's drain): when a loop closes with such a
- * callback still queued, `drop(arg)` runs instead, on the closing thread.
- * Register from a module constructor (before any thread exists). */
-void cor__ts_drop_register(cor_callback cb, void (*drop)(void *arg));
 /* Debug mode: runs cb(arg) timed (slow callback report naming `site`, a
  * return address or NULL) between cb_begin and cb_end. Every kind of
  * callback the loop runs goes through it in debug mode. */

@@ -5,7 +5,7 @@
 
 #include "base/base.h"
 
-/* The cross-thread queue (core/mpsc.c): a Vyukov intrusive MPSC list (one
+/* The cross-thread queue (core/loop/mpsc.c): a Vyukov intrusive MPSC list (one
  * atomic exchange per push, on Concurrency Kit's ck_pr), with nodes drawn
  * from a per-producer-thread cache so the fast path never calls malloc and a
  * node is freed back to the thread that allocated it. */

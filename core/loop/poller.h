@@ -5,11 +5,11 @@
 
 #include "base/base.h"
 
-/* One poller contract; core/poll_epoll.c implements it. Events are reported
+/* One poller contract; core/loop/poll_epoll.c implements it. Events are reported
  * to cor__loop_io_ready. */
 #define COR__POLL_IN 1u
 #define COR__POLL_OUT 2u
-/* Edge-triggered registration (streams, core/stream.c): reported once per
+/* Edge-triggered registration (streams, core/net/stream.c): reported once per
  * readiness change, so the owner reads/writes until EAGAIN or a short count
  * and never re-arms. Only set through cor__loop_io_et_add. */
 #define COR__POLL_ET 4u

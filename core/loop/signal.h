@@ -5,7 +5,7 @@
 
 #include "base/base.h"
 
-/* signals (core/signal.c) */
+/* signals (core/loop/signal.c) */
 void cor__signal_read(struct cor_loop *loop);
 void cor__signal_close(struct cor_loop *loop);
 

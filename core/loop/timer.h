@@ -5,7 +5,7 @@
 
 #include "base/base.h"
 
-/* The timer heap (core/timer.c): a 4-ary min-heap of (deadline, sequence,
+/* The timer heap (core/loop/timer.c): a 4-ary min-heap of (deadline, sequence,
  * slot) kept in an array; each slot knows its heap index, so a cancel
  * removes its timer at once and memory stays flat under cancel storms. */
 typedef struct cor__timer_ent {
@@ -18,7 +18,7 @@ typedef struct cor__timer_heap {
   uint32_t len, cap;
 } cor__timer_heap;
 
-/* timer heap (core/timer.c) */
+/* timer heap (core/loop/timer.c) */
 int cor__timers_push(struct cor_loop *loop, uint64_t when, uint32_t slot);
 void cor__timers_remove(struct cor_loop *loop, uint32_t heap_idx);
 void cor__timers_free(struct cor_loop *loop);
