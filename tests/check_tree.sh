@@ -16,7 +16,8 @@
 #  3. the TSan build maps every ck_pr operation the code uses onto compiler
 #     atomics (core/base/atomics.h): one left out is ck's inline assembly
 #     there, which ThreadSanitizer cannot see, and it would report false
-#     races or miss real ones.
+#     races or miss real ones;
+#  4. every private header (core/*/*.h, executor/*.h) compiles on its own.
 # Comments are stripped first (cpp -fpreprocessed) where a rule reads code,
 # so prose may name anything. Prints file:line and what is wrong, exits 1.
 set -u
@@ -126,5 +127,16 @@ for op in $used; do
     echo "check_tree: $op is used but not mapped for TSan in core/base/atomics.h"; fail=1; }
 done
 
-[ $fail -eq 0 ] && echo "check_tree: layers, executor/ through the modules, and TSan atomics mapping ok"
+# 4. Every private header compiles on its own (it includes what it uses).
+tmpc=/tmp/check_tree_hdr.$$.c
+for h in core/*/*.h executor/*.h; do
+  case $h in core/*) echo "#include \"${h#core/}\"" ;; *) echo "#include \"../$h\"" ;; esac > "$tmpc"
+  if ! ${CC:-cc} -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
+      -DCOR_BUILDING_LIBRARY -Iinclude -Icore -fsyntax-only "$tmpc" 2>/dev/null; then
+    echo "check_tree: $h does not compile on its own (include what it uses)"; fail=1
+  fi
+done
+rm -f "$tmpc"
+
+[ $fail -eq 0 ] && echo "check_tree: layers, executor/ through the modules, TSan atomics mapping, headers alone ok"
 exit $fail
