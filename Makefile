@@ -57,7 +57,7 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 # header first, so a prototype and its definition cannot drift apart.
 WARN_LIB := $(WARN) -Wmissing-prototypes -Wmissing-declarations
 CFLAGS_LIB := -std=c11 $(WARN_LIB) $(SANFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition \
-  -D_GNU_SOURCE -DCOR_BUILDING_LIBRARY $(ALLOC_DEF) -Iinclude -Icore -Iexecutor
+  -D_GNU_SOURCE -DCOR_BUILDING_LIBRARY $(ALLOC_DEF) -Iinclude -Icore
 LIBS := $(ALLOC_LIBS) -luring -lssl -lcrypto -lck -lpthread -ldl -ldw
 TEST_LIBS := -lcmocka $(LIBS)
 # What a program linking libcorio.a statically needs besides it, for corio.pc
@@ -71,8 +71,10 @@ empty :=
 space := $(empty) $(empty)
 STATIC_LIBS := $(subst $(space),;,$(strip $(patsubst -l%,%,$(LIBS)) m))
 
-CORE_SRC := $(sort $(wildcard core/*.c)) $(sort $(wildcard executor/*.c))
-CORE_ASM := $(sort $(wildcard core/*.S))
+# core/ is cut into layer folders (core/base, core/loop, core/task,
+# core/diag, core/net; ARCHITECTURE.md "Layers"), executor/ above them.
+CORE_SRC := $(sort $(wildcard core/*/*.c)) $(sort $(wildcard executor/*.c))
+CORE_ASM := $(sort $(wildcard core/*/*.S))
 OBJS := $(CORE_SRC:%.c=$(BUILD)/%.o) $(CORE_ASM:%.S=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -102,13 +104,18 @@ TEST_ENV := $(if $(SAN),CORIO_TEST_SCALE=small,)
 all: lib
 lib: $(BUILD)/libcorio.a $(BUILD)/libcorio.so
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h include/corio/*.h core/*.h executor/*.h)
+# Each object depends on the headers it includes (-MMD -MP writes
+# $(BUILD)/<file>.d beside it), so editing one module's header rebuilds
+# only the files that include it.
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_LIB) -c $< -o $@
+	$(CC) $(CFLAGS_LIB) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.S
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_LIB) -c $< -o $@
+	$(CC) $(CFLAGS_LIB) -MMD -MP -c $< -o $@
+
+-include $(OBJS:.o=.d)
 
 $(BUILD)/libcorio.a: $(OBJS)
 	@rm -f $@

@@ -9,7 +9,7 @@
 # .ci/run's project that finds an installed corio (tests/cmake). man-db
 # (with groff) checks the generated manual pages (tools/mkman.sh, .ci/run).
 # valgrind runs .ci/run's memcheck step (make valgrind) and ships
-# <valgrind/valgrind.h>, with which core/stack.c registers task stacks
+# <valgrind/valgrind.h>, with which core/task/stack.c registers task stacks
 # (optional: built without it otherwise).
 PKGS="build-essential pkg-config libjemalloc-dev libck-dev libcmocka-dev libdw-dev liburing-dev libssl-dev wrk libuv1-dev nginx-light cmake man-db valgrind"
 missing=""

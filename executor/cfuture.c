@@ -11,8 +11,16 @@
  * only when it then sees a sleeper. No lock: one CAS on the state makes the
  * one completer, and the callback list is a lock-free stack the completer
  * closes with one exchange. */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/object.h"
+#include "loop/loop.h"
 #include "internal.h"
-#include "atomics.h"
+#include "base/atomics.h"
 
 #include <math.h>
 #include <sched.h>
@@ -410,16 +418,14 @@ static void aw_wake_posted(void *p) {
   awaiter *a = p;
   cor_future_t *f = a->f;
   struct cor_task *t = a->task;
-  if (!cor_future_done(f) && cor__tls_task == NULL && !a->loop->debug &&
-      t->waiting == f && t->tstate == COR__TASK_SUSPENDED &&
-      f->cbs == &t->wnode && t->wnode.next == NULL) {
+  if (!cor_future_done(f) && cor__tls_task == NULL &&
+      !cor__loop_debug(a->loop) && cor__task_sole_waiter(t, f)) {
     /* The task reads cf's outcome then drops its reference: ask for the
      * line (written by the completer's core) for writing now. */
     __builtin_prefetch(a->cf, 1, 3);
-    cor_callback step = t->wnode.fn;
-    void *arg = t->wnode.arg;
-    f->cbs = NULL;
-    f->cbs_tail = &f->cbs;
+    cor_callback step;
+    void *arg;
+    cor__task_take_step(t, f, &step, &arg);
     cor_future_set_result(f, NULL); /* nobody left to schedule */
     step(arg);
     /* Freed once the task suspended again: the frees (and cf's, usually
@@ -583,26 +589,29 @@ static int rct_body(void *p, void **result) {
   rct *r = p;
   struct cor_task *t = cor__tls_task;
   int rc = r->fn(r->arg, result);
-  if (rc == 0 && t->must_cancel)
+  const char *emsg, *efile;
+  int eline;
+  if (rc == 0 && cor__task_must_cancel(t))
     rc = -ECANCELED; /* as task_entry: cancelled right before it returned */
-  if (cor_future_remove_done_callback(&t->fut, rct_task_done, r) != 1)
+  if (cor_future_remove_done_callback(cor_task_future(t), rct_task_done, r) != 1)
     return rc; /* not watched (rct_start failed to): nothing to report */
   r->task = NULL;
   /* Its outcome is handed on here, as rct_task_done's cor__future_take did:
    * no "never retrieved" report for the task's own future. */
-  t->fut.retrieved = 1;
+  cor__task_mark_retrieved(t);
   rct_unload(r);
   if (rc == 0) {
     cor__cfuture_set_result(&r->cf, *result);
   } else if (rc == -ECANCELED) {
-    cor__cfuture_set_cancelled(&r->cf, t->cancel_msg);
+    cor__cfuture_set_cancelled(&r->cf, cor__task_cancel_msg(t));
   } else if (rc > 0) {
     char buf[96];
     snprintf(buf, sizeof buf, "task body returned %d (codes are 0 or < 0)",
              rc);
-    cor__cfuture_set_error(&r->cf, -EINVAL, buf, t->file, t->line);
-  } else if (t->err_code == rc) {
-    cor__cfuture_set_error(&r->cf, rc, t->err_msg, t->err_file, t->err_line);
+    cor__cfuture_set_error(&r->cf, -EINVAL, buf, cor__task_file(t),
+                           cor__task_line(t));
+  } else if (cor__task_failure(t, rc, &emsg, &efile, &eline)) {
+    cor__cfuture_set_error(&r->cf, rc, emsg, efile, eline);
   } else {
     cor__cfuture_set_error(&r->cf, rc, NULL, NULL, 0);
   }
@@ -638,7 +647,7 @@ static void rct_start(void *p) {
     rct_end(r);
     return;
   }
-  int rc = cor__future_add_done_callback_drop(&t->fut, rct_task_done, r,
+  int rc = cor__future_add_done_callback_drop(cor_task_future(t), rct_task_done, r,
                                               rct_task_drop);
   if (rc != 0) {
     /* Nobody would see its outcome: stop it before it starts. */
@@ -784,12 +793,12 @@ cor_cfuture_t *cor_run_coroutine_threadsafe(cor_coro_t *coro,
     errno = -COR_ECLOSED;
     return NULL;
   }
-  if (loop != NULL && ck_pr_load_int(&loop->closed)) {
+  if (loop != NULL && cor__loop_closed(loop)) {
     cor__coro_discard(coro);
     errno = -COR_ECLOSED;
     return NULL;
   }
-  cor__rt_loop *rl = loop ? loop->runtime : NULL;
+  cor__rt_loop *rl = loop ? cor__loop_runtime(loop) : NULL;
   if (rl && !cor__rt_task_admit(rl)) {
     cor__coro_discard(coro);
     errno = -COR_ECLOSED;

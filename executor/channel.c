@@ -34,8 +34,16 @@
  * as it registers. Receivers report COR_ECLOSED only when the ring is
  * empty up to the final `enq`: an item claimed before the close is always
  * received. */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "loop/loop.h"
+#include "loop/mpsc.h"
 #include "internal.h"
-#include "list.h"
+#include "base/list.h"
 
 #include <sched.h>
 
@@ -398,7 +406,7 @@ static __attribute__((noinline)) int slow(cor_channel_t *ch, int side,
     bool spin = now < spin_end && now < deadline;
     if (spin && cor__tls_task != NULL) {
       cor_loop_t *loop = cor__tls_loop;
-      spin = loop->rlen == 0 && cor__mpsc_empty(&loop->mpsc);
+      spin = !cor__loop_has_work(loop);
     }
     if (spin) {
       /* A few pauses between tries; the spin yields now and then (more

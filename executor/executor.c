@@ -8,8 +8,19 @@
  * (iref) are apart: when the application drops its last reference the pool
  * is shut down without waiting, but its memory stays until every worker
  * thread exited and every drain it posted ran (each holds an iref). */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/object.h"
+#include "base/report.h"
+#include "diag/resource.h"
+#include "loop/loop.h"
+#include "loop/loop_debug.h"
 #include "executor_internal.h"
-#include "atomics.h"
+#include "base/atomics.h"
 
 #include <sched.h>
 
@@ -100,7 +111,7 @@ void cor__executor_track(cor_executor_t *ex, const void *ra) {
   /* Not made on a loop: debug mode is CORIO_DEBUG's. */
   struct cor_loop *l = cor__tls_loop;
   cor__res_track(&ex->res, &executor_res, NULL, true,
-                 l ? l->debug : cor__debug_env(), ra);
+                 l ? cor__loop_debug(l) : cor__debug_env(), ra);
 }
 
 static void executor_obj_free(cor__obj *o) {

@@ -12,6 +12,10 @@
 #ifndef CORIO_EXECUTOR_XINTERNAL_H
 #define CORIO_EXECUTOR_XINTERNAL_H
 
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/object.h"
+#include "diag/resource.h"
 #include "internal.h" /* executor/internal.h: cfutures, futex helpers */
 
 #include <corio/executor.h>

@@ -4,7 +4,11 @@
 #ifndef CORIO_EXECUTOR_INTERNAL_H
 #define CORIO_EXECUTOR_INTERNAL_H
 
-#include "task_internal.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/object.h"
+#include "task/task_internal.h"
 
 #include <limits.h>
 #include <linux/futex.h>

@@ -20,6 +20,15 @@
  * the jobs queued behind it in that worker go back to the head of the
  * queue. The worker is reaped with waitpid on its own pid, and a new one
  * is started when jobs need it. */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/thread.h"
+#include "loop/loop.h"
 #include "executor_internal.h"
 
 #include <fcntl.h>

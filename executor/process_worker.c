@@ -12,6 +12,9 @@
  * in a worker. So job names resolve to the same functions in both
  * processes, and the worker never inherits the parent's threads, locks or
  * memory state (nothing is forked). */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/error.h"
 #include "executor_internal.h"
 
 #include <sys/prctl.h>

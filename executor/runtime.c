@@ -20,8 +20,19 @@
  * executors down, reports what is left and closes its loop; the caller joins
  * the threads with the deadline and leaves a stuck one behind rather than
  * wait for it. */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/object.h"
+#include "base/thread.h"
+#include "loop/loop.h"
+#include "loop/loop_debug.h"
+#include "loop/mpsc.h"
 #include "internal.h"
-#include "atomics.h"
+#include "base/atomics.h"
 
 #include <math.h>
 #include <sched.h>
@@ -126,7 +137,7 @@ static void atfork_child(void) {
     any = true;
     ck_pr_store_int(&rt->state, RT_CLOSED);
     for (unsigned i = 0; i < rt->n; i++)
-      ck_pr_store_int(&rt->loops[i].loop->closed, 1);
+      cor__loop_mark_closed(rt->loops[i].loop);
   }
   if (any)
     ck_pr_store_int(&cor__forked_child, 1);
@@ -211,7 +222,7 @@ static void *loop_main(void *p) {
   /* Drain: callbacks already posted (completions, wake-ups) and ready
    * callbacks get a bounded number of iterations before the deadline. */
   for (int k = 0; k < 256 && cor__now_ns() < deadline &&
-                  (loop->rlen > 0 || !cor__mpsc_empty(&loop->mpsc));
+                  cor__loop_has_work(loop);
        k++) {
     cor_loop_stop(loop);
     cor_loop_run_forever(loop);
@@ -229,16 +240,16 @@ static void *loop_main(void *p) {
   /* What did not finish in time, with where it was made; closing the loop
    * then destroys those tasks (and completes their cfutures with
    * COR_ECLOSED). */
-  cor__tasks *tl = loop->tasks;
   int left = 0;
-  for (struct cor_task *t = tl ? tl->head : NULL; t; t = t->next) {
+  for (struct cor_task *t = cor__loop_tasks_first(loop); t;
+       t = cor__task_next(t)) {
     left++;
     COR_LOG(COR_LOG_WARNING,
             "%stask '%s' (coro %s() created at %s:%d) did not finish before "
             "the deadline%s%s",
-            prefix, cor__task_name(t), t->fn_name, t->file, t->line,
-            t->waiting ? "; it waits for a " : "",
-            t->waiting ? (t->waiting->is_task ? "task" : "future") : "");
+            prefix, cor__task_name(t), cor__task_fn_name(t), cor__task_file(t),
+            cor__task_line(t), cor__task_waits_for(t) ? "; it waits for a " : "",
+            cor__task_waits_for(t) ? cor__task_waits_for(t) : "");
   }
   /* Handles (timers, ready callbacks) that will never run; the runtime's
    * own shutdown check is not one of the user's. */
@@ -324,9 +335,7 @@ cor_runtime_t *cor_runtime_new(const cor_runtime_opts *opts) {
       goto fail;
     }
     /* Not running yet, so no thread reads these: plain stores. */
-    rl->loop->runtime = rl;
-    rl->loop->ts_flags |= COR__TS_COUNT; /* the debug bit may be set */
-    rl->loop->ts_limit = o.queue_limit;
+    cor__loop_join_runtime(rl->loop, rl, o.queue_limit);
     if (o.stack_size &&
         cor_loop_set_task_stack_size(rl->loop, o.stack_size) != 0) {
       err = EINVAL;
@@ -411,7 +420,7 @@ static void runtime_free(cor__obj *o) {
     cor_loop_t *loop = rt->loops[i].loop;
     if (loop == NULL)
       continue;
-    loop->runtime = NULL;
+    cor__loop_leave_runtime(loop);
     cor_release(loop);
   }
   cor__free(rt->loops_mem);
@@ -480,11 +489,11 @@ cor_cfuture_t *cor_runtime_spawn(cor_runtime_t *rt, cor_coro_t *coro,
 static void sd_check(void *p) {
   cor__rt_loop *rl = p;
   cor_loop_t *loop = rl->loop;
-  cor__tasks *tl = loop->tasks;
   size_t pending = 0;
-  for (struct cor_task *t = tl ? tl->head : NULL; t; t = t->next) {
+  for (struct cor_task *t = cor__loop_tasks_first(loop); t;
+       t = cor__task_next(t)) {
     pending++;
-    if (t->ncancel == 0 && t->tstate < COR__TASK_EXITED)
+    if (cor__task_uncancelled_live(t))
       cor_task_cancel(t, "runtime shutdown");
   }
   if (pending == 0 && rt_live(rl) <= 0) {
@@ -654,9 +663,9 @@ int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
   cor_loop_get_stats(l, &out->loop);
   int live = rt_live(rl);
   out->tasks = live > 0 ? (uint64_t)live : 0;
-  out->ready = ck_pr_load_64(&l->st_ready);
-  uint64_t pushed = ck_pr_load_64(&l->mpsc.pushed);
-  uint64_t ran = ck_pr_load_64(&l->st_ts_run);
+  out->ready = cor__loop_ready_count(l);
+  uint64_t pushed = cor__loop_door_pushed(l);
+  uint64_t ran = cor__loop_door_ran(l);
   out->queue_depth = pushed > ran ? pushed - ran : 0;
   /* The loop's own figures (cor_loop_stats): its time inside
    * run_forever, the loop thread's reruns and shutdown drain included. */
@@ -667,27 +676,17 @@ int cor_runtime_loop_counters(const cor_runtime_t *rt, unsigned i,
 
 /* ------------------------------------------------------------ bounded door */
 
-/* Takes a place in the loop's queue if the depth is under the limit. The
- * CAS loop keeps bounded posts exact: they never push the depth past the
- * limit (unbounded posts may, and are counted). */
+/* Takes a place in the loop's queue if the depth is under the limit
+ * (cor__loop_door_reserve, core/loop/loop.h). */
 static bool door_reserve(cor_loop_t *loop, uint64_t limit) {
-  uint64_t pushed = cor__load_rlx(&loop->mpsc.pushed);
-  for (;;) {
-    uint64_t ran = ck_pr_load_64(&loop->st_ts_run);
-    if (pushed - ran >= limit && pushed >= ran)
-      return false;
-    /* Seq-cst CAS (lock cmpxchg): the same instruction ck would use, spelt
-     * so that TSan sees it. */
-    if (cor__cas_sc_rlx(&loop->mpsc.pushed, &pushed, pushed + 1))
-      return true;
-  }
+  return cor__loop_door_reserve(loop, limit);
 }
 
 static int door_post(cor_loop_t *loop, cor_callback cb, void *arg,
                      void *site) {
   int rc = cor__loop_post_reserved(loop, cb, arg, site);
   if (rc != 0) /* give the place back */
-    cor__sub_sc(&loop->mpsc.pushed, 1);
+    cor__loop_door_unreserve(loop);
   return rc;
 }
 
@@ -696,11 +695,11 @@ int cor_try_call_soon_threadsafe(cor_loop_t *loop, cor_callback cb,
   if (loop == NULL || cb == NULL)
     return cor__bad_arg("cor_try_call_soon_threadsafe",
                         loop == NULL ? "loop is NULL" : "cb is NULL");
-  uint64_t limit = loop->ts_limit;
+  uint64_t limit = cor__loop_door_limit(loop);
   void *site = __builtin_return_address(0); /* debug mode's reports */
   if (limit == 0)
     return cor__call_soon_threadsafe_at(loop, cb, arg, site);
-  if (ck_pr_load_int(&loop->closed))
+  if (cor__loop_closed(loop))
     return COR_ECLOSED;
   if (!door_reserve(loop, limit))
     return -EAGAIN;
@@ -712,7 +711,7 @@ int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
   if (loop == NULL || cb == NULL)
     return cor__bad_arg("cor_call_soon_threadsafe_wait",
                         loop == NULL ? "loop is NULL" : "cb is NULL");
-  uint64_t limit = loop->ts_limit;
+  uint64_t limit = cor__loop_door_limit(loop);
   void *site = __builtin_return_address(0); /* debug mode's reports */
   if (limit == 0)
     return cor__call_soon_threadsafe_at(loop, cb, arg, site);
@@ -720,7 +719,7 @@ int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
   if (cor__deadline_after(timeout, &deadline) != 0)
     return cor__bad_arg("cor_call_soon_threadsafe_wait", "timeout is NaN");
   for (;;) {
-    if (ck_pr_load_int(&loop->closed))
+    if (cor__loop_closed(loop))
       return COR_ECLOSED;
     if (door_reserve(loop, limit))
       return door_post(loop, cb, arg, site);
@@ -732,14 +731,11 @@ int cor_call_soon_threadsafe_wait(cor_loop_t *loop, cor_callback cb, void *arg,
      * then look again: the loop bumps the sequence after storing its run
      * count and fencing (door_space_wake in core/loop.c). A 10 ms cap on
      * each sleep also covers a loop that closes under us. */
-    int seq = ck_pr_load_int(&loop->ts_space_seq);
-    ck_pr_inc_int(&loop->ts_space_waiters);
-    uint64_t ran = ck_pr_load_64(&loop->st_ts_run);
-    uint64_t pushed = cor__load_rlx(&loop->mpsc.pushed);
-    if (pushed - ran >= limit) {
+    int *word, seq;
+    if (cor__loop_door_space_begin(loop, limit, &word, &seq)) {
       uint64_t cap = cor__now_ns() + 10000000u;
-      cor__futex_wait(&loop->ts_space_seq, seq, cap < deadline ? cap : deadline);
+      cor__futex_wait(word, seq, cap < deadline ? cap : deadline);
     }
-    ck_pr_dec_int(&loop->ts_space_waiters);
+    cor__loop_door_space_end(loop);
   }
 }

@@ -7,7 +7,11 @@
  * calling thread (SO_REUSEPORT, the first one picks the port when port is
  * 0); each loop then registers its own listener on its own thread, and the
  * caller waits until every loop listens. */
-#include "stream_internal.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "loop/loop.h"
+#include "net/stream_internal.h"
 
 #include <corio/transport.h>
 

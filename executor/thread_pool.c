@@ -19,9 +19,18 @@
  *
  * Completions go back to their loop through the pool's port for that loop
  * (executor.c): one push per batch, one post per burst. */
+#include "base/alloc.h"
+#include "base/atomics.h"
+#include "base/backtrace.h"
+#include "base/base.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/thread.h"
+#include "loop/loop.h"
 #include "executor_internal.h"
-#include "atomics.h"
-#include "list.h"
+#include "base/atomics.h"
+#include "base/list.h"
 
 #include <signal.h>
 #include <time.h>

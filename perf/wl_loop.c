@@ -7,10 +7,12 @@
  * Callbacks take one void *, so each workload keeps its state in one static
  * struct; every workload checks its count, and where cheap its order, before
  * it reports. */
+#include "base/atomics.h"
+#include "loop/loop.h"
+#include "loop/mpsc.h"
 #include "bench.h"
 /* limit_queue drives the internal queue; pingpong reads the loop's resolved
  * spin (spin_ns) so SPIN_US= is what the loop used, not what was asked. */
-#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * (limit_context_switch). Definitions: shared/perf-workloads.md. */
 #include "bench.h"
 /* limit_context_switch drives the internal switch routine directly. */
-#include "ctx.h"
+#include "task/ctx.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,11 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop/loop.h"
 #include "testutil.h"
 
 #include <corio.h>
 
-#include "internal.h"
 
 #define MS 1000000ull
 

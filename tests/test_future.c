@@ -7,7 +7,7 @@
 
 #include "logcap.h"
 
-#include "task_internal.h"
+#include "task/task_internal.h"
 
 static cor_loop_t *loop_new(void) {
   cor_loop_t *loop = cor_loop_new(NULL);

@@ -10,11 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
+
+#include <limits.h>
 #include "testutil.h"
 
 #include <corio.h>
 
-#include "internal.h"
 
 /* ------------------------------------------------------------ helpers */
 

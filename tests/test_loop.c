@@ -8,6 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "loop/loop.h"
 #include "testutil.h"
 
 #include <corio.h>
@@ -16,7 +19,6 @@
 
 #include <math.h>
 
-#include "internal.h"
 
 /* ------------------------------------------------------------ helpers */
 

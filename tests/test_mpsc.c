@@ -5,13 +5,14 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "base/atomics.h"
+#include "loop/mpsc.h"
 #include "testutil.h"
 
 #include <corio.h>
 
 #include "logcap.h"
 
-#include "internal.h"
 
 #define MAXP 8
 

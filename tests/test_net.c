@@ -6,7 +6,7 @@
  * hangs, as to an address that never answers. */
 #include "taskbody.h"
 
-#include "stream_internal.h"
+#include "net/stream_internal.h"
 #include <corio.h>
 
 #include "logcap.h"

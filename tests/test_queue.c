@@ -2,6 +2,7 @@
 /* The queue (core/queue.c): asyncio.Queue's behaviours (the cases of
  * CPython's test_queues.py, written anew), its 3.13 shutdown, and what a
  * user relies on when tasks are cancelled around it. */
+#include "base/alloc.h"
 #include "testutil.h"
 
 #include <corio.h>
@@ -11,7 +12,6 @@
 
 #include "logcap.h"
 /* cor__alloc_fail_after: allocation failures on purpose. */
-#include "internal.h"
 
 static cor_loop_t *loop;
 static cor_queue_t *q;

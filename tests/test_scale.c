@@ -5,7 +5,7 @@
  * of stack (a fault on a guard or below an arena; the canary otherwise). */
 #include "testutil.h"
 
-#include "task_internal.h"
+#include "task/task_internal.h"
 #include <corio.h>
 
 #include <signal.h>

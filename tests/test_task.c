@@ -7,7 +7,7 @@
 
 #include <corio.h>
 
-#include "task_internal.h"
+#include "task/task_internal.h"
 
 #include <math.h>
 #include <signal.h>
