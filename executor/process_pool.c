@@ -905,8 +905,8 @@ static int pp_shutdown(cor_executor_t *ex, bool wait, bool cancel,
       pthread_cond_wait(&p->done_cond, &p->mu);
       continue;
     }
-    struct timespec ts = {(time_t)(deadline / 1000000000u),
-                          (long)(deadline % 1000000000u)};
+    struct timespec ts;
+    cor__monotonic_abstime(deadline, &ts);
     if (pthread_cond_timedwait(&p->done_cond, &p->mu, &ts) == ETIMEDOUT &&
         !p->mgr_done) {
       /* Past the deadline: the manager kills and reaps every worker now,

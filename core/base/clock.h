@@ -26,6 +26,13 @@ int cor__timeout_deadline(double timeout, uint64_t *deadline_ns);
 /* The CLOCK_REALTIME date at which the monotonic deadline falls (pthread's
  * timed waits). */
 void cor__realtime_abstime(uint64_t deadline_ns, struct timespec *ts);
+/* The same deadline as a CLOCK_MONOTONIC timespec (condition variables made
+ * with pthread_condattr_setclock(CLOCK_MONOTONIC)). */
+static inline void cor__monotonic_abstime(uint64_t deadline_ns,
+                                          struct timespec *ts) {
+  ts->tv_sec = (time_t)(deadline_ns / 1000000000u);
+  ts->tv_nsec = (long)(deadline_ns % 1000000000u);
+}
 
 /* One step of the tree's bounded spin-then-yield: a pause each call; every
  * 64th call reads the clock (false once `until` passed, so the caller stops

@@ -325,7 +325,7 @@ int cor_loop_set_slow_callback_duration(cor_loop_t *loop, double seconds) {
                         loop == NULL ? "loop is NULL"
                                      : "seconds is negative, NaN or above 1e9");
   COR__CHECK_THREAD(loop, "cor_loop_set_slow_callback_duration");
-  loop->slow_ns = (uint64_t)(seconds * 1e9);
+  loop->slow_ns = cor__duration_ns(seconds);
   return 0;
 }
 
@@ -989,11 +989,7 @@ static void *wd_main(void *arg) {
     if (period < 1000000)
       period = 1000000;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
-                 period;
-    ts.tv_sec = (time_t)(t / 1000000000ull);
-    ts.tv_nsec = (long)(t % 1000000000ull);
+    cor__monotonic_abstime(cor__now_ns() + period, &ts);
     pthread_cond_timedwait(&d->wd_cv, &d->wd_mu, &ts);
     if (d->wd_stop)
       break;

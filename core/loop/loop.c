@@ -82,10 +82,9 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
   loop->ts_batch = o.threadsafe_batch ? o.threadsafe_batch : DEFAULT_TS_BATCH;
   /* NaN counts as 0 (the default); huge values are capped at 1 s. */
   double spin = isnan(o.spin_seconds) ? 0 : o.spin_seconds;
-  loop->spin_ns = loop->spin_cur = spin < 0    ? 0
-                  : spin == 0 ? DEFAULT_SPIN_NS
-                  : spin > 1  ? 1000000000u
-                              : (uint64_t)(spin * 1e9);
+  loop->spin_ns = loop->spin_cur = spin == 0 ? DEFAULT_SPIN_NS
+                                  : spin > 1  ? 1000000000u
+                                              : cor__duration_ns(spin);
   loop->uring_off = o.io_uring < 0;
   double co = isnan(o.io_coalesce_seconds) ? 0 : o.io_coalesce_seconds;
   const char *co_env = getenv("CORIO_IO_COALESCE_US");
