@@ -4,6 +4,7 @@
 #include "base/base.h"
 #include "base/thread.h"
 
+#include <errno.h>
 #include <signal.h>
 
 #ifdef COR__TSAN_ATOMICS
@@ -29,4 +30,22 @@ int cor__thread_create(pthread_t *th, const pthread_attr_t *attr,
   int rc = pthread_create(th, attr, fn, arg);
   COR_ASSERT(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0);
   return rc;
+}
+
+static pthread_mutex_t tls_release_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int cor__tls_release_arm(cor__tls_release *r, void *cache) {
+  int ready = cor__load_acq(&r->ready);
+  if (COR_UNLIKELY(ready == 0)) {
+    pthread_mutex_lock(&tls_release_mu);
+    ready = r->ready;
+    if (ready == 0) {
+      ready = pthread_key_create(&r->key, r->fn) == 0 ? 1 : -1;
+      cor__store_rel(&r->ready, ready);
+    }
+    pthread_mutex_unlock(&tls_release_mu);
+  }
+  if (ready < 0)
+    return -EAGAIN;
+  return -pthread_setspecific(r->key, cache);
 }

@@ -24,4 +24,20 @@ int cor__thread_create(pthread_t *th, const pthread_attr_t *attr,
 #define COR__TLS_IE __attribute__((tls_model("initial-exec")))
 extern _Thread_local struct cor_task *cor__tls_task COR__TLS_IE;
 
+/* The one per-thread cache idiom: a thread-local cache (free buffers,
+ * retired coroutines) handed back to the allocator when its thread exits.
+ * A static cor__tls_release per kind of cache, COR__TLS_RELEASE_INIT(fn);
+ * the first time a thread puts something in its cache it calls
+ * cor__tls_release_arm(&r, &cache) (the cache keeps an `armed` flag of its
+ * own so that is once per thread, off the fast path), and fn(&cache) runs
+ * at that thread's exit. Returns 0 or a negated errno (no key left: the
+ * cache then lives until the process exits). */
+typedef struct cor__tls_release {
+  void (*fn)(void *);
+  pthread_key_t key;
+  int ready; /* 0 not made, 1 made, -1 failed */
+} cor__tls_release;
+#define COR__TLS_RELEASE_INIT(f) {.fn = (f)}
+int cor__tls_release_arm(cor__tls_release *r, void *cache);
+
 #endif

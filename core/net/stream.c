@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "diag/resource.h"
 #include "loop/loop.h"
 #include "net/stream_backend.h"
@@ -50,8 +51,6 @@ static _Thread_local struct {
   unsigned n;
   bool keyed;
 } rcache;
-static pthread_key_t rcache_key;
-static pthread_once_t rcache_once = PTHREAD_ONCE_INIT;
 
 /* At thread exit: the cached buffers go back to the allocator. */
 static void rcache_free(void *unused) {
@@ -63,7 +62,7 @@ static void rcache_free(void *unused) {
   }
   rcache.n = 0;
 }
-static void rcache_key_make(void) { pthread_key_create(&rcache_key, rcache_free); }
+static cor__tls_release rcache_release = COR__TLS_RELEASE_INIT(rcache_free);
 
 static char *rbuf_get(void) {
   void *b = rcache.head;
@@ -79,8 +78,7 @@ static void rbuf_put(char *b, size_t cap) {
   if (cap == RBUF_SIZE && rcache.n < RBUF_CACHE) {
     if (COR_UNLIKELY(!rcache.keyed)) {
       rcache.keyed = true;
-      pthread_once(&rcache_once, rcache_key_make);
-      pthread_setspecific(rcache_key, &rcache); /* non-NULL: destructor runs */
+      (void)cor__tls_release_arm(&rcache_release, &rcache);
     }
     *(void **)b = rcache.head;
     rcache.head = b;

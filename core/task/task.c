@@ -22,6 +22,7 @@
 #include "base/list.h"
 #include "base/object.h"
 #include "base/report.h"
+#include "base/thread.h"
 #include "loop/loop.h"
 #include "task/task_internal.h"
 
@@ -103,8 +104,6 @@ static _Thread_local struct {
   size_t n;
   bool keyed;
 } coro_q;
-static pthread_key_t coro_key;
-static pthread_once_t coro_once = PTHREAD_ONCE_INIT;
 
 static void coro_q_free(void *unused) {
   (void)unused;
@@ -117,7 +116,7 @@ static void coro_q_free(void *unused) {
   coro_q.head = coro_q.tail = NULL;
   coro_q.n = 0;
 }
-static void coro_key_make(void) { pthread_key_create(&coro_key, coro_q_free); }
+static cor__tls_release coro_release = COR__TLS_RELEASE_INIT(coro_q_free);
 
 static void coro_retire(struct cor_coro *c) {
   cor__free(c->bt);
@@ -132,8 +131,7 @@ static void coro_retire(struct cor_coro *c) {
   coro_q.n++;
   if (COR_UNLIKELY(!coro_q.keyed)) {
     coro_q.keyed = true;
-    pthread_once(&coro_once, coro_key_make);
-    pthread_setspecific(coro_key, &coro_q); /* non-NULL: run the destructor */
+    (void)cor__tls_release_arm(&coro_release, &coro_q);
   }
 }
 
