@@ -49,6 +49,7 @@ void (*cor__loop_close_hook)(struct cor_loop *loop);
 
 static void loop_free(cor__obj *o);
 static void release_resources(cor_loop_t *loop);
+static void drain_threadsafe(cor_loop_t *loop);
 
 __attribute__((constructor)) static void loop_module_init(void) {
   cor__obj_register(COR__OBJ_LOOP, loop_free);
@@ -61,6 +62,81 @@ static inline void cpu_relax(void) {
   __asm__ __volatile__("yield");
 #endif
 }
+
+/* ------------------------------------------------------------ parts */
+
+/* The loop is made of parts, each with its init (0 or a positive errno) and
+ * its fini. A fini is safe on a part never made (the loop starts zeroed,
+ * fds at -1), so a half-made loop is released by running every fini, the
+ * last part's first. Parts made on demand later (the timer heap, the fd
+ * table, signal handling) have a fini only. */
+
+static int ready_init(cor_loop_t *loop) {
+  loop->rcap = 256;
+  loop->ready = cor__array_resize(NULL, 0, loop->rcap * sizeof *loop->ready);
+  return loop->ready == NULL ? ENOMEM : 0;
+}
+static void ready_fini(cor_loop_t *loop) {
+  cor__array_free(loop->ready, (size_t)loop->rcap * sizeof *loop->ready);
+  loop->ready = NULL;
+  loop->rlen = loop->rcap = 0;
+}
+
+static int slots_init(cor_loop_t *loop) {
+  loop->slots_cap = 64;
+  loop->slots =
+      cor__array_resize(NULL, 0, loop->slots_cap * sizeof *loop->slots);
+  loop->nslots = 1; /* index 0 is never used: handle 0 names nothing */
+  return loop->slots == NULL ? ENOMEM : 0;
+}
+static void slots_fini(cor_loop_t *loop) {
+  cor__array_free(loop->slots, (size_t)loop->slots_cap * sizeof *loop->slots);
+  loop->slots = NULL;
+  loop->nslots = loop->slots_cap = 0;
+}
+
+static void io_fini(cor_loop_t *loop) {
+  cor__free(loop->io);
+  loop->io = NULL;
+  loop->io_cap = 0;
+}
+
+static int poll_part_init(cor_loop_t *loop) { return -cor__poll_init(loop); }
+
+/* The door's wake-up: the eventfd in the poller's set. */
+static int door_init(cor_loop_t *loop) {
+  loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (loop->wakefd < 0)
+    return errno;
+  return -cor__poll_set(loop, loop->wakefd, 0, COR__POLL_IN);
+}
+static void door_fini(cor_loop_t *loop) {
+  if (loop->wakefd >= 0) {
+    /* A producer that won the right to wake this loop may still be about
+     * to write the eventfd: wait for it before the fd number can be reused. */
+    unsigned k = 0;
+    while (ck_pr_load_int(&loop->wakers) != 0)
+      cor__spin_step(&k, UINT64_MAX);
+    close(loop->wakefd);
+    loop->wakefd = -1;
+  }
+  drain_threadsafe(loop);
+}
+
+static void signals_fini(cor_loop_t *loop) {
+  if (!sigisemptyset(&loop->sigmask) || loop->sigfd >= 0)
+    cor__signal_close(loop);
+}
+
+static const struct {
+  int (*init)(cor_loop_t *loop);
+  void (*fini)(cor_loop_t *loop);
+} parts[] = {
+    {ready_init, ready_fini},    {slots_init, slots_fini},
+    {NULL, cor__timers_free},    {NULL, io_fini},
+    {poll_part_init, cor__poll_fini}, {door_init, door_fini},
+    {NULL, signals_fini},
+};
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -99,24 +175,9 @@ cor_loop_t *cor_loop_new(const cor_loop_opts *opts) {
   loop->slow_ns = 100000000u; /* asyncio's slow_callback_duration, 0.1 s */
   sigemptyset(&loop->sigmask);
 
-  loop->rcap = 256;
-  loop->ready = cor__array_resize(NULL, 0, loop->rcap * sizeof *loop->ready);
-  loop->slots_cap = 64;
-  loop->slots = cor__array_resize(NULL, 0, loop->slots_cap * sizeof *loop->slots);
-  loop->nslots = 1; /* index 0 is never used: handle 0 names nothing */
-  if (loop->ready == NULL || loop->slots == NULL) {
-    err = ENOMEM;
-    goto fail;
-  }
-  if ((err = -cor__poll_init(loop)) != 0)
-    goto fail;
-  loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (loop->wakefd < 0) {
-    err = errno;
-    goto fail;
-  }
-  if ((err = -cor__poll_set(loop, loop->wakefd, 0, COR__POLL_IN)) != 0)
-    goto fail;
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+    if (parts[i].init != NULL && (err = parts[i].init(loop)) != 0)
+      goto fail;
   if (debug && cor__loop_debug_apply(loop, true) != 0) {
     err = ENOMEM;
     goto fail;
@@ -211,31 +272,11 @@ static void drain_threadsafe(cor_loop_t *loop) {
   cor__node_batch_flush(&b);
 }
 
-/* Frees everything but the object itself; safe on a half-built loop. */
+/* Frees everything but the object itself: every part's fini, last part
+ * first; safe on a half-built loop. */
 static void release_resources(cor_loop_t *loop) {
-  if (!sigisemptyset(&loop->sigmask) || loop->sigfd >= 0)
-    cor__signal_close(loop);
-  if (loop->wakefd >= 0) {
-    /* A producer that won the right to wake this loop may still be about
-     * to write the eventfd: wait for it before the fd number can be reused. */
-    unsigned k = 0;
-    while (ck_pr_load_int(&loop->wakers) != 0)
-      cor__spin_step(&k, UINT64_MAX);
-    close(loop->wakefd);
-    loop->wakefd = -1;
-  }
-  cor__poll_fini(loop);
-  cor__array_free(loop->ready, (size_t)loop->rcap * sizeof *loop->ready);
-  loop->ready = NULL;
-  loop->rlen = loop->rcap = 0;
-  cor__array_free(loop->slots, (size_t)loop->slots_cap * sizeof *loop->slots);
-  loop->slots = NULL;
-  loop->nslots = loop->slots_cap = 0;
-  cor__timers_free(loop);
-  cor__free(loop->io);
-  loop->io = NULL;
-  loop->io_cap = 0;
-  drain_threadsafe(loop);
+  for (size_t i = sizeof parts / sizeof parts[0]; i-- > 0;)
+    parts[i].fini(loop);
 }
 
 int cor_loop_close(cor_loop_t *loop) {
